@@ -1,0 +1,69 @@
+"""cpool: fast 2-D max pooling for NumPy arrays with PyTorch's exact semantics.
+
+>>> import numpy as np, cpool
+>>> x = np.random.rand(64, 32, 28, 28).astype(np.float32)
+>>> out, idx = cpool.max_pool2d(x, 2, return_indices=True)
+>>> grad_in = cpool.max_pool2d_backward(np.ones_like(out), idx, x.shape)
+
+Public API: :func:`max_pool2d`, :func:`max_pool2d_backward`,
+:class:`MaxPool2d`, :data:`backend`, :func:`set_num_threads`,
+:func:`get_num_threads`, :func:`show_config`, :func:`config`, and the NumPy
+reference implementation :mod:`cpool.slow`.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import slow
+from ._backend import BACKEND as backend
+from ._threads import get_num_threads, set_num_threads
+from .functional import max_pool2d, max_pool2d_backward
+from .module import BackwardBeforeForwardError, MaxPool2d
+
+__all__ = [
+    "__version__",
+    "backend",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "MaxPool2d",
+    "BackwardBeforeForwardError",
+    "set_num_threads",
+    "get_num_threads",
+    "show_config",
+    "config",
+    "slow",
+]
+
+
+def config() -> dict:
+    """Build and runtime facts as a dict (what :func:`show_config` prints)."""
+    import numpy as np
+
+    from . import _backend
+
+    info = {
+        "version": __version__,
+        "backend": backend,
+        "openmp": False,
+        "num_threads": get_num_threads(),
+        "numpy": np.__version__,
+        "extension_error": None if _backend.IMPORT_ERROR is None else str(_backend.IMPORT_ERROR),
+    }
+    if backend == "cython":
+        from . import _kernels
+
+        info["openmp"] = bool(_kernels.OPENMP)
+    return info
+
+
+def show_config() -> None:
+    """Print cpool's version, backend, OpenMP state, thread count and numpy version."""
+    info = config()
+    print(f"cpool {info['version']}")
+    print(f"  backend:     {info['backend']}")
+    print(f"  openmp:      {'on' if info['openmp'] else 'off'}")
+    print(f"  num_threads: {info['num_threads']}")
+    print(f"  numpy:       {info['numpy']}")
+    if info["extension_error"]:
+        print(f"  compiled extension unavailable: {info['extension_error']}")

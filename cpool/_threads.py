@@ -1,0 +1,91 @@
+"""How many threads cpool's kernels use.
+
+The default follows OpenMP's own view, ``omp_get_max_threads()``, which
+honours ``OMP_NUM_THREADS`` and limits set through threadpoolctl (which calls
+``omp_set_num_threads`` on the OpenMP runtime cpool links against), capped at
+the CPUs this process may run on. ``set_num_threads`` overrides it.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import threading
+
+__all__ = ["set_num_threads", "get_num_threads", "threads_for"]
+
+_lock = threading.Lock()
+_user_threads = None  # None: follow OpenMP / the environment
+
+# Below this many input elements per thread a thread team costs more than it
+# saves (waking a team is a few microseconds; a 28x28 plane takes less).
+MIN_ELEMENTS_PER_THREAD = 32768
+
+
+def _cpu_count() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _omp_max_threads() -> int:
+    try:
+        from . import _kernels
+    except ImportError:
+        return 1
+    if not _kernels.OPENMP:
+        return 1
+    return _kernels.omp_max_threads()
+
+
+def set_num_threads(n) -> None:
+    """Set the number of threads cpool's compiled kernels may use.
+
+    Parameters
+    ----------
+    n : int or None
+        A positive number of threads, or ``None`` to go back to the default
+        (``OMP_NUM_THREADS``, threadpoolctl limits, else the available CPUs).
+
+    Raises
+    ------
+    TypeError
+        If ``n`` is not an int or None.
+    ValueError
+        If ``n`` is less than 1.
+    """
+    global _user_threads
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            raise TypeError(f"set_num_threads() takes a positive int or None, got n={n!r}")
+        n = int(n)
+        if n < 1:
+            raise ValueError(f"set_num_threads() takes a positive int or None, got n={n}")
+    with _lock:
+        _user_threads = n
+
+
+def get_num_threads() -> int:
+    """The number of threads cpool's kernels use for large enough inputs.
+
+    Returns 1 when cpool was built without OpenMP or the NumPy backend is
+    active.
+    """
+    from ._backend import BACKEND
+
+    if BACKEND != "cython":
+        return 1
+    n = _user_threads
+    omp = _omp_max_threads()
+    if n is None:
+        return max(1, min(omp, _cpu_count()))
+    return n if omp > 1 or n == 1 else 1
+
+
+def threads_for(n_elements: int) -> int:
+    """Threads worth using for a call that touches ``n_elements`` inputs."""
+    n = get_num_threads()
+    if n == 1:
+        return 1
+    return max(1, min(n, n_elements // MIN_ELEMENTS_PER_THREAD))

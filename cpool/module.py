@@ -1,0 +1,171 @@
+"""``MaxPool2d`` as a layer of a Torch7-style NumPy framework.
+
+Course frameworks (``Module`` with ``updateOutput`` / ``updateGradInput``,
+``Sequential``, criteria, ``sgd_momentum``) call layers through a small duck
+-typed protocol; this class implements it, so it drops in where a
+hand-written loop-based ``MaxPool2d`` was.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._backend import BACKEND
+from ._validation import as_input_array, parse_pool_args
+
+__all__ = ["MaxPool2d", "BackwardBeforeForwardError"]
+
+
+class BackwardBeforeForwardError(RuntimeError, ValueError):
+    """``updateGradInput``/``backward`` was called before any ``forward``."""
+
+
+def _backend_module(backend):
+    if backend is None:
+        backend = BACKEND
+    if backend == "numpy":
+        from . import slow
+        return slow
+    if backend == "cython":
+        try:
+            from . import _fast
+        except ImportError as exc:
+            raise ValueError(
+                f"backend='cython' is not available: cpool's compiled extension cannot be imported ({exc})"
+            ) from None
+        return _fast
+    raise ValueError(f"backend must be None, 'cython' or 'numpy', got backend={backend!r}")
+
+
+class MaxPool2d:
+    """2-D max pooling layer for NumPy networks, PyTorch-exact.
+
+    Parameters
+    ----------
+    kernel_size, stride, padding, dilation, ceil_mode
+        As in :func:`cpool.max_pool2d` and ``torch.nn.MaxPool2d``.
+    backend : {None, 'cython', 'numpy'}, keyword-only
+        Which implementation to use; None uses the active one
+        (:data:`cpool.backend`).
+
+    Attributes
+    ----------
+    output : ndarray or None
+        The last forward result.
+    gradInput : ndarray or None
+        The last backward result.
+    indices : ndarray of int64 or None
+        PyTorch-format indices (``h * W + w`` within each plane) of the last
+        forward.
+    index : ndarray of int32
+        The same positions as (row, col) pairs, shape (N, C, OH, OW, 2): the
+        format of the classic loop implementation's ``self.index``. -1 marks
+        a window with no input element.
+    training : bool
+        Set by :meth:`train` / :meth:`evaluate`; pooling behaves the same in
+        both modes.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> pool = cpool.MaxPool2d(2)
+    >>> pool
+    MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)
+    >>> x = np.random.rand(8, 3, 28, 28).astype(np.float32)
+    >>> pool.forward(x).shape
+    (8, 3, 14, 14)
+    >>> pool.backward(x, np.ones((8, 3, 14, 14), np.float32)).shape
+    (8, 3, 28, 28)
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *, backend=None):
+        # Checked now so a bad layer fails where it is built, not mid-epoch.
+        parse_pool_args(kernel_size, stride, padding, dilation, ceil_mode)
+        self._impl = _backend_module(backend)
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding = padding
+        self.dilation = dilation
+        self.ceil_mode = ceil_mode
+        self.output = None
+        self.gradInput = None
+        self.indices = None
+        self.training = True
+        self._input_shape = None
+
+    # -- the framework protocol -------------------------------------------
+    def updateOutput(self, input):
+        """Pool ``input``; sets and returns ``self.output`` (and ``self.indices``)."""
+        arr = as_input_array(input)
+        self.output, self.indices = self._impl.max_pool2d(
+            arr, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode, return_indices=True
+        )
+        self._input_shape = arr.shape
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        """Gradient with respect to the last forward's input; sets and returns ``self.gradInput``."""
+        if self.indices is None:
+            raise BackwardBeforeForwardError(
+                "MaxPool2d.updateGradInput() was called before forward(): there are no indices to route "
+                "gradOutput through"
+            )
+        shape = np.shape(input)
+        if tuple(shape) != tuple(self._input_shape):
+            raise ValueError(
+                f"input.shape={tuple(shape)!r} differs from the shape of the last forward input "
+                f"{tuple(self._input_shape)!r}; call forward() on this input first"
+            )
+        self.gradInput = self._impl.max_pool2d_backward(gradOutput, self.indices, self._input_shape)
+        return self.gradInput
+
+    def accGradParameters(self, input, gradOutput):
+        """No-op: max pooling has no parameters."""
+
+    def zeroGradParameters(self):
+        """No-op: max pooling has no parameters."""
+
+    def getParameters(self):
+        """Max pooling has no parameters: returns ``[]``."""
+        return []
+
+    def getGradParameters(self):
+        """Max pooling has no parameters: returns ``[]``."""
+        return []
+
+    def forward(self, input):
+        """Same as :meth:`updateOutput`."""
+        return self.updateOutput(input)
+
+    def backward(self, input, gradOutput):
+        """:meth:`updateGradInput` then :meth:`accGradParameters`; returns ``self.gradInput``."""
+        self.updateGradInput(input, gradOutput)
+        self.accGradParameters(input, gradOutput)
+        return self.gradInput
+
+    __call__ = forward
+
+    def train(self):
+        """Switch to training mode (no effect on pooling itself)."""
+        self.training = True
+
+    def evaluate(self):
+        """Switch to evaluation mode (no effect on pooling itself)."""
+        self.training = False
+
+    # -- extras ----------------------------------------------------------
+    @property
+    def index(self):
+        if self.indices is None:
+            return None
+        W = self._input_shape[-1]
+        rows, cols = np.divmod(self.indices, W)
+        pairs = np.stack((rows, cols), axis=-1).astype(np.int32)
+        pairs[self.indices < 0] = -1
+        return pairs
+
+    def __repr__(self):
+        return (
+            f"MaxPool2d(kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+            f"dilation={self.dilation}, ceil_mode={self.ceil_mode})"
+        )

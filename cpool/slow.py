@@ -1,0 +1,121 @@
+"""cpool's pure-NumPy backend: the reference implementation and the fallback.
+
+Same functions, same signatures and the same results bit for bit (values,
+indices, NaN payloads, gradients) as the compiled backend. It is used when
+the compiled extension is unavailable or ``CPOOL_BACKEND=numpy`` is set, and
+the test suite checks the compiled backend against it (as ``bottleneck``
+checks its C functions against ``bottleneck.slow``).
+
+It is vectorized over batch, channels and output positions; the only Python
+loop is over the ``kh * kw`` kernel taps, visited in row-major order, which is
+what makes PyTorch's tie and NaN rules come out exactly: a tap replaces the
+running best when ``v > best or isnan(v)``, so ties keep the first maximum and
+the last NaN wins.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _frontend
+from ._validation import PoolGeometry, index_error
+
+__all__ = ["max_pool2d", "max_pool2d_backward"]
+
+
+def _lowest(dtype: np.dtype):
+    """The value a window starts from: -inf for floats, the minimum for ints."""
+    if dtype.kind == "f":
+        return -np.inf
+    return np.iinfo(dtype).min
+
+
+def _tap_positions(out_len: int, k_off: int, stride: int, pad: int, size: int):
+    """Input coordinate of one kernel tap for every output position, and
+    whether it lies inside the input (padding is never selected)."""
+    pos = np.arange(out_len, dtype=np.int64) * stride - pad + k_off
+    return pos, (pos >= 0) & (pos < size)
+
+
+def forward_planes(x: np.ndarray, g: PoolGeometry, with_indices: bool):
+    """Max-pool a C-contiguous (P, H, W) array. Returns ``(out, indices or None)``."""
+    P = x.shape[0]
+    lowest = _lowest(x.dtype)
+    # Pad with the lowest value so every tap is a plain strided slice. A padded
+    # value never beats the running best (ties keep the first), and in the
+    # index path taps outside the input are masked out explicitly.
+    top, left = g.ph, g.pw
+    rows = max(g.H, (g.OH - 1) * g.sh - g.ph + (g.kh - 1) * g.dh + 1)
+    cols = max(g.W, (g.OW - 1) * g.sw - g.pw + (g.kw - 1) * g.dw + 1)
+    if top or left or rows > g.H or cols > g.W:
+        xp = np.full((P, top + rows, left + cols), lowest, dtype=x.dtype)
+        xp[:, top:top + g.H, left:left + g.W] = x
+    else:
+        xp = x
+
+    out = np.full((P, g.OH, g.OW), lowest, dtype=x.dtype)
+    idx = np.full((P, g.OH, g.OW), -1, dtype=np.int64) if with_indices else None
+    is_float = x.dtype.kind == "f"
+    take = np.empty((P, g.OH, g.OW), dtype=bool)
+    scratch = np.empty((P, g.OH, g.OW), dtype=bool) if is_float else None
+    for i in range(g.kh):
+        ih, row_ok = _tap_positions(g.OH, i * g.dh, g.sh, g.ph, g.H)
+        if not row_ok.any():
+            continue
+        for j in range(g.kw):
+            iw, col_ok = _tap_positions(g.OW, j * g.dw, g.sw, g.pw, g.W)
+            # Input row ih = oh*sh - ph + i*dh sits at padded row oh*sh + i*dh.
+            v = xp[:, i * g.dh:i * g.dh + (g.OH - 1) * g.sh + 1:g.sh,
+                   j * g.dw:j * g.dw + (g.OW - 1) * g.sw + 1:g.sw]
+            np.greater(v, out, out=take)
+            if is_float:
+                np.isnan(v, out=scratch)
+                take |= scratch
+            if with_indices:
+                # The first in-bounds tap of a window is taken unconditionally
+                # (PyTorch initialises the index with it), and padding never is.
+                valid = row_ok[:, None] & col_ok[None, :]
+                take |= idx < 0
+                take &= valid
+                np.copyto(idx, ih[:, None] * g.W + iw[None, :], where=take)
+            np.copyto(out, v, where=take)
+    return out, idx
+
+
+def backward_planes(go: np.ndarray, idx: np.ndarray, shape) -> np.ndarray:
+    """Scatter-add (P, OH, OW) ``go`` into a fresh (P, H, W) array by ``idx``.
+
+    ``np.add.at`` applies the additions in output row-major order within each
+    plane, rounding after every add in the array's dtype, exactly as PyTorch's
+    CPU kernel does (float16 included).
+    """
+    P = go.shape[0]
+    H, W = shape[-2:]
+    plane = H * W
+    n_out = idx.shape[1] * idx.shape[2]
+    flat_idx = idx.reshape(P, n_out)
+    bad = (flat_idx < -1) | (flat_idx >= plane)
+    if bad.any():
+        raise index_error(int(flat_idx[bad][0]), plane, shape)
+    grad_in = np.zeros((P, plane), dtype=go.dtype)
+    keep = flat_idx >= 0
+    planes = np.broadcast_to(np.arange(P, dtype=np.int64)[:, None], flat_idx.shape)
+    np.add.at(grad_in, (planes[keep], flat_idx[keep]), go.reshape(P, n_out)[keep])
+    return grad_in.reshape(P, H, W)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """2-D max pooling with PyTorch's semantics, in NumPy.
+
+    See :func:`cpool.max_pool2d` for the full description; this is the same
+    function computed without the compiled extension.
+    """
+    return _frontend.forward(forward_planes, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def max_pool2d_backward(grad_output, indices, input_shape):
+    """Gradient of :func:`max_pool2d` with respect to its input, in NumPy.
+
+    See :func:`cpool.max_pool2d_backward`.
+    """
+    return _frontend.backward(backward_planes, grad_output, indices, input_shape)
