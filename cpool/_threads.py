@@ -12,6 +12,8 @@ import numbers
 import os
 import threading
 
+from ._backend import BACKEND
+
 __all__ = ["set_num_threads", "get_num_threads", "threads_for"]
 
 _lock = threading.Lock()
@@ -29,12 +31,14 @@ def _cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+if BACKEND == "cython":
+    from . import _kernels
+else:
+    _kernels = None
+
+
 def _omp_max_threads() -> int:
-    try:
-        from . import _kernels
-    except ImportError:
-        return 1
-    if not _kernels.OPENMP:
+    if _kernels is None or not _kernels.OPENMP:
         return 1
     return _kernels.omp_max_threads()
 
@@ -72,8 +76,6 @@ def get_num_threads() -> int:
     Returns 1 when cpool was built without OpenMP or the NumPy backend is
     active.
     """
-    from ._backend import BACKEND
-
     if BACKEND != "cython":
         return 1
     n = _user_threads
@@ -85,6 +87,8 @@ def get_num_threads() -> int:
 
 def threads_for(n_elements: int) -> int:
     """Threads worth using for a call that touches ``n_elements`` inputs."""
+    if n_elements < 2 * MIN_ELEMENTS_PER_THREAD:
+        return 1  # decided before asking OpenMP: this is the latency path
     n = get_num_threads()
     if n == 1:
         return 1

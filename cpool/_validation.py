@@ -10,6 +10,7 @@ always naming the argument and the offending value.
 
 from __future__ import annotations
 
+import functools
 import numbers
 import operator
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ FORWARD_DTYPES = tuple(
 )
 #: dtypes accepted by the backward pass (PyTorch: FLOATING_TYPES_AND2).
 BACKWARD_DTYPES = tuple(np.dtype(t) for t in (np.float16, np.float32, np.float64))
+
+_INT64 = np.dtype(np.int64)
 
 # PyTorch stores every pooling parameter in a C ``int`` (safe_downcast in
 # Pool.h) and rejects larger values; so do we, which also keeps every size
@@ -112,8 +115,25 @@ def _as_bool(value, name: str) -> bool:
     raise TypeError(f"{name} must be a bool, got {name}={_describe(value)}")
 
 
+def _plain_key(value):
+    """``value`` if it is an int or a tuple of ints *by exact type*, else None.
+
+    Only such values are cached: ``True == 1`` and ``np.int64(2) == 2`` hash
+    alike, and a cache keyed on equality would let ``kernel_size=True``
+    through as if it were 1.
+    """
+    if type(value) is int:
+        return value
+    if type(value) is tuple and all(type(v) is int for v in value):
+        return value
+    return None
+
+
 def parse_pool_args(kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     """Check the pooling hyper-parameters on their own (no input needed).
+
+    Results for plain int / tuple-of-int arguments are cached, so a layer
+    called every batch pays for the checks once.
 
     Returns ``(kernel, stride, padding, dilation, ceil_mode)`` with each of the
     first four a pair of ints. Raises ``TypeError`` for wrong types and
@@ -121,6 +141,14 @@ def parse_pool_args(kernel_size, stride=None, padding=0, dilation=1, ceil_mode=F
     negative padding, padding above half the kernel, or values that do not fit
     PyTorch's 32-bit parameters.
     """
+    key = (_plain_key(kernel_size), stride if stride is None else _plain_key(stride),
+           _plain_key(padding), _plain_key(dilation))
+    if None not in key[:1] + key[2:] and (stride is None or key[1] is not None) and type(ceil_mode) is bool:
+        return _parse_pool_args_cached(kernel_size, stride, padding, dilation, ceil_mode)
+    return _parse_pool_args(kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def _parse_pool_args(kernel_size, stride, padding, dilation, ceil_mode):
     kernel = _pair(kernel_size, "kernel_size")
     stride_ = _pair(stride, "stride", allow_none=True)
     pad = _pair(padding, "padding")
@@ -154,6 +182,9 @@ def parse_pool_args(kernel_size, stride=None, padding=0, dilation=1, ceil_mode=F
     return kernel, stride_, pad, dil, ceil
 
 
+_parse_pool_args_cached = functools.lru_cache(maxsize=256)(_parse_pool_args)
+
+
 def output_size(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
     """PyTorch's ``pooling_output_shape``: output length along one axis."""
     out = (size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
@@ -178,6 +209,8 @@ def as_input_array(value, name: str = "input") -> np.ndarray:
 
 def _check_dtype(arr: np.ndarray, name: str, allowed, what: str) -> np.ndarray:
     dt = arr.dtype
+    if dt in allowed:  # the common, native-order case
+        return arr
     native = dt.newbyteorder("=") if dt.byteorder not in ("=", "|") else dt
     if native not in allowed:
         names = ", ".join(str(d) for d in allowed)
@@ -187,6 +220,11 @@ def _check_dtype(arr: np.ndarray, name: str, allowed, what: str) -> np.ndarray:
 
 def pool_geometry(shape, kernel, stride, padding, dilation, ceil_mode, *, name="input") -> PoolGeometry:
     """Check ``shape`` against the parameters and compute the output size."""
+    return _pool_geometry(tuple(shape), kernel, stride, padding, dilation, ceil_mode, name)
+
+
+@functools.lru_cache(maxsize=256)
+def _pool_geometry(shape, kernel, stride, padding, dilation, ceil_mode, name) -> PoolGeometry:
     C, H, W = shape[-3:]
     if C == 0 or H == 0 or W == 0:
         raise ValueError(
@@ -222,8 +260,9 @@ def as_native_planes(arr: np.ndarray) -> np.ndarray:
     array is never written to.
     """
     H, W = arr.shape[-2:]
-    native = arr.dtype.newbyteorder("=")
-    return np.ascontiguousarray(arr, dtype=native).reshape(-1, H, W)
+    if not (arr.flags.c_contiguous and arr.dtype.isnative):
+        arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
+    return arr.reshape(-1, H, W)
 
 
 def prepare_forward(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
@@ -242,6 +281,8 @@ def prepare_forward(input, kernel_size, stride, padding, dilation, ceil_mode, re
 
 
 def _as_shape(input_shape, ndim: int):
+    if type(input_shape) is tuple and len(input_shape) == ndim and all(type(v) is int for v in input_shape):
+        return input_shape  # the usual `x.shape`
     if isinstance(input_shape, np.ndarray):
         input_shape = input_shape.tolist()
     if not isinstance(input_shape, (tuple, list)):
@@ -269,7 +310,7 @@ def prepare_backward(grad_output, indices, input_shape):
     go = as_input_array(grad_output, "grad_output")
     idx = as_input_array(indices, "indices")
     _check_dtype(go, "grad_output", BACKWARD_DTYPES, "max_pool2d_backward")
-    if idx.dtype.kind not in "iu" or idx.dtype.itemsize != 8 or idx.dtype.kind == "u":
+    if idx.dtype != _INT64 and (idx.dtype.kind != "i" or idx.dtype.itemsize != 8):
         raise TypeError(
             f"indices must be an int64 array as returned by max_pool2d(..., return_indices=True), "
             f"got indices.dtype={idx.dtype!s}"
