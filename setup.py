@@ -10,9 +10,11 @@ CPOOL_REQUIRE_OPENMP=1   fail the build if the compiler cannot do OpenMP
                          (by default the build warns and goes serial).
 CPOOL_CFLAGS="..."       extra compiler flags, e.g. "-march=native" for a
                          build that will only ever run on this machine.
+CPOOL_NO_ISA_VARIANTS=1  build only the baseline kernels (no AVX2 copy).
 """
 
 import os
+import platform
 import shlex
 import sys
 import tempfile
@@ -50,6 +52,21 @@ def _truthy(name):
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _check_compiler(compiler):
+    """Fail early, and say why, when there is no working C compiler."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "cc_probe.c")
+        with open(src, "w") as f:
+            f.write("int main(void) { return 0; }\n")
+        try:
+            compiler.compile([src], output_dir=tmp)
+        except Exception as exc:
+            sys.exit(
+                f"cpool: the C compiler cannot build a trivial program ({exc}). cpool's kernels are a compiled "
+                "extension: install a C compiler (e.g. gcc) and the Python headers, then reinstall."
+            )
+
+
 def _openmp_flags(compiler):
     """Compile and link a small OpenMP program; return the flags that worked."""
     if compiler.compiler_type == "msvc":
@@ -75,6 +92,7 @@ class BuildExt(build_ext):
         cflags = ["-O3"] if self.compiler.compiler_type != "msvc" else ["/O2"]
         cflags += shlex.split(os.environ.get("CPOOL_CFLAGS", ""))
         ldflags = []
+        _check_compiler(self.compiler)
         if _truthy("CPOOL_DISABLE_OPENMP"):
             print("cpool: CPOOL_DISABLE_OPENMP is set; building the kernels without OpenMP (serial).")
         else:
@@ -90,15 +108,32 @@ class BuildExt(build_ext):
             else:
                 cflags += flags[0]
                 ldflags += flags[1]
+        if self.compiler.compiler_type == "msvc":
+            # The runtime CPU check needs GCC/clang builtins; MSVC builds get
+            # the baseline kernels only.
+            self.extensions = [e for e in self.extensions if e.name == "cpool._kernels"]
         for ext in self.extensions:
             ext.extra_compile_args = list(ext.extra_compile_args or []) + cflags
             ext.extra_link_args = list(ext.extra_link_args or []) + ldflags
         super().build_extensions()
 
 
+# The kernels are compiled once for the baseline ISA of the platform (the
+# wheel runs anywhere) and, on x86-64, once more for AVX2: each variant is a
+# .pyx that includes cpool/_kernels.pyx, built with its own ISA flags on top of
+# the common ones (CPOOL_CFLAGS included). cpool._fast picks the best variant
+# the CPU supports at import (CPOOL_ISA=baseline forces the baseline).
+ISA_VARIANTS = {"avx2": ["-mavx2", "-mfma"]}
+
 extensions = [Extension("cpool._kernels", ["cpool/_kernels.pyx"])]
+if platform.machine().lower() in ("x86_64", "amd64") and not _truthy("CPOOL_NO_ISA_VARIANTS"):
+    extensions += [
+        Extension(f"cpool._kernels_{isa}", [f"cpool/_kernels_{isa}.pyx"], extra_compile_args=list(flags))
+        for isa, flags in ISA_VARIANTS.items()
+    ]
 
 setup(
-    ext_modules=cythonize(extensions, compiler_directives=CYTHON_DIRECTIVES),
+    # build_dir: the generated C files go under build/, not next to the .pyx.
+    ext_modules=cythonize(extensions, compiler_directives=CYTHON_DIRECTIVES, build_dir="build"),
     cmdclass={"build_ext": BuildExt},
 )

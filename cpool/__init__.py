@@ -46,23 +46,27 @@ def config() -> dict:
         "version": __version__,
         "backend": backend,
         "openmp": False,
+        "isa": None,
         "num_threads": get_num_threads(),
         "numpy": np.__version__,
         "extension_error": None if _backend.IMPORT_ERROR is None else str(_backend.IMPORT_ERROR),
     }
     if backend == "cython":
-        from . import _kernels
+        from . import _fast
 
-        info["openmp"] = bool(_kernels.OPENMP)
+        info["openmp"] = bool(_fast.KERNELS.OPENMP)
+        info["isa"] = _fast.KERNELS.ISA
     return info
 
 
 def show_config() -> None:
-    """Print cpool's version, backend, OpenMP state, thread count and numpy version."""
+    """Print cpool's version, backend, OpenMP state, kernel ISA, thread count and numpy version."""
     info = config()
     print(f"cpool {info['version']}")
     print(f"  backend:     {info['backend']}")
     print(f"  openmp:      {'on' if info['openmp'] else 'off'}")
+    if info["isa"]:
+        print(f"  kernels:     {info['isa']}")
     print(f"  num_threads: {info['num_threads']}")
     print(f"  numpy:       {info['numpy']}")
     if info["extension_error"]:

@@ -1,12 +1,18 @@
 """The compiled backend: :mod:`cpool._kernels` behind the common front end.
 
-float32 and float64 run in the compiled kernels. float16 forward runs in the
+float32 and float64 run in the compiled kernels: ``cpool._kernels_avx2``
+when the build has it and the CPU supports AVX2, else the baseline
+``cpool._kernels`` (the environment variable ``CPOOL_ISA=baseline`` forces the
+baseline, ``CPOOL_ISA=avx2`` insists on AVX2; read once, at import). float16 forward runs in the
 float32 kernel (widening and narrowing float16 is exact, NaN payloads
 included); integer forward and float16 backward, whose per-add rounding must
 happen in float16, use the NumPy code of :mod:`cpool.slow`.
 """
 
 from __future__ import annotations
+
+import os
+import warnings
 
 import numpy as np
 
@@ -19,6 +25,31 @@ __all__ = ["max_pool2d", "max_pool2d_backward"]
 
 _COMPILED = (np.dtype(np.float32), np.dtype(np.float64))
 _F16 = np.dtype(np.float16)
+# The general forward path keeps window indices as int32 plane offsets.
+_INT32_PLANE = 2**31
+
+
+def _select_kernels():
+    want = os.environ.get("CPOOL_ISA", "").strip().lower() or "auto"
+    if want not in ("auto", "baseline", "avx2"):
+        warnings.warn(f"CPOOL_ISA={want!r} is not one of auto, baseline, avx2; using auto", RuntimeWarning, stacklevel=2)
+        want = "auto"
+    if want == "baseline":
+        return _kernels
+    try:
+        from . import _kernels_avx2 as avx2
+    except ImportError:  # not an x86-64 build, or built with CPOOL_NO_ISA_VARIANTS
+        avx2 = None
+    if avx2 is not None and _kernels.cpu_has_avx2():
+        return avx2
+    if want == "avx2":
+        warnings.warn("CPOOL_ISA=avx2, but the AVX2 kernels are not built or this CPU lacks AVX2; "
+                      "using the baseline kernels", RuntimeWarning, stacklevel=2)
+    return _kernels
+
+
+#: The kernel module in use; ``KERNELS.ISA`` names its instruction set.
+KERNELS = _select_kernels()
 
 
 def forward_planes(x, g, with_indices):
@@ -30,7 +61,9 @@ def forward_planes(x, g, with_indices):
     P = x.shape[0]
     out = np.empty((P, g.OH, g.OW), dtype=x.dtype)
     idx = np.empty((P, g.OH, g.OW), dtype=np.int64) if with_indices else None
-    _kernels.max_pool2d_forward(x, out, idx, g, threads_for(x.size))
+    if with_indices and g.H * g.W >= _INT32_PLANE and not KERNELS.fast_path(g):
+        return _slow.forward_planes(x, g, with_indices)  # beyond int32 offsets; never in practice
+    KERNELS.max_pool2d_forward(x, out, idx, g, threads_for(x.size))
     return out, idx
 
 
@@ -39,7 +72,7 @@ def backward_planes(go, idx, shape):
         return _slow.backward_planes(go, idx, shape)
     H, W = shape[-2:]
     gi = np.empty((go.shape[0], H, W), dtype=go.dtype)
-    bad = _kernels.max_pool2d_backward(go, idx, gi, threads_for(gi.size))
+    bad = KERNELS.max_pool2d_backward(go, idx, gi, threads_for(gi.size))
     if bad:
         flat = idx.reshape(-1)
         first = flat[(flat < -1) | (flat >= H * W)][0]

@@ -12,11 +12,23 @@ first in-bounds tap of a window seeds its index; padding is never selected.
 A window with no in-bounds tap (only possible with dilation) yields -inf and
 index -1.
 
+That fold ("the last NaN, else the first maximum") is associative, so any
+grouping of consecutive taps gives the same value, bits and index; it is not
+commutative, so taps are never reordered.
+
+This one source is compiled more than once (see ``setup.py``): as
+``cpool._kernels`` for the baseline ISA and, on x86-64, as
+``cpool._kernels_avx2`` (``_kernels_avx2.pyx`` just includes this file).
+:mod:`cpool._fast` picks one at import with :func:`cpu_has_avx2`. The loops
+are written for the auto-vectoriser: no branches in inner loops, selects
+instead, and fixed-length chunks whose length is the vector width of the
+variant being compiled (``CPOOL_VEC_BYTES``).
+
 Cython directives are set for the whole extension in ``setup.py``.
 """
 
 from cython.parallel cimport prange
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memset
 from libc.math cimport INFINITY
 
@@ -35,12 +47,42 @@ cdef extern from * nogil:
     static int cpool_openmp_enabled(void) { return 0; }
     static int cpool_omp_max_threads(void) { return 1; }
     #endif
+
+    /* The widest vectors this translation unit may use (set by the ISA flags
+       setup.py passes for each variant). */
+    #if defined(__AVX512F__)
+    #define CPOOL_VEC_BYTES 64
+    #define CPOOL_ISA "avx512"
+    #elif defined(__AVX2__)
+    #define CPOOL_VEC_BYTES 32
+    #define CPOOL_ISA "avx2"
+    #else
+    #define CPOOL_VEC_BYTES 16
+    #define CPOOL_ISA "baseline"
+    #endif
+
+    /* Whether this CPU (and OS) runs the AVX2 variant. GCC and clang only;
+       elsewhere the baseline is used. */
+    static int cpool_cpu_has_avx2(void) {
+    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    #else
+        return 0;
+    #endif
+    }
     """
     int cpool_openmp_enabled()
     int cpool_omp_max_threads()
+    int cpool_cpu_has_avx2()
+    const char* CPOOL_ISA
+    enum: CPOOL_VEC_BYTES
 
 
 OPENMP = bool(cpool_openmp_enabled())
+
+#: The instruction set this module was compiled for: "baseline", "avx2", ...
+ISA = CPOOL_ISA.decode("ascii")
 
 
 def omp_max_threads():
@@ -48,14 +90,122 @@ def omp_max_threads():
     return cpool_omp_max_threads()
 
 
+def cpu_has_avx2():
+    """True if this CPU and OS can run ``cpool._kernels_avx2``."""
+    return bool(cpool_cpu_has_avx2())
+
+
 cdef struct Geometry:
     Py_ssize_t kh, kw, sh, sw, ph, pw, dh, dw, H, W, OH, OW
+
+
+cdef enum:
+    CHUNK = 256  # output columns per stack-buffer chunk in the general path
 
 
 cdef inline bint _takes(floating v, floating best) noexcept nogil:
     # PyTorch's update rule. `v != v` is the NaN test; written with `|` rather
     # than `or` so the compiler can turn the select into a vector blend.
     return (v > best) | (v != v)
+
+
+cdef inline floating _fold(floating best, floating v) noexcept nogil:
+    # The same rule when only the value is wanted. `v > best ? v : best` is
+    # exactly x86's MAXPS(v, best) (which returns `best` when either is NaN),
+    # so this is a max and one NaN blend instead of two compares and a blend.
+    cdef floating m = v if v > best else best
+    return v if v != v else m
+
+
+# ---------------------------------------------------------------- forward
+
+cdef inline void _k2_span(const floating* a, Py_ssize_t W, floating* o, int64_t* io,
+                          int64_t first, Py_ssize_t n, bint with_idx) noexcept nogil:
+    # n consecutive 2x2 stride-2 windows whose top-left taps are a[0], a[2],
+    # ...: fold a[2c], a[2c+1], a[W+2c], a[W+2c+1] in that order. `first` is
+    # the plane index of a[0]. with_idx is a constant at each call site.
+    cdef Py_ssize_t c
+    cdef floating best, v
+    cdef int64_t off
+    cdef bint t
+    for c in range(n):
+        if with_idx:
+            best = a[2 * c]
+            off = 0
+            v = a[2 * c + 1]
+            t = _takes(v, best)
+            best = v if t else best
+            off = 1 if t else off
+            v = a[W + 2 * c]
+            t = _takes(v, best)
+            best = v if t else best
+            off = W if t else off
+            v = a[W + 2 * c + 1]
+            t = _takes(v, best)
+            best = v if t else best
+            off = W + 1 if t else off
+            o[c] = best
+            io[c] = first + 2 * c + off
+        else:
+            best = _fold(a[2 * c], a[2 * c + 1])
+            best = _fold(best, a[W + 2 * c])
+            o[c] = _fold(best, a[W + 2 * c + 1])
+
+
+cdef inline void _rows_2x2(const floating* x, floating* out, int64_t* idx,
+                           Py_ssize_t r0, Py_ssize_t r1, Geometry g,
+                           bint with_idx) noexcept nogil:
+    # kernel 2, stride 2, no padding or dilation, every window complete.
+    # Rows are short (OW = 7 or 14 is common), so rather than a vector loop
+    # plus a scalar remainder, a row's loop runs to a whole number of
+    # vectors (L outputs): it writes up to L-1 junk outputs into the next
+    # row, which that row then overwrites, and reads input belonging to the
+    # next row pair. The block's last row has no next row of its own, so it
+    # alone stops exactly at OW. Needs OW >= L - 1 (the next row covers the
+    # junk; then W >= 2*OW also keeps the reads inside the next row pair).
+    # (A loop with a constant trip count of L would be fully unrolled before
+    # the vectoriser sees it, and the index selects become branches.)
+    # Geometry arrives by value: stores through `idx` (int64_t*) could alias
+    # a struct read through a pointer and would block vectorisation.
+    cdef Py_ssize_t W = g.W, OW = g.OW, OH = g.OH, H = g.H
+    cdef Py_ssize_t L = CPOOL_VEC_BYTES // sizeof(floating)  # one vector
+    cdef Py_ssize_t OWL = (OW + L - 1) // L * L
+    cdef Py_ssize_t r, p, oh
+    cdef int64_t* io = NULL
+    cdef bint overrun = OW >= L - 1
+    p = r0 // OH
+    oh = r0 - p * OH
+    for r in range(r0, r1):
+        if with_idx:
+            io = idx + r * OW
+        _k2_span(x + p * H * W + 2 * oh * W, W, out + r * OW, io, 2 * oh * W,
+                 OWL if (overrun and r + 1 < r1) else OW, with_idx)
+        oh += 1
+        if oh == OH:
+            oh = 0
+            p += 1
+
+
+cdef inline void _tap(const floating* row, Py_ssize_t sw, floating* ob, int32_t* ib,
+                      int32_t first, Py_ssize_t lo, Py_ssize_t hi, bint with_idx) noexcept nogil:
+    # Fold tap row[c*sw] into output c for c in [lo, hi). ob/ib are stack
+    # buffers, so they cannot alias `row` and the loop needs no alias checks;
+    # indices are accumulated as int32 plane offsets (first = offset of
+    # row[0]) so they share the float lanes. ib < 0: no tap seen yet, so this
+    # one seeds the window whatever its value.
+    cdef Py_ssize_t c
+    cdef floating v
+    cdef bint t
+    cdef int32_t at = first + <int32_t>(lo * sw)  # plane offset of row[c*sw]
+    for c in range(lo, hi):
+        v = row[c * sw]
+        if with_idx:
+            t = _takes(v, ob[c]) | (ib[c] < 0)
+            ob[c] = v if t else ob[c]
+            ib[c] = at if t else ib[c]
+            at += <int32_t>sw
+        else:
+            ob[c] = _fold(ob[c], v)
 
 
 cdef inline void _valid_outputs(Py_ssize_t off, Py_ssize_t stride, Py_ssize_t size,
@@ -69,105 +219,66 @@ cdef inline void _valid_outputs(Py_ssize_t off, Py_ssize_t stride, Py_ssize_t si
         hi[0] = min(n_out, (size - 1 - off) // stride + 1)
 
 
-cdef void _rows_2x2(const floating* x, floating* out, int64_t* idx,
-                    Py_ssize_t r0, Py_ssize_t r1, Geometry g) noexcept nogil:
-    # kernel 2, stride 2, no padding or dilation: the common case. Every
-    # window is complete; its four taps are folded in row-major order with
-    # selects (no branches), which the compiler turns into vector blends.
-    # Geometry arrives by value: stores through `idx` (int64_t*) could alias
-    # a struct read through a pointer and would block vectorisation.
-    cdef Py_ssize_t W = g.W, OW = g.OW, OH = g.OH, H = g.H
-    cdef Py_ssize_t r, ow, p, oh
-    cdef const floating* a
-    cdef const floating* b
-    cdef floating* o
-    cdef int64_t* io
-    cdef floating best, v
-    cdef int k  # window-local tap 0..3: 32-bit so it shares the float lanes
-    cdef int64_t top
-    cdef bint t
-    for r in range(r0, r1):
-        p = r // OH
-        oh = r - p * OH
-        a = x + p * H * W + 2 * oh * W
-        b = a + W
-        o = out + r * OW
-        if idx == NULL:
-            for ow in range(OW):
-                best = a[2 * ow]
-                v = a[2 * ow + 1]
-                best = v if _takes(v, best) else best
-                v = b[2 * ow]
-                best = v if _takes(v, best) else best
-                v = b[2 * ow + 1]
-                best = v if _takes(v, best) else best
-                o[ow] = best
-        else:
-            io = idx + r * OW
-            top = 2 * oh * W
-            for ow in range(OW):
-                best = a[2 * ow]
-                k = 0
-                v = a[2 * ow + 1]
-                t = _takes(v, best)
-                best = v if t else best
-                k = 1 if t else k
-                v = b[2 * ow]
-                t = _takes(v, best)
-                best = v if t else best
-                k = 2 if t else k
-                v = b[2 * ow + 1]
-                t = _takes(v, best)
-                best = v if t else best
-                k = 3 if t else k
-                o[ow] = best
-                io[ow] = top + 2 * ow + (k >> 1) * W + (k & 1)
-
-
-cdef void _rows_general(const floating* x, floating* out, int64_t* idx,
-                        Py_ssize_t r0, Py_ssize_t r1, Geometry g) noexcept nogil:
-    # Tap-outer, output-inner: for each kernel tap, sweep the whole output
-    # row. Each output's taps are still visited in row-major window order, so
-    # the fold (and PyTorch's tie/NaN rules) is unchanged, but the inner loop
-    # is a long strided sweep without data-dependent branches.
+cdef inline void _rows_general(const floating* x, floating* out, int64_t* idx,
+                               Py_ssize_t r0, Py_ssize_t r1, Geometry g,
+                               bint with_idx) noexcept nogil:
+    # Tap-outer, output-inner, over chunks of at most CHUNK output columns:
+    # for each kernel tap, sweep the chunk. Each output's taps are still
+    # visited in row-major window order, so the fold is unchanged, but the
+    # inner loop is a long strided sweep without data-dependent branches.
+    # Strides 1 and 2 get their own copies of the sweep (constant stride:
+    # plain or de-interleaving vector loads instead of gathers).
+    # Plane offsets fit in int32: _fast.py sends larger planes elsewhere.
     cdef Py_ssize_t W = g.W, H = g.H, OW = g.OW, OH = g.OH, sw = g.sw
-    cdef Py_ssize_t r, p, oh, ow, i, j, ih, off, lo, hi
+    cdef Py_ssize_t r, p, oh, c, c0, c1, i, j, ih, off, lo, hi
     cdef const floating* row
-    cdef floating* o
-    cdef int64_t* io = NULL
-    cdef floating v
-    cdef int64_t base
-    cdef bint t
+    cdef floating ob[CHUNK]
+    cdef int32_t ib[CHUNK]
     for r in range(r0, r1):
         p = r // OH
         oh = r - p * OH
-        o = out + r * OW
-        for ow in range(OW):
-            o[ow] = -INFINITY
-        if idx != NULL:
-            io = idx + r * OW
-            for ow in range(OW):
-                io[ow] = -1
-        for i in range(g.kh):
-            ih = oh * g.sh - g.ph + i * g.dh
-            if ih < 0 or ih >= H:
-                continue
-            for j in range(g.kw):
-                off = j * g.dw - g.pw
-                _valid_outputs(off, sw, W, OW, &lo, &hi)
-                row = x + p * H * W + ih * W + off
-                if idx == NULL:
-                    for ow in range(lo, hi):
-                        v = row[ow * sw]
-                        o[ow] = v if _takes(v, o[ow]) else o[ow]
-                else:
-                    base = ih * W + off
-                    for ow in range(lo, hi):
-                        v = row[ow * sw]
-                        # io < 0: the first in-bounds tap seeds the window.
-                        t = _takes(v, o[ow]) | (io[ow] < 0)
-                        o[ow] = v if t else o[ow]
-                        io[ow] = base + ow * sw if t else io[ow]
+        c0 = 0
+        while c0 < OW:
+            c1 = min(OW, c0 + CHUNK)
+            for c in range(c1 - c0):
+                ob[c] = -INFINITY
+                ib[c] = -1
+            for i in range(g.kh):
+                ih = oh * g.sh - g.ph + i * g.dh
+                if ih < 0 or ih >= H:
+                    continue
+                for j in range(g.kw):
+                    off = j * g.dw - g.pw + c0 * sw
+                    _valid_outputs(off, sw, W, c1 - c0, &lo, &hi)
+                    row = x + p * H * W + ih * W + off
+                    if sw == 1:
+                        _tap(row, 1, ob, ib, <int32_t>(ih * W + off), lo, hi, with_idx)
+                    elif sw == 2:
+                        _tap(row, 2, ob, ib, <int32_t>(ih * W + off), lo, hi, with_idx)
+                    else:
+                        _tap(row, sw, ob, ib, <int32_t>(ih * W + off), lo, hi, with_idx)
+            for c in range(c1 - c0):
+                out[r * OW + c0 + c] = ob[c]
+            if with_idx:
+                for c in range(c1 - c0):
+                    idx[r * OW + c0 + c] = ib[c]
+            c0 = c1
+
+
+cdef void _forward_block(const floating* x, floating* out, int64_t* idx,
+                         Py_ssize_t r0, Py_ssize_t r1, Geometry g, bint is_2x2) noexcept nogil:
+    # One thread's rows. Each (path, with indices?) pair is its own call so
+    # that `with_idx` is a constant inside the inlined loops.
+    if is_2x2:
+        if idx == NULL:
+            _rows_2x2(x, out, idx, r0, r1, g, False)
+        else:
+            _rows_2x2(x, out, idx, r0, r1, g, True)
+    else:
+        if idx == NULL:
+            _rows_general(x, out, idx, r0, r1, g, False)
+        else:
+            _rows_general(x, out, idx, r0, r1, g, True)
 
 
 cdef Geometry _geometry(geom) except *:
@@ -183,33 +294,50 @@ def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
     """Fill ``out`` (P, OH, OW) and, unless it is None, ``indices``.
 
     ``geom`` is a :class:`cpool._validation.PoolGeometry` that has been
-    checked against ``x``. The P*OH output rows are split into
-    ``num_threads`` contiguous blocks, one per thread.
+    checked against ``x``; with indices, an H*W plane must be < 2**31
+    unless the window is 2x2 with stride 2 (:func:`fast_path`). The P*OH
+    output rows are split into ``num_threads`` contiguous blocks, one per
+    thread, so each thread also first-touches its own part of the outputs.
     """
     cdef Geometry g = _geometry(geom)
     cdef Py_ssize_t rows = x.shape[0] * g.OH, t, n = max(1, num_threads)
-    if rows == 0:
+    if rows == 0 or g.OW == 0:
         return
     cdef const floating* xp = &x[0, 0, 0]
     cdef floating* op = &out[0, 0, 0]
     cdef int64_t* ip = NULL if indices is None else &indices[0, 0, 0]
-    cdef bint is_2x2 = (g.kh == 2 and g.kw == 2 and g.sh == 2 and g.sw == 2
-                        and g.ph == 0 and g.pw == 0 and g.dh == 1 and g.dw == 1
-                        # ceil_mode can add a partial last window; the 2x2 path
-                        # assumes every window is complete.
-                        and 2 * g.OH <= g.H and 2 * g.OW <= g.W)
+    cdef bint is_2x2 = _is_2x2(g)
     n = min(n, rows)
-    for t in prange(n, nogil=True, schedule="static", num_threads=n, use_threads_if=n > 1):
-        if is_2x2:
-            _rows_2x2(xp, op, ip, rows * t // n, rows * (t + 1) // n, g)
-        else:
-            _rows_general(xp, op, ip, rows * t // n, rows * (t + 1) // n, g)
+    if n == 1:  # no OpenMP machinery at all on the latency path
+        with nogil:
+            _forward_block(xp, op, ip, 0, rows, g, is_2x2)
+        return
+    for t in prange(n, nogil=True, schedule="static", num_threads=n):
+        _forward_block(xp, op, ip, rows * t // n, rows * (t + 1) // n, g, is_2x2)
 
+
+cdef inline bint _is_2x2(Geometry g) noexcept nogil:
+    return (g.kh == 2 and g.kw == 2 and g.sh == 2 and g.sw == 2
+            and g.ph == 0 and g.pw == 0 and g.dh == 1 and g.dw == 1
+            # ceil_mode can add a partial last window; the 2x2 path
+            # assumes every window is complete.
+            and 2 * g.OH <= g.H and 2 * g.OW <= g.W)
+
+
+def fast_path(geom):
+    """True if ``geom`` runs on the 2x2 stride-2 path (int64 offsets)."""
+    return _is_2x2(_geometry(geom))
+
+
+# --------------------------------------------------------------- backward
 
 cdef inline Py_ssize_t _backward_plane(const floating* go, const int64_t* idx, floating* gi,
-                                       Py_ssize_t n_out, Py_ssize_t plane) noexcept nogil:
+                                      Py_ssize_t n_out, Py_ssize_t plane) noexcept nogil:
     # Zero, then add in output row-major order: the same order and rounding
-    # as PyTorch, and -0.0 gradients become +0.0 as they do there.
+    # as PyTorch, and -0.0 gradients become +0.0 as they do there. (A
+    # one-pass writer for the disjoint 2x2 cells of k2 s2 pooling, with a
+    # fallback for stray indices, measured 1.3-2.7x slower than this: the
+    # plane is zeroed while it sits in L1/L2 and the scatter is cheap.)
     cdef Py_ssize_t o, bad = 0
     cdef int64_t k
     memset(gi, 0, plane * sizeof(floating))
@@ -241,7 +369,11 @@ def max_pool2d_backward(const floating[:, :, ::1] grad_output, const int64_t[:, 
     cdef const floating* gop = &grad_output[0, 0, 0]
     cdef const int64_t* ip = &indices[0, 0, 0]
     cdef floating* gip = &grad_input[0, 0, 0]
-    for p in prange(P, nogil=True, schedule="static", num_threads=num_threads,
-                    use_threads_if=num_threads > 1):
+    if num_threads <= 1:  # no OpenMP machinery at all on the latency path
+        with nogil:
+            for p in range(P):
+                bad += _backward_plane(gop + p * n_out, ip + p * n_out, gip + p * plane, n_out, plane)
+        return bad
+    for p in prange(P, nogil=True, schedule="static", num_threads=num_threads):
         bad += _backward_plane(gop + p * n_out, ip + p * n_out, gip + p * plane, n_out, plane)
     return bad

@@ -196,9 +196,16 @@ def output_size(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> i
 
 
 def as_input_array(value, name: str = "input") -> np.ndarray:
-    """Convert ``value`` to an ndarray without copying when it already is one."""
-    if isinstance(value, np.ndarray):
+    """Convert ``value`` to an ndarray without copying when it already is one.
+
+    ndarray subclasses (np.ma.MaskedArray, np.matrix, memmap, ...) become a
+    plain ndarray view of the same memory, so both backends see (and return)
+    the same type; a mask is not applied.
+    """
+    if type(value) is np.ndarray:
         arr = value
+    elif isinstance(value, np.ndarray):
+        arr = value.view(np.ndarray)
     else:
         try:
             arr = np.asarray(value)

@@ -1,0 +1,299 @@
+"""cpool from many Python threads at once.
+
+The compiled kernels run without the GIL. These tests check that results
+stay exact when 8 Python threads call cpool at the same time (on the same
+and on different inputs, small ones on the serial path and large ones on
+the OpenMP path), that ``set_num_threads`` may be called while other threads
+compute, that threadpoolctl limits are honoured, and that the GIL really is
+released during a kernel call (another Python thread makes progress).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import importlib
+import random
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import cpool
+
+try:
+    fast = importlib.import_module("cpool._fast")
+except ImportError:
+    fast = None
+
+needs_fast = pytest.mark.skipif(fast is None, reason="compiled extension not built")
+
+N_THREADS = 8
+
+
+def _same(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def _problems():
+    """(x, args) pairs: small (serial path) and large (OpenMP path), several dtypes."""
+    rng = np.random.default_rng(42)
+    out = []
+    for shape, args, dtype in [
+        ((2, 3, 9, 11), (3, 2, 1), np.float32),
+        ((1, 1, 28, 28), (2, 2, 0), np.float64),
+        ((4, 16, 64, 64), (2, 2, 0), np.float32),   # 2x2 fast path, threaded
+        ((2, 8, 96, 80), (3, 2, 1), np.float64),    # general path, threaded
+        ((3, 8, 70, 70), (3, 1, 1), np.float32),    # overlapping windows
+        ((2, 4, 33, 35), (2, 2, 0), np.float16),
+        ((2, 4, 40, 40), (3, 2, 1), np.int16),      # NumPy path inside _fast
+    ]:
+        if np.dtype(dtype).kind == "f":
+            x = rng.standard_normal(shape).astype(dtype)
+            x[rng.random(shape) < 0.01] = np.nan
+        else:
+            x = rng.integers(-50, 50, size=shape).astype(dtype)
+        x.flags.writeable = False  # shared between threads: nobody may write
+        out.append((x, args))
+    return out
+
+
+PROBLEMS = _problems()
+
+
+def _reference(x, args):
+    out, idx = cpool.slow.max_pool2d(x, *args, return_indices=True)
+    gdt = x.dtype if x.dtype.kind == "f" else np.float32
+    g = np.random.default_rng(int(idx.sum()) % 1000).standard_normal(out.shape).astype(gdt)
+    return out, idx, g, cpool.slow.max_pool2d_backward(g, idx, x.shape)
+
+
+REFS = [_reference(x, a) for x, a in PROBLEMS]
+
+
+def _check(i, impl):
+    x, args = PROBLEMS[i]
+    ref_out, ref_idx, g, ref_gi = REFS[i]
+    out, idx = impl.max_pool2d(x, *args, return_indices=True)
+    assert _same(out, ref_out), f"forward values of problem {i}"
+    assert _same(idx, ref_idx), f"indices of problem {i}"
+    assert _same(impl.max_pool2d(x, *args), ref_out), f"values-only forward of problem {i}"
+    assert _same(impl.max_pool2d_backward(g, idx, x.shape), ref_gi), f"backward of problem {i}"
+    return i
+
+
+@pytest.fixture
+def restore_threads():
+    yield
+    cpool.set_num_threads(None)
+
+
+@needs_fast
+def test_executor_same_and_different_inputs(restore_threads):
+    jobs = [i for i in range(len(PROBLEMS)) for _ in range(6)]
+    random.Random(0).shuffle(jobs)
+    with cf.ThreadPoolExecutor(max_workers=N_THREADS) as ex:
+        # different inputs at once
+        assert sorted(ex.map(lambda i: _check(i, fast), jobs)) == sorted(jobs)
+        # the same (large, threaded) input from every thread at once
+        big = 3
+        assert list(ex.map(lambda i: _check(i, fast), [big] * (3 * N_THREADS))) == [big] * (3 * N_THREADS)
+        # public API and Module too
+        assert sorted(ex.map(lambda i: _check(i, cpool), jobs)) == sorted(jobs)
+
+
+@needs_fast
+def test_threads_started_together(restore_threads):
+    """8 raw threads released by one barrier, each looping over every problem."""
+    barrier = threading.Barrier(N_THREADS)
+    errors = []
+
+    def worker(seed):
+        try:
+            order = list(range(len(PROBLEMS))) * 3
+            random.Random(seed).shuffle(order)
+            barrier.wait()
+            for i in order:
+                _check(i, fast)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in range(N_THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not any(t.is_alive() for t in threads), "a worker hung"
+    assert not errors, errors
+
+
+@needs_fast
+def test_modules_in_threads(restore_threads):
+    def run(i):
+        x, (k, s, p) = PROBLEMS[i]
+        layer = cpool.MaxPool2d(k, s, p)
+        out = layer.forward(x)
+        assert _same(out, REFS[i][0])
+        if x.dtype.kind == "f":
+            g = np.ones_like(out)
+            gi = layer.backward(x, g)
+            assert _same(gi, cpool.slow.max_pool2d_backward(g, REFS[i][1], x.shape))
+        return i
+
+    with cf.ThreadPoolExecutor(max_workers=N_THREADS) as ex:
+        jobs = list(range(len(PROBLEMS))) * 4
+        assert sorted(ex.map(run, jobs)) == sorted(jobs)
+
+
+@needs_fast
+def test_set_num_threads_while_others_compute(restore_threads):
+    stop = threading.Event()
+    errors = []
+    changes = [0]
+
+    def changer():
+        rnd = random.Random(1)
+        while not stop.is_set():
+            cpool.set_num_threads(rnd.choice([1, 2, 3, 4, 8, None]))
+            cpool.get_num_threads()
+            changes[0] += 1
+            time.sleep(0.0005)
+
+    def worker(seed):
+        try:
+            rnd = random.Random(seed)
+            for _ in range(12):
+                _check(rnd.randrange(len(PROBLEMS)), fast)
+        except BaseException as exc:
+            errors.append(exc)
+
+    ch = threading.Thread(target=changer)
+    ch.start()
+    workers = [threading.Thread(target=worker, args=(s,)) for s in range(N_THREADS - 1)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(timeout=300)
+    stop.set()
+    ch.join(timeout=30)
+    assert not errors, errors
+    assert changes[0] > 10
+    cpool.set_num_threads(None)
+    _check(3, fast)
+
+
+@needs_fast
+def test_threadpoolctl_limit_one(restore_threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(limits=1):
+        assert cpool.get_num_threads() == 1
+        for i in range(len(PROBLEMS)):
+            _check(i, fast)
+            _check(i, cpool)
+        # and from several Python threads at once inside the limit
+        with cf.ThreadPoolExecutor(max_workers=4) as ex:
+            jobs = list(range(len(PROBLEMS))) * 2
+            assert sorted(ex.map(lambda i: _check(i, fast), jobs)) == sorted(jobs)
+        assert cpool.get_num_threads() == 1
+    with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
+        assert cpool.get_num_threads() == 1
+
+
+@needs_fast
+def test_set_num_threads_overrides_and_is_exact(restore_threads):
+    for n in (1, 2, 5, 16):
+        cpool.set_num_threads(n)
+        for i in range(len(PROBLEMS)):
+            _check(i, fast)
+
+
+# ----------------------------------------------------------- GIL release
+def _progress_during(call, counter_rate_window=0.05):
+    """How far another Python thread's counter advances while ``call()`` runs.
+
+    Returns ``(increments during the call, call seconds, increments per
+    second when the counter has the interpreter to itself)``.
+    """
+    count = [0]
+    stop = threading.Event()
+    running = threading.Event()
+
+    def counter():
+        running.set()
+        c = 0
+        while not stop.is_set():
+            c += 1
+            count[0] = c
+
+    t = threading.Thread(target=counter, daemon=True)
+    t.start()
+    running.wait()
+    # the counter's rate while this thread just sleeps (sleep releases the GIL)
+    a = count[0]
+    time.sleep(counter_rate_window)
+    rate = (count[0] - a) / counter_rate_window
+    c0 = count[0]
+    t0 = time.perf_counter()
+    call()
+    t1 = time.perf_counter()
+    c1 = count[0]
+    stop.set()
+    t.join()
+    return c1 - c0, t1 - t0, rate
+
+
+@needs_fast
+def test_gil_is_released_during_kernel_calls(restore_threads):
+    """Another Python thread keeps running while a long kernel call runs.
+
+    With the GIL held, the counter thread can only run in the switch
+    intervals just before and after the call (about 2 x switchinterval =
+    1 ms); with the GIL released it runs for the whole call. Each call is a
+    single long kernel call (0.1-0.4 s), so the two cases are far apart
+    (measured: ratio < 0.03 held, > 0.5 released). One OpenMP thread, so the
+    serial code path (the one most likely to keep the GIL) is what runs and a
+    second core is free for the counter.
+    """
+    cpool.set_num_threads(1)
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    try:
+        x = np.random.default_rng(0).standard_normal((4, 16, 512, 512)).astype(np.float32)
+        # Backward into 128 planes of 1024x1024: the kernel's zero-fill of
+        # 512 MB (first-touch page faults included) makes a long call.
+        P = 128
+        go = np.ones((P, 1, 1), np.float32)
+        idx = np.zeros((P, 1, 1), np.int64)
+        idx[::2] = 3
+        calls = {
+            "forward 7x7": lambda: fast.max_pool2d(x, 7, 1, 3),
+            "forward 5x5 with indices": lambda: fast.max_pool2d(x, 5, 1, 2, return_indices=True),
+            "backward": lambda: fast.max_pool2d_backward(go, idx, (P, 1024, 1024)),
+        }
+        held, held_s, rate = _progress_during(lambda: sum(range(10**7)))
+        failures = []
+        for name, call in calls.items():
+            call()  # warm-up: page faults of fresh outputs
+            best = None
+            for _ in range(3):  # noisy machines: the best of three
+                progress, seconds, rate = _progress_during(call)
+                ratio = progress / max(1.0, rate * seconds)
+                if best is None or ratio > best[0]:
+                    best = (ratio, progress, seconds, rate)
+                if ratio > 0.3:
+                    break
+            ratio, progress, seconds, rate = best
+            assert seconds > 0.05, f"{name}: the call is too short ({seconds:.3f} s) to tell"
+            if ratio <= 0.3:
+                failures.append(
+                    f"{name}: another Python thread advanced only {progress} steps during a {seconds:.3f} s "
+                    f"call ({ratio:.3f} of the {rate * seconds:.0f} expected with the GIL released)"
+                )
+        assert not failures, (
+            "the GIL seems held during kernel calls:\n" + "\n".join(failures)
+            + f"\n(negative control, sum(range(10**7)) holding the GIL: ratio {held / max(1.0, rate * held_s):.3f})"
+        )
+    finally:
+        sys.setswitchinterval(old)

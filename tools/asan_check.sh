@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Build cpool's extension with AddressSanitizer and run the whole test suite
+# against it. Fails on any ASan report (and on any test failure).
+#
+# Self-contained: copies the repository (tracked and untracked, non-ignored
+# files) into a temporary directory and builds there, so the in-place build
+# in the checkout is left alone.
+#
+#   bash tools/asan_check.sh                  # the whole suite
+#   bash tools/asan_check.sh tests/test_contract.py -k hostile   # extra pytest args
+#
+# Environment:
+#   ASAN_CHECK_UBSAN=1   also build with -fsanitize=undefined (reports fail the run)
+#   ASAN_CHECK_KEEP=1    keep the temporary copy (its path is printed)
+#   ASAN_CHECK_ISAS="auto baseline"   the CPOOL_ISA values to run the suite with
+#   PYTHON=...           the interpreter (default: python)
+#
+# Needs gcc (or a compiler whose -print-file-name=libasan.so works) and the
+# test dependencies (pytest, hypothesis, threadpoolctl; torch optional).
+# Leak detection is off: CPython itself does not free everything at exit.
+set -euo pipefail
+
+PYTHON=${PYTHON:-python}
+CC_FOR_ASAN=${CC:-gcc}
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+libasan=$("$CC_FOR_ASAN" -print-file-name=libasan.so)
+if [ ! -e "$libasan" ]; then
+    echo "asan_check: $CC_FOR_ASAN has no libasan.so (got '$libasan'); install libasan (e.g. apt-get install libasan8)" >&2
+    exit 2
+fi
+# libstdc++ right after libasan: ASan's __cxa_throw interceptor needs the real
+# one resolvable, or the first C++ exception in an uninstrumented library
+# (matplotlib, torch) aborts with "CHECK failed ... real___cxa_throw".
+libstdcxx=$("$CC_FOR_ASAN" -print-file-name=libstdc++.so)
+preload="$libasan"
+[ -e "$libstdcxx" ] && preload="$preload $libstdcxx"
+sanitize="-fsanitize=address"
+if [ "${ASAN_CHECK_UBSAN:-0}" = 1 ]; then
+    libubsan=$("$CC_FOR_ASAN" -print-file-name=libubsan.so)
+    preload="$preload $libubsan"
+    sanitize="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/cpool-asan.XXXXXX")
+cleanup() { if [ "${ASAN_CHECK_KEEP:-0}" = 1 ]; then echo "asan_check: kept $work"; else rm -rf "$work"; fi; }
+trap cleanup EXIT
+
+echo "asan_check: copying $here to $work/repo"
+mkdir -p "$work/repo"
+if git -C "$here" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    # tracked files plus untracked files git does not ignore (no builds, no .so)
+    (cd "$here" && git ls-files -z --cached --others --exclude-standard) |
+        (cd "$here" && xargs -0 tar cf - --ignore-failed-read 2>/dev/null) | (cd "$work/repo" && tar xf -)
+else
+    (cd "$here" && tar cf - --exclude=build --exclude='*.so' --exclude='cpool/_kernels.c' --exclude=.git .) |
+        (cd "$work/repo" && tar xf -)
+fi
+rm -f "$work"/repo/cpool/*.so "$work"/repo/cpool/_kernels.c
+
+echo "asan_check: building with $sanitize"
+cd "$work/repo"
+# -O1 -g: readable reports; CPOOL_CFLAGS comes after setup.py's -O3, so it wins.
+CPOOL_CFLAGS="$sanitize -fno-omit-frame-pointer -g -O1" LDFLAGS="$sanitize" \
+    "$PYTHON" setup.py -q build_ext --inplace >"$work/build.log" 2>&1 || {
+    cat "$work/build.log" >&2; echo "asan_check: the ASan build failed" >&2; exit 2; }
+for so in cpool/_kernels*.so; do
+    syms=$(nm -D "$so")   # (not piped into grep -q: SIGPIPE + pipefail)
+    if ! grep -q __asan_report <<<"$syms"; then
+        echo "asan_check: $so is not instrumented (no __asan_report symbols)" >&2
+        exit 2
+    fi
+    echo "asan_check: built $so (instrumented)"
+done
+
+mkdir -p "$work/reports"
+export LD_PRELOAD="$preload"
+# detect_leaks=0: CPython's own allocations at exit are not leaks of cpool.
+# alloc_dealloc_mismatch=0: some wheels (torch) mix allocators harmlessly.
+export ASAN_OPTIONS="detect_leaks=0:alloc_dealloc_mismatch=0:abort_on_error=0:halt_on_error=1:exitcode=99:log_path=$work/reports/asan:handle_segv=1:detect_stack_use_after_return=0"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$work/reports/ubsan"
+export PYTHONPATH="$work/repo"
+export PYTHONMALLOC=malloc   # let ASan see Python-level buffers too
+export CPOOL_EXPECT_EXTENSION=1
+unset CPOOL_BACKEND || true
+
+# Every kernel variant the build has: CPOOL_ISA=baseline forces the portable
+# kernels, "auto" picks the best the CPU supports (AVX2 on most x86-64).
+isas=${ASAN_CHECK_ISAS:-auto baseline}
+rc=0
+for isa in $isas; do
+    echo "asan_check: === CPOOL_ISA=$isa ==="
+    CPOOL_ISA=$isa "$PYTHON" -c "import cpool, cpool._fast as f; assert cpool.backend == 'cython'; print('asan_check: cpool from', cpool.__file__, 'kernels', getattr(f, 'KERNELS', f).__name__); cpool.show_config()"
+    set +e
+    # no -x: a failing test must not hide sanitizer checks in the tests after it
+    CPOOL_ISA=$isa "$PYTHON" -m pytest tests -q -p no:cacheprovider "$@"
+    this=$?
+    set -e
+    [ "$this" -eq 0 ] || rc=$this
+    [ "$(ls "$work/reports" 2>/dev/null | wc -l)" -eq 0 ] || break
+done
+
+reports=$(ls "$work/reports" 2>/dev/null | wc -l)
+if [ "$reports" -gt 0 ]; then
+    echo "asan_check: $reports sanitizer report(s):" >&2
+    for f in "$work"/reports/*; do echo "--- $f" >&2; grep -v -E "in _PyEval|in _PyObject|in do_call_core|in slot_tp_call|in _PyVectorcall" "$f" >&2; done
+    exit 1
+fi
+if [ "$rc" -ne 0 ]; then
+    echo "asan_check: the test suite failed under ASan (pytest exit code $rc), no sanitizer report" >&2
+    exit "$rc"
+fi
+echo "asan_check: OK: the whole suite passed under AddressSanitizer with zero reports"
