@@ -281,20 +281,19 @@ cdef void _forward_block(const floating* x, floating* out, int64_t* idx,
             _rows_general(x, out, idx, r0, r1, g, True)
 
 
-cdef Geometry _geometry(geom) except *:
+cdef Geometry _geometry(tuple packed) except *:
+    # PoolGeometry.packed: (kh, kw, sh, sw, ph, pw, dh, dw, H, W, OH, OW).
     cdef Geometry g
-    g.kh, g.kw, g.sh, g.sw = geom.kh, geom.kw, geom.sh, geom.sw
-    g.ph, g.pw, g.dh, g.dw = geom.ph, geom.pw, geom.dh, geom.dw
-    g.H, g.W, g.OH, g.OW = geom.H, geom.W, geom.OH, geom.OW
+    g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.H, g.W, g.OH, g.OW = packed
     return g
 
 
 def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
-                       int64_t[:, :, ::1] indices, geom, int num_threads):
+                       int64_t[:, :, ::1] indices, tuple geom, int num_threads):
     """Fill ``out`` (P, OH, OW) and, unless it is None, ``indices``.
 
-    ``geom`` is a :class:`cpool._validation.PoolGeometry` that has been
-    checked against ``x``; with indices, an H*W plane must be < 2**31
+    ``geom`` is the ``packed`` tuple of a :class:`cpool._validation.PoolGeometry`
+    that has been checked against ``x``; with indices, an H*W plane must be < 2**31
     unless the window is 2x2 with stride 2 (:func:`fast_path`). The P*OH
     output rows are split into ``num_threads`` contiguous blocks, one per
     thread, so each thread also first-touches its own part of the outputs.
@@ -324,8 +323,8 @@ cdef inline bint _is_2x2(Geometry g) noexcept nogil:
             and 2 * g.OH <= g.H and 2 * g.OW <= g.W)
 
 
-def fast_path(geom):
-    """True if ``geom`` runs on the 2x2 stride-2 path (int64 offsets)."""
+def fast_path(tuple geom):
+    """True if ``geom`` (``PoolGeometry.packed``) runs on the 2x2 stride-2 path (int64 offsets)."""
     return _is_2x2(_geometry(geom))
 
 

@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 #: dtypes accepted by the forward pass (PyTorch's ALL_TYPES_AND2(Half, BFloat16)
-#: minus bfloat16, which NumPy lacks).
+#: minus bfloat16, which NumPy lacks). Order is for messages; lookups use sets.
 FORWARD_DTYPES = tuple(
     np.dtype(t)
     for t in (np.float16, np.float32, np.float64, np.uint8, np.int8, np.int16, np.int32, np.int64)
@@ -66,6 +66,13 @@ class PoolGeometry:
     W: int
     OH: int
     OW: int
+
+    @functools.cached_property
+    def packed(self) -> tuple:
+        """The twelve sizes as the kernels read them, in one tuple (one C-level
+        unpack instead of twelve attribute lookups per call)."""
+        return (self.kh, self.kw, self.sh, self.sw, self.ph, self.pw, self.dh, self.dw,
+                self.H, self.W, self.OH, self.OW)
 
     @property
     def overlapping(self) -> bool:
@@ -214,9 +221,15 @@ def as_input_array(value, name: str = "input") -> np.ndarray:
     return arr
 
 
+_ALLOWED_SETS = {}
+
+
 def _check_dtype(arr: np.ndarray, name: str, allowed, what: str) -> np.ndarray:
     dt = arr.dtype
-    if dt in allowed:  # the common, native-order case
+    fast = _ALLOWED_SETS.get(allowed)
+    if fast is None:
+        fast = _ALLOWED_SETS[allowed] = frozenset(allowed)
+    if dt in fast:  # the common, native-order case: one hash lookup
         return arr
     native = dt.newbyteorder("=") if dt.byteorder not in ("=", "|") else dt
     if native not in allowed:
