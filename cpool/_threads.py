@@ -19,9 +19,14 @@ __all__ = ["set_num_threads", "get_num_threads", "threads_for"]
 _lock = threading.Lock()
 _user_threads = None  # None: follow OpenMP / the environment
 
-# Below this many input elements per thread a thread team costs more than it
-# saves (waking a team is a few microseconds; a 28x28 plane takes less).
-MIN_ELEMENTS_PER_THREAD = 32768
+# Below this many input elements per thread, threads cost more than they save.
+# Waking a team takes microseconds, but the real cost is contention: inside a
+# NumPy network, BLAS worker threads keep spinning after each matrix product,
+# and a 2-thread team on 2 cores then waits for a descheduled member. In the
+# examples/ CNN on 2 cores (64x8x28x28 and 64x16x14x14 pooling) a threshold of
+# 32768 made pooling cost 219 us per image against 14 us single-threaded,
+# while threads gain little below ~0.5M elements (~0.1 ms of work).
+MIN_ELEMENTS_PER_THREAD = 2**19
 
 
 def _cpu_count() -> int:

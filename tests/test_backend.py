@@ -66,7 +66,7 @@ def test_set_get_num_threads():
         if cpool.config()["openmp"]:
             cpool.set_num_threads(3)
             assert cpool.get_num_threads() == 3
-        x = np.random.default_rng(0).standard_normal((8, 16, 64, 64)).astype(np.float32)
+        x = np.random.default_rng(0).standard_normal((8, 16, 128, 128)).astype(np.float32)  # big enough for threads
         expected = cpool.slow.max_pool2d(x, 3, 2, 1, return_indices=True)
         for n in (1, 2, 3, 7):
             cpool.set_num_threads(n)
