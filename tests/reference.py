@@ -104,6 +104,20 @@ def loop_max_pool2d_backward(input, grad_output, index):
     return layer.updateGradInput(input, grad_output)
 
 
+def child_process_kwargs(env=None):
+    """subprocess kwargs so a child ``python -c`` imports the same cpool as this process.
+
+    The child starts in the folder that holds the imported ``cpool`` package
+    (site-packages for an installed wheel, the repository for an in-place
+    build): ``python -c`` puts its working directory first on sys.path, and
+    from a source checkout without a build it would import the uncompiled tree.
+    """
+    import cpool
+
+    home = os.path.dirname(os.path.dirname(os.path.abspath(cpool.__file__)))
+    return {"cwd": home, "env": dict(os.environ if env is None else env)}
+
+
 def adversarial_values(rng, dtype, shape):
     """Few distinct values (so ties are common), with NaN/inf and extremes."""
     dtype = np.dtype(dtype)

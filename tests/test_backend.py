@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import cpool
+from reference import child_process_kwargs
 
 
 def run_python(code, **env):
@@ -16,15 +17,10 @@ def run_python(code, **env):
     full_env.pop("CPOOL_BACKEND", None)
     full_env.update(env)
     # Run from a neutral directory so the import resolves as a user's would.
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env,
-                         cwd=os.path.dirname(os.path.dirname(cpool.__file__)) if _in_place() else "/")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         **child_process_kwargs(full_env))
     assert res.returncode == 0, res.stderr
     return res.stdout.strip()
-
-
-def _in_place():
-    # Tests may run against an in-place build (PYTHONPATH=repo); keep that import path.
-    return "PYTHONPATH" in os.environ
 
 
 @pytest.mark.skipif(os.environ.get("CPOOL_EXPECT_EXTENSION", "1") == "0", reason="extension deliberately absent")

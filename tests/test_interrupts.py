@@ -21,6 +21,7 @@ import time
 import pytest
 
 import cpool
+from reference import child_process_kwargs
 
 pytestmark = [
     pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
@@ -66,11 +67,9 @@ CHILD = textwrap.dedent(
 
 
 def _run_and_interrupt(mode, threads, catch):
-    env = dict(os.environ)
-    env.setdefault("PYTHONPATH", os.path.dirname(os.path.dirname(cpool.__file__)))
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, mode, str(threads), "catch" if catch else "raise"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **child_process_kwargs(),
     )
     try:
         line = proc.stdout.readline()
