@@ -226,7 +226,21 @@ def _as(input, dtype):
     return np.asarray(input).astype(dtype, copy=False)
 
 
-class Conv2d(Module):
+class _WeightAndBias(Module):
+    """A layer with a weight ``W`` and a bias ``b`` (and their gradients)."""
+
+    def zeroGradParameters(self):
+        self.gradW.fill(0)
+        self.gradb.fill(0)
+
+    def getParameters(self):
+        return [self.W, self.b]
+
+    def getGradParameters(self):
+        return [self.gradW, self.gradb]
+
+
+class Conv2d(_WeightAndBias):
     """2-D convolution (cross-correlation, like PyTorch), stride 1, zero padding.
 
     Implemented as im2col plus one matrix product, which is what makes a
@@ -325,16 +339,6 @@ class Conv2d(Module):
         self.gradW += (rows @ cols.T).reshape(self.W.shape)
         self.gradb += rows.sum(axis=1)
 
-    def zeroGradParameters(self):
-        self.gradW.fill(0)
-        self.gradb.fill(0)
-
-    def getParameters(self):
-        return [self.W, self.b]
-
-    def getGradParameters(self):
-        return [self.gradW, self.gradb]
-
     def __repr__(self):
         return (f"Conv2d({self.in_channels} -> {self.out_channels}, {self.kernel_size}x{self.kernel_size}, "
                 f"padding={self.padding})")
@@ -364,7 +368,7 @@ class Flatten(Module):
         return self.gradInput
 
 
-class Linear(Module):
+class Linear(_WeightAndBias):
     """Fully connected layer, ``output = input @ W.T + b`` (Torch7 weight layout).
 
     Parameters
@@ -394,16 +398,6 @@ class Linear(Module):
         g = _as(gradOutput, self.W.dtype)
         self.gradW += g.T @ _as(input, self.W.dtype)
         self.gradb += g.sum(axis=0)
-
-    def zeroGradParameters(self):
-        self.gradW.fill(0)
-        self.gradb.fill(0)
-
-    def getParameters(self):
-        return [self.W, self.b]
-
-    def getGradParameters(self):
-        return [self.gradW, self.gradb]
 
     def __repr__(self):
         return f"Linear({self.W.shape[1]} -> {self.W.shape[0]})"
