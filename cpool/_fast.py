@@ -19,7 +19,7 @@ import numpy as np
 from . import _frontend, _kernels
 from . import slow as _slow
 from ._threads import threads_for
-from ._validation import index_error
+from ._validation import check_index_range
 
 __all__ = ["max_pool2d", "max_pool2d_backward"]
 
@@ -64,11 +64,11 @@ def forward_planes(x, g, with_indices):
             out, idx = forward_planes(x.astype(np.float32), g, with_indices)
             return out.astype(_F16), idx
         return _slow.forward_planes(x, g, with_indices)
+    if with_indices and g.H * g.W >= _INT32_PLANE and not KERNELS.fast_path(g.packed):
+        return _slow.forward_planes(x, g, with_indices)  # beyond int32 offsets; never in practice
     P = x.shape[0]
     out = np.empty((P, g.OH, g.OW), dtype=x.dtype)
     idx = np.empty((P, g.OH, g.OW), dtype=np.int64) if with_indices else None
-    if with_indices and g.H * g.W >= _INT32_PLANE and not KERNELS.fast_path(g.packed):
-        return _slow.forward_planes(x, g, with_indices)  # beyond int32 offsets; never in practice
     kernel(x, out, idx, g.packed, threads_for(x.size))
     return out, idx
 
@@ -80,10 +80,8 @@ def backward_planes(go, idx, shape):
     H, W = shape[-2:]
     gi = np.empty((go.shape[0], H, W), dtype=go.dtype)
     bad = kernel(go, idx, gi, threads_for(gi.size))
-    if bad:
-        flat = idx.reshape(-1)
-        first = flat[(flat < -1) | (flat >= H * W)][0]
-        raise index_error(int(first), H * W, shape)
+    if bad:  # the kernel skipped them; find the first for the message
+        check_index_range(idx, H * W, shape)
     return gi
 
 

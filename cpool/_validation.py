@@ -39,6 +39,8 @@ FORWARD_DTYPES = tuple(
 BACKWARD_DTYPES = tuple(np.dtype(t) for t in (np.float16, np.float32, np.float64))
 
 _INT64 = np.dtype(np.int64)
+# The same dtypes as sets: membership is one hash lookup on the hot path.
+_DTYPE_SETS = {FORWARD_DTYPES: frozenset(FORWARD_DTYPES), BACKWARD_DTYPES: frozenset(BACKWARD_DTYPES)}
 
 # PyTorch stores every pooling parameter in a C ``int`` (safe_downcast in
 # Pool.h) and rejects larger values; so do we, which also keeps every size
@@ -73,11 +75,6 @@ class PoolGeometry:
         unpack instead of twelve attribute lookups per call)."""
         return (self.kh, self.kw, self.sh, self.sw, self.ph, self.pw, self.dh, self.dw,
                 self.H, self.W, self.OH, self.OW)
-
-    @property
-    def overlapping(self) -> bool:
-        """True when an input element can belong to more than one window."""
-        return self.sh < (self.kh - 1) * self.dh + 1 or self.sw < (self.kw - 1) * self.dw + 1
 
 
 def _describe(value) -> str:
@@ -122,18 +119,14 @@ def _as_bool(value, name: str) -> bool:
     raise TypeError(f"{name} must be a bool, got {name}={_describe(value)}")
 
 
-def _plain_key(value):
-    """``value`` if it is an int or a tuple of ints *by exact type*, else None.
+def _is_plain(value) -> bool:
+    """True for an int or a tuple of ints *by exact type*.
 
-    Only such values are cached: ``True == 1`` and ``np.int64(2) == 2`` hash
-    alike, and a cache keyed on equality would let ``kernel_size=True``
+    Only such arguments are cached: ``True == 1`` and ``np.int64(2) == 2``
+    hash alike, and a cache keyed on equality would let ``kernel_size=True``
     through as if it were 1.
     """
-    if type(value) is int:
-        return value
-    if type(value) is tuple and all(type(v) is int for v in value):
-        return value
-    return None
+    return type(value) is int or (type(value) is tuple and all(type(v) is int for v in value))
 
 
 def parse_pool_args(kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
@@ -148,9 +141,8 @@ def parse_pool_args(kernel_size, stride=None, padding=0, dilation=1, ceil_mode=F
     negative padding, padding above half the kernel, or values that do not fit
     PyTorch's 32-bit parameters.
     """
-    key = (_plain_key(kernel_size), stride if stride is None else _plain_key(stride),
-           _plain_key(padding), _plain_key(dilation))
-    if None not in key[:1] + key[2:] and (stride is None or key[1] is not None) and type(ceil_mode) is bool:
+    if (_is_plain(kernel_size) and _is_plain(padding) and _is_plain(dilation)
+            and (stride is None or _is_plain(stride)) and type(ceil_mode) is bool):
         return _parse_pool_args_cached(kernel_size, stride, padding, dilation, ceil_mode)
     return _parse_pool_args(kernel_size, stride, padding, dilation, ceil_mode)
 
@@ -221,15 +213,9 @@ def as_input_array(value, name: str = "input") -> np.ndarray:
     return arr
 
 
-_ALLOWED_SETS = {}
-
-
 def _check_dtype(arr: np.ndarray, name: str, allowed, what: str) -> np.ndarray:
     dt = arr.dtype
-    fast = _ALLOWED_SETS.get(allowed)
-    if fast is None:
-        fast = _ALLOWED_SETS[allowed] = frozenset(allowed)
-    if dt in fast:  # the common, native-order case: one hash lookup
+    if dt in _DTYPE_SETS[allowed]:  # the common, native-order case
         return arr
     native = dt.newbyteorder("=") if dt.byteorder not in ("=", "|") else dt
     if native not in allowed:
@@ -354,6 +340,13 @@ def prepare_backward(grad_output, indices, input_shape):
     if shape[-1] * shape[-2] > 2**62:
         raise ValueError(f"input_shape is too large, got input_shape={shape!r}")
     return go, idx, shape
+
+
+def check_index_range(indices: np.ndarray, plane_size: int, shape) -> None:
+    """Raise :func:`index_error` for the first index outside ``[-1, plane_size)``."""
+    bad = (indices < -1) | (indices >= plane_size)
+    if bad.any():
+        raise index_error(int(indices[bad].flat[0]), plane_size, shape)
 
 
 def index_error(bad_value, plane_size: int, shape) -> ValueError:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _frontend
-from ._validation import PoolGeometry, index_error
+from ._validation import PoolGeometry, check_index_range
 
 __all__ = ["max_pool2d", "max_pool2d_backward"]
 
@@ -151,9 +151,7 @@ def backward_planes(go: np.ndarray, idx: np.ndarray, shape) -> np.ndarray:
     plane = H * W
     n_out = idx.shape[1] * idx.shape[2]
     flat_idx = idx.reshape(P, n_out)
-    bad = (flat_idx < -1) | (flat_idx >= plane)
-    if bad.any():
-        raise index_error(int(flat_idx[bad][0]), plane, shape)
+    check_index_range(flat_idx, plane, shape)
     grad_in = np.zeros((P, plane), dtype=go.dtype)
     keep = flat_idx >= 0
     planes = np.broadcast_to(np.arange(P, dtype=np.int64)[:, None], flat_idx.shape)
