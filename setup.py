@@ -125,10 +125,12 @@ class BuildExt(build_ext):
 # the CPU supports at import (CPOOL_ISA=baseline forces the baseline).
 ISA_VARIANTS = {"avx2": ["-mavx2", "-mfma"]}
 
-extensions = [Extension("cpool._kernels", ["cpool/_kernels.pyx"])]
+# include_dirs: the generated C (under build/) includes cpool/_cells.h.
+extensions = [Extension("cpool._kernels", ["cpool/_kernels.pyx"], include_dirs=["cpool"])]
 if platform.machine().lower() in ("x86_64", "amd64") and not _truthy("CPOOL_NO_ISA_VARIANTS"):
     extensions += [
-        Extension(f"cpool._kernels_{isa}", [f"cpool/_kernels_{isa}.pyx"], extra_compile_args=list(flags))
+        Extension(f"cpool._kernels_{isa}", [f"cpool/_kernels_{isa}.pyx"], include_dirs=["cpool"],
+                  extra_compile_args=list(flags))
         for isa, flags in ISA_VARIANTS.items()
     ]
 

@@ -330,13 +330,22 @@ def fast_path(tuple geom):
 
 # --------------------------------------------------------------- backward
 
-cdef inline Py_ssize_t _backward_plane(const floating* go, const int64_t* idx, floating* gi,
+cdef extern from "_cells.h" nogil:
+    # AVX2 single-pass writer for planes whose indices each lie in their own
+    # 2x2 cell (kernel 2 stride 2); returns 0 when one does not.
+    enum: CPOOL_HAVE_CELLS
+    enum: CPOOL_HAVE_CELLS_AVX512
+    enum: CPOOL_CELLS_MIN_OW
+    int cpool_cells_level
+    int cpool_cpu_has_avx512()
+    int cpool_cells_plane_f32(const float* go, const int64_t* idx, float* gi,
+                              Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW)
+
+
+cdef inline Py_ssize_t _scatter_plane(const floating* go, const int64_t* idx, floating* gi,
                                       Py_ssize_t n_out, Py_ssize_t plane) noexcept nogil:
     # Zero, then add in output row-major order: the same order and rounding
-    # as PyTorch, and -0.0 gradients become +0.0 as they do there. (A
-    # one-pass writer for the disjoint 2x2 cells of k2 s2 pooling, with a
-    # fallback for stray indices, measured 1.3-2.7x slower than this: the
-    # plane is zeroed while it sits in L1/L2 and the scatter is cheap.)
+    # as PyTorch, and -0.0 gradients become +0.0 as they do there.
     cdef Py_ssize_t o, bad = 0
     cdef int64_t k
     memset(gi, 0, plane * sizeof(floating))
@@ -351,6 +360,56 @@ cdef inline Py_ssize_t _backward_plane(const floating* go, const int64_t* idx, f
     return bad
 
 
+cdef inline Py_ssize_t _backward_plane(const floating* go, const int64_t* idx, floating* gi,
+                                      Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
+                                      bint cells) noexcept nogil:
+    # `cells`: the plane may be k2 s2-shaped (H >= 2*OH, W >= 2*OW); try the
+    # single-pass cell writer, which gives up (and we scatter) as soon as an
+    # index is outside its own output's cell, e.g. from overlapping windows.
+    if floating is float:
+        if cells and cpool_cells_plane_f32(go, idx, gi, H, W, OH, OW):
+            return 0
+    return _scatter_plane(go, idx, gi, OH * OW, H * W)
+
+
+def cells_isa(str isa=None):
+    """The single-pass k2 s2 float32 backward in use: "avx512", "avx2" or "none".
+
+    With an argument, switch to that one if this module has it and the CPU
+    runs it ("none": always zero-and-scatter); tests and benchmarks use this
+    to cover each. Returns the one in use afterwards. Not thread-safe: call
+    it before computing.
+    """
+    global cpool_cells_level
+    names = ("none", "avx2", "avx512")
+    if isa is not None:
+        if isa not in names:
+            raise ValueError(f"isa must be 'avx512', 'avx2' or 'none', got isa={isa!r}")
+        if isa == "none":
+            cpool_cells_level = 0
+        elif isa == "avx2" and CPOOL_HAVE_CELLS:
+            cpool_cells_level = 1
+        elif isa == "avx512" and CPOOL_HAVE_CELLS_AVX512 and cpool_cpu_has_avx512():
+            cpool_cells_level = 2
+    return names[cpool_cells_level]
+
+
+def cells_plane(const float[:, ::1] grad_output, const int64_t[:, ::1] indices, float[:, ::1] grad_input):
+    """Run the cell writer in use on one plane; False if it gave up. For tests."""
+    if cpool_cells_level == 0 or grad_output.shape[1] < CPOOL_CELLS_MIN_OW:
+        return False
+    if grad_output.shape[0] == 0 or grad_input.shape[0] < 2 * grad_output.shape[0] \
+            or grad_input.shape[1] < 2 * grad_output.shape[1]:
+        raise ValueError("grad_input must hold a 2x2 cell per grad_output element")
+    return bool(cpool_cells_plane_f32(&grad_output[0, 0], &indices[0, 0], &grad_input[0, 0],
+                                      grad_input.shape[0], grad_input.shape[1],
+                                      grad_output.shape[0], grad_output.shape[1]))
+
+
+if CPOOL_HAVE_CELLS_AVX512 and cpool_cpu_has_avx512():
+    cpool_cells_level = 2
+
+
 def max_pool2d_backward(const floating[:, :, ::1] grad_output, const int64_t[:, :, ::1] indices,
                         floating[:, :, ::1] grad_input, int num_threads):
     """Scatter-add ``grad_output`` into ``grad_input`` (overwritten) by plane.
@@ -360,19 +419,21 @@ def max_pool2d_backward(const floating[:, :, ::1] grad_output, const int64_t[:, 
     planes: each thread owns whole planes, so no atomics are needed.
     """
     cdef Py_ssize_t P = grad_output.shape[0], p
-    cdef Py_ssize_t n_out = grad_output.shape[1] * grad_output.shape[2]
-    cdef Py_ssize_t plane = grad_input.shape[1] * grad_input.shape[2]
+    cdef Py_ssize_t OH = grad_output.shape[1], OW = grad_output.shape[2]
+    cdef Py_ssize_t H = grad_input.shape[1], W = grad_input.shape[2]
+    cdef Py_ssize_t n_out = OH * OW, plane = H * W
     cdef Py_ssize_t bad = 0
     if P == 0:
         return 0
+    cdef bint cells = cpool_cells_level > 0 and OW >= CPOOL_CELLS_MIN_OW and H >= 2 * OH and W >= 2 * OW
     cdef const floating* gop = &grad_output[0, 0, 0]
     cdef const int64_t* ip = &indices[0, 0, 0]
     cdef floating* gip = &grad_input[0, 0, 0]
     if num_threads <= 1:  # no OpenMP machinery at all on the latency path
         with nogil:
             for p in range(P):
-                bad += _backward_plane(gop + p * n_out, ip + p * n_out, gip + p * plane, n_out, plane)
+                bad += _backward_plane(gop + p * n_out, ip + p * n_out, gip + p * plane, H, W, OH, OW, cells)
         return bad
     for p in prange(P, nogil=True, schedule="static", num_threads=num_threads):
-        bad += _backward_plane(gop + p * n_out, ip + p * n_out, gip + p * plane, n_out, plane)
+        bad += _backward_plane(gop + p * n_out, ip + p * n_out, gip + p * plane, H, W, OH, OW, cells)
     return bad

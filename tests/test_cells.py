@@ -1,0 +1,174 @@
+"""The single-pass float32 backward for indices that each lie in their own
+2x2 cell (``cpool/_cells.h``), in each instruction-set variant, against the
+general zero-and-scatter code of the same module ("none").
+
+The cell writer must give bit-identical results whenever it is used, give up
+(and leave the plane to the scatter) whenever any index is outside its cell,
+and never touch memory outside the row it writes, whatever the indices.
+"""
+
+import numpy as np
+import pytest
+
+import cpool
+
+fast = pytest.importorskip("cpool._fast")
+KERNELS = fast.KERNELS
+BACKWARD = fast._BACKWARD[np.dtype(np.float32)]
+
+
+def _available_variants():
+    before = KERNELS.cells_isa()
+    found = []
+    try:
+        for isa in ("avx2", "avx512"):
+            if KERNELS.cells_isa(isa) == isa:
+                found.append(isa)
+    finally:
+        KERNELS.cells_isa(before)
+    return found
+
+
+VARIANTS = _available_variants()
+pytestmark = pytest.mark.skipif(not VARIANTS, reason="these kernels have no cell writer (not an AVX2 build/CPU)")
+
+
+@pytest.fixture(params=VARIANTS)
+def variant(request):
+    before = KERNELS.cells_isa()
+    assert KERNELS.cells_isa(request.param) == request.param
+    yield request.param
+    KERNELS.cells_isa(before)
+
+
+def _run(go, idx, shape, isa, threads=1):
+    """grad_input from the kernel with cell writer `isa`, with guard planes around it."""
+    before = KERNELS.cells_isa()
+    try:
+        KERNELS.cells_isa(isa)
+        P, H, W = shape
+        # One extra plane on each side, filled with a sentinel: the writer
+        # must not touch them (they are where an over-run would land).
+        buf = np.full((P + 2, H, W), 7.0, dtype=np.float32)
+        bad = BACKWARD(go, idx, buf[1:-1], threads)
+        assert (buf[0] == 7.0).all() and (buf[-1] == 7.0).all(), "wrote outside grad_input"
+        return bad, buf[1:-1].copy()
+    finally:
+        KERNELS.cells_isa(before)
+
+
+def _in_cell_indices(rng, P, H, W, OH, OW):
+    oh = np.arange(OH)[:, None]
+    ow = np.arange(OW)[None, :]
+    tap = rng.integers(0, 4, size=(P, OH, OW))
+    return ((2 * oh + tap // 2) * W + 2 * ow + tap % 2).astype(np.int64)
+
+
+def _grads(rng, shape):
+    g = rng.standard_normal(shape).astype(np.float32)
+    flat = g.reshape(-1)
+    specials = np.array([-0.0, 0.0, np.nan, np.inf, -np.inf, 1e-45, -1e-45], np.float32)
+    pick = rng.integers(0, flat.size, size=min(flat.size, 64))
+    flat[pick] = specials[rng.integers(0, specials.size, size=pick.size)]
+    return g
+
+
+def _check_same(isa, go, idx, shape, threads=1):
+    bad_ref, ref = _run(go, idx, shape, "none", threads)
+    bad, got = _run(go, idx, shape, isa, threads)
+    assert bad == bad_ref
+    np.testing.assert_array_equal(got.view(np.int32), ref.view(np.int32))
+    return bad
+
+
+# OW from the minimum row length up, with W == 2*OW (over-running rows) and
+# W, H one larger (a spare column/row to zero), and OH == 1 (no over-run).
+SHAPES = [(3, 16, 16, 8, 8), (2, 28, 28, 14, 14), (2, 29, 29, 14, 14), (2, 28, 29, 14, 14),
+          (2, 29, 28, 14, 14), (1, 2, 30, 1, 15), (2, 34, 34, 17, 17), (1, 66, 66, 33, 33),
+          (2, 18, 48, 9, 24), (1, 4, 64, 2, 32), (1, 112, 112, 56, 56)]
+
+
+@pytest.mark.parametrize("P,H,W,OH,OW", SHAPES)
+def test_in_cell_indices_match_scatter(variant, P, H, W, OH, OW):
+    rng = np.random.default_rng(P * 1000 + H * 10 + W)
+    go = _grads(rng, (P, OH, OW))
+    idx = _in_cell_indices(rng, P, H, W, OH, OW)
+    assert _check_same(variant, go, idx, (P, H, W)) == 0
+
+
+def _writer_accepts(isa, go, idx, H, W):
+    before = KERNELS.cells_isa()
+    try:
+        KERNELS.cells_isa(isa)
+        return KERNELS.cells_plane(go, idx, np.empty((H, W), np.float32))
+    finally:
+        KERNELS.cells_isa(before)
+
+
+@pytest.mark.parametrize("P,H,W,OH,OW", SHAPES)
+def test_writer_is_used_and_gives_up_on_a_stray_index(variant, P, H, W, OH, OW):
+    # Guards the tests above against a writer that always gives up (and so
+    # trivially matches the scatter).
+    rng = np.random.default_rng(OW)
+    go = _grads(rng, (OH, OW))
+    idx = _in_cell_indices(rng, 1, H, W, OH, OW)[0]
+    assert _writer_accepts(variant, go, idx, H, W)
+    idx[OH - 1, OW - 1] = idx[OH - 1, 0]
+    assert not _writer_accepts(variant, go, idx, H, W)
+
+
+@pytest.mark.parametrize("P,H,W,OH,OW", SHAPES)
+def test_one_stray_index_anywhere_falls_back(variant, P, H, W, OH, OW):
+    # A valid index outside its own cell, on the first and last row and in
+    # the first, middle and last lanes: the plane must be scattered instead.
+    rng = np.random.default_rng(7 + OW)
+    positions = {(0, 0), (0, OW - 1), (OH - 1, 0), (OH - 1, OW - 1), (OH // 2, OW // 2), (0, 7 % OW), (0, 8 % OW)}
+    for oh, ow in sorted(positions):
+        go = _grads(rng, (P, OH, OW))
+        idx = _in_cell_indices(rng, P, H, W, OH, OW)
+        # Point at a cell of a neighbour (or, for a 1x1 plane of cells, at a spare element).
+        target = idx[P - 1, oh, (ow + 1) % OW] if OW > 1 else H * W - 1
+        idx[P - 1, oh, ow] = target
+        assert _check_same(variant, go, idx, (P, H, W)) == 0
+
+
+@pytest.mark.parametrize("value", [-1, -2, 2**32, 2**32 + 1, -(2**63), 2**63 - 1, 10**6])
+def test_hostile_indices_count_as_bad_exactly_as_scatter(variant, value):
+    rng = np.random.default_rng(3)
+    P, H, W, OH, OW = 2, 28, 28, 14, 14
+    for oh, ow in ((0, 0), (13, 13), (5, 9)):
+        go = _grads(rng, (P, OH, OW))
+        idx = _in_cell_indices(rng, P, H, W, OH, OW)
+        idx[1, oh, ow] = value
+        bad = _check_same(variant, go, idx, (P, H, W))
+        assert bad == (0 if value == -1 else 1)
+
+
+def test_two_threads_match(variant):
+    rng = np.random.default_rng(11)
+    P, H, W, OH, OW = 64, 28, 28, 14, 14
+    go = _grads(rng, (P, OH, OW))
+    idx = _in_cell_indices(rng, P, H, W, OH, OW)
+    idx[17, 3, 4] = idx[17, 3, 5]  # one plane falls back
+    assert _check_same(variant, go, idx, (P, H, W), threads=2) == 0
+
+
+@pytest.mark.parametrize("shape", [(4, 8, 28, 28), (2, 3, 33, 35), (1, 16, 56, 56)])
+def test_public_backward_through_each_variant_matches_numpy(variant, shape):
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal(shape).astype(np.float32)
+    out, idx = cpool.max_pool2d(x, 2, return_indices=True)
+    go = _grads(rng, out.shape)
+    before = KERNELS.cells_isa()
+    try:
+        KERNELS.cells_isa(variant)
+        got = fast.max_pool2d_backward(go, idx, shape)
+    finally:
+        KERNELS.cells_isa(before)
+    ref = cpool.slow.max_pool2d_backward(go, idx, shape)
+    np.testing.assert_array_equal(got.view(np.int32), ref.view(np.int32))
+
+
+def test_cells_isa_rejects_unknown_names():
+    with pytest.raises(ValueError, match="isa="):
+        KERNELS.cells_isa("sse9")
