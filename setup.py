@@ -20,6 +20,7 @@ import sys
 import tempfile
 import textwrap
 
+import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -125,12 +126,12 @@ class BuildExt(build_ext):
 # the CPU supports at import (CPOOL_ISA=baseline forces the baseline).
 ISA_VARIANTS = {"avx2": ["-mavx2", "-mfma"]}
 
-# include_dirs: the generated C (under build/) includes cpool/_cells.h.
-extensions = [Extension("cpool._kernels", ["cpool/_kernels.pyx"], include_dirs=["cpool"])]
+# include_dirs: numpy's C headers (the kernels take ndarrays), and cpool/ for _cells.h.
+_EXT = dict(include_dirs=["cpool", numpy.get_include()], define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
+extensions = [Extension("cpool._kernels", ["cpool/_kernels.pyx"], **_EXT)]
 if platform.machine().lower() in ("x86_64", "amd64") and not _truthy("CPOOL_NO_ISA_VARIANTS"):
     extensions += [
-        Extension(f"cpool._kernels_{isa}", [f"cpool/_kernels_{isa}.pyx"], include_dirs=["cpool"],
-                  extra_compile_args=list(flags))
+        Extension(f"cpool._kernels_{isa}", [f"cpool/_kernels_{isa}.pyx"], extra_compile_args=list(flags), **_EXT)
         for isa, flags in ISA_VARIANTS.items()
     ]
 

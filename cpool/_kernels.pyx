@@ -27,6 +27,7 @@ variant being compiled (``CPOOL_VEC_BYTES``).
 Cython directives are set for the whole extension in ``setup.py``.
 """
 
+cimport numpy as cnp
 from cython.parallel cimport prange
 from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memset
@@ -78,6 +79,8 @@ cdef extern from * nogil:
     const char* CPOOL_ISA
     enum: CPOOL_VEC_BYTES
 
+
+cnp.import_array()
 
 OPENMP = bool(cpool_openmp_enabled())
 
@@ -288,24 +291,48 @@ cdef Geometry _geometry(tuple packed) except *:
     return g
 
 
-def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
-                       int64_t[:, :, ::1] indices, tuple geom, int num_threads):
-    """Fill ``out`` (P, OH, OW) and, unless it is None, ``indices``.
+cdef inline bint _planes(cnp.ndarray a, int type_num, bint writeable) noexcept:
+    # The layout every kernel assumes: a C-contiguous, native-order array of
+    # the given type whose last two axes are a plane (3-D or 4-D: the leading
+    # axes just count planes). The wrapper always passes such arrays; these
+    # checks only keep a wrong direct call from touching memory it should not.
+    return (cnp.PyArray_NDIM(a) >= 3 and cnp.PyArray_TYPE(a) == type_num
+            and cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISNOTSWAPPED(a)
+            and (not writeable or cnp.PyArray_ISWRITEABLE(a)))
 
-    ``geom`` is the ``packed`` tuple of a :class:`cpool._validation.PoolGeometry`
-    that has been checked against ``x``; with indices, an H*W plane must be < 2**31
-    unless the window is 2x2 with stride 2 (:func:`fast_path`). The P*OH
-    output rows are split into ``num_threads`` contiguous blocks, one per
-    thread, so each thread also first-touches its own part of the outputs.
-    """
-    cdef Geometry g = _geometry(geom)
-    cdef Py_ssize_t rows = x.shape[0] * g.OH, t, n = max(1, num_threads)
+
+cdef inline Py_ssize_t _n_planes(cnp.ndarray a) noexcept:
+    cdef Py_ssize_t n = 1
+    cdef int d
+    for d in range(cnp.PyArray_NDIM(a) - 2):
+        n *= cnp.PyArray_DIM(a, d)
+    return n
+
+
+cdef inline bint _same_planes(cnp.ndarray a, cnp.ndarray b, Py_ssize_t h, Py_ssize_t w) noexcept:
+    # b has a's leading axes and an (h, w) plane.
+    cdef int d, nd = cnp.PyArray_NDIM(a)
+    if cnp.PyArray_NDIM(b) != nd or cnp.PyArray_DIM(b, nd - 2) != h or cnp.PyArray_DIM(b, nd - 1) != w:
+        return False
+    for d in range(nd - 2):
+        if cnp.PyArray_DIM(a, d) != cnp.PyArray_DIM(b, d):
+            return False
+    return True
+
+
+cdef int _float_type(cnp.ndarray a, str name) except -1:
+    cdef int t = cnp.PyArray_TYPE(a)
+    if t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64:
+        raise TypeError(f"{name} must be float32 or float64, got {name}.dtype={a.dtype}")
+    return t
+
+
+cdef void _forward_run(const floating* xp, floating* op, int64_t* ip, Py_ssize_t P, Geometry g,
+                       int num_threads) noexcept:
+    cdef Py_ssize_t rows = P * g.OH, t, n = max(1, num_threads)
+    cdef bint is_2x2 = _is_2x2(g)
     if rows == 0 or g.OW == 0:
         return
-    cdef const floating* xp = &x[0, 0, 0]
-    cdef floating* op = &out[0, 0, 0]
-    cdef int64_t* ip = NULL if indices is None else &indices[0, 0, 0]
-    cdef bint is_2x2 = _is_2x2(g)
     n = min(n, rows)
     if n == 1:  # no OpenMP machinery at all on the latency path
         with nogil:
@@ -313,6 +340,36 @@ def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
         return
     for t in prange(n, nogil=True, schedule="static", num_threads=n):
         _forward_block(xp, op, ip, rows * t // n, rows * (t + 1) // n, g, is_2x2)
+
+
+def max_pool2d_forward(cnp.ndarray x not None, cnp.ndarray out not None, cnp.ndarray indices,
+                       tuple geom, int num_threads):
+    """Fill ``out`` (P, OH, OW) and, unless it is None, ``indices``.
+
+    ``x``, ``out`` and ``indices`` (int64) are C-contiguous native-order
+    (..., H, W) / (..., OH, OW) arrays with the same leading axes (3-D or
+    4-D), ``x`` and ``out`` float32 or float64 alike; ``geom`` is the ``packed`` tuple of a
+    :class:`cpool._validation.PoolGeometry` that has been checked against
+    ``x``. With indices, an H*W plane must be < 2**31 unless the window is
+    2x2 with stride 2 (:func:`fast_path`). The P*OH output rows are split
+    into ``num_threads`` contiguous blocks, one per thread, so each thread
+    also first-touches its own part of the outputs. (Plain ndarrays rather
+    than typed memoryviews: acquiring three memoryviews cost about 0.5 us of
+    a 4 us call on small inputs.)
+    """
+    cdef Geometry g = _geometry(geom)
+    cdef int t = _float_type(x, "x")
+    if not (_planes(x, t, False) and _same_planes(x, x, g.H, g.W)
+            and _planes(out, t, True) and _same_planes(x, out, g.OH, g.OW)
+            and (indices is None or (_planes(indices, cnp.NPY_INT64, True) and _same_planes(x, indices, g.OH, g.OW)))):
+        raise ValueError("max_pool2d_forward needs C-contiguous native-order (..., H, W) x and (..., OH, OW) "
+                         "out/indices of the geometry's sizes")
+    cdef Py_ssize_t P = _n_planes(x)
+    cdef int64_t* ip = NULL if indices is None else <int64_t*>cnp.PyArray_DATA(indices)
+    if t == cnp.NPY_FLOAT32:
+        _forward_run(<const float*>cnp.PyArray_DATA(x), <float*>cnp.PyArray_DATA(out), ip, P, g, num_threads)
+    else:
+        _forward_run(<const double*>cnp.PyArray_DATA(x), <double*>cnp.PyArray_DATA(out), ip, P, g, num_threads)
 
 
 cdef inline bint _is_2x2(Geometry g) noexcept nogil:
@@ -410,25 +467,13 @@ if CPOOL_HAVE_CELLS_AVX512 and cpool_cpu_has_avx512():
     cpool_cells_level = 2
 
 
-def max_pool2d_backward(const floating[:, :, ::1] grad_output, const int64_t[:, :, ::1] indices,
-                        floating[:, :, ::1] grad_input, int num_threads):
-    """Scatter-add ``grad_output`` into ``grad_input`` (overwritten) by plane.
-
-    Returns the number of indices outside ``[-1, H*W)``; those are skipped,
-    and the caller must treat a non-zero count as an error. Parallel over
-    planes: each thread owns whole planes, so no atomics are needed.
-    """
-    cdef Py_ssize_t P = grad_output.shape[0], p
-    cdef Py_ssize_t OH = grad_output.shape[1], OW = grad_output.shape[2]
-    cdef Py_ssize_t H = grad_input.shape[1], W = grad_input.shape[2]
-    cdef Py_ssize_t n_out = OH * OW, plane = H * W
-    cdef Py_ssize_t bad = 0
+cdef Py_ssize_t _backward_run(const floating* gop, const int64_t* ip, floating* gip, Py_ssize_t P,
+                              Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
+                              int num_threads) noexcept:
+    cdef Py_ssize_t p, n_out = OH * OW, plane = H * W, bad = 0
+    cdef bint cells = cpool_cells_level > 0 and OW >= CPOOL_CELLS_MIN_OW and H >= 2 * OH and W >= 2 * OW
     if P == 0:
         return 0
-    cdef bint cells = cpool_cells_level > 0 and OW >= CPOOL_CELLS_MIN_OW and H >= 2 * OH and W >= 2 * OW
-    cdef const floating* gop = &grad_output[0, 0, 0]
-    cdef const int64_t* ip = &indices[0, 0, 0]
-    cdef floating* gip = &grad_input[0, 0, 0]
     if num_threads <= 1:  # no OpenMP machinery at all on the latency path
         with nogil:
             for p in range(P):
@@ -437,3 +482,34 @@ def max_pool2d_backward(const floating[:, :, ::1] grad_output, const int64_t[:, 
     for p in prange(P, nogil=True, schedule="static", num_threads=num_threads):
         bad += _backward_plane(gop + p * n_out, ip + p * n_out, gip + p * plane, H, W, OH, OW, cells)
     return bad
+
+
+def max_pool2d_backward(cnp.ndarray grad_output not None, cnp.ndarray indices not None,
+                        cnp.ndarray grad_input not None, int num_threads):
+    """Scatter-add ``grad_output`` into ``grad_input`` (overwritten) by plane.
+
+    C-contiguous native-order arrays with the same leading axes:
+    ``grad_output`` and ``indices`` (int64) (..., OH, OW), ``grad_input``
+    (..., H, W) of ``grad_output``'s float type.
+    Returns the number of indices outside ``[-1, H*W)``; those are skipped,
+    and the caller must treat a non-zero count as an error. Parallel over
+    planes: each thread owns whole planes, so no atomics are needed.
+    """
+    cdef int t = _float_type(grad_output, "grad_output")
+    cdef int nd = cnp.PyArray_NDIM(grad_output)
+    if not (_planes(grad_output, t, False) and _planes(grad_input, t, True)
+            and cnp.PyArray_NDIM(grad_input) == nd):
+        raise ValueError("max_pool2d_backward needs C-contiguous native-order grad_output and grad_input "
+                         "of grad_output's dtype, with the same number of axes")
+    cdef Py_ssize_t OH = cnp.PyArray_DIM(grad_output, nd - 2), OW = cnp.PyArray_DIM(grad_output, nd - 1)
+    cdef Py_ssize_t H = cnp.PyArray_DIM(grad_input, nd - 2), W = cnp.PyArray_DIM(grad_input, nd - 1)
+    if not (_same_planes(grad_output, grad_input, H, W) and _planes(indices, cnp.NPY_INT64, False)
+            and _same_planes(grad_output, indices, OH, OW)):
+        raise ValueError("max_pool2d_backward needs (..., OH, OW) indices (int64) like grad_output and a "
+                         "(..., H, W) grad_input with the same leading axes")
+    cdef Py_ssize_t P = _n_planes(grad_output)
+    if t == cnp.NPY_FLOAT32:
+        return _backward_run(<const float*>cnp.PyArray_DATA(grad_output), <const int64_t*>cnp.PyArray_DATA(indices),
+                             <float*>cnp.PyArray_DATA(grad_input), P, H, W, OH, OW, num_threads)
+    return _backward_run(<const double*>cnp.PyArray_DATA(grad_output), <const int64_t*>cnp.PyArray_DATA(indices),
+                         <double*>cnp.PyArray_DATA(grad_input), P, H, W, OH, OW, num_threads)

@@ -119,14 +119,25 @@ def _as_bool(value, name: str) -> bool:
     raise TypeError(f"{name} must be a bool, got {name}={_describe(value)}")
 
 
-def _is_plain(value) -> bool:
-    """True for an int or a tuple of ints *by exact type*.
+def _all_plain(*values) -> bool:
+    """True if each value is an int or a tuple of ints *by exact type*.
 
     Only such arguments are cached: ``True == 1`` and ``np.int64(2) == 2``
     hash alike, and a cache keyed on equality would let ``kernel_size=True``
-    through as if it were 1.
+    through as if it were 1. (One call for all four arguments, and the usual
+    pair tested without a generator: this runs on every call.)
     """
-    return type(value) is int or (type(value) is tuple and all(type(v) is int for v in value))
+    for value in values:
+        if type(value) is int:
+            continue
+        if type(value) is not tuple:
+            return False
+        if len(value) == 2:
+            if type(value[0]) is not int or type(value[1]) is not int:
+                return False
+        elif not all(type(v) is int for v in value):
+            return False
+    return True
 
 
 def parse_pool_args(kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
@@ -141,8 +152,7 @@ def parse_pool_args(kernel_size, stride=None, padding=0, dilation=1, ceil_mode=F
     negative padding, padding above half the kernel, or values that do not fit
     PyTorch's 32-bit parameters.
     """
-    if (_is_plain(kernel_size) and _is_plain(padding) and _is_plain(dilation)
-            and (stride is None or _is_plain(stride)) and type(ceil_mode) is bool):
+    if type(ceil_mode) is bool and _all_plain(kernel_size, 1 if stride is None else stride, padding, dilation):
         return _parse_pool_args_cached(kernel_size, stride, padding, dilation, ceil_mode)
     return _parse_pool_args(kernel_size, stride, padding, dilation, ceil_mode)
 
@@ -259,16 +269,15 @@ def _check_ndim(arr: np.ndarray, name: str) -> None:
         )
 
 
-def as_native_planes(arr: np.ndarray) -> np.ndarray:
-    """View (or copy) ``arr`` as a C-contiguous, native-byte-order (P, H, W) array.
+def as_native(arr: np.ndarray) -> np.ndarray:
+    """``arr`` itself, or a C-contiguous, native-byte-order copy of it.
 
     A copy happens only for non-contiguous or byte-swapped input; the caller's
     array is never written to.
     """
-    H, W = arr.shape[-2:]
     if not (arr.flags.c_contiguous and arr.dtype.isnative):
         arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
-    return arr.reshape(-1, H, W)
+    return arr
 
 
 def prepare_forward(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):

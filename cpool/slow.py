@@ -38,7 +38,13 @@ def _tap_positions(out_len: int, k_off: int, stride: int, pad: int, size: int):
 
 
 def forward_planes(x: np.ndarray, g: PoolGeometry, with_indices: bool):
-    """Max-pool a C-contiguous (P, H, W) array. Returns ``(out, indices or None)``."""
+    """Max-pool a C-contiguous (..., H, W) array. Returns ``(out, indices or None)``, (..., OH, OW)."""
+    shape = x.shape[:-2] + (g.OH, g.OW)
+    out, idx = _forward_3d(x.reshape(-1, g.H, g.W), g, with_indices)
+    return out.reshape(shape), None if idx is None else idx.reshape(shape)
+
+
+def _forward_3d(x: np.ndarray, g: PoolGeometry, with_indices: bool):
     P = x.shape[0]
     lowest = _lowest(x.dtype)
     # The NaN passes are skipped when the input has none: one read of the
@@ -140,23 +146,23 @@ def forward_planes(x: np.ndarray, g: PoolGeometry, with_indices: bool):
 
 
 def backward_planes(go: np.ndarray, idx: np.ndarray, shape) -> np.ndarray:
-    """Scatter-add (P, OH, OW) ``go`` into a fresh (P, H, W) array by ``idx``.
+    """Scatter-add (..., OH, OW) ``go`` into a fresh array of ``shape`` (..., H, W) by ``idx``.
 
     ``np.add.at`` applies the additions in output row-major order within each
     plane, rounding after every add in the array's dtype, exactly as PyTorch's
     CPU kernel does (float16 included).
     """
-    P = go.shape[0]
     H, W = shape[-2:]
     plane = H * W
-    n_out = idx.shape[1] * idx.shape[2]
-    flat_idx = idx.reshape(P, n_out)
+    n_out = idx.shape[-2] * idx.shape[-1]
+    flat_idx = idx.reshape(-1, n_out)
+    P = flat_idx.shape[0]
     check_index_range(flat_idx, plane, shape)
     grad_in = np.zeros((P, plane), dtype=go.dtype)
     keep = flat_idx >= 0
     planes = np.broadcast_to(np.arange(P, dtype=np.int64)[:, None], flat_idx.shape)
     np.add.at(grad_in, (planes[keep], flat_idx[keep]), go.reshape(P, n_out)[keep])
-    return grad_in.reshape(P, H, W)
+    return grad_in.reshape(shape)
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
