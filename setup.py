@@ -127,7 +127,9 @@ class BuildExt(build_ext):
 ISA_VARIANTS = {"avx2": ["-mavx2", "-mfma"]}
 
 # include_dirs: numpy's C headers (the kernels take ndarrays), and cpool/ for _cells.h.
-_EXT = dict(include_dirs=["cpool", numpy.get_include()], define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
+# depends: a change to the C headers alone rebuilds the extensions.
+_EXT = dict(include_dirs=["cpool", numpy.get_include()], depends=["cpool/_cells.h", "cpool/_cells_rows.h"],
+            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
 extensions = [Extension("cpool._kernels", ["cpool/_kernels.pyx"], **_EXT)]
 if platform.machine().lower() in ("x86_64", "amd64") and not _truthy("CPOOL_NO_ISA_VARIANTS"):
     extensions += [

@@ -55,17 +55,19 @@ _FORWARD = KERNELS.max_pool2d_forward
 _BACKWARD = KERNELS.max_pool2d_backward
 
 
-def forward_planes(x, g, with_indices):
+def forward_planes(x, g, with_indices, index_dtype=np.int64):
     if x.dtype not in _COMPILED:
         if x.dtype == _F16:
-            out, idx = forward_planes(x.astype(np.float32), g, with_indices)
+            out, idx = forward_planes(x.astype(np.float32), g, with_indices, index_dtype)
             return out.astype(_F16), idx
-        return _slow.forward_planes(x, g, with_indices)
-    if with_indices and g.H * g.W >= _INT32_PLANE and not KERNELS.fast_path(g.packed):
-        return _slow.forward_planes(x, g, with_indices)  # beyond int32 offsets; never in practice
+        return _slow.forward_planes(x, g, with_indices, index_dtype)
+    if with_indices and g.H * g.W >= _INT32_PLANE:
+        if not KERNELS.fast_path(g.packed):
+            return _slow.forward_planes(x, g, with_indices)  # beyond int32 offsets; never in practice
+        index_dtype = np.int64
     shape = x.shape[:-2] + (g.OH, g.OW)
     out = np.empty(shape, dtype=x.dtype)
-    idx = np.empty(shape, dtype=np.int64) if with_indices else None
+    idx = np.empty(shape, dtype=index_dtype) if with_indices else None
     _FORWARD(x, out, idx, g.packed, threads_for(x.size))
     return out, idx
 

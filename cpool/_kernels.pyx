@@ -37,6 +37,12 @@ ctypedef fused floating:
     float
     double
 
+# Index outputs: int64 (PyTorch's format) or int32 (MaxPool2d keeps these for
+# its own backward when a plane has < 2**31 elements: half the memory traffic).
+ctypedef fused index_t:
+    int32_t
+    int64_t
+
 
 cdef extern from * nogil:
     """
@@ -122,14 +128,14 @@ cdef inline floating _fold(floating best, floating v) noexcept nogil:
 
 # ---------------------------------------------------------------- forward
 
-cdef inline void _k2_span(const floating* a, Py_ssize_t W, floating* o, int64_t* io,
-                          int64_t first, Py_ssize_t n, bint with_idx) noexcept nogil:
+cdef inline void _k2_span(const floating* a, Py_ssize_t W, floating* o, index_t* io,
+                          index_t first, Py_ssize_t n, bint with_idx) noexcept nogil:
     # n consecutive 2x2 stride-2 windows whose top-left taps are a[0], a[2],
     # ...: fold a[2c], a[2c+1], a[W+2c], a[W+2c+1] in that order. `first` is
     # the plane index of a[0]. with_idx is a constant at each call site.
     cdef Py_ssize_t c
     cdef floating best, v
-    cdef int64_t off
+    cdef index_t off
     cdef bint t
     for c in range(n):
         if with_idx:
@@ -142,20 +148,20 @@ cdef inline void _k2_span(const floating* a, Py_ssize_t W, floating* o, int64_t*
             v = a[W + 2 * c]
             t = _takes(v, best)
             best = v if t else best
-            off = W if t else off
+            off = <index_t>W if t else off
             v = a[W + 2 * c + 1]
             t = _takes(v, best)
             best = v if t else best
-            off = W + 1 if t else off
+            off = <index_t>(W + 1) if t else off
             o[c] = best
-            io[c] = first + 2 * c + off
+            io[c] = first + <index_t>(2 * c) + off
         else:
             best = _fold(a[2 * c], a[2 * c + 1])
             best = _fold(best, a[W + 2 * c])
             o[c] = _fold(best, a[W + 2 * c + 1])
 
 
-cdef inline void _rows_2x2(const floating* x, floating* out, int64_t* idx,
+cdef inline void _rows_2x2(const floating* x, floating* out, index_t* idx,
                            Py_ssize_t r0, Py_ssize_t r1, Geometry g,
                            bint with_idx) noexcept nogil:
     # kernel 2, stride 2, no padding or dilation, every window complete.
@@ -174,14 +180,14 @@ cdef inline void _rows_2x2(const floating* x, floating* out, int64_t* idx,
     cdef Py_ssize_t L = CPOOL_VEC_BYTES // sizeof(floating)  # one vector
     cdef Py_ssize_t OWL = (OW + L - 1) // L * L
     cdef Py_ssize_t r, p, oh
-    cdef int64_t* io = NULL
+    cdef index_t* io = NULL
     cdef bint overrun = OW >= L - 1
     p = r0 // OH
     oh = r0 - p * OH
     for r in range(r0, r1):
         if with_idx:
             io = idx + r * OW
-        _k2_span(x + p * H * W + 2 * oh * W, W, out + r * OW, io, 2 * oh * W,
+        _k2_span(x + p * H * W + 2 * oh * W, W, out + r * OW, io, <index_t>(2 * oh * W),
                  OWL if (overrun and r + 1 < r1) else OW, with_idx)
         oh += 1
         if oh == OH:
@@ -222,7 +228,7 @@ cdef inline void _valid_outputs(Py_ssize_t off, Py_ssize_t stride, Py_ssize_t si
         hi[0] = min(n_out, (size - 1 - off) // stride + 1)
 
 
-cdef inline void _rows_general(const floating* x, floating* out, int64_t* idx,
+cdef inline void _rows_general(const floating* x, floating* out, index_t* idx,
                                Py_ssize_t r0, Py_ssize_t r1, Geometry g,
                                bint with_idx) noexcept nogil:
     # Tap-outer, output-inner, over chunks of at most CHUNK output columns:
@@ -268,7 +274,7 @@ cdef inline void _rows_general(const floating* x, floating* out, int64_t* idx,
             c0 = c1
 
 
-cdef void _forward_block(const floating* x, floating* out, int64_t* idx,
+cdef void _forward_block(const floating* x, floating* out, index_t* idx,
                          Py_ssize_t r0, Py_ssize_t r1, Geometry g, bint is_2x2) noexcept nogil:
     # One thread's rows. Each (path, with indices?) pair is its own call so
     # that `with_idx` is a constant inside the inlined loops.
@@ -320,6 +326,14 @@ cdef inline bint _same_planes(cnp.ndarray a, cnp.ndarray b, Py_ssize_t h, Py_ssi
     return True
 
 
+cdef int _index_bytes(cnp.ndarray a) except -1:
+    # 8 or 4: a signed integer array of either width (int64 has two type
+    # numbers on some platforms, long and long long).
+    if not (cnp.PyArray_ISSIGNED(a) and (cnp.PyArray_ITEMSIZE(a) == 8 or cnp.PyArray_ITEMSIZE(a) == 4)):
+        raise TypeError(f"indices must be int64 or int32, got indices.dtype={a.dtype}")
+    return cnp.PyArray_ITEMSIZE(a)
+
+
 cdef int _float_type(cnp.ndarray a, str name) except -1:
     cdef int t = cnp.PyArray_TYPE(a)
     if t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64:
@@ -327,7 +341,7 @@ cdef int _float_type(cnp.ndarray a, str name) except -1:
     return t
 
 
-cdef void _forward_run(const floating* xp, floating* op, int64_t* ip, Py_ssize_t P, Geometry g,
+cdef void _forward_run(const floating* xp, floating* op, index_t* ip, Py_ssize_t P, Geometry g,
                        int num_threads) noexcept:
     cdef Py_ssize_t rows = P * g.OH, t, n = max(1, num_threads)
     cdef bint is_2x2 = _is_2x2(g)
@@ -359,17 +373,28 @@ def max_pool2d_forward(cnp.ndarray x not None, cnp.ndarray out not None, cnp.nda
     """
     cdef Geometry g = _geometry(geom)
     cdef int t = _float_type(x, "x")
+    cdef int ib = 8 if indices is None else _index_bytes(indices)
     if not (_planes(x, t, False) and _same_planes(x, x, g.H, g.W)
             and _planes(out, t, True) and _same_planes(x, out, g.OH, g.OW)
-            and (indices is None or (_planes(indices, cnp.NPY_INT64, True) and _same_planes(x, indices, g.OH, g.OW)))):
+            and (indices is None or (_planes(indices, cnp.PyArray_TYPE(indices), True)
+                                     and _same_planes(x, indices, g.OH, g.OW)))):
         raise ValueError("max_pool2d_forward needs C-contiguous native-order (..., H, W) x and (..., OH, OW) "
                          "out/indices of the geometry's sizes")
+    if ib == 4 and g.H * g.W >= 2**31:
+        raise ValueError("int32 indices need planes of fewer than 2**31 elements")
     cdef Py_ssize_t P = _n_planes(x)
-    cdef int64_t* ip = NULL if indices is None else <int64_t*>cnp.PyArray_DATA(indices)
+    cdef void* xp = cnp.PyArray_DATA(x)
+    cdef void* op = cnp.PyArray_DATA(out)
+    cdef void* ip = NULL if indices is None else cnp.PyArray_DATA(indices)
     if t == cnp.NPY_FLOAT32:
-        _forward_run(<const float*>cnp.PyArray_DATA(x), <float*>cnp.PyArray_DATA(out), ip, P, g, num_threads)
+        if ib == 4:
+            _forward_run(<const float*>xp, <float*>op, <int32_t*>ip, P, g, num_threads)
+        else:
+            _forward_run(<const float*>xp, <float*>op, <int64_t*>ip, P, g, num_threads)
+    elif ib == 4:
+        _forward_run(<const double*>xp, <double*>op, <int32_t*>ip, P, g, num_threads)
     else:
-        _forward_run(<const double*>cnp.PyArray_DATA(x), <double*>cnp.PyArray_DATA(out), ip, P, g, num_threads)
+        _forward_run(<const double*>xp, <double*>op, <int64_t*>ip, P, g, num_threads)
 
 
 cdef inline bint _is_2x2(Geometry g) noexcept nogil:
@@ -388,18 +413,21 @@ def fast_path(tuple geom):
 # --------------------------------------------------------------- backward
 
 cdef extern from "_cells.h" nogil:
-    # AVX2 single-pass writer for planes whose indices each lie in their own
-    # 2x2 cell (kernel 2 stride 2); returns 0 when one does not.
+    # The AVX2 / AVX-512 single-pass writer for float32 planes whose indices
+    # each lie in their own 2x2 cell (kernel 2 stride 2); returns 0 as soon
+    # as one does not.
     enum: CPOOL_HAVE_CELLS
     enum: CPOOL_HAVE_CELLS_AVX512
     enum: CPOOL_CELLS_MIN_OW
     int cpool_cells_level
     int cpool_cpu_has_avx512()
-    int cpool_cells_plane_f32(const float* go, const int64_t* idx, float* gi,
-                              Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW)
+    int cpool_cells_plane_f32_i64(const float* go, const int64_t* idx, float* gi,
+                                  Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW)
+    int cpool_cells_plane_f32_i32(const float* go, const int32_t* idx, float* gi,
+                                  Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW)
 
 
-cdef inline Py_ssize_t _scatter_plane(const floating* go, const int64_t* idx, floating* gi,
+cdef inline Py_ssize_t _scatter_plane(const floating* go, const index_t* idx, floating* gi,
                                       Py_ssize_t n_out, Py_ssize_t plane) noexcept nogil:
     # Zero, then add in output row-major order: the same order and rounding
     # as PyTorch, and -0.0 gradients become +0.0 as they do there.
@@ -417,14 +445,22 @@ cdef inline Py_ssize_t _scatter_plane(const floating* go, const int64_t* idx, fl
     return bad
 
 
-cdef inline Py_ssize_t _backward_plane(const floating* go, const int64_t* idx, floating* gi,
+cdef inline bint _cells_plane(const float* go, const index_t* idx, float* gi, Py_ssize_t H, Py_ssize_t W,
+                              Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
+    if index_t is int32_t:
+        return cpool_cells_plane_f32_i32(go, idx, gi, H, W, OH, OW)
+    else:
+        return cpool_cells_plane_f32_i64(go, idx, gi, H, W, OH, OW)
+
+
+cdef inline Py_ssize_t _backward_plane(const floating* go, const index_t* idx, floating* gi,
                                       Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
                                       bint cells) noexcept nogil:
     # `cells`: the plane may be k2 s2-shaped (H >= 2*OH, W >= 2*OW); try the
     # single-pass cell writer, which gives up (and we scatter) as soon as an
     # index is outside its own output's cell, e.g. from overlapping windows.
     if floating is float:
-        if cells and cpool_cells_plane_f32(go, idx, gi, H, W, OH, OW):
+        if cells and _cells_plane(go, idx, gi, H, W, OH, OW):
             return 0
     return _scatter_plane(go, idx, gi, OH * OW, H * W)
 
@@ -451,23 +487,35 @@ def cells_isa(str isa=None):
     return names[cpool_cells_level]
 
 
-def cells_plane(const float[:, ::1] grad_output, const int64_t[:, ::1] indices, float[:, ::1] grad_input):
-    """Run the cell writer in use on one plane; False if it gave up. For tests."""
-    if cpool_cells_level == 0 or grad_output.shape[1] < CPOOL_CELLS_MIN_OW:
-        return False
-    if grad_output.shape[0] == 0 or grad_input.shape[0] < 2 * grad_output.shape[0] \
-            or grad_input.shape[1] < 2 * grad_output.shape[1]:
+def cells_plane(cnp.ndarray grad_output not None, cnp.ndarray indices not None, cnp.ndarray grad_input not None):
+    """Run the cell writer in use on one (OH, OW) plane; False if it gave up. For tests."""
+    if not (cnp.PyArray_NDIM(grad_output) == 2 and cnp.PyArray_TYPE(grad_output) == cnp.NPY_FLOAT32
+            and cnp.PyArray_IS_C_CONTIGUOUS(grad_output) and cnp.PyArray_ISNOTSWAPPED(grad_output)
+            and cnp.PyArray_NDIM(grad_input) == 2 and cnp.PyArray_TYPE(grad_input) == cnp.NPY_FLOAT32
+            and cnp.PyArray_IS_C_CONTIGUOUS(grad_input) and cnp.PyArray_ISWRITEABLE(grad_input)
+            and cnp.PyArray_NDIM(indices) == 2 and cnp.PyArray_IS_C_CONTIGUOUS(indices)
+            and cnp.PyArray_DIM(indices, 0) == cnp.PyArray_DIM(grad_output, 0)
+            and cnp.PyArray_DIM(indices, 1) == cnp.PyArray_DIM(grad_output, 1)):
+        raise ValueError("cells_plane needs C-contiguous 2-D float32 planes and indices")
+    cdef int ib = _index_bytes(indices)
+    cdef Py_ssize_t OH = cnp.PyArray_DIM(grad_output, 0), OW = cnp.PyArray_DIM(grad_output, 1)
+    cdef Py_ssize_t H = cnp.PyArray_DIM(grad_input, 0), W = cnp.PyArray_DIM(grad_input, 1)
+    if OH == 0 or H < 2 * OH or W < 2 * OW:
         raise ValueError("grad_input must hold a 2x2 cell per grad_output element")
-    return bool(cpool_cells_plane_f32(&grad_output[0, 0], &indices[0, 0], &grad_input[0, 0],
-                                      grad_input.shape[0], grad_input.shape[1],
-                                      grad_output.shape[0], grad_output.shape[1]))
+    if cpool_cells_level == 0 or OW < CPOOL_CELLS_MIN_OW:
+        return False
+    cdef const float* gop = <const float*>cnp.PyArray_DATA(grad_output)
+    cdef float* gip = <float*>cnp.PyArray_DATA(grad_input)
+    if ib == 4:
+        return bool(_cells_plane(gop, <const int32_t*>cnp.PyArray_DATA(indices), gip, H, W, OH, OW))
+    return bool(_cells_plane(gop, <const int64_t*>cnp.PyArray_DATA(indices), gip, H, W, OH, OW))
 
 
 if CPOOL_HAVE_CELLS_AVX512 and cpool_cpu_has_avx512():
     cpool_cells_level = 2
 
 
-cdef Py_ssize_t _backward_run(const floating* gop, const int64_t* ip, floating* gip, Py_ssize_t P,
+cdef Py_ssize_t _backward_run(const floating* gop, const index_t* ip, floating* gip, Py_ssize_t P,
                               Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
                               int num_threads) noexcept:
     cdef Py_ssize_t p, n_out = OH * OW, plane = H * W, bad = 0
@@ -489,13 +537,14 @@ def max_pool2d_backward(cnp.ndarray grad_output not None, cnp.ndarray indices no
     """Scatter-add ``grad_output`` into ``grad_input`` (overwritten) by plane.
 
     C-contiguous native-order arrays with the same leading axes:
-    ``grad_output`` and ``indices`` (int64) (..., OH, OW), ``grad_input``
-    (..., H, W) of ``grad_output``'s float type.
+    ``grad_output`` and ``indices`` (int64, or int32) (..., OH, OW),
+    ``grad_input`` (..., H, W) of ``grad_output``'s float type.
     Returns the number of indices outside ``[-1, H*W)``; those are skipped,
     and the caller must treat a non-zero count as an error. Parallel over
     planes: each thread owns whole planes, so no atomics are needed.
     """
     cdef int t = _float_type(grad_output, "grad_output")
+    cdef int ib = _index_bytes(indices)
     cdef int nd = cnp.PyArray_NDIM(grad_output)
     if not (_planes(grad_output, t, False) and _planes(grad_input, t, True)
             and cnp.PyArray_NDIM(grad_input) == nd):
@@ -503,13 +552,18 @@ def max_pool2d_backward(cnp.ndarray grad_output not None, cnp.ndarray indices no
                          "of grad_output's dtype, with the same number of axes")
     cdef Py_ssize_t OH = cnp.PyArray_DIM(grad_output, nd - 2), OW = cnp.PyArray_DIM(grad_output, nd - 1)
     cdef Py_ssize_t H = cnp.PyArray_DIM(grad_input, nd - 2), W = cnp.PyArray_DIM(grad_input, nd - 1)
-    if not (_same_planes(grad_output, grad_input, H, W) and _planes(indices, cnp.NPY_INT64, False)
+    if not (_same_planes(grad_output, grad_input, H, W) and _planes(indices, cnp.PyArray_TYPE(indices), False)
             and _same_planes(grad_output, indices, OH, OW)):
-        raise ValueError("max_pool2d_backward needs (..., OH, OW) indices (int64) like grad_output and a "
+        raise ValueError("max_pool2d_backward needs (..., OH, OW) indices like grad_output and a "
                          "(..., H, W) grad_input with the same leading axes")
     cdef Py_ssize_t P = _n_planes(grad_output)
+    cdef const void* gop = cnp.PyArray_DATA(grad_output)
+    cdef const void* ip = cnp.PyArray_DATA(indices)
+    cdef void* gip = cnp.PyArray_DATA(grad_input)
     if t == cnp.NPY_FLOAT32:
-        return _backward_run(<const float*>cnp.PyArray_DATA(grad_output), <const int64_t*>cnp.PyArray_DATA(indices),
-                             <float*>cnp.PyArray_DATA(grad_input), P, H, W, OH, OW, num_threads)
-    return _backward_run(<const double*>cnp.PyArray_DATA(grad_output), <const int64_t*>cnp.PyArray_DATA(indices),
-                         <double*>cnp.PyArray_DATA(grad_input), P, H, W, OH, OW, num_threads)
+        if ib == 4:
+            return _backward_run(<const float*>gop, <const int32_t*>ip, <float*>gip, P, H, W, OH, OW, num_threads)
+        return _backward_run(<const float*>gop, <const int64_t*>ip, <float*>gip, P, H, W, OH, OW, num_threads)
+    if ib == 4:
+        return _backward_run(<const double*>gop, <const int32_t*>ip, <double*>gip, P, H, W, OH, OW, num_threads)
+    return _backward_run(<const double*>gop, <const int64_t*>ip, <double*>gip, P, H, W, OH, OW, num_threads)

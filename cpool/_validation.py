@@ -316,16 +316,18 @@ def _as_int_shape(v):
     return operator.index(v)
 
 
-def prepare_backward(grad_output, indices, input_shape):
+def prepare_backward(grad_output, indices, input_shape, *, int32_indices=False):
     """Validate a backward call. Returns ``(grad_output, indices, input_shape)``.
 
     Checks types, dtypes and shapes. The range of the index values is checked
     by the backend (the compiled kernel checks each index as it uses it).
+    ``int32_indices``: also accept int32 indices (MaxPool2d's own format).
     """
     go = as_input_array(grad_output, "grad_output")
     idx = as_input_array(indices, "indices")
     _check_dtype(go, "grad_output", BACKWARD_DTYPES, "max_pool2d_backward")
-    if idx.dtype != _INT64 and (idx.dtype.kind != "i" or idx.dtype.itemsize != 8):
+    if idx.dtype != _INT64 and (idx.dtype.kind != "i" or idx.dtype.itemsize != 8) and not (
+            int32_indices and idx.dtype.kind == "i" and idx.dtype.itemsize == 4):
         raise TypeError(
             f"indices must be an int64 array as returned by max_pool2d(..., return_indices=True), "
             f"got indices.dtype={idx.dtype!s}"

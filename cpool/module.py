@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _frontend
 from ._backend import BACKEND
 from ._validation import as_input_array, parse_pool_args
 
@@ -56,7 +57,10 @@ class MaxPool2d:
         The last backward result.
     indices : ndarray of int64 or None
         PyTorch-format indices (``h * W + w`` within each plane) of the last
-        forward.
+        forward. The layer itself keeps them as int32 (half the memory
+        traffic in forward and backward) and makes this int64 array on first
+        access; from then on its backward uses that array, so changes made
+        to it take effect as before.
     index : ndarray of int32
         The same positions as (row, col) pairs, shape (N, C, OH, OW, 2): the
         format of the classic loop implementation's ``self.index``. -1 marks
@@ -89,7 +93,8 @@ class MaxPool2d:
         self.ceil_mode = ceil_mode
         self.output = None
         self.gradInput = None
-        self.indices = None
+        self._compact = None  # the last forward's indices, int32 (int64 for planes >= 2**31 elements)
+        self._indices = None  # their int64 form, once asked for
         self.training = True
         self._input_shape = None
 
@@ -97,15 +102,18 @@ class MaxPool2d:
     def updateOutput(self, input):
         """Pool ``input``; sets and returns ``self.output`` (and ``self.indices``)."""
         arr = as_input_array(input)
-        self.output, self.indices = self._impl.max_pool2d(
-            arr, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode, return_indices=True
+        self.output, self._compact = _frontend.forward(
+            self._impl.forward_planes, arr, self.kernel_size, self.stride, self.padding, self.dilation,
+            self.ceil_mode, True, index_dtype=np.int32,
         )
+        self._indices = None
         self._input_shape = arr.shape
         return self.output
 
     def updateGradInput(self, input, gradOutput):
         """Gradient with respect to the last forward's input; sets and returns ``self.gradInput``."""
-        if self.indices is None:
+        indices = self._compact if self._indices is None else self._indices
+        if indices is None:
             raise BackwardBeforeForwardError(
                 "MaxPool2d.updateGradInput() was called before forward(): there are no indices to route "
                 "gradOutput through"
@@ -116,7 +124,8 @@ class MaxPool2d:
                 f"input.shape={tuple(shape)!r} differs from the shape of the last forward input "
                 f"{tuple(self._input_shape)!r}; call forward() on this input first"
             )
-        self.gradInput = self._impl.max_pool2d_backward(gradOutput, self.indices, self._input_shape)
+        self.gradInput = _frontend.backward(self._impl.backward_planes, gradOutput, indices, self._input_shape,
+                                            int32_indices=True)
         return self.gradInput
 
     def accGradParameters(self, input, gradOutput):
@@ -154,6 +163,18 @@ class MaxPool2d:
         self.training = False
 
     # -- extras ----------------------------------------------------------
+    @property
+    def indices(self):
+        if self._indices is None and self._compact is not None:
+            self._indices = self._compact.astype(np.int64)
+        return self._indices
+
+    @indices.setter
+    def indices(self, value):
+        # Replacing them (as with torch7's ``self.indices``) routes backward through the new ones.
+        self._indices = value
+        self._compact = None
+
     @property
     def index(self):
         if self.indices is None:

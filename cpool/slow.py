@@ -37,11 +37,18 @@ def _tap_positions(out_len: int, k_off: int, stride: int, pad: int, size: int):
     return pos, (pos >= 0) & (pos < size)
 
 
-def forward_planes(x: np.ndarray, g: PoolGeometry, with_indices: bool):
-    """Max-pool a C-contiguous (..., H, W) array. Returns ``(out, indices or None)``, (..., OH, OW)."""
+def forward_planes(x: np.ndarray, g: PoolGeometry, with_indices: bool, index_dtype=np.int64):
+    """Max-pool a C-contiguous (..., H, W) array. Returns ``(out, indices or None)``, (..., OH, OW).
+
+    Indices are int64, or int32 if asked for and a plane has < 2**31 elements.
+    """
     shape = x.shape[:-2] + (g.OH, g.OW)
     out, idx = _forward_3d(x.reshape(-1, g.H, g.W), g, with_indices)
-    return out.reshape(shape), None if idx is None else idx.reshape(shape)
+    if idx is None:
+        return out.reshape(shape), None
+    if index_dtype == np.int32 and g.H * g.W < 2**31:
+        idx = idx.astype(np.int32)
+    return out.reshape(shape), idx.reshape(shape)
 
 
 def _forward_3d(x: np.ndarray, g: PoolGeometry, with_indices: bool):

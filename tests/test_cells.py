@@ -33,6 +33,12 @@ VARIANTS = _available_variants()
 pytestmark = pytest.mark.skipif(not VARIANTS, reason="these kernels have no cell writer (not an AVX2 build/CPU)")
 
 
+@pytest.fixture(params=[np.int64, np.int32], ids=["int64", "int32"])
+def index_dtype(request):
+    """int64: the public format; int32: what MaxPool2d keeps for its own backward."""
+    return request.param
+
+
 @pytest.fixture(params=VARIANTS)
 def variant(request):
     before = KERNELS.cells_isa()
@@ -57,11 +63,11 @@ def _run(go, idx, shape, isa, threads=1):
         KERNELS.cells_isa(before)
 
 
-def _in_cell_indices(rng, P, H, W, OH, OW):
+def _in_cell_indices(rng, P, H, W, OH, OW, dtype=np.int64):
     oh = np.arange(OH)[:, None]
     ow = np.arange(OW)[None, :]
     tap = rng.integers(0, 4, size=(P, OH, OW))
-    return ((2 * oh + tap // 2) * W + 2 * ow + tap % 2).astype(np.int64)
+    return ((2 * oh + tap // 2) * W + 2 * ow + tap % 2).astype(dtype)
 
 
 def _grads(rng, shape):
@@ -89,10 +95,10 @@ SHAPES = [(3, 16, 16, 8, 8), (2, 28, 28, 14, 14), (2, 29, 29, 14, 14), (2, 28, 2
 
 
 @pytest.mark.parametrize("P,H,W,OH,OW", SHAPES)
-def test_in_cell_indices_match_scatter(variant, P, H, W, OH, OW):
+def test_in_cell_indices_match_scatter(variant, index_dtype, P, H, W, OH, OW):
     rng = np.random.default_rng(P * 1000 + H * 10 + W)
     go = _grads(rng, (P, OH, OW))
-    idx = _in_cell_indices(rng, P, H, W, OH, OW)
+    idx = _in_cell_indices(rng, P, H, W, OH, OW, index_dtype)
     assert _check_same(variant, go, idx, (P, H, W)) == 0
 
 
@@ -106,49 +112,51 @@ def _writer_accepts(isa, go, idx, H, W):
 
 
 @pytest.mark.parametrize("P,H,W,OH,OW", SHAPES)
-def test_writer_is_used_and_gives_up_on_a_stray_index(variant, P, H, W, OH, OW):
+def test_writer_is_used_and_gives_up_on_a_stray_index(variant, index_dtype, P, H, W, OH, OW):
     # Guards the tests above against a writer that always gives up (and so
     # trivially matches the scatter).
     rng = np.random.default_rng(OW)
     go = _grads(rng, (OH, OW))
-    idx = _in_cell_indices(rng, 1, H, W, OH, OW)[0]
+    idx = _in_cell_indices(rng, 1, H, W, OH, OW, index_dtype)[0]
     assert _writer_accepts(variant, go, idx, H, W)
     idx[OH - 1, OW - 1] = idx[OH - 1, 0]
     assert not _writer_accepts(variant, go, idx, H, W)
 
 
 @pytest.mark.parametrize("P,H,W,OH,OW", SHAPES)
-def test_one_stray_index_anywhere_falls_back(variant, P, H, W, OH, OW):
+def test_one_stray_index_anywhere_falls_back(variant, index_dtype, P, H, W, OH, OW):
     # A valid index outside its own cell, on the first and last row and in
     # the first, middle and last lanes: the plane must be scattered instead.
     rng = np.random.default_rng(7 + OW)
     positions = {(0, 0), (0, OW - 1), (OH - 1, 0), (OH - 1, OW - 1), (OH // 2, OW // 2), (0, 7 % OW), (0, 8 % OW)}
     for oh, ow in sorted(positions):
         go = _grads(rng, (P, OH, OW))
-        idx = _in_cell_indices(rng, P, H, W, OH, OW)
+        idx = _in_cell_indices(rng, P, H, W, OH, OW, index_dtype)
         # Point at a cell of a neighbour (or, for a 1x1 plane of cells, at a spare element).
         target = idx[P - 1, oh, (ow + 1) % OW] if OW > 1 else H * W - 1
         idx[P - 1, oh, ow] = target
         assert _check_same(variant, go, idx, (P, H, W)) == 0
 
 
-@pytest.mark.parametrize("value", [-1, -2, 2**32, 2**32 + 1, -(2**63), 2**63 - 1, 10**6])
-def test_hostile_indices_count_as_bad_exactly_as_scatter(variant, value):
+@pytest.mark.parametrize("value", [-1, -2, 2**32, 2**32 + 1, -(2**63), 2**63 - 1, 10**6, -(2**31), 2**31 - 1])
+def test_hostile_indices_count_as_bad_exactly_as_scatter(variant, index_dtype, value):
+    if not np.iinfo(index_dtype).min <= value <= np.iinfo(index_dtype).max:
+        pytest.skip("not representable")
     rng = np.random.default_rng(3)
     P, H, W, OH, OW = 2, 28, 28, 14, 14
     for oh, ow in ((0, 0), (13, 13), (5, 9)):
         go = _grads(rng, (P, OH, OW))
-        idx = _in_cell_indices(rng, P, H, W, OH, OW)
+        idx = _in_cell_indices(rng, P, H, W, OH, OW, index_dtype)
         idx[1, oh, ow] = value
         bad = _check_same(variant, go, idx, (P, H, W))
         assert bad == (0 if value == -1 else 1)
 
 
-def test_two_threads_match(variant):
+def test_two_threads_match(variant, index_dtype):
     rng = np.random.default_rng(11)
     P, H, W, OH, OW = 64, 28, 28, 14, 14
     go = _grads(rng, (P, OH, OW))
-    idx = _in_cell_indices(rng, P, H, W, OH, OW)
+    idx = _in_cell_indices(rng, P, H, W, OH, OW, index_dtype)
     idx[17, 3, 4] = idx[17, 3, 5]  # one plane falls back
     assert _check_same(variant, go, idx, (P, H, W), threads=2) == 0
 

@@ -115,3 +115,23 @@ def test_in_a_sequential_net(backend, rng):
     np.testing.assert_array_equal(out, x.reshape(2, 2, 2, 4, 2, 4).max(axis=(3, 5)))
     gi = net.backward(np.ones_like(out))
     assert gi.sum() == out.size and gi.shape == x.shape
+
+
+def test_layer_keeps_int32_indices_and_shows_int64(backend, rng):
+    # The layer's own backward runs on int32 indices (half the traffic); the
+    # public `indices` are PyTorch's int64, made on demand, and once made they
+    # are what backward uses.
+    x = rng.standard_normal((3, 4, 10, 12)).astype(np.float32)
+    g = rng.standard_normal((3, 4, 5, 6)).astype(np.float32)
+    layer = cpool.MaxPool2d(2, backend=backend)
+    layer.forward(x)
+    assert layer._compact.dtype == np.int32 and layer._indices is None
+    gi = layer.backward(x, g).copy()
+    out, idx = cpool.slow.max_pool2d(x, 2, return_indices=True)
+    np.testing.assert_array_equal(gi, cpool.slow.max_pool2d_backward(g, idx, x.shape))
+    assert layer.indices.dtype == np.int64
+    np.testing.assert_array_equal(layer.indices, idx)
+    layer.indices[...] = idx[..., ::-1]  # now route every gradient elsewhere
+    np.testing.assert_array_equal(layer.backward(x, g), cpool.slow.max_pool2d_backward(g, idx[..., ::-1], x.shape))
+    layer.indices = idx
+    np.testing.assert_array_equal(layer.backward(x, g), gi)
