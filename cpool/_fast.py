@@ -61,10 +61,8 @@ def forward_planes(x, g, with_indices, index_dtype=np.int64):
             out, idx = forward_planes(x.astype(np.float32), g, with_indices, index_dtype)
             return out.astype(_F16), idx
         return _slow.forward_planes(x, g, with_indices, index_dtype)
-    if with_indices and g.H * g.W >= _INT32_PLANE:
-        if not KERNELS.fast_path(g.packed):
-            return _slow.forward_planes(x, g, with_indices)  # beyond int32 offsets; never in practice
-        index_dtype = np.int64
+    if with_indices and g.H * g.W >= _INT32_PLANE and not KERNELS.fast_path(g.packed):
+        return _slow.forward_planes(x, g, with_indices, index_dtype)  # beyond int32 offsets; never in practice
     shape = x.shape[:-2] + (g.OH, g.OW)
     out = np.empty(shape, dtype=x.dtype)
     idx = np.empty(shape, dtype=index_dtype) if with_indices else None

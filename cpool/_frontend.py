@@ -18,10 +18,12 @@ def forward(forward_planes, input, kernel_size, stride, padding, dilation, ceil_
     """Run ``forward_planes(x, geometry, with_indices, index_dtype) -> (out, idx)`` on ``input``.
 
     ``index_dtype``: int64 (the public format) or, for MaxPool2d's own use,
-    int32, which the backends honour when a plane has fewer than 2**31
-    elements (else they return int64).
+    int32, used when a plane has fewer than 2**31 elements (else int64).
+    The backends return indices of the dtype they are given.
     """
     arr, g, with_indices = prepare_forward(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+    if g.H * g.W >= 2**31:
+        index_dtype = np.int64
     out, idx = forward_planes(as_native(arr), g, with_indices, index_dtype)
     return (out, idx) if with_indices else out
 

@@ -40,14 +40,14 @@ def _tap_positions(out_len: int, k_off: int, stride: int, pad: int, size: int):
 def forward_planes(x: np.ndarray, g: PoolGeometry, with_indices: bool, index_dtype=np.int64):
     """Max-pool a C-contiguous (..., H, W) array. Returns ``(out, indices or None)``, (..., OH, OW).
 
-    Indices are int64, or int32 if asked for and a plane has < 2**31 elements.
+    Indices are of ``index_dtype`` (int64, or int32 for planes of < 2**31 elements).
     """
     shape = x.shape[:-2] + (g.OH, g.OW)
     out, idx = _forward_3d(x.reshape(-1, g.H, g.W), g, with_indices)
     if idx is None:
         return out.reshape(shape), None
-    if index_dtype == np.int32 and g.H * g.W < 2**31:
-        idx = idx.astype(np.int32)
+    if index_dtype != np.int64:
+        idx = idx.astype(index_dtype)
     return out.reshape(shape), idx.reshape(shape)
 
 
