@@ -274,10 +274,55 @@ cdef inline void _rows_general(const floating* x, floating* out, index_t* idx,
             c0 = c1
 
 
+cdef extern from "_forward2x2.h" nogil:
+    # The AVX2 version of the 2x2 stride-2 path for float32; see the header.
+    enum: CPOOL_HAVE_FORWARD2X2
+    int cpool_forward2x2_on
+    void cpool_forward2x2_f32(const float* x, float* out, Py_ssize_t r0, Py_ssize_t r1,
+                              Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW)
+    void cpool_forward2x2_f32_i32(const float* x, float* out, int32_t* idx, Py_ssize_t r0, Py_ssize_t r1,
+                                  Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW)
+    void cpool_forward2x2_f32_i64(const float* x, float* out, int64_t* idx, Py_ssize_t r0, Py_ssize_t r1,
+                                  Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW)
+
+
+cdef inline bint _forward2x2_intrinsics(const float* x, float* out, index_t* idx,
+                                        Py_ssize_t r0, Py_ssize_t r1, Geometry g) noexcept nogil:
+    # The intrinsics need rows of at least 4 windows and 32-bit plane offsets;
+    # returns False (nothing done) otherwise.
+    if not cpool_forward2x2_on or g.OW < 4 or g.H * g.W >= (<Py_ssize_t>1 << 31):
+        return False
+    if idx == NULL:
+        cpool_forward2x2_f32(x, out, r0, r1, g.H, g.W, g.OH, g.OW)
+    elif index_t is int32_t:
+        cpool_forward2x2_f32_i32(x, out, idx, r0, r1, g.H, g.W, g.OH, g.OW)
+    else:
+        cpool_forward2x2_f32_i64(x, out, idx, r0, r1, g.H, g.W, g.OH, g.OW)
+    return True
+
+
+def forward_isa(str isa=None):
+    """The float32 2x2 stride-2 forward in use: "avx2" (intrinsics) or "none".
+
+    "none" is the auto-vectorised loop every build has. With an argument,
+    switch to that one if this module has it; returns the one in use
+    afterwards. For tests and benchmarks; not thread-safe.
+    """
+    global cpool_forward2x2_on
+    if isa is not None:
+        if isa not in ("avx2", "none"):
+            raise ValueError(f"isa must be 'avx2' or 'none', got isa={isa!r}")
+        cpool_forward2x2_on = 1 if (isa == "avx2" and CPOOL_HAVE_FORWARD2X2) else 0
+    return "avx2" if cpool_forward2x2_on else "none"
+
+
 cdef void _forward_block(const floating* x, floating* out, index_t* idx,
                          Py_ssize_t r0, Py_ssize_t r1, Geometry g, bint is_2x2) noexcept nogil:
     # One thread's rows. Each (path, with indices?) pair is its own call so
     # that `with_idx` is a constant inside the inlined loops.
+    if floating is float:
+        if is_2x2 and _forward2x2_intrinsics(x, out, idx, r0, r1, g):
+            return
     if is_2x2:
         if idx == NULL:
             _rows_2x2(x, out, idx, r0, r1, g, False)
