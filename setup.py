@@ -128,7 +128,7 @@ ISA_VARIANTS = {"avx2": ["-mavx2", "-mfma"]}
 
 # include_dirs: numpy's C headers (the kernels take ndarrays), and cpool/ for _cells.h.
 # depends: a change to the C headers alone rebuilds the extensions.
-_EXT = dict(include_dirs=["cpool", numpy.get_include()], depends=["cpool/_cells.h", "cpool/_cells_rows.h", "cpool/_forward2x2.h"],
+_EXT = dict(include_dirs=["cpool", numpy.get_include()], depends=["cpool/_cells.h", "cpool/_cells_rows.h", "cpool/_forward.h"],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
 extensions = [Extension("cpool._kernels", ["cpool/_kernels.pyx"], **_EXT)]
 if platform.machine().lower() in ("x86_64", "amd64") and not _truthy("CPOOL_NO_ISA_VARIANTS"):

@@ -47,7 +47,7 @@ def config() -> dict:
         "backend": backend,
         "openmp": False,
         "isa": None,
-        "forward_2x2": None,
+        "forward_simd": None,
         "backward_cells": None,
         "num_threads": get_num_threads(),
         "numpy": np.__version__,
@@ -58,7 +58,7 @@ def config() -> dict:
 
         info["openmp"] = bool(_fast.KERNELS.OPENMP)
         info["isa"] = _fast.KERNELS.ISA
-        info["forward_2x2"] = _fast.KERNELS.forward_isa()
+        info["forward_simd"] = _fast.KERNELS.forward_isa()
         info["backward_cells"] = _fast.KERNELS.cells_isa()
     return info
 
@@ -70,7 +70,7 @@ def show_config() -> None:
     print(f"  backend:     {info['backend']}")
     print(f"  openmp:      {'on' if info['openmp'] else 'off'}")
     if info["isa"]:
-        print(f"  kernels:     {info['isa']} (k2 s2 float32 forward: {info['forward_2x2']}, backward: {info['backward_cells']})")
+        print(f"  kernels:     {info['isa']} (float32 forward: {info['forward_simd']}, k2 s2 float32 backward: {info['backward_cells']})")
     print(f"  num_threads: {info['num_threads']}")
     print(f"  numpy:       {info['numpy']}")
     if info["extension_error"]:

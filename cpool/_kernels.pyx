@@ -104,8 +104,17 @@ def cpu_has_avx2():
     return bool(cpool_cpu_has_avx2())
 
 
-cdef struct Geometry:
-    Py_ssize_t kh, kw, sh, sw, ph, pw, dh, dw, H, W, OH, OW
+cdef extern from "_forward.h" nogil:
+    # The pooling geometry, and the AVX2 forward kernels for float32 (see the
+    # header): idx is int32_t*, int64_t* or NULL as idx_bytes (4, 8, 0) says.
+    ctypedef struct Geometry "cpool_geometry":
+        Py_ssize_t kh, kw, sh, sw, ph, pw, dh, dw, H, W, OH, OW
+    enum: CPOOL_HAVE_FORWARD_AVX2
+    int cpool_forward_avx2_on
+    void cpool_forward2x2_f32(const float* x, float* out, void* idx, int idx_bytes,
+                              Py_ssize_t r0, Py_ssize_t r1, Geometry g)
+    void cpool_forward_vec_f32(const float* x, float* out, void* idx, int idx_bytes,
+                               Py_ssize_t r0, Py_ssize_t r1, Geometry g)
 
 
 cdef enum:
@@ -274,46 +283,38 @@ cdef inline void _rows_general(const floating* x, floating* out, index_t* idx,
             c0 = c1
 
 
-cdef extern from "_forward2x2.h" nogil:
-    # The AVX2 version of the 2x2 stride-2 path for float32; see the header.
-    enum: CPOOL_HAVE_FORWARD2X2
-    int cpool_forward2x2_on
-    void cpool_forward2x2_f32(const float* x, float* out, Py_ssize_t r0, Py_ssize_t r1,
-                              Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW)
-    void cpool_forward2x2_f32_i32(const float* x, float* out, int32_t* idx, Py_ssize_t r0, Py_ssize_t r1,
-                                  Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW)
-    void cpool_forward2x2_f32_i64(const float* x, float* out, int64_t* idx, Py_ssize_t r0, Py_ssize_t r1,
-                                  Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW)
-
-
-cdef inline bint _forward2x2_intrinsics(const float* x, float* out, index_t* idx,
-                                        Py_ssize_t r0, Py_ssize_t r1, Geometry g) noexcept nogil:
-    # The intrinsics need rows of at least 4 windows and 32-bit plane offsets;
-    # returns False (nothing done) otherwise.
-    if not cpool_forward2x2_on or g.OW < 4 or g.H * g.W >= (<Py_ssize_t>1 << 31):
+cdef inline bint _forward_avx2(const float* x, float* out, index_t* idx,
+                               Py_ssize_t r0, Py_ssize_t r1, Geometry g, bint is_2x2) noexcept nogil:
+    # The intrinsic kernels, where they apply; returns False (nothing done)
+    # otherwise. They need 32-bit plane offsets; the 2x2 one rows of at least
+    # 4 windows, the general one column stride 1 or 2.
+    cdef int ib = 0 if idx == NULL else sizeof(index_t)
+    if not cpool_forward_avx2_on or g.H * g.W >= (<Py_ssize_t>1 << 31):
         return False
-    if idx == NULL:
-        cpool_forward2x2_f32(x, out, r0, r1, g.H, g.W, g.OH, g.OW)
-    elif index_t is int32_t:
-        cpool_forward2x2_f32_i32(x, out, idx, r0, r1, g.H, g.W, g.OH, g.OW)
-    else:
-        cpool_forward2x2_f32_i64(x, out, idx, r0, r1, g.H, g.W, g.OH, g.OW)
+    if is_2x2:
+        if g.OW < 4:
+            return False
+        cpool_forward2x2_f32(x, out, idx, ib, r0, r1, g)
+        return True
+    if g.sw != 1 and g.sw != 2:
+        return False
+    cpool_forward_vec_f32(x, out, idx, ib, r0, r1, g)
     return True
 
 
 def forward_isa(str isa=None):
-    """The float32 2x2 stride-2 forward in use: "avx2" (intrinsics) or "none".
+    """The float32 forward kernels in use: "avx2" (intrinsics) or "none".
 
-    "none" is the auto-vectorised loop every build has. With an argument,
+    "none" is the auto-vectorised loops every build has. With an argument,
     switch to that one if this module has it; returns the one in use
     afterwards. For tests and benchmarks; not thread-safe.
     """
-    global cpool_forward2x2_on
+    global cpool_forward_avx2_on
     if isa is not None:
         if isa not in ("avx2", "none"):
             raise ValueError(f"isa must be 'avx2' or 'none', got isa={isa!r}")
-        cpool_forward2x2_on = 1 if (isa == "avx2" and CPOOL_HAVE_FORWARD2X2) else 0
-    return "avx2" if cpool_forward2x2_on else "none"
+        cpool_forward_avx2_on = 1 if (isa == "avx2" and CPOOL_HAVE_FORWARD_AVX2) else 0
+    return "avx2" if cpool_forward_avx2_on else "none"
 
 
 cdef void _forward_block(const floating* x, floating* out, index_t* idx,
@@ -321,7 +322,7 @@ cdef void _forward_block(const floating* x, floating* out, index_t* idx,
     # One thread's rows. Each (path, with indices?) pair is its own call so
     # that `with_idx` is a constant inside the inlined loops.
     if floating is float:
-        if is_2x2 and _forward2x2_intrinsics(x, out, idx, r0, r1, g):
+        if _forward_avx2(x, out, idx, r0, r1, g, is_2x2):
             return
     if is_2x2:
         if idx == NULL:
