@@ -344,24 +344,26 @@ static void cpool_forward2x2_f32(const float *x, float *out, void *idx, int idx_
         cpool_forward2x2_rows(x, out, NULL, 0, r0, r1, g);
 }
 
+/* The three output kinds of one column stride, each its own inlined copy. */
+static CPOOL_ALWAYS_INLINE void cpool_forward_vec_kinds(const float *x, float *out, void *idx, int idx_bytes,
+                                                        Py_ssize_t r0, Py_ssize_t r1, cpool_geometry g,
+                                                        Py_ssize_t sw)
+{
+    if (idx_bytes == 4)
+        cpool_forward_vec_rows(x, out, idx, 4, r0, r1, g, sw);
+    else if (idx_bytes == 8)
+        cpool_forward_vec_rows(x, out, idx, 8, r0, r1, g, sw);
+    else
+        cpool_forward_vec_rows(x, out, NULL, 0, r0, r1, g, sw);
+}
+
 static void cpool_forward_vec_f32(const float *x, float *out, void *idx, int idx_bytes, Py_ssize_t r0,
                                   Py_ssize_t r1, cpool_geometry g)
 {
-    if (g.sw == 1) {
-        if (idx_bytes == 4)
-            cpool_forward_vec_rows(x, out, idx, 4, r0, r1, g, 1);
-        else if (idx_bytes == 8)
-            cpool_forward_vec_rows(x, out, idx, 8, r0, r1, g, 1);
-        else
-            cpool_forward_vec_rows(x, out, NULL, 0, r0, r1, g, 1);
-    } else {
-        if (idx_bytes == 4)
-            cpool_forward_vec_rows(x, out, idx, 4, r0, r1, g, 2);
-        else if (idx_bytes == 8)
-            cpool_forward_vec_rows(x, out, idx, 8, r0, r1, g, 2);
-        else
-            cpool_forward_vec_rows(x, out, NULL, 0, r0, r1, g, 2);
-    }
+    if (g.sw == 1)
+        cpool_forward_vec_kinds(x, out, idx, idx_bytes, r0, r1, g, 1);
+    else
+        cpool_forward_vec_kinds(x, out, idx, idx_bytes, r0, r1, g, 2);
 }
 
 #endif /* CPOOL_FORWARD_H */
