@@ -227,8 +227,24 @@ static CPOOL_ALWAYS_INLINE void cpool_interior_columns(const cpool_geometry *g, 
         *hi = *lo;
 }
 
+/* Tap j of a window row for 8 outputs: row[iw], row[iw + sw], ... (sw is 1
+   or 2; for 2, in the shuffles' lane order). */
+static CPOOL_ALWAYS_INLINE __m256 cpool_tap8(const float *row, Py_ssize_t iw, Py_ssize_t sw)
+{
+    if (sw == 1)
+        return _mm256_loadu_ps(row + iw);
+    /* even elements of row[iw .. iw+15): reads exactly the 15 floats spanned */
+    return _mm256_shuffle_ps(_mm256_loadu_ps(row + iw), _mm256_loadu_ps(row + iw + 7), _MM_SHUFFLE(3, 1, 2, 0));
+}
+
 /* Outputs c..c+7 of output row oh, window rows [i0, i1) (all inside the
-   plane). sw is 1 or 2 (a constant after inlining). */
+   plane, at least one). sw is 1 or 2 (a constant after inlining).
+   Each window row is folded on its own, seeded with its first tap, and the
+   rows are then folded in order: the same selection as one tap after
+   another (the rule is associative, and a window's first tap seeds it as in
+   PyTorch, where a -inf first tap keeps its index), but the rows' chains of
+   dependent compares and blends are independent, so they overlap instead of
+   adding up their latencies. */
 static CPOOL_ALWAYS_INLINE void cpool_forward_vec8(const float *plane, const cpool_geometry *g, Py_ssize_t sw,
                                                    Py_ssize_t oh, Py_ssize_t c, Py_ssize_t i0, Py_ssize_t i1,
                                                    float *o, void *idx, int idx_bytes, Py_ssize_t at)
@@ -237,33 +253,37 @@ static CPOOL_ALWAYS_INLINE void cpool_forward_vec8(const float *plane, const cpo
        order the loads leave. */
     const __m256i lanes = sw == 1 ? _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
                                   : _mm256_setr_epi32(0, 2, 8, 10, 4, 6, 12, 14);
+    const __m256i step = _mm256_set1_epi32((int32_t)g->dw);
     const Py_ssize_t W = g->W, col0 = c * sw - g->pw;
     Py_ssize_t i, j;
-    __m256 best = _mm256_set1_ps(-INFINITY);
-    /* Seeded with the first tap: a window of -inf keeps it, as in PyTorch. */
-    __m256i chosen = _mm256_add_epi32(_mm256_set1_epi32((int32_t)((oh * g->sh - g->ph + i0 * g->dh) * W + col0)),
-                                      lanes);
+    __m256 best = _mm256_setzero_ps();
+    __m256i chosen = _mm256_setzero_si256();
     for (i = i0; i < i1; i++) {
         const Py_ssize_t ih = oh * g->sh - g->ph + i * g->dh;
         const float *row = plane + ih * W;
-        for (j = 0; j < g->kw; j++) {
-            const Py_ssize_t iw = col0 + j * g->dw;
-            __m256 v;
-            if (sw == 1) {
-                v = _mm256_loadu_ps(row + iw);
-            } else {  /* even elements of row[iw .. iw+15) */
-                v = _mm256_shuffle_ps(_mm256_loadu_ps(row + iw), _mm256_loadu_ps(row + iw + 7),
-                                      _MM_SHUFFLE(3, 1, 2, 0));
-            }
+        __m256 rbest = cpool_tap8(row, col0, sw);
+        __m256i tap = _mm256_add_epi32(_mm256_set1_epi32((int32_t)(ih * W + col0)), lanes);
+        __m256i rchosen = tap;
+        for (j = 1; j < g->kw; j++) {
+            __m256 v = cpool_tap8(row, col0 + j * g->dw, sw);
             if (idx_bytes == 0) {
-                best = cpool_fold8(best, v);
+                rbest = cpool_fold8(rbest, v);
             } else {
-                __m256 take = cpool_takes8(v, best);
-                best = _mm256_blendv_ps(best, v, take);
-                chosen = _mm256_blendv_epi8(
-                    chosen, _mm256_add_epi32(_mm256_set1_epi32((int32_t)(ih * W + iw)), lanes),
-                    _mm256_castps_si256(take));
+                __m256 take = cpool_takes8(v, rbest);
+                tap = _mm256_add_epi32(tap, step);
+                rbest = _mm256_blendv_ps(rbest, v, take);
+                rchosen = _mm256_blendv_epi8(rchosen, tap, _mm256_castps_si256(take));
             }
+        }
+        if (i == i0) {
+            best = rbest;
+            chosen = rchosen;
+        } else if (idx_bytes == 0) {
+            best = cpool_fold8(best, rbest);
+        } else {
+            __m256 take = cpool_takes8(rbest, best);
+            best = _mm256_blendv_ps(best, rbest, take);
+            chosen = _mm256_blendv_epi8(chosen, rchosen, _mm256_castps_si256(take));
         }
     }
     if (sw == 2) {
