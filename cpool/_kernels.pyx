@@ -22,7 +22,11 @@ This one source is compiled more than once (see ``setup.py``): as
 :mod:`cpool._fast` picks one at import with :func:`cpu_has_avx2`. The loops
 are written for the auto-vectoriser: no branches in inner loops, selects
 instead, and fixed-length chunks whose length is the vector width of the
-variant being compiled (``CPOOL_VEC_BYTES``).
+variant being compiled (``CPOOL_VEC_BYTES``). In the AVX2 build, float32
+forward runs in the intrinsic kernels of ``_forward.h`` instead (2x2 stride
+2, and any window with column stride 1 or 2), which keep each output's
+running maximum and index in registers; the loops here remain the baseline
+and the reference the tests hold those kernels to (:func:`forward_isa`).
 
 Cython directives are set for the whole extension in ``setup.py``.
 """
