@@ -34,13 +34,15 @@ typedef struct {
 
 #if defined(__GNUC__) || defined(__clang__)
 #define CPOOL_ALWAYS_INLINE inline __attribute__((always_inline))
+#define CPOOL_NOINLINE __attribute__((noinline))
 #else
 #define CPOOL_ALWAYS_INLINE inline
+#define CPOOL_NOINLINE
 #endif
 
-/* PyTorch's rule for one tap; `seen` is false for a window's first
-   in-bounds tap, which seeds it whatever its value. */
-#define CPOOL_TAKES(v, best, seen) (!(seen) || (v) > (best) || (v) != (v))
+#if defined(__AVX2__)
+#include <immintrin.h>
+#define CPOOL_HAVE_FORWARD_AVX2 1
 
 /* Store 1 index at idx[at] (idx_bytes: 4 or 8; 0 stores nothing). */
 static CPOOL_ALWAYS_INLINE void cpool_store_index(void *idx, int idx_bytes, Py_ssize_t at, Py_ssize_t value)
@@ -52,9 +54,10 @@ static CPOOL_ALWAYS_INLINE void cpool_store_index(void *idx, int idx_bytes, Py_s
 }
 
 /* Output (oh, ow) of `plane` one tap at a time, any geometry: the border
-   windows of cpool_forward_vec_rows and short rows. A window with no
-   in-bounds tap gets -inf and index -1. */
-static CPOOL_ALWAYS_INLINE void cpool_window_one(const float *plane, const cpool_geometry *g, Py_ssize_t oh,
+   windows and short rows of both kernels. A window with no in-bounds tap
+   gets -inf and index -1. Kept out of line: inlined into the row loops it
+   made the vector code around it measurably slower. */
+static CPOOL_NOINLINE void cpool_window_one(const float *plane, const cpool_geometry *g, Py_ssize_t oh,
                                                  Py_ssize_t ow, float *o, void *idx, int idx_bytes, Py_ssize_t at)
 {
     float best = -INFINITY, v;
@@ -68,7 +71,8 @@ static CPOOL_ALWAYS_INLINE void cpool_window_one(const float *plane, const cpool
             if (iw < 0 || iw >= g->W)
                 continue;
             v = plane[ih * g->W + iw];
-            if (CPOOL_TAKES(v, best, chosen >= 0)) {
+            /* PyTorch's rule; the first in-bounds tap seeds the window whatever its value */
+            if (chosen < 0 || v > best || v != v) {
                 best = v;
                 chosen = ih * g->W + iw;
             }
@@ -77,10 +81,6 @@ static CPOOL_ALWAYS_INLINE void cpool_window_one(const float *plane, const cpool
     *o = best;
     cpool_store_index(idx, idx_bytes, at, chosen);
 }
-
-#if defined(__AVX2__)
-#include <immintrin.h>
-#define CPOOL_HAVE_FORWARD_AVX2 1
 
 /* 1: use these kernels, 0: the auto-vectorised loops. Set by
    cpool._kernels*.forward_isa() so tests can compare the two. */
@@ -181,19 +181,8 @@ static CPOOL_ALWAYS_INLINE void cpool_forward2x2_rows(const float *x, float *out
         } else if (OW >= 4 && r + 1 < r1) {
             cpool_forward2x2_8(a, W, o, idx, idx_bytes, r * OW, first);
         } else {
-            for (c = 0; c < OW; c++) {
-                const float *t = a + 2 * c;
-                float best = t[0], v;
-                Py_ssize_t off = 0;
-                v = t[1];
-                if (CPOOL_TAKES(v, best, 1)) { best = v; off = 1; }
-                v = t[W];
-                if (CPOOL_TAKES(v, best, 1)) { best = v; off = W; }
-                v = t[W + 1];
-                if (CPOOL_TAKES(v, best, 1)) { best = v; off = W + 1; }
-                o[c] = best;
-                cpool_store_index(idx, idx_bytes, r * OW + c, first + 2 * c + off);
-            }
+            for (c = 0; c < OW; c++)
+                cpool_window_one(x + p * H * W, &g, oh, c, o + c, idx, idx_bytes, r * OW + c);
         }
         if (++oh == OH) {
             oh = 0;
