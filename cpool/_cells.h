@@ -105,12 +105,16 @@ static inline void cpool_cell_masks16_i64(const int64_t *ix, int64_t e, int64_t 
                                   _mm512_add_epi64(_mm512_set1_epi64(e), step));
     __m512i d1 = _mm512_sub_epi64(_mm512_loadu_si512((const void *)(ix + 8)),
                                   _mm512_add_epi64(_mm512_set1_epi64(e + 16), step));
-    const int64_t at[4] = {0, 1, W, W + 1};
-    int k;
-    for (k = 0; k < 4; k++) {
-        __m512i v = _mm512_set1_epi64(at[k]);
-        m[k] = (__mmask16)(_mm512_cmpeq_epi64_mask(d0, v) | (_mm512_cmpeq_epi64_mask(d1, v) << 8));
-    }
+    /* Exact for all 64 bits: lanes with 0 <= d < W+2 (one unsigned compare),
+       then which of 0, 1, W, W+1 on the low 32-bit halves of all 16 lanes. */
+    const __m512i lo = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    __m512i lim = _mm512_set1_epi64(W + 2);
+    __mmask16 in = (__mmask16)(_mm512_cmplt_epu64_mask(d0, lim) | (_mm512_cmplt_epu64_mask(d1, lim) << 8));
+    __m512i d = _mm512_permutex2var_epi32(d0, lo, d1);
+    m[0] = _mm512_mask_cmpeq_epi32_mask(in, d, _mm512_setzero_si512());
+    m[1] = _mm512_mask_cmpeq_epi32_mask(in, d, _mm512_set1_epi32(1));
+    m[2] = _mm512_mask_cmpeq_epi32_mask(in, d, _mm512_set1_epi32((int32_t)W));
+    m[3] = _mm512_mask_cmpeq_epi32_mask(in, d, _mm512_set1_epi32((int32_t)(W + 1)));
 }
 
 CPOOL_TARGET_AVX512

@@ -152,6 +152,21 @@ def test_hostile_indices_count_as_bad_exactly_as_scatter(variant, index_dtype, v
         assert bad == (0 if value == -1 else 1)
 
 
+@pytest.mark.parametrize("shift", [2**32, -(2**32), 2**31, -(2**31), 2**40 + 2**32, -(2**63)])
+def test_in_cell_index_plus_high_bits_is_bad(variant, shift):
+    # An int64 index whose low 32 bits name the right cell position but whose
+    # high bits do not: a writer that compared only the low halves would
+    # take it for valid. Every lane and every position in the cell.
+    rng = np.random.default_rng(5)
+    P, H, W, OH, OW = 1, 28, 28, 14, 14
+    for ow in range(OW):
+        go = _grads(rng, (P, OH, OW))
+        idx = _in_cell_indices(rng, P, H, W, OH, OW, np.int64)
+        oh = ow % OH
+        idx[0, oh, ow] = np.int64((int(idx[0, oh, ow]) + shift + 2**63) % 2**64 - 2**63)
+        assert _check_same(variant, go, idx, (P, H, W)) == 1
+
+
 def test_two_threads_match(variant, index_dtype):
     rng = np.random.default_rng(11)
     P, H, W, OH, OW = 64, 28, 28, 14, 14
