@@ -54,8 +54,11 @@ def set_num_threads(n) -> None:
     Parameters
     ----------
     n : int or None
-        A positive number of threads, or ``None`` to go back to the default
-        (``OMP_NUM_THREADS``, threadpoolctl limits, else the available CPUs).
+        A positive number of threads, used as given (it overrides
+        ``OMP_NUM_THREADS``, threadpoolctl limits and other libraries'
+        OpenMP settings), or ``None`` to go back to the default: OpenMP's
+        current default (``OMP_NUM_THREADS``, threadpoolctl limits), capped
+        at the available CPUs.
 
     Raises
     ------
@@ -81,13 +84,16 @@ def get_num_threads() -> int:
     Returns 1 when cpool was built without OpenMP or the NumPy backend is
     active.
     """
-    if BACKEND != "cython":
+    if _kernels is None or not _kernels.OPENMP:
         return 1
     n = _user_threads
-    omp = _omp_max_threads()
     if n is None:
-        return max(1, min(omp, _cpu_count()))
-    return n if omp > 1 or n == 1 else 1
+        return max(1, min(_omp_max_threads(), _cpu_count()))
+    # An explicit setting wins, as scikit-learn's explicit n_threads does:
+    # omp_get_max_threads() is the OpenMP runtime's current default, which
+    # other libraries loaded with the same libgomp change behind our back
+    # (torch.set_num_threads(1) set it to 1 and made cpool run 1 thread).
+    return n
 
 
 def threads_for(n_elements: int) -> int:

@@ -202,6 +202,24 @@ def test_threadpoolctl_limit_one(restore_threads):
 
 
 @needs_fast
+def test_explicit_setting_wins_over_the_openmp_default(restore_threads):
+    # Other libraries linked to the same libgomp (torch.set_num_threads,
+    # threadpoolctl) change omp_get_max_threads(); that moves the default
+    # only. Before, torch.set_num_threads(1) silently made an explicit
+    # cpool.set_num_threads(2) run one thread.
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not cpool.config()["openmp"]:
+        pytest.skip("built without OpenMP")
+    cpool.set_num_threads(3)
+    with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
+        assert cpool.get_num_threads() == 3
+        cpool.set_num_threads(None)
+        assert cpool.get_num_threads() == 1
+    cpool.set_num_threads(3)
+    assert cpool.get_num_threads() == 3
+
+
+@needs_fast
 def test_set_num_threads_overrides_and_is_exact(restore_threads):
     for n in (1, 2, 5, 16):
         cpool.set_num_threads(n)
