@@ -441,6 +441,114 @@ def notes(results):
     return lines
 
 
+# The performance targets of issue 4, checked against this run: torch time /
+# cpool time at the same thread count, each thread count measured.
+# (label, op, shapes, at least this many times faster than torch)
+SPEED_TARGETS = (
+    ("forward with int64 indices, k2 s2", "fwd_idx", ("mnist-conv", "mnist-first", "14x14x64", "large"), 10),
+    ("forward with indices, ResNet stem", "fwd_idx", ("resnet-stem",), 4),
+    ("forward, values only", "fwd", ("mnist-conv", "mnist-first", "14x14x64", "large", "resnet-stem"), 15),
+    ("backward, 28x28", "bwd", ("mnist-conv", "mnist-first"), 3),
+    ("backward, other shapes", "bwd", ("14x14x64", "resnet-stem", "large"), 2),
+    ("Module training step", "step", ("mnist-conv",), 10),
+)
+ROOFLINE_TARGET = (("resnet-stem", "large"), ("fwd", "fwd_idx", "bwd"), 0.5)
+
+
+def target_rows(results):
+    """[target, asked, this run, verdict] rows; empty without torch or cpool."""
+    idx = _index(results)
+    threads = thread_counts(results)
+    names = {s["name"] for s in results["shapes"]}
+
+    def ok(shape, op, variant):
+        e = idx.get((shape, op, variant))
+        return e if e is not None and _ok(e) else None
+
+    if not any(ok(sh, op, "torch t1") for sh in names for op in results["ops"]):
+        return []
+    rows = []
+
+    def verdict(parts, good):
+        if not parts:
+            return None
+        return "met" if all(good) else "**not met**"
+
+    for label, op, shapes, want in SPEED_TARGETS:
+        parts, good = [], []
+        for sh in shapes:
+            if sh not in names or op not in results["ops"]:
+                continue
+            pairs = [(ok(sh, op, f"cpool t{t}"), ok(sh, op, f"torch t{t}")) for t in threads]
+            if not all(c and b for c, b in pairs):
+                continue  # not measured (not asked for, or it failed: the tables say which)
+            rs = [b["median_s"] / c["median_s"] for c, b in pairs]
+            good += [r >= want for r in rs]
+            parts.append(f"{sh} " + " / ".join(_fmt_x(r) for r in rs))
+        v = verdict(parts, good)
+        if v:
+            rows.append([label, f"{want}x torch", "; ".join(parts), v])
+    if "fwd" in results["ops"]:
+        parts, good = [], []
+        for sh in ("mnist-conv", "mnist-first", "14x14x64", "large", "resnet-stem"):
+            rivals = [e for e in (ok(sh, "fwd", "jax"), ok(sh, "fwd", "numpy-maxchain")) if e]
+            mine = [ok(sh, "fwd", f"cpool t{t}") for t in threads]
+            if sh not in names or not rivals or not all(mine):
+                continue
+            best_rival = min(e["median_s"] for e in rivals)
+            worst_mine = max(e["median_s"] for e in mine)
+            good.append(worst_mine < best_rival)
+            parts.append(f"{sh} {best_rival / worst_mine:.1f}x")
+        v = verdict(parts, good)
+        if v:
+            rows.append(["forward, values only", "faster than jax and numpy-maxchain",
+                         "; ".join(parts) + " (fastest rival / slowest cpool)", v])
+    if "tiny" in names:
+        parts, good = [], []
+        for op in results["ops"]:
+            pairs = [(ok("tiny", op, f"cpool t{t}"), ok("tiny", op, f"torch t{t}")) for t in threads]
+            if not all(c and b for c, b in pairs):
+                continue
+            good += [c["median_s"] <= b["median_s"] for c, b in pairs]
+            parts.append(f"{op} " + " / ".join(_fmt_x(b["median_s"] / c["median_s"]) for c, b in pairs))
+        v = verdict(parts, good)
+        if v:
+            rows.append(["latency, 1x1x28x28", "no slower than torch", "; ".join(parts), v])
+    shapes, ops, frac = ROOFLINE_TARGET
+    parts, good = [], []
+    for sh in shapes:
+        for op in ops:
+            es = [ok(sh, op, f"cpool t{t}") for t in threads]
+            if sh not in names or op not in results["ops"] or not all(e and "roofline" in e for e in es):
+                continue
+            fr = [e["roofline"]["fraction"] for e in es]
+            good += [f >= frac for f in fr]
+            parts.append(f"{sh} {op} " + " / ".join(f"{100 * f:.0f}%" for f in fr))
+    v = verdict(parts, good)
+    if v:
+        rows.append(["DRAM-bound shapes", f"within 2x of the roofline bound (>= {100 * frac:.0f}%)",
+                     "; ".join(parts), v])
+    sh = "mnist-conv" if "mnist-conv" in names else None
+    fb, loop, t1 = (ok(sh, "fwd_idx", v) for v in ("cpool-numpy", "loop", "torch t1")) if sh else (None,) * 3
+    if fb and loop and t1:
+        r = loop["median_s"] / fb["median_s"]
+        rows.append(["NumPy fallback, forward with indices", "200x the loop, no slower than torch t1",
+                     f"{sh} {_fmt_x(r)} the loop; {fmt_ms(fb['median_s'])} ms vs torch t1 {fmt_ms(t1['median_s'])} ms",
+                     "met" if r >= 200 and fb["median_s"] <= t1["median_s"] else "**not met**"])
+    return rows
+
+
+def targets_text(results, md=False):
+    rows = target_rows(results)
+    if not rows:
+        return ""
+    t = " / ".join(f"t{n}" for n in thread_counts(results))
+    head = ["target", "asked", f"this run (torch ÷ cpool at {t}, same thread count)", "verdict"]
+    if not md:  # the markdown layout reads well in a terminal too; only the bold goes
+        rows = [[c.replace("**", "") for c in r] for r in rows]
+    return _table(head, rows, md=True)
+
+
 def render_terminal(results):
     out = [f"cpool benchmark ({results['created']}, {results.get('duration_s') or 0:.0f} s)"]
     out += header_lines(results)
@@ -453,6 +561,9 @@ def render_terminal(results):
         if roof:
             out += ["cpool roofline (bound ms / fraction reached):", roof]
     out += [""] + mnist_lines(results)
+    targets = targets_text(results)
+    if targets:
+        out += ["", "Performance targets (issue 4):", targets]
     out += ["", "Summary:"] + results["summary"]
     n = notes(results)
     if n:
@@ -466,6 +577,12 @@ def render_markdown(results):
            f"Run {results['created']} in {results.get('duration_s') or 0:.0f} s: `python bench/bench.py "
            + " ".join(results["argv"]) + "`", ""]
     out += ["## Summary", ""] + [f"- {line}" for line in results["summary"]] + [""]
+    targets = targets_text(results, md=True)
+    if targets:
+        out += ["## Performance targets", "",
+                "The targets of issue 4, checked against this run: times faster than torch at the same thread "
+                "count, every thread count measured; roofline fractions as in the tables below.", "",
+                targets, ""]
     out += ["## Machine", ""] + [f"- {line}" for line in header_lines(results)]
     out += [f"- platform: {m.get('platform')}; transparent hugepages: {m.get('transparent_hugepage')}"]
     if m.get("env"):

@@ -375,3 +375,32 @@ def test_report_formatting():
     assert R.fmt_ms(0.0031) == "3.10" and R.fmt_ms(2.5) == "2,500" and R.fmt_ms(None) == "n/a"
     assert R.fmt_ms(3.5e-6) == "0.0035"
     assert R._fmt_x(12.34) == "12.3x" and R._fmt_x(float("nan")) == "n/a"
+
+
+def test_target_rows_compare_at_the_same_thread_count():
+    def entry(shape, op, variant, ms, roof=None):
+        e = {"shape": shape, "op": op, "variant": variant, "status": "ok", "median_s": ms / 1e3}
+        if roof is not None:
+            e["roofline"] = {"fraction": roof}
+        return e
+    results = {"settings": {"threads": [1, 2]}, "ops": {"fwd_idx": "", "bwd": ""},
+               "shapes": [{"name": "mnist-conv"}, {"name": "large"}],
+               "entries": [
+                   # fwd_idx: 10x at t1 but 9x at t2 -> not met (each thread count must hold)
+                   entry("mnist-conv", "fwd_idx", "cpool t1", 1.0), entry("mnist-conv", "fwd_idx", "torch t1", 10.0),
+                   entry("mnist-conv", "fwd_idx", "cpool t2", 1.0), entry("mnist-conv", "fwd_idx", "torch t2", 9.0),
+                   # bwd: 3x at both -> met; large's backward is not measured, so its row is left out
+                   entry("mnist-conv", "bwd", "cpool t1", 1.0), entry("mnist-conv", "bwd", "torch t1", 3.0),
+                   entry("mnist-conv", "bwd", "cpool t2", 0.5), entry("mnist-conv", "bwd", "torch t2", 1.6),
+                   entry("large", "fwd_idx", "cpool t1", 1.0, roof=0.5), entry("large", "fwd_idx", "torch t1", 30.0),
+                   entry("large", "fwd_idx", "cpool t2", 1.0, roof=0.49), entry("large", "fwd_idx", "torch t2", 30.0),
+               ]}
+    rows = {r[0]: r for r in R.target_rows(results)}
+    assert rows["forward with int64 indices, k2 s2"][2] == "mnist-conv 10.0x / 9.00x; large 30.0x / 30.0x"
+    assert rows["forward with int64 indices, k2 s2"][3] == "**not met**"
+    assert rows["backward, 28x28"][3] == "met"
+    assert "backward, other shapes" not in rows
+    assert rows["DRAM-bound shapes"][2] == "large fwd_idx 50% / 49%" and rows["DRAM-bound shapes"][3] == "**not met**"
+    assert "not met" in R.targets_text(results) and "**" not in R.targets_text(results)
+    results["entries"] = [e for e in results["entries"] if not e["variant"].startswith("torch")]
+    assert R.target_rows(results) == [] and R.targets_text(results) == ""
