@@ -335,6 +335,11 @@ def measure_case_op(case, op, variants, settings, progress=None):
         order = list(range(len(variants)))
         if p % 2:
             order.reverse()
+        # jax last in every pass: after its (all-core, unthrottled) runs, cpool t2's
+        # backward on the large shapes measured 10x slow for a whole pass when numba's
+        # OpenMP layer had run in between (reproduced with --methods cpool,numba,jax;
+        # not with any two of them); other variants' timings must not depend on it.
+        order.sort(key=lambda i: variants[i][0].measured_last)
         for i in order:
             method, threads = variants[i]
             prep, entry = preps[i], entries[i]

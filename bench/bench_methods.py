@@ -201,6 +201,7 @@ class Method:
     set_threads: Callable | None = None
     supports: Callable | None = None  # (case, op) -> None or reason it can't
     capped: bool = False  # run on a subset of the batch, time-capped, extrapolated
+    measured_last: bool = False  # timed after every other variant in each pass (see bench.measure_case_op)
     available: bool = True
     note: str = ""  # why unavailable / how to install
     version: str | None = None
@@ -739,7 +740,7 @@ def _make_jax():
     return Method("jax", "jax.jit(lax.reduce_window) on device arrays (numpy->jax copy excluded); "
                          "indices: variadic reduce_window (int32); bwd/step: jax.vjp (recomputes the forward, "
                          "no indices); uses all cores (XLA has no thread knob); first call = compile, excluded, reported",
-                  OPS, build, supports=supports, version=jax.__version__)
+                  OPS, build, supports=supports, version=jax.__version__, measured_last=True)
 
 
 def _jax_np(keys, r):
