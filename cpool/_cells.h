@@ -96,6 +96,16 @@ static inline __m256i cpool_cells8_write(const float *g, __m256i d, __m256i fits
 #define CPOOL_HAVE_CELLS_AVX512 1
 #define CPOOL_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
 
+/* Of the lanes in `in`, those whose in-cell offset d (32-bit) is 0, 1, W, W+1. */
+CPOOL_TARGET_AVX512
+static inline void cpool_cell_positions16(__m512i d, __mmask16 in, int64_t W, __mmask16 *m)
+{
+    m[0] = _mm512_mask_cmpeq_epi32_mask(in, d, _mm512_setzero_si512());
+    m[1] = _mm512_mask_cmpeq_epi32_mask(in, d, _mm512_set1_epi32(1));
+    m[2] = _mm512_mask_cmpeq_epi32_mask(in, d, _mm512_set1_epi32((int32_t)W));
+    m[3] = _mm512_mask_cmpeq_epi32_mask(in, d, _mm512_set1_epi32((int32_t)(W + 1)));
+}
+
 /* The masks of the 16 cells whose index is at offset 0, 1, W, W+1. */
 CPOOL_TARGET_AVX512
 static inline void cpool_cell_masks16_i64(const int64_t *ix, int64_t e, int64_t W, __mmask16 *m)
@@ -110,11 +120,7 @@ static inline void cpool_cell_masks16_i64(const int64_t *ix, int64_t e, int64_t 
     const __m512i lo = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     __m512i lim = _mm512_set1_epi64(W + 2);
     __mmask16 in = (__mmask16)(_mm512_cmplt_epu64_mask(d0, lim) | (_mm512_cmplt_epu64_mask(d1, lim) << 8));
-    __m512i d = _mm512_permutex2var_epi32(d0, lo, d1);
-    m[0] = _mm512_mask_cmpeq_epi32_mask(in, d, _mm512_setzero_si512());
-    m[1] = _mm512_mask_cmpeq_epi32_mask(in, d, _mm512_set1_epi32(1));
-    m[2] = _mm512_mask_cmpeq_epi32_mask(in, d, _mm512_set1_epi32((int32_t)W));
-    m[3] = _mm512_mask_cmpeq_epi32_mask(in, d, _mm512_set1_epi32((int32_t)(W + 1)));
+    cpool_cell_positions16(_mm512_permutex2var_epi32(d0, lo, d1), in, W, m);
 }
 
 CPOOL_TARGET_AVX512
@@ -123,10 +129,7 @@ static inline void cpool_cell_masks16_i32(const int32_t *ix, int64_t e, int64_t 
     const __m512i step = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     __m512i d = _mm512_sub_epi32(_mm512_loadu_si512((const void *)ix),
                                  _mm512_add_epi32(_mm512_set1_epi32((int32_t)e), step));
-    m[0] = _mm512_cmpeq_epi32_mask(d, _mm512_setzero_si512());
-    m[1] = _mm512_cmpeq_epi32_mask(d, _mm512_set1_epi32(1));
-    m[2] = _mm512_cmpeq_epi32_mask(d, _mm512_set1_epi32((int32_t)W));
-    m[3] = _mm512_cmpeq_epi32_mask(d, _mm512_set1_epi32((int32_t)(W + 1)));
+    cpool_cell_positions16(d, (__mmask16)0xFFFFu, W, m);
 }
 
 /* Write 16 cells from their masks; return the cells whose index was in them. */
