@@ -37,30 +37,28 @@ __all__ = [
 
 
 def config() -> dict:
-    """Build and runtime facts as a dict (what :func:`show_config` prints)."""
+    """Build and runtime facts as a dict (what :func:`show_config` prints).
+
+    Keys: ``version``, ``backend`` ("cython" or "numpy"), ``openmp``,
+    ``isa`` (the kernels' instruction set: "baseline", "avx2" or "avx512";
+    None on the NumPy backend), ``available_isas`` (what ``CPOOL_ISA`` may
+    choose on this machine), ``num_threads``, ``numpy``, ``extension_error``
+    (why the compiled extension did not load, or None).
+    """
     import numpy as np
 
     from . import _backend
 
-    info = {
+    compiled = _backend.compiled()
+    facts = compiled.facts() if compiled is not None else {"openmp": False, "isa": None, "available_isas": ()}
+    return {
         "version": __version__,
         "backend": backend,
-        "openmp": False,
-        "isa": None,
-        "forward_simd": None,
-        "backward_cells": None,
+        **facts,
         "num_threads": get_num_threads(),
         "numpy": np.__version__,
         "extension_error": None if _backend.IMPORT_ERROR is None else str(_backend.IMPORT_ERROR),
     }
-    if backend == "cython":
-        from . import _fast
-
-        info["openmp"] = bool(_fast.KERNELS.OPENMP)
-        info["isa"] = _fast.KERNELS.ISA
-        info["forward_simd"] = _fast.KERNELS.forward_isa()
-        info["backward_cells"] = _fast.KERNELS.cells_isa()
-    return info
 
 
 def show_config() -> None:
@@ -70,7 +68,7 @@ def show_config() -> None:
     print(f"  backend:     {info['backend']}")
     print(f"  openmp:      {'on' if info['openmp'] else 'off'}")
     if info["isa"]:
-        print(f"  kernels:     {info['isa']} (float32 forward: {info['forward_simd']}, k2 s2 float32 backward: {info['backward_cells']})")
+        print(f"  isa:         {info['isa']} (available: {', '.join(info['available_isas'])})")
     print(f"  num_threads: {info['num_threads']}")
     print(f"  numpy:       {info['numpy']}")
     if info["extension_error"]:

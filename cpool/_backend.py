@@ -1,14 +1,29 @@
-"""Decide once, at import, which backend cpool's public functions use.
+"""The one place that decides which backend cpool runs.
 
-``CPOOL_BACKEND`` (environment): unset or ``auto`` uses the compiled
-extension when it imports and the NumPy fallback otherwise; ``numpy`` forces
-the fallback; ``cython`` requires the extension and fails the import
-without it.
+A backend is a module with two functions on arrays already validated and in
+the layout of :func:`cpool._validation.as_native` (see :mod:`cpool.slow` for
+their contract)::
+
+    forward_planes(x, g, with_indices, index_dtype) -> (out, indices or None)
+    backward_planes(grad_output, indices, input_shape) -> grad_input
+
+There are two: :mod:`cpool._compiled` (the extension) and :mod:`cpool.slow`
+(NumPy). ``CPOOL_BACKEND`` (environment, read once at import): unset or
+``auto`` uses the compiled one when it imports and NumPy otherwise;
+``numpy`` forces NumPy (the extension is then not even imported);
+``cython`` requires the extension and fails the import without it.
+Everything else (the public functions, :class:`cpool.MaxPool2d`, the thread
+settings, :func:`cpool.config`) asks this module.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+
+__all__ = ["BACKEND", "IMPL", "IMPORT_ERROR", "load", "compiled"]
+
+_NAMES = {"cython": "cpool._compiled", "numpy": "cpool.slow"}
 
 _choice = os.environ.get("CPOOL_BACKEND", "auto").strip().lower() or "auto"
 if _choice not in ("auto", "cython", "numpy"):
@@ -16,19 +31,58 @@ if _choice not in ("auto", "cython", "numpy"):
         f"CPOOL_BACKEND must be 'auto', 'cython' or 'numpy', got CPOOL_BACKEND={os.environ['CPOOL_BACKEND']!r}"
     )
 
-IMPORT_ERROR = None  # why the extension did not load, for show_config()
-if _choice == "numpy":
-    BACKEND = "numpy"
-else:
+#: Why the compiled backend did not load (shown by show_config()), or None.
+IMPORT_ERROR = None
+
+
+def _import_compiled():
+    global IMPORT_ERROR
     try:
-        from . import _kernels  # noqa: F401
+        return importlib.import_module(_NAMES["cython"])
     except ImportError as exc:
-        if _choice == "cython":
-            raise ImportError(
-                "CPOOL_BACKEND=cython but cpool's compiled extension cannot be imported "
-                f"({exc}); reinstall cpool with a C compiler available"
-            ) from exc
         IMPORT_ERROR = exc
-        BACKEND = "numpy"
-    else:
-        BACKEND = "cython"
+        return None
+
+
+if _choice == "numpy":
+    _compiled = None
+else:
+    _compiled = _import_compiled()
+    if _compiled is None and _choice == "cython":
+        raise ImportError(
+            "CPOOL_BACKEND=cython but cpool's compiled extension cannot be imported "
+            f"({IMPORT_ERROR}); reinstall cpool with a C compiler available"
+        ) from IMPORT_ERROR
+
+#: The backend the public functions use: "cython" or "numpy".
+BACKEND = "numpy" if _compiled is None else "cython"
+#: Its module.
+IMPL = importlib.import_module(_NAMES[BACKEND])
+
+
+def load(name=None):
+    """The backend module called ``name`` ("cython" or "numpy"; None: :data:`IMPL`).
+
+    Raises ``ValueError`` for another name, or for "cython" when the
+    extension cannot be imported.
+    """
+    global _compiled
+    if name is None:
+        return IMPL
+    if name == "numpy":
+        return importlib.import_module(_NAMES["numpy"])
+    if name == "cython":
+        if _compiled is None:
+            _compiled = _import_compiled()
+        if _compiled is None:
+            raise ValueError(
+                f"backend='cython' is not available: cpool's compiled extension cannot be imported ({IMPORT_ERROR})"
+            ) from None
+        return _compiled
+    raise ValueError(f"backend must be None, 'cython' or 'numpy', got backend={name!r}")
+
+
+def compiled():
+    """The compiled backend if it has been loaded (by default or by a
+    :class:`cpool.MaxPool2d` that asked for it), else None."""
+    return _compiled

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import numbers
 import os
-import threading
 
-from ._backend import BACKEND
+from . import _backend
 
 __all__ = ["set_num_threads", "get_num_threads", "threads_for"]
 
-_lock = threading.Lock()
 _user_threads = None  # None: follow OpenMP / the environment
 
 # Below this many input elements per thread, threads cost more than they save.
@@ -36,16 +34,10 @@ def _cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-if BACKEND == "cython":
-    from . import _kernels
-else:
-    _kernels = None
-
-
-def _omp_max_threads() -> int:
-    if _kernels is None or not _kernels.OPENMP:
-        return 1
-    return _kernels.omp_max_threads()
+def _openmp():
+    """The compiled backend if it runs OpenMP threads, else None."""
+    compiled = _backend.compiled()
+    return compiled if compiled is not None and compiled.OPENMP else None
 
 
 def set_num_threads(n) -> None:
@@ -74,21 +66,21 @@ def set_num_threads(n) -> None:
         n = int(n)
         if n < 1:
             raise ValueError(f"set_num_threads() takes a positive int or None, got n={n}")
-    with _lock:
-        _user_threads = n
+    _user_threads = n  # one assignment: atomic, readers see the old or the new value
 
 
 def get_num_threads() -> int:
     """The number of threads cpool's kernels use for large enough inputs.
 
-    Returns 1 when cpool was built without OpenMP or the NumPy backend is
-    active.
+    Returns 1 when cpool was built without OpenMP or the compiled backend is
+    not loaded (``CPOOL_BACKEND=numpy``).
     """
-    if _kernels is None or not _kernels.OPENMP:
+    compiled = _openmp()
+    if compiled is None:
         return 1
     n = _user_threads
     if n is None:
-        return max(1, min(_omp_max_threads(), _cpu_count()))
+        return max(1, min(compiled.omp_max_threads(), _cpu_count()))
     # An explicit setting wins, as scikit-learn's explicit n_threads does:
     # omp_get_max_threads() is the OpenMP runtime's current default, which
     # other libraries loaded with the same libgomp change behind our back

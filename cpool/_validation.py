@@ -1,8 +1,9 @@
-"""Argument normalisation and checking shared by every backend.
+"""Argument normalisation and checking: the one argument path of every backend.
 
-Both backends (the compiled one and :mod:`cpool.slow`) call these functions
-before doing any work, so they accept and reject exactly the same inputs and
-cannot drift apart. The rules follow PyTorch 2.13's ``max_pool2d``
+The public functions (:mod:`cpool.functional`, :mod:`cpool.slow`) and
+:class:`cpool.MaxPool2d` call :func:`prepare_forward` / :func:`prepare_backward`
+before handing arrays to a backend, so every backend accepts and rejects
+exactly the same inputs and they cannot drift apart. The rules follow PyTorch 2.13's ``max_pool2d``
 (``aten/src/ATen/native/Pool.h``), except that PyTorch raises ``RuntimeError``
 where cpool raises ``ValueError`` (bad values) or ``TypeError`` (bad types),
 always naming the argument and the offending value.
@@ -13,34 +14,45 @@ from __future__ import annotations
 import functools
 import numbers
 import operator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 __all__ = [
     "PoolGeometry",
+    "GEOMETRY_FIELDS",
     "FORWARD_DTYPES",
     "BACKWARD_DTYPES",
+    "INT32_PLANE",
     "parse_pool_args",
-    "as_input_array",
+    "output_size",
     "pool_geometry",
+    "as_input_array",
+    "as_native",
     "prepare_forward",
     "prepare_backward",
-    "output_size",
+    "index_dtype_for",
+    "check_index_range",
+    "index_error",
 ]
 
-#: dtypes accepted by the forward pass (PyTorch's ALL_TYPES_AND2(Half, BFloat16)
-#: minus bfloat16, which NumPy lacks). Order is for messages; lookups use sets.
-FORWARD_DTYPES = tuple(
+# The order dtypes are listed in, in messages.
+_DTYPE_ORDER = tuple(
     np.dtype(t)
     for t in (np.float16, np.float32, np.float64, np.uint8, np.int8, np.int16, np.int32, np.int64)
 )
+#: dtypes accepted by the forward pass (PyTorch's ALL_TYPES_AND2(Half, BFloat16)
+#: minus bfloat16, which NumPy lacks).
+FORWARD_DTYPES = frozenset(_DTYPE_ORDER)
 #: dtypes accepted by the backward pass (PyTorch: FLOATING_TYPES_AND2).
-BACKWARD_DTYPES = tuple(np.dtype(t) for t in (np.float16, np.float32, np.float64))
+BACKWARD_DTYPES = frozenset(_DTYPE_ORDER[:3])
 
 _INT64 = np.dtype(np.int64)
-# The same dtypes as sets: membership is one hash lookup on the hot path.
-_DTYPE_SETS = {FORWARD_DTYPES: frozenset(FORWARD_DTYPES), BACKWARD_DTYPES: frozenset(BACKWARD_DTYPES)}
+_INT32 = np.dtype(np.int32)
+
+#: Planes of this many elements or more get int64 indices whatever was asked
+#: (int32 offsets would overflow); the kernels keep 32-bit offsets below it.
+INT32_PLANE = 2**31
 
 # PyTorch stores every pooling parameter in a C ``int`` (safe_downcast in
 # Pool.h) and rejects larger values; so do we, which also keeps every size
@@ -48,11 +60,13 @@ _DTYPE_SETS = {FORWARD_DTYPES: frozenset(FORWARD_DTYPES), BACKWARD_DTYPES: froze
 _INT_MAX = 2**31 - 1
 
 
-@dataclass(frozen=True)
-class PoolGeometry:
+class PoolGeometry(NamedTuple):
     """Everything a kernel needs to know about one pooling problem.
 
-    All values are plain Python ints; ``planes`` is N*C (or C for 3-D input).
+    Plain Python ints, in the order the compiled kernels read them
+    (``cpool/_src/common.h``'s ``cpool_geometry`` and the extension's
+    ``GEOMETRY_FIELDS``): kernel, stride, padding and dilation as (height,
+    width) pairs, then the input plane and the output plane.
     """
 
     kh: int
@@ -63,28 +77,34 @@ class PoolGeometry:
     pw: int
     dh: int
     dw: int
-    ceil_mode: bool
     H: int
     W: int
     OH: int
     OW: int
 
-    @functools.cached_property
-    def packed(self) -> tuple:
-        """The twelve sizes as the kernels read them, in one tuple (one C-level
-        unpack instead of twelve attribute lookups per call)."""
-        return (self.kh, self.kw, self.sh, self.sw, self.ph, self.pw, self.dh, self.dw,
-                self.H, self.W, self.OH, self.OW)
+
+#: PoolGeometry's fields; the extension checks that it reads them in this order.
+GEOMETRY_FIELDS = PoolGeometry._fields
 
 
 def _describe(value) -> str:
     return f"{value!r} (type {type(value).__name__})"
 
 
-def _as_int(value, name: str) -> int:
+def _is_int(value) -> bool:
     # bool is an int subclass, but PyTorch rejects kernel_size=True and so do we.
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _as_int(value, name: str) -> int:
+    if not _is_int(value):
         raise TypeError(f"{name} must be an int or a tuple of two ints, got {name}={_describe(value)}")
+    return operator.index(value)
+
+
+def _shape_item(value) -> int:
+    if not _is_int(value):
+        raise TypeError(f"input_shape must contain only ints, got an element {_describe(value)}")
     return operator.index(value)
 
 
@@ -223,15 +243,14 @@ def as_input_array(value, name: str = "input") -> np.ndarray:
     return arr
 
 
-def _check_dtype(arr: np.ndarray, name: str, allowed, what: str) -> np.ndarray:
+def _check_dtype(arr: np.ndarray, name: str, allowed: frozenset, what: str) -> None:
     dt = arr.dtype
-    if dt in _DTYPE_SETS[allowed]:  # the common, native-order case
-        return arr
+    if dt in allowed:  # the common, native-order case: one hash lookup
+        return
     native = dt.newbyteorder("=") if dt.byteorder not in ("=", "|") else dt
     if native not in allowed:
-        names = ", ".join(str(d) for d in allowed)
+        names = ", ".join(str(d) for d in sorted(allowed, key=_DTYPE_ORDER.index))
         raise TypeError(f"{what} does not support {name}.dtype={dt!s}; supported dtypes: {names}")
-    return arr
 
 
 def pool_geometry(shape, kernel, stride, padding, dilation, ceil_mode, *, name="input") -> PoolGeometry:
@@ -257,7 +276,7 @@ def _pool_geometry(shape, kernel, stride, padding, dilation, ceil_mode, name) ->
         )
     return PoolGeometry(
         kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1],
-        dilation[0], dilation[1], ceil_mode, H, W, OH, OW,
+        dilation[0], dilation[1], H, W, OH, OW,
     )
 
 
@@ -270,29 +289,66 @@ def _check_ndim(arr: np.ndarray, name: str) -> None:
 
 
 def as_native(arr: np.ndarray) -> np.ndarray:
-    """``arr`` itself, or a C-contiguous, native-byte-order copy of it.
+    """``arr`` itself, or a C-contiguous, aligned, native-byte-order copy of it.
 
-    A copy happens only for non-contiguous or byte-swapped input; the caller's
-    array is never written to.
+    The layout every backend computes on. A copy happens only for
+    non-contiguous, byte-swapped or unaligned input (an unaligned buffer,
+    e.g. ``np.frombuffer(..., offset=1)``, must never reach the kernels:
+    their loads assume the element alignment); the caller's array is never
+    written to.
     """
-    if not (arr.flags.c_contiguous and arr.dtype.isnative):
+    flags = arr.flags
+    if not (flags.c_contiguous and flags.aligned and arr.dtype.isnative):
         arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
+        if not arr.flags.aligned:  # a contiguous unaligned array passes through ascontiguousarray
+            arr = arr.copy()
     return arr
+
+
+# Geometries of forward calls already checked, keyed by everything the checks
+# read, for calls whose arguments are a plain ndarray and exact ints/tuples of
+# ints/bools: a layer called every batch with the same shapes pays for the
+# checks once, in one dictionary lookup (the checks one by one cost more than
+# the kernel on small inputs). Only successes are stored, so errors are
+# always raised by the full checks, in their order.
+_FORWARD_CHECKED: dict = {}
+_CHECKED_MAX = 256
 
 
 def prepare_forward(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
     """Validate a forward call. Returns ``(array, geometry, return_indices)``.
 
-    The array is the caller's input as an ndarray (not yet made contiguous:
-    backends decide whether they need a copy).
+    The array is the caller's input in the layout backends compute on
+    (:func:`as_native`: the input itself when it already is).
     """
+    if (type(input) is np.ndarray and type(ceil_mode) is bool and type(return_indices) is bool
+            and _all_plain(kernel_size, 1 if stride is None else stride, padding, dilation)):
+        key = (input.shape, input.dtype, kernel_size, stride, padding, dilation, ceil_mode)
+        geom = _FORWARD_CHECKED.get(key)
+        if geom is None:
+            _, geom, _ = _prepare_forward(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+            if len(_FORWARD_CHECKED) >= _CHECKED_MAX:
+                _FORWARD_CHECKED.clear()
+            _FORWARD_CHECKED[key] = geom
+        return as_native(input), geom, return_indices
+    arr, geom, with_indices = _prepare_forward(input, kernel_size, stride, padding, dilation, ceil_mode,
+                                               return_indices)
+    return as_native(arr), geom, with_indices
+
+
+def _prepare_forward(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
     kernel, stride_, pad, dil, ceil = parse_pool_args(kernel_size, stride, padding, dilation, ceil_mode)
     with_indices = _as_bool(return_indices, "return_indices")
     arr = as_input_array(input)
     _check_dtype(arr, "input", FORWARD_DTYPES, "max_pool2d")
     _check_ndim(arr, "input")
-    geom = pool_geometry(arr.shape, kernel, stride_, pad, dil, ceil)
-    return arr, geom, with_indices
+    return arr, pool_geometry(arr.shape, kernel, stride_, pad, dil, ceil), with_indices
+
+
+def index_dtype_for(g: PoolGeometry, wanted: np.dtype) -> np.dtype:
+    """``wanted`` (int64, or int32 for MaxPool2d's own use), unless a plane
+    is too large for int32 offsets: then int64."""
+    return _INT64 if g.H * g.W >= INT32_PLANE else wanted
 
 
 def _as_shape(input_shape, ndim: int):
@@ -302,7 +358,7 @@ def _as_shape(input_shape, ndim: int):
         input_shape = input_shape.tolist()
     if not isinstance(input_shape, (tuple, list)):
         raise TypeError(f"input_shape must be a tuple of ints, got input_shape={_describe(input_shape)}")
-    shape = tuple(_as_int_shape(v) for v in input_shape)
+    shape = tuple(_shape_item(v) for v in input_shape)
     if len(shape) != ndim:
         raise ValueError(
             f"input_shape must have as many dimensions as grad_output ({ndim}), got input_shape={shape!r}"
@@ -310,19 +366,33 @@ def _as_shape(input_shape, ndim: int):
     return shape
 
 
-def _as_int_shape(v):
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
-        raise TypeError(f"input_shape must contain only ints, got an element {_describe(v)}")
-    return operator.index(v)
+_BACKWARD_CHECKED: set = set()
 
 
 def prepare_backward(grad_output, indices, input_shape, *, int32_indices=False):
-    """Validate a backward call. Returns ``(grad_output, indices, input_shape)``.
+    """Validate a backward call. Returns ``(grad_output, indices, input_shape)``,
+    the arrays in the layout backends compute on (:func:`as_native`).
 
     Checks types, dtypes and shapes. The range of the index values is checked
     by the backend (the compiled kernel checks each index as it uses it).
     ``int32_indices``: also accept int32 indices (MaxPool2d's own format).
+    Calls whose checks passed before with the same plain arguments are
+    recognised in one set lookup, as in :func:`prepare_forward`.
     """
+    if (type(grad_output) is np.ndarray and type(indices) is np.ndarray and type(input_shape) is tuple
+            and _all_plain(*input_shape)):
+        key = (grad_output.shape, grad_output.dtype, indices.shape, indices.dtype, input_shape, int32_indices)
+        if key not in _BACKWARD_CHECKED:
+            _check_backward(grad_output, indices, input_shape, int32_indices)
+            if len(_BACKWARD_CHECKED) >= _CHECKED_MAX:
+                _BACKWARD_CHECKED.clear()
+            _BACKWARD_CHECKED.add(key)
+        return as_native(grad_output), as_native(indices), input_shape
+    go, idx, shape = _check_backward(grad_output, indices, input_shape, int32_indices)
+    return as_native(go), as_native(idx), shape
+
+
+def _check_backward(grad_output, indices, input_shape, int32_indices):
     go = as_input_array(grad_output, "grad_output")
     idx = as_input_array(indices, "indices")
     _check_dtype(go, "grad_output", BACKWARD_DTYPES, "max_pool2d_backward")

@@ -1,24 +1,55 @@
 """The public functional API: ``max_pool2d`` and ``max_pool2d_backward``.
 
-Both run on the backend chosen at import (see :mod:`cpool._backend`); the
-NumPy implementations are also available directly as :mod:`cpool.slow`.
+How a call runs (see ``docs/architecture.md``)::
+
+    cpool.max_pool2d(x, ...)                      this module
+      -> _validation.prepare_forward(...)         checks, geometry, layout
+      -> backend.forward_planes(x, g, ...)        cpool._compiled or cpool.slow
+         -> extension entry point                 cpool._kernels[_avx2]
+
+:func:`bind` makes the two public functions for a backend module; the
+functions here are bound to the one :mod:`cpool._backend` chose at import,
+and :mod:`cpool.slow` binds the same two to the NumPy backend, so every
+backend shares one argument path.
 """
 
 from __future__ import annotations
 
-from . import _frontend
-from ._backend import BACKEND
+import numpy as np
 
-if BACKEND == "cython":
-    from . import _fast as _impl
-else:
-    from . import slow as _impl
+from ._validation import prepare_backward, prepare_forward
 
 __all__ = ["max_pool2d", "max_pool2d_backward"]
 
+_INT64 = np.dtype(np.int64)
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
-    """2-D max pooling over (N, C, H, W) or (C, H, W) arrays, as in PyTorch.
+
+def bind(impl, module=__name__):
+    """``(max_pool2d, max_pool2d_backward)`` computed by backend module ``impl``.
+
+    ``module`` is the ``__module__`` the functions report (where they are
+    published, so they pickle and show their home in ``help``).
+    """
+
+    def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+        x, g, with_indices = prepare_forward(input, kernel_size, stride, padding, dilation, ceil_mode,
+                                             return_indices)
+        out, idx = impl.forward_planes(x, g, with_indices, _INT64)
+        return (out, idx) if with_indices else out
+
+    def max_pool2d_backward(grad_output, indices, input_shape):
+        go, idx, shape = prepare_backward(grad_output, indices, input_shape)
+        return impl.backward_planes(go, idx, shape)
+
+    max_pool2d.__doc__ = _MAX_POOL2D_DOC
+    max_pool2d_backward.__doc__ = _MAX_POOL2D_BACKWARD_DOC
+    for fn in (max_pool2d, max_pool2d_backward):
+        fn.__module__ = module
+        fn.__qualname__ = fn.__name__
+    return max_pool2d, max_pool2d_backward
+
+
+_MAX_POOL2D_DOC = """2-D max pooling over (N, C, H, W) or (C, H, W) arrays, as in PyTorch.
 
     Same arguments, output shape, values and indices as
     ``torch.nn.functional.max_pool2d`` on the CPU, bit for bit.
@@ -83,12 +114,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     array([[ 5,  7],
            [13, 15]])
     """
-    return _frontend.forward(_impl.forward_planes, input, kernel_size, stride, padding, dilation, ceil_mode,
-                             return_indices)
 
-
-def max_pool2d_backward(grad_output, indices, input_shape):
-    """Gradient of :func:`max_pool2d` with respect to its input.
+_MAX_POOL2D_BACKWARD_DOC = """Gradient of :func:`max_pool2d` with respect to its input.
 
     Equivalent to PyTorch's ``max_pool2d_with_indices_backward``: each
     element of ``grad_output`` is added to the input position its index
@@ -129,4 +156,9 @@ def max_pool2d_backward(grad_output, indices, input_shape):
            [0., 0., 0., 0.],
            [0., 1., 0., 1.]], dtype=float32)
     """
-    return _frontend.backward(_impl.backward_planes, grad_output, indices, input_shape)
+
+# Imported after bind() is defined: choosing the backend may import
+# cpool.slow, which binds its own public functions with it.
+from . import _backend  # noqa: E402
+
+max_pool2d, max_pool2d_backward = bind(_backend.IMPL)

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _frontend
-from ._backend import BACKEND
-from ._validation import as_input_array, parse_pool_args
+from . import _backend
+from ._validation import index_dtype_for, parse_pool_args, prepare_backward, prepare_forward
 
 __all__ = ["MaxPool2d", "BackwardBeforeForwardError"]
 
@@ -21,30 +20,23 @@ class BackwardBeforeForwardError(RuntimeError, ValueError):
     """``updateGradInput``/``backward`` was called before any ``forward``."""
 
 
-def _backend_module(backend):
-    if backend is None:
-        backend = BACKEND
-    if backend == "numpy":
-        from . import slow
-        return slow
-    if backend == "cython":
-        try:
-            from . import _fast
-        except ImportError as exc:
-            raise ValueError(
-                f"backend='cython' is not available: cpool's compiled extension cannot be imported ({exc})"
-            ) from None
-        return _fast
-    raise ValueError(f"backend must be None, 'cython' or 'numpy', got backend={backend!r}")
+_INT32 = np.dtype(np.int32)
 
 
 class MaxPool2d:
     """2-D max pooling layer for NumPy networks, PyTorch-exact.
 
+    The arguments are ``torch.nn.MaxPool2d``'s, in its order.
+
     Parameters
     ----------
     kernel_size, stride, padding, dilation, ceil_mode
         As in :func:`cpool.max_pool2d` and ``torch.nn.MaxPool2d``.
+    return_indices : bool, default False
+        As in ``torch.nn.MaxPool2d``: :meth:`forward` (and
+        :meth:`updateOutput`, ``__call__``) return ``(output, indices)``
+        instead of ``output``. The indices are kept for :meth:`backward`
+        either way.
     backend : {None, 'cython', 'numpy'}, keyword-only
         Which implementation to use; None uses the active one
         (:data:`cpool.backend`).
@@ -82,10 +74,15 @@ class MaxPool2d:
     (8, 3, 28, 28)
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *, backend=None):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False, *,
+                 backend=None):
         # Checked now so a bad layer fails where it is built, not mid-epoch.
         parse_pool_args(kernel_size, stride, padding, dilation, ceil_mode)
-        self._impl = _backend_module(backend)
+        if type(return_indices) is not bool:
+            raise TypeError(f"return_indices must be a bool, got return_indices={return_indices!r} "
+                            f"(type {type(return_indices).__name__})")
+        self._impl = _backend.load(backend)
+        self.return_indices = return_indices
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding = padding
@@ -100,14 +97,15 @@ class MaxPool2d:
 
     # -- the framework protocol -------------------------------------------
     def updateOutput(self, input):
-        """Pool ``input``; sets and returns ``self.output`` (and ``self.indices``)."""
-        arr = as_input_array(input)
-        self.output, self._compact = _frontend.forward(
-            self._impl.forward_planes, arr, self.kernel_size, self.stride, self.padding, self.dilation,
-            self.ceil_mode, True, index_dtype=np.int32,
-        )
+        """Pool ``input``; sets ``self.output`` (and ``self.indices``) and returns
+        ``self.output``, or ``(self.output, self.indices)`` with ``return_indices``."""
+        x, g, _ = prepare_forward(input, self.kernel_size, self.stride, self.padding, self.dilation,
+                                  self.ceil_mode, True)
+        self.output, self._compact = self._impl.forward_planes(x, g, True, index_dtype_for(g, _INT32))
         self._indices = None
-        self._input_shape = arr.shape
+        self._input_shape = x.shape
+        if self.return_indices:
+            return self.output, self.indices
         return self.output
 
     def updateGradInput(self, input, gradOutput):
@@ -124,8 +122,8 @@ class MaxPool2d:
                 f"input.shape={tuple(shape)!r} differs from the shape of the last forward input "
                 f"{tuple(self._input_shape)!r}; call forward() on this input first"
             )
-        self.gradInput = _frontend.backward(self._impl.backward_planes, gradOutput, indices, self._input_shape,
-                                            int32_indices=True)
+        go, idx, shape = prepare_backward(gradOutput, indices, self._input_shape, int32_indices=True)
+        self.gradInput = self._impl.backward_planes(go, idx, shape)
         return self.gradInput
 
     def accGradParameters(self, input, gradOutput):
@@ -147,7 +145,12 @@ class MaxPool2d:
         return self.updateOutput(input)
 
     def backward(self, input, gradOutput):
-        """:meth:`updateGradInput` then :meth:`accGradParameters`; returns ``self.gradInput``."""
+        """:meth:`updateGradInput` then :meth:`accGradParameters`; returns ``self.gradInput``.
+
+        The arguments are in Torch7's order: the forward's ``input`` first,
+        then ``gradOutput`` (the gradient with respect to this layer's
+        output), unlike PyTorch's ``tensor.backward(grad)``.
+        """
         self.updateGradInput(input, gradOutput)
         self.accGradParameters(input, gradOutput)
         return self.gradInput

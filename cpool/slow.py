@@ -1,10 +1,17 @@
 """cpool's pure-NumPy backend: the reference implementation and the fallback.
 
-Same functions, same signatures and the same results bit for bit (values,
-indices, NaN payloads, gradients) as the compiled backend. It is used when
-the compiled extension is unavailable or ``CPOOL_BACKEND=numpy`` is set, and
-the test suite checks the compiled backend against it (as ``bottleneck``
-checks its C functions against ``bottleneck.slow``).
+``cpool.slow.max_pool2d`` and ``cpool.slow.max_pool2d_backward`` are the
+public functions computed without the compiled extension: same signatures,
+same argument checks (the same code path) and the same results bit for bit
+(values, indices, NaN payloads, gradients). It is the backend when the
+extension is unavailable or ``CPOOL_BACKEND=numpy`` is set, and the test
+suite checks the compiled backend against it (as ``bottleneck`` checks its C
+functions against ``bottleneck.slow``).
+
+As a backend (see :mod:`cpool._backend`) it provides the two functions on
+validated arrays in :func:`cpool._validation.as_native` layout:
+``forward_planes(x, g, with_indices, index_dtype)`` and
+``backward_planes(grad_output, indices, input_shape)``.
 
 It is vectorized over batch, channels and output positions; the only Python
 loop is over the ``kh * kw`` kernel taps, visited in row-major order, which is
@@ -15,12 +22,13 @@ the last NaN wins.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
-from . import _frontend
 from ._validation import PoolGeometry, check_index_range
 
-__all__ = ["max_pool2d", "max_pool2d_backward"]
+__all__ = ["max_pool2d", "max_pool2d_backward", "forward_planes", "backward_planes"]
 
 
 def _lowest(dtype: np.dtype):
@@ -172,18 +180,8 @@ def backward_planes(go: np.ndarray, idx: np.ndarray, shape) -> np.ndarray:
     return grad_in.reshape(shape)
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
-    """2-D max pooling with PyTorch's semantics, in NumPy.
+# The public pair, bound to this module by the one argument path of
+# cpool.functional (imported last: cpool.functional imports the backends).
+from .functional import bind  # noqa: E402
 
-    See :func:`cpool.max_pool2d` for the full description; this is the same
-    function computed without the compiled extension.
-    """
-    return _frontend.forward(forward_planes, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
-
-
-def max_pool2d_backward(grad_output, indices, input_shape):
-    """Gradient of :func:`max_pool2d` with respect to its input, in NumPy.
-
-    See :func:`cpool.max_pool2d_backward`.
-    """
-    return _frontend.backward(backward_planes, grad_output, indices, input_shape)
+max_pool2d, max_pool2d_backward = bind(sys.modules[__name__], module=__name__)

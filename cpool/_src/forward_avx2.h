@@ -1,11 +1,11 @@
 /* AVX2 forward kernels for float32 planes, values only or with int32 /
  * int64 indices, that keep each output's running maximum and index in
- * registers (the auto-vectorised loops of _kernels.pyx keep them in memory,
+ * registers (the portable loops of forward.pxi keep them in memory,
  * and spend more on per-row set-up than on the work when rows are short):
  *
- * - cpool_forward2x2_*: kernel 2, stride 2, no padding or dilation, every
+ * - cpool_forward2x2_avx2: kernel 2, stride 2, no padding or dilation, every
  *   window complete (the MNIST case);
- * - cpool_forward_vec_*: any kernel, padding, dilation and row stride with
+ * - cpool_forward_vec_avx2: any kernel, padding, dilation and row stride with
  *   column stride 1 or 2 (e.g. the ResNet stem's 3x3 stride 2 padding 1).
  *
  * Both fold the taps with PyTorch's rule, "take v if v > best or v is NaN",
@@ -17,40 +17,27 @@
  * loads, which leaves the 8 windows of a vector in lane order 0 1 4 5 | 2 3
  * 6 7; one permute per result puts them back.
  *
- * Offsets are computed in 32-bit lanes: callers must send planes of 2**31
- * elements or more elsewhere.
+ * Offsets are computed in 32-bit lanes: callers send only planes for which
+ * cpool_plane_fits_int32() holds.
  */
-#ifndef CPOOL_FORWARD_H
-#define CPOOL_FORWARD_H
+#ifndef CPOOL_FORWARD_AVX2_H
+#define CPOOL_FORWARD_AVX2_H
 
-#include <math.h>
-#include <stdint.h>
-
-/* The pooling geometry (cpool._validation.PoolGeometry.packed); _kernels.pyx
-   uses this struct too. */
-typedef struct {
-    Py_ssize_t kh, kw, sh, sw, ph, pw, dh, dw, H, W, OH, OW;
-} cpool_geometry;
-
-#if defined(__GNUC__) || defined(__clang__)
-#define CPOOL_ALWAYS_INLINE inline __attribute__((always_inline))
-#define CPOOL_NOINLINE __attribute__((noinline))
-#else
-#define CPOOL_ALWAYS_INLINE inline
-#define CPOOL_NOINLINE
-#endif
+#include "common.h"
 
 #if defined(__AVX2__)
 #include <immintrin.h>
 #define CPOOL_HAVE_FORWARD_AVX2 1
 
-/* Store 1 index at idx[at] (idx_bytes: 4 or 8; 0 stores nothing). */
-static CPOOL_ALWAYS_INLINE void cpool_store_index(void *idx, int idx_bytes, Py_ssize_t at, Py_ssize_t value)
+/* Store one index at at: into i32 or i64, whichever is not NULL (both
+   NULL: values only, nothing stored). Each caller is inlined into an entry
+   point that fixes which, so the tests cost nothing at run time. */
+static CPOOL_ALWAYS_INLINE void cpool_store_index(int32_t *i32, int64_t *i64, Py_ssize_t at, Py_ssize_t value)
 {
-    if (idx_bytes == 4)
-        ((int32_t *)idx)[at] = (int32_t)value;
-    else if (idx_bytes == 8)
-        ((int64_t *)idx)[at] = (int64_t)value;
+    if (i32)
+        i32[at] = (int32_t)value;
+    else if (i64)
+        i64[at] = (int64_t)value;
 }
 
 /* Output (oh, ow) of `plane` one tap at a time, any geometry: the border
@@ -58,7 +45,7 @@ static CPOOL_ALWAYS_INLINE void cpool_store_index(void *idx, int idx_bytes, Py_s
    gets -inf and index -1. Kept out of line: inlined into the row loops it
    made the vector code around it measurably slower. */
 static CPOOL_NOINLINE void cpool_window_one(const float *plane, const cpool_geometry *g, Py_ssize_t oh,
-                                                 Py_ssize_t ow, float *o, void *idx, int idx_bytes, Py_ssize_t at)
+                                                 Py_ssize_t ow, float *o, int32_t *i32, int64_t *i64, Py_ssize_t at)
 {
     float best = -INFINITY, v;
     Py_ssize_t i, j, ih, iw, chosen = -1;
@@ -79,12 +66,8 @@ static CPOOL_NOINLINE void cpool_window_one(const float *plane, const cpool_geom
         }
     }
     *o = best;
-    cpool_store_index(idx, idx_bytes, at, chosen);
+    cpool_store_index(i32, i64, at, chosen);
 }
-
-/* 1: use these kernels, 0: the auto-vectorised loops. Set by
-   cpool._kernels*.forward_isa() so tests can compare the two. */
-static int cpool_forward_avx2_on = 1;
 
 /* PyTorch's rule as a lane mask: v > best, or v is NaN. */
 static CPOOL_ALWAYS_INLINE __m256 cpool_takes8(__m256 v, __m256 best)
@@ -110,15 +93,14 @@ static CPOOL_ALWAYS_INLINE __m256i cpool_unsplit_epi32(__m256i v)
     return _mm256_permute4x64_epi64(v, 0xD8);
 }
 
-/* Store 8 indices (32-bit lanes, in order) at idx + at. */
-static CPOOL_ALWAYS_INLINE void cpool_store_index8(void *idx, int idx_bytes, Py_ssize_t at, __m256i ix)
+/* Store 8 indices (32-bit lanes, in order) at at, widened for i64. */
+static CPOOL_ALWAYS_INLINE void cpool_store_index8(int32_t *i32, int64_t *i64, Py_ssize_t at, __m256i ix)
 {
-    if (idx_bytes == 4) {
-        _mm256_storeu_si256((__m256i *)((int32_t *)idx + at), ix);
-    } else if (idx_bytes == 8) {
-        int64_t *i64 = (int64_t *)idx + at;
-        _mm256_storeu_si256((__m256i *)i64, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(ix)));
-        _mm256_storeu_si256((__m256i *)(i64 + 4), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(ix, 1)));
+    if (i32) {
+        _mm256_storeu_si256((__m256i *)(i32 + at), ix);
+    } else if (i64) {
+        _mm256_storeu_si256((__m256i *)(i64 + at), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(ix)));
+        _mm256_storeu_si256((__m256i *)(i64 + at + 4), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(ix, 1)));
     }
 }
 
@@ -133,15 +115,15 @@ static CPOOL_ALWAYS_INLINE void cpool_store_index8(void *idx, int idx_bytes, Py_
  * of fewer than 4 windows, are done one window at a time. */
 
 /* 8 windows whose top-left taps are a[0], a[2], ..., a[14]: values to
-   o[0..8), indices first + 2c + offset to idx + at. */
-static CPOOL_ALWAYS_INLINE void cpool_forward2x2_8(const float *a, Py_ssize_t W, float *o, void *idx,
-                                                   int idx_bytes, Py_ssize_t at, int32_t first)
+   o[0..8), indices first + 2c + offset to index at. */
+static CPOOL_ALWAYS_INLINE void cpool_forward2x2_8(const float *a, Py_ssize_t W, float *o, int32_t *i32,
+                                                   int64_t *i64, Py_ssize_t at, int32_t first)
 {
     __m256 t0 = _mm256_loadu_ps(a), t1 = _mm256_loadu_ps(a + 8);
     __m256 b0 = _mm256_loadu_ps(a + W), b1 = _mm256_loadu_ps(a + W + 8);
     __m256 te = _mm256_shuffle_ps(t0, t1, 0x88), to = _mm256_shuffle_ps(t0, t1, 0xDD);
     __m256 be = _mm256_shuffle_ps(b0, b1, 0x88), bo = _mm256_shuffle_ps(b0, b1, 0xDD);
-    if (idx_bytes == 0) {
+    if (!i32 && !i64) {
         _mm256_storeu_ps(o, cpool_unsplit_ps(cpool_fold8(cpool_fold8(te, to), cpool_fold8(be, bo))));
         return;
     }
@@ -153,7 +135,7 @@ static CPOOL_ALWAYS_INLINE void cpool_forward2x2_8(const float *a, Py_ssize_t W,
     __m256i o1 = _mm256_add_epi32(_mm256_set1_epi32((int32_t)W), _mm256_and_si256(_mm256_castps_si256(k1), one));
     __m256i off = _mm256_blendv_epi8(o0, o1, _mm256_castps_si256(k));
     _mm256_storeu_ps(o, cpool_unsplit_ps(_mm256_blendv_ps(r0, r1, k)));
-    cpool_store_index8(idx, idx_bytes, at,
+    cpool_store_index8(i32, i64, at,
                        _mm256_add_epi32(cpool_unsplit_epi32(off),
                                         _mm256_add_epi32(_mm256_set1_epi32(first),
                                                          _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14))));
@@ -161,7 +143,7 @@ static CPOOL_ALWAYS_INLINE void cpool_forward2x2_8(const float *a, Py_ssize_t W,
 
 /* Output rows [r0, r1) of planes of OH rows (row r is plane r / OH, row
    r % OH). Needs 2*OH <= H and 2*OW <= W. */
-static CPOOL_ALWAYS_INLINE void cpool_forward2x2_rows(const float *x, float *out, void *idx, int idx_bytes,
+static CPOOL_ALWAYS_INLINE void cpool_forward2x2_rows(const float *x, float *out, int32_t *i32, int64_t *i64,
                                                       Py_ssize_t r0, Py_ssize_t r1, cpool_geometry g)
 {
     const Py_ssize_t H = g.H, W = g.W, OH = g.OH, OW = g.OW;
@@ -174,15 +156,15 @@ static CPOOL_ALWAYS_INLINE void cpool_forward2x2_rows(const float *x, float *out
             for (c = 0;; c += 8) {
                 if (c + 8 > OW)
                     c = OW - 8;  /* overlaps the vector before: same windows, same results */
-                cpool_forward2x2_8(a + 2 * c, W, o + c, idx, idx_bytes, r * OW + c, first + (int32_t)(2 * c));
+                cpool_forward2x2_8(a + 2 * c, W, o + c, i32, i64, r * OW + c, first + (int32_t)(2 * c));
                 if (c + 8 == OW)
                     break;
             }
         } else if (OW >= 4 && r + 1 < r1) {
-            cpool_forward2x2_8(a, W, o, idx, idx_bytes, r * OW, first);
+            cpool_forward2x2_8(a, W, o, i32, i64, r * OW, first);
         } else {
             for (c = 0; c < OW; c++)
-                cpool_window_one(x + p * H * W, &g, oh, c, o + c, idx, idx_bytes, r * OW + c);
+                cpool_window_one(x + p * H * W, &g, oh, c, o + c, i32, i64, r * OW + c);
         }
         if (++oh == OH) {
             oh = 0;
@@ -236,7 +218,7 @@ static CPOOL_ALWAYS_INLINE __m256 cpool_tap8(const float *row, Py_ssize_t iw, Py
    adding up their latencies. */
 static CPOOL_ALWAYS_INLINE void cpool_forward_vec8(const float *plane, const cpool_geometry *g, Py_ssize_t sw,
                                                    Py_ssize_t oh, Py_ssize_t c, Py_ssize_t i0, Py_ssize_t i1,
-                                                   float *o, void *idx, int idx_bytes, Py_ssize_t at)
+                                                   float *o, int32_t *i32, int64_t *i64, Py_ssize_t at)
 {
     /* Plane offset of each lane's tap relative to lane 0's, in the lane
        order the loads leave. */
@@ -255,7 +237,7 @@ static CPOOL_ALWAYS_INLINE void cpool_forward_vec8(const float *plane, const cpo
         __m256i rchosen = tap;
         for (j = 1; j < g->kw; j++) {
             __m256 v = cpool_tap8(row, col0 + j * g->dw, sw);
-            if (idx_bytes == 0) {
+            if (!i32 && !i64) {
                 rbest = cpool_fold8(rbest, v);
             } else {
                 __m256 take = cpool_takes8(v, rbest);
@@ -267,7 +249,7 @@ static CPOOL_ALWAYS_INLINE void cpool_forward_vec8(const float *plane, const cpo
         if (i == i0) {
             best = rbest;
             chosen = rchosen;
-        } else if (idx_bytes == 0) {
+        } else if (!i32 && !i64) {
             best = cpool_fold8(best, rbest);
         } else {
             __m256 take = cpool_takes8(rbest, best);
@@ -280,10 +262,10 @@ static CPOOL_ALWAYS_INLINE void cpool_forward_vec8(const float *plane, const cpo
         chosen = cpool_unsplit_epi32(chosen);
     }
     _mm256_storeu_ps(o, best);
-    cpool_store_index8(idx, idx_bytes, at, chosen);
+    cpool_store_index8(i32, i64, at, chosen);
 }
 
-static CPOOL_ALWAYS_INLINE void cpool_forward_vec_rows(const float *x, float *out, void *idx, int idx_bytes,
+static CPOOL_ALWAYS_INLINE void cpool_forward_vec_rows(const float *x, float *out, int32_t *i32, int64_t *i64,
                                                        Py_ssize_t r0, Py_ssize_t r1, cpool_geometry g,
                                                        Py_ssize_t sw)
 {
@@ -302,21 +284,21 @@ static CPOOL_ALWAYS_INLINE void cpool_forward_vec_rows(const float *x, float *ou
         else
             i1 = top + (g.kh - 1) * g.dh < g.H ? g.kh : (g.H - 1 - top) / g.dh + 1;
         for (c = 0; c < lo; c++)
-            cpool_window_one(plane, &g, oh, c, o + c, idx, idx_bytes, at + c);
+            cpool_window_one(plane, &g, oh, c, o + c, i32, i64, at + c);
         if (hi - lo >= 8 && i1 > i0) {
             for (c = lo;; c += 8) {
                 if (c + 8 > hi)
                     c = hi - 8;  /* overlaps the vector before: same windows, same results */
-                cpool_forward_vec8(plane, &g, sw, oh, c, i0, i1, o + c, idx, idx_bytes, at + c);
+                cpool_forward_vec8(plane, &g, sw, oh, c, i0, i1, o + c, i32, i64, at + c);
                 if (c + 8 == hi)
                     break;
             }
         } else {
             for (c = lo; c < hi; c++)
-                cpool_window_one(plane, &g, oh, c, o + c, idx, idx_bytes, at + c);
+                cpool_window_one(plane, &g, oh, c, o + c, i32, i64, at + c);
         }
         for (c = hi; c < OW; c++)
-            cpool_window_one(plane, &g, oh, c, o + c, idx, idx_bytes, at + c);
+            cpool_window_one(plane, &g, oh, c, o + c, i32, i64, at + c);
         if (++oh == OH) {
             oh = 0;
             p++;
@@ -324,55 +306,55 @@ static CPOOL_ALWAYS_INLINE void cpool_forward_vec_rows(const float *x, float *ou
     }
 }
 
-#else /* no AVX2: _kernels.pyx uses its auto-vectorised loops */
-#define CPOOL_HAVE_FORWARD_AVX2 0
-static int cpool_forward_avx2_on = 0;
-static CPOOL_ALWAYS_INLINE void cpool_forward2x2_rows(const float *x, float *out, void *idx, int idx_bytes,
-                                                      Py_ssize_t r0, Py_ssize_t r1, cpool_geometry g)
+/* The entry points, one per kernel: i32 or i64 (the other NULL) receives
+   the indices, both NULL means values only. Each output kind, and for the
+   general kernel each column stride, is its own inlined copy, so the
+   pointer tests and sw are constants inside the loops (the compiler knows
+   i32 is not NULL inside `if (i32)`). */
+static void cpool_forward2x2_avx2(const float *x, float *out, int32_t *i32, int64_t *i64, Py_ssize_t r0,
+                                  Py_ssize_t r1, cpool_geometry g)
 {
-    (void)x; (void)out; (void)idx; (void)idx_bytes; (void)r0; (void)r1; (void)g;
-}
-static CPOOL_ALWAYS_INLINE void cpool_forward_vec_rows(const float *x, float *out, void *idx, int idx_bytes,
-                                                       Py_ssize_t r0, Py_ssize_t r1, cpool_geometry g,
-                                                       Py_ssize_t sw)
-{
-    (void)x; (void)out; (void)idx; (void)idx_bytes; (void)r0; (void)r1; (void)g; (void)sw;
-}
-#endif
-
-/* One function per kernel and output kind, so idx_bytes (and sw) are
-   constants in each; idx is int32_t*, int64_t* or NULL as idx_bytes says. */
-static void cpool_forward2x2_f32(const float *x, float *out, void *idx, int idx_bytes, Py_ssize_t r0,
-                                 Py_ssize_t r1, cpool_geometry g)
-{
-    if (idx_bytes == 4)
-        cpool_forward2x2_rows(x, out, idx, 4, r0, r1, g);
-    else if (idx_bytes == 8)
-        cpool_forward2x2_rows(x, out, idx, 8, r0, r1, g);
+    if (i32)
+        cpool_forward2x2_rows(x, out, i32, NULL, r0, r1, g);
+    else if (i64)
+        cpool_forward2x2_rows(x, out, NULL, i64, r0, r1, g);
     else
-        cpool_forward2x2_rows(x, out, NULL, 0, r0, r1, g);
+        cpool_forward2x2_rows(x, out, NULL, NULL, r0, r1, g);
 }
 
-/* The three output kinds of one column stride, each its own inlined copy. */
-static CPOOL_ALWAYS_INLINE void cpool_forward_vec_kinds(const float *x, float *out, void *idx, int idx_bytes,
+static CPOOL_ALWAYS_INLINE void cpool_forward_vec_kinds(const float *x, float *out, int32_t *i32, int64_t *i64,
                                                         Py_ssize_t r0, Py_ssize_t r1, cpool_geometry g,
                                                         Py_ssize_t sw)
 {
-    if (idx_bytes == 4)
-        cpool_forward_vec_rows(x, out, idx, 4, r0, r1, g, sw);
-    else if (idx_bytes == 8)
-        cpool_forward_vec_rows(x, out, idx, 8, r0, r1, g, sw);
+    if (i32)
+        cpool_forward_vec_rows(x, out, i32, NULL, r0, r1, g, sw);
+    else if (i64)
+        cpool_forward_vec_rows(x, out, NULL, i64, r0, r1, g, sw);
     else
-        cpool_forward_vec_rows(x, out, NULL, 0, r0, r1, g, sw);
+        cpool_forward_vec_rows(x, out, NULL, NULL, r0, r1, g, sw);
 }
 
-static void cpool_forward_vec_f32(const float *x, float *out, void *idx, int idx_bytes, Py_ssize_t r0,
-                                  Py_ssize_t r1, cpool_geometry g)
+static void cpool_forward_vec_avx2(const float *x, float *out, int32_t *i32, int64_t *i64, Py_ssize_t r0,
+                                   Py_ssize_t r1, cpool_geometry g)
 {
     if (g.sw == 1)
-        cpool_forward_vec_kinds(x, out, idx, idx_bytes, r0, r1, g, 1);
+        cpool_forward_vec_kinds(x, out, i32, i64, r0, r1, g, 1);
     else
-        cpool_forward_vec_kinds(x, out, idx, idx_bytes, r0, r1, g, 2);
+        cpool_forward_vec_kinds(x, out, i32, i64, r0, r1, g, 2);
 }
 
-#endif /* CPOOL_FORWARD_H */
+#else /* no AVX2: never called (CPOOL_HAVE_FORWARD_AVX2 is 0); kernels.pyx uses its portable loops */
+#define CPOOL_HAVE_FORWARD_AVX2 0
+static void cpool_forward2x2_avx2(const float *x, float *out, int32_t *i32, int64_t *i64, Py_ssize_t r0,
+                                  Py_ssize_t r1, cpool_geometry g)
+{
+    (void)x; (void)out; (void)i32; (void)i64; (void)r0; (void)r1; (void)g;
+}
+static void cpool_forward_vec_avx2(const float *x, float *out, int32_t *i32, int64_t *i64, Py_ssize_t r0,
+                                   Py_ssize_t r1, cpool_geometry g)
+{
+    (void)x; (void)out; (void)i32; (void)i64; (void)r0; (void)r1; (void)g;
+}
+#endif
+
+#endif /* CPOOL_FORWARD_AVX2_H */

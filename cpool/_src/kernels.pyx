@@ -1,0 +1,227 @@
+"""cpool's compiled kernels: the extension's entry points.
+
+Built by ``setup.py`` once per instruction-set variant from this one source
+(``cpool._kernels`` for the platform's baseline; on x86-64 also
+``cpool._kernels_avx2``, compiled with AVX2 and FMA). :mod:`cpool._compiled`
+picks one at import and is the only caller: it has validated every argument
+and passes C-contiguous, aligned, native-order (N, C, H, W) / (N, C, OH,
+OW) arrays and freshly allocated outputs, so the kernels check nothing of their
+own except the layout (through the typed memoryviews) and the range of each
+index in the backward pass, which is untrusted user data.
+
+Semantics are PyTorch's (``aten/src/ATen/native/cpu/MaxPoolKernel.cpp``):
+taps are folded in row-major window order with "take ``v`` if ``v > best``
+or ``v`` is NaN", so ties keep the first maximum and the last NaN wins; the
+first in-bounds tap of a window seeds its index; padding is never selected.
+A window with no in-bounds tap (only possible with dilation) yields -inf and
+index -1. That fold is associative, so any grouping of consecutive taps gives
+the same value, bits and index; it is not commutative, so taps are never
+reordered.
+
+Sources, read top-down: ``common.h`` (geometry struct, CPU and OpenMP
+facts), ``forward.pxi`` (portable forward loops and the dispatch to
+``forward_avx2.h``), ``backward.pxi`` (zero-and-scatter and the dispatch to
+``backward_cells.h``), then the entry points below. Index width is the fused
+``index_t`` throughout, and a typed pointer (``int32_t*`` / ``int64_t*``)
+into C. The Cython directives are set for the whole extension in ``setup.py``.
+"""
+
+cimport cython
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.stdint cimport int32_t, int64_t
+from libc.string cimport memset
+from libc.math cimport INFINITY
+
+# Index outputs: int64 (PyTorch's format) or int32 (MaxPool2d keeps these for
+# its own backward when a plane has < 2**31 elements: half the memory traffic).
+ctypedef fused index_t:
+    int32_t
+    int64_t
+
+
+cdef extern from "common.h" nogil:
+    ctypedef struct Geometry "cpool_geometry":
+        Py_ssize_t kh, kw, sh, sw, ph, pw, dh, dw, H, W, OH, OW
+    bint cpool_plane_fits_int32(const Geometry* g)
+    const char* CPOOL_COMPILED_ISA
+    enum: CPOOL_VEC_BYTES
+    int cpool_cpu_has_avx2()
+    int cpool_cpu_has_avx512()
+    int cpool_openmp_enabled()
+    int cpool_omp_max_threads()
+
+cdef extern from "forward_avx2.h" nogil:
+    enum: CPOOL_HAVE_FORWARD_AVX2
+    void cpool_forward2x2_avx2(const float* x, float* out, int32_t* i32, int64_t* i64,
+                               Py_ssize_t r0, Py_ssize_t r1, Geometry g)
+    void cpool_forward_vec_avx2(const float* x, float* out, int32_t* i32, int64_t* i64,
+                                Py_ssize_t r0, Py_ssize_t r1, Geometry g)
+
+cdef extern from "backward_cells.h" nogil:
+    enum: CPOOL_HAVE_CELLS
+    enum: CPOOL_HAVE_CELLS_AVX512
+    enum: CPOOL_CELLS_MIN_OW
+    bint cpool_cells_plane(const float* go, const int32_t* i32, const int64_t* i64, float* gi,
+                           Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW, int avx512)
+
+
+# The instruction set in use within this module: only the cell writer has a
+# choice at run time (AVX-512 on top of AVX2); set_isa() sets it.
+cdef int _cells_avx512 = 0
+
+include "forward.pxi"
+include "backward.pxi"
+
+
+# ------------------------------------------------------------ module facts
+
+#: Whether the kernels were built with OpenMP.
+OPENMP = bool(cpool_openmp_enabled())
+
+#: The instruction set this module was compiled for: "baseline" or "avx2".
+COMPILED_ISA = CPOOL_COMPILED_ISA.decode("ascii")
+
+#: The fields of a geometry, in the order the entry points read them
+#: (cpool._validation.PoolGeometry has the same fields in the same order).
+GEOMETRY_FIELDS = ("kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw", "H", "W", "OH", "OW")
+
+
+def omp_max_threads():
+    """``omp_get_max_threads()``: honours OMP_NUM_THREADS and threadpoolctl."""
+    return cpool_omp_max_threads()
+
+
+def cpu_features():
+    """The instruction sets this CPU and OS run, of those cpool has kernels for."""
+    found = ["baseline"]
+    if cpool_cpu_has_avx2():
+        found.append("avx2")
+        if cpool_cpu_has_avx512():
+            found.append("avx512")
+    return tuple(found)
+
+
+def isas():
+    """The instruction sets this module can run here, narrowest first.
+
+    "baseline": the portable loops; "avx2": the AVX2 forward intrinsics and
+    cell writer; "avx512": the same with the AVX-512 cell writer.
+    """
+    if COMPILED_ISA == "baseline":
+        return ("baseline",)
+    features = cpu_features()
+    if "avx2" not in features:
+        return ()
+    if CPOOL_HAVE_CELLS_AVX512 and "avx512" in features:
+        return ("avx2", "avx512")
+    return ("avx2",)
+
+
+def set_isa(str name):
+    """Use instruction set ``name`` (one of :func:`isas`). Not thread-safe:
+    :mod:`cpool._compiled` calls it at import, tests between calls."""
+    global _cells_avx512
+    if name not in isas():
+        raise ValueError(f"isa must be one of {isas()!r} for {__name__}, got isa={name!r}")
+    _cells_avx512 = 1 if name == "avx512" else 0
+
+
+def get_isa():
+    """The instruction set in use (see :func:`set_isa`)."""
+    return "avx512" if _cells_avx512 else COMPILED_ISA
+
+
+# ------------------------------------------------------------ entry points
+
+cdef inline Geometry _geometry(object geometry) except *:
+    # PoolGeometry is a NamedTuple in GEOMETRY_FIELDS order: positional reads
+    # (a tuple subclass, so not an exact `tuple` argument).
+    if not (isinstance(geometry, tuple) and len(<tuple>geometry) == 12):
+        raise TypeError("geometry must be a cpool._validation.PoolGeometry")
+    cdef tuple t = <tuple>geometry
+    cdef Geometry g
+    g.kh = t[0]
+    g.kw = t[1]
+    g.sh = t[2]
+    g.sw = t[3]
+    g.ph = t[4]
+    g.pw = t[5]
+    g.dh = t[6]
+    g.dw = t[7]
+    g.H = t[8]
+    g.W = t[9]
+    g.OH = t[10]
+    g.OW = t[11]
+    return g
+
+
+def max_pool2d_forward_into(const floating[:, :, :, ::1] x not None, floating[:, :, :, ::1] out not None,
+                            index_t[:, :, :, ::1] indices, object geometry, int n_threads):
+    """Fill ``out`` (N, C, OH, OW) and, unless it is None, ``indices`` (the same shape).
+
+    ``x`` is (N, C, H, W) (the adapter views 3-D input as N = 1: 4-D
+    memoryviews need no reshape of the common 4-D case, which measured
+    as much per call as acquiring the memoryviews themselves);
+    ``geometry`` is a :class:`cpool._validation.PoolGeometry` checked
+    against it. Returns False, with nothing written, for what these kernels
+    do not do: indices on a plane of 2**31 or more elements off the 2x2
+    stride-2 path (the caller uses the NumPy code there). Each fused
+    specialisation is looked up once by :mod:`cpool._compiled`; a
+    values-only call passes ``indices=None`` to the int64 one.
+    """
+    cdef Geometry g = _geometry(geometry)
+    cdef Py_ssize_t P = x.shape[0] * x.shape[1]
+    cdef index_t* ip = NULL
+    if not (x.shape[2] == g.H and x.shape[3] == g.W and out.shape[0] == x.shape[0]
+            and out.shape[1] == x.shape[1] and out.shape[2] == g.OH and out.shape[3] == g.OW):
+        raise ValueError("max_pool2d_forward_into: x must be (N, C, H, W) and out (N, C, OH, OW) of the geometry")
+    if indices is not None and not (indices.shape[0] == out.shape[0] and indices.shape[1] == out.shape[1]
+                                    and indices.shape[2] == g.OH and indices.shape[3] == g.OW):
+        raise ValueError("max_pool2d_forward_into: indices must be shaped like out")
+    if index_t is int32_t:
+        if indices is not None and not cpool_plane_fits_int32(&g):
+            raise ValueError("max_pool2d_forward_into: int32 indices need planes of fewer than 2**31 elements")
+    if P == 0:
+        return True
+    if indices is not None:
+        ip = &indices[0, 0, 0, 0]
+    return _forward_run(&x[0, 0, 0, 0], &out[0, 0, 0, 0], ip, P, g, n_threads)
+
+
+def max_pool2d_backward_into(const floating[:, :, :, ::1] grad_output not None,
+                             const index_t[:, :, :, ::1] indices not None,
+                             floating[:, :, :, ::1] grad_input not None, int n_threads):
+    """Scatter-add ``grad_output`` (N, C, OH, OW) into ``grad_input`` (N, C, H, W), overwritten.
+
+    Returns the number of indices outside ``[-1, H*W)``: those are skipped,
+    and the caller must treat a non-zero count as an error.
+    """
+    cdef Py_ssize_t P = grad_output.shape[0] * grad_output.shape[1]
+    cdef Py_ssize_t OH = grad_output.shape[2], OW = grad_output.shape[3]
+    cdef Py_ssize_t H = grad_input.shape[2], W = grad_input.shape[3]
+    cdef int d
+    for d in range(4):
+        if indices.shape[d] != grad_output.shape[d] or (d < 2 and grad_input.shape[d] != grad_output.shape[d]):
+            raise ValueError("max_pool2d_backward_into: indices must be shaped like grad_output, "
+                             "with grad_input's leading axes")
+    if P == 0 or H == 0 or W == 0:
+        return 0
+    if OH == 0 or OW == 0:
+        memset(&grad_input[0, 0, 0, 0], 0, P * H * W * sizeof(floating))
+        return 0
+    return _backward_run(&grad_output[0, 0, 0, 0], &indices[0, 0, 0, 0], &grad_input[0, 0, 0, 0],
+                         P, H, W, OH, OW, n_threads)
+
+
+def cells_plane(const float[:, ::1] grad_output not None, const index_t[:, ::1] indices not None,
+                float[:, ::1] grad_input not None):
+    """Run the cell writer in use on one (OH, OW) plane; False if it gave up
+    or does not apply (no writer, rows too short). For tests."""
+    cdef Py_ssize_t OH = grad_output.shape[0], OW = grad_output.shape[1]
+    cdef Py_ssize_t H = grad_input.shape[0], W = grad_input.shape[1]
+    if indices.shape[0] != OH or indices.shape[1] != OW or OH == 0 or H < 2 * OH or W < 2 * OW:
+        raise ValueError("cells_plane: grad_input must hold a 2x2 cell per grad_output element")
+    if not _use_cells(H, W, OH, OW):
+        return False
+    return bool(_cells_plane(&grad_output[0, 0], &indices[0, 0], &grad_input[0, 0], H, W, OH, OW))
