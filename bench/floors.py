@@ -1,56 +1,35 @@
-#!/usr/bin/env python
-"""What the memory system allows, for the issue-4 targets that are not met.
+"""What the memory system allows, next to cpool and torch, for the shapes of the backward targets.
 
-    python bench/floors.py            # ~1 minute; needs cpool and torch==2.13.0
+    python bench/floors.py            # about a minute; needs cpool and torch
 
-For each backward target (float32, k2 s2 or the ResNet stem) it times, at
-1 thread and in one run, next to each other:
+For each shape of a backward target in cases.TARGETS (float32, 1 thread, all in one run):
 
-* ``zero gi``: allocating a fresh grad_input and zeroing it with glibc's
-  ``memset`` (what any backward must at least do: every element is written);
-* ``read``: one pass over the int64 indices and grad_output (``max``);
-* cpool's backward, from the public API (fresh output, as benchmarked) and
-  from the kernel with a preallocated output;
-* torch's backward, and the target time (torch / the ratio asked for).
+* zero gi: a fresh grad_input zeroed with glibc's memset (any backward writes every element);
+* read idx+go: one pass over the int64 indices and grad_output;
+* cpool's backward (public API, fresh output, as benchmarked), torch's, and the target time
+  (torch / the ratio asked for).
 
-For the ResNet stem it also shows what the fresh output costs: an array of
-more than 32 MiB comes from ``mmap`` on every call (glibc's threshold stops
-growing there), and the kernel zero-fills its pages on first touch; the
-same kernel on a preallocated output does not pay that.
+Then, for the ResNet stem, what a fresh output costs: an array of more than 32 MiB comes from mmap on every
+call (glibc's threshold stops growing there) and the kernel zero-fills its pages on first touch; filling a
+preallocated array does not pay that.
 """
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import statistics
 import sys
 import time
 
+import cases as C
 import numpy as np
 
-import cpool
-from cpool import _fast
-from cpool._validation import pool_geometry
-
-try:
-    import torch
-except ImportError:  # pragma: no cover - the script says what it needs
-    sys.exit("bench/floors.py needs torch (python -m pip install '.[bench]')")
-
-K = _fast.KERNELS
 _memset = ctypes.CDLL(None).memset
 _memset.argtypes = (ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t)
 
-# name, shape, kernel, stride, padding, ratio the issue asks of the backward
-CASES = [
-    ("mnist-conv", (64, 32, 28, 28), 2, 2, 0, 3),
-    ("mnist-first", (128, 8, 28, 28), 2, 2, 0, 3),
-    ("14x14x64", (256, 64, 14, 14), 2, 2, 0, 2),
-    ("resnet-stem", (32, 64, 112, 112), 3, 2, 1, 2),
-]
 
-
-def median_ms(fn, seconds=1.0, min_runs=7):
+def median_ms(fn, seconds, min_runs=7):
     fn()
     times, end = [], time.perf_counter() + seconds
     while len(times) < min_runs or time.perf_counter() < end:
@@ -60,49 +39,62 @@ def median_ms(fn, seconds=1.0, min_runs=7):
     return statistics.median(times) * 1e3
 
 
-def fresh_zeroed(shape):
-    a = np.empty(shape, np.float32)
+def fresh_zeroed(shape, dtype=np.float32):
+    a = np.empty(shape, dtype)
     _memset(a.ctypes.data, 0, a.nbytes)
     return a
 
 
-def main():
+def backward_targets():
+    """(case, ratio asked of cpool's backward over torch's) for every shape of a backward target."""
+    return [(C.parse_shape(sh), want) for _, _, ops, shapes, checks in C.TARGETS if ops == ("bwd",)
+            for sh in shapes for mine, rival, want in checks if rival.startswith("torch")]
+
+
+def backward_row(cpool, torch, case, ratio, seconds, rng):
+    x = rng.standard_normal(case.shape, dtype=np.float32)
+    out, idx = cpool.max_pool2d(x, *case.args, return_indices=True)
+    go = rng.standard_normal(out.shape, dtype=np.float32)
+    tx, tgo, tidx = torch.from_numpy(x), torch.from_numpy(go), torch.from_numpy(idx)
+    zero = median_ms(lambda: fresh_zeroed(case.shape), seconds)
+    read = median_ms(lambda: (idx.view(np.uint64).max(), go.max()), seconds)
+    cp = median_ms(lambda: cpool.max_pool2d_backward(go, idx, case.shape), seconds)
+    tt = median_ms(lambda: torch.ops.aten.max_pool2d_with_indices_backward(tgo, tx, *case.args, False, tidx), seconds)
+    return (f"| {case.name} {case.describe()} | {zero:.3f} | {read:.3f} | {zero + read:.3f} | {cp:.3f} | {tt:.3f} "
+            f"| {tt / ratio:.3f} (torch / {ratio}) |")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python bench/floors.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=float, default=1.0, help="seconds per measurement (default 1)")
+    p.add_argument("--shapes", help="comma-separated shape names (default: those of the backward targets)")
+    args = p.parse_args(argv)
+    import cpool
+
+    try:
+        import torch
+    except ImportError:
+        sys.exit("bench/floors.py needs torch: python -m pip install '.[bench]'")
     cpool.set_num_threads(1)
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     print("1 thread, float32; median ms of repeated calls\n")
-    print("| shape | zero gi | read idx+go | zero + read | cpool bwd | cpool bwd, gi preallocated "
-          "| torch bwd | target |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, shape, k, s, p, ratio in CASES:
-        x = rng.standard_normal(shape, dtype=np.float32)
-        out, idx = cpool.max_pool2d(x, k, s, p, return_indices=True)
-        go = rng.standard_normal(out.shape, dtype=np.float32)
-        gi = np.empty(shape, np.float32)
-        tx, tgo, tidx = torch.from_numpy(x), torch.from_numpy(go), torch.from_numpy(idx)
-        zero = median_ms(lambda: fresh_zeroed(shape))
-        read = median_ms(lambda: (idx.view(np.uint64).max(), go.max()))
-        cp = median_ms(lambda: cpool.max_pool2d_backward(go, idx, shape))
-        kern = median_ms(lambda: K.max_pool2d_backward(go, idx, gi, 1))
-        tt = median_ms(lambda: torch.ops.aten.max_pool2d_with_indices_backward(
-            tgo, tx, [k, k], [s, s], [p, p], [1, 1], False, tidx))
-        print(f"| {name} {'x'.join(map(str, shape))} | {zero:.3f} | {read:.3f} | {zero + read:.3f} | {cp:.3f} "
-              f"| {kern:.3f} | {tt:.3f} | {tt / ratio:.3f} (torch / {ratio}) |")
+    print("| shape | zero gi | read idx+go | zero + read | cpool bwd | torch bwd | target |\n" + "|---" * 7 + "|")
+    for case, ratio in backward_targets():
+        if not args.shapes or case.name in args.shapes.split(","):
+            print(backward_row(cpool, torch, case, ratio, args.seconds, rng))
 
-    name, shape, k, s, p, _ = CASES[-1]
-    x = rng.standard_normal(shape, dtype=np.float32)
-    g = pool_geometry(shape, (k, k), (s, s), (p, p), (1, 1), False)
-    out = np.empty(shape[:2] + (g.OH, g.OW), np.float32)
-    idx = np.empty(out.shape, np.int64)
-    print(f"\n{name}: forward with int64 indices ({idx.nbytes / 2**20:.0f} MiB of them), 1 thread\n")
-    print("| what | ms |")
-    print("|---|---|")
-    print(f"| fill a fresh array of the indices' size | {median_ms(lambda: fresh_zeroed(idx.shape + (2,))):.2f} |")
-    print(f"| fill it preallocated | {median_ms(lambda: _memset(idx.ctypes.data, 0, idx.nbytes)):.2f} |")
-    print(f"| cpool, fresh outputs (public API) | "
-          f"{median_ms(lambda: cpool.max_pool2d(x, k, s, p, return_indices=True)):.2f} |")
-    print(f"| cpool kernel, preallocated outputs | "
-          f"{median_ms(lambda: K.max_pool2d_forward(x, out, idx, g.packed, 1)):.2f} |")
+    stem = C.parse_shape("resnet-stem")
+    x = rng.standard_normal(stem.shape, dtype=np.float32)
+    idx = np.empty(stem.out_shape, np.int64)
+    print(f"\nresnet-stem {stem.describe()}: forward with int64 indices ({idx.nbytes / 2**20:.0f} MiB of them), "
+          "1 thread\n\n| what | ms |\n|---|---|")
+    fresh = median_ms(lambda: fresh_zeroed(idx.shape, np.int64), args.seconds)
+    print(f"| fill a fresh array of the indices' size | {fresh:.2f} |")
+    print(f"| fill it preallocated | {median_ms(lambda: _memset(idx.ctypes.data, 0, idx.nbytes), args.seconds):.2f} |")
+    fwd = median_ms(lambda: cpool.max_pool2d(x, *stem.args, return_indices=True), args.seconds)
+    print(f"| cpool, fresh outputs (public API) | {fwd:.2f} |")
 
 
 if __name__ == "__main__":

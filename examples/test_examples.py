@@ -1,11 +1,14 @@
-"""Tests of the end-to-end example in examples/ (issue 6).
+"""Tests of the end-to-end example CNN in this folder: the IDX reader, the
+loop and cpool pooling layers, gradients, training and the command line.
 
-They import the example modules by putting the repository's examples/
-folder on sys.path (found relative to this file), and cpool from wherever it
-is installed (falling back to the checkout, see
-``train_mnist.import_cpool``). torch is optional: its comparison is skipped
-without it. Everything runs on small generated data; the real Fashion-MNIST
-run is documented in examples/README.md.
+    python -m pytest examples -q
+
+They import the example modules from this folder (put on sys.path here, so
+that any pytest import mode finds them), and cpool from wherever it is
+installed (falling back to the checkout, see ``train_mnist.import_cpool``).
+torch is optional: its comparison is skipped without it. Everything runs on
+small generated data; the real Fashion-MNIST run is documented in
+examples/README.md.
 """
 
 from __future__ import annotations
@@ -18,15 +21,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-if str(EXAMPLES) not in sys.path:
-    sys.path.insert(0, str(EXAMPLES))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import gradcheck  # noqa: E402
-import mnist_idx  # noqa: E402
-import npnet  # noqa: E402
-import train_mnist  # noqa: E402
-from loop_pool import MaxPool2d as LoopMaxPool2d  # noqa: E402
+import gradcheck
+import mnist_idx
+import npnet
+import train_mnist
+from loop_pool import MaxPool2d as LoopMaxPool2d
 
 cpool = train_mnist.import_cpool()
 

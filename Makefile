@@ -1,0 +1,55 @@
+# Developer tasks for cpool; .ci/run calls these, so CI and a developer run
+# the same steps. PYTHON selects the interpreter (default: python).
+PYTHON ?= python
+# Plain pytest, not "python -m pytest": that puts the working directory first
+# on sys.path, and from the repository root it would test the source tree's
+# cpool (no compiled extension after a pip install) instead of the installed one.
+PYTEST ?= pytest
+BENCH_OUT ?= bench/results
+
+.PHONY: help build install test test-numpy test-baseline test-tools test-build lint bench bench-quick dist asan ubsan clean
+
+help:          ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+build:         ## build the extension in the source tree (for PYTHONPATH=. runs)
+	$(PYTHON) setup.py build_ext --inplace
+
+install:       ## install cpool with its test extras, as the README's test command does
+	$(PYTHON) -m pip install ".[test]"
+
+test:          ## the library suite against the installed cpool (the README's test command)
+	$(PYTEST)
+
+test-numpy:    ## the library suite on the NumPy fallback
+	CPOOL_BACKEND=numpy $(PYTEST) -q
+
+test-baseline: ## the library suite on the portable (baseline ISA) kernels
+	CPOOL_ISA=baseline $(PYTEST) -q
+
+test-tools:    ## the benchmark's and the example's own tests
+	$(PYTEST) -q bench examples
+
+test-build:    ## fresh-venv builds: serial (no OpenMP), no compiler, a compiler without OpenMP (minutes)
+	$(PYTEST) -q tests/stress/test_build.py --run-build
+
+lint:          ## ruff over the whole repository
+	$(PYTHON) -m ruff check .
+
+bench:         ## the full benchmark (a few minutes); results in $(BENCH_OUT)
+	$(PYTHON) bench/bench.py --out $(BENCH_OUT)
+
+bench-quick:   ## a smoke run of the benchmark (under a minute)
+	$(PYTHON) bench/bench.py --quick --out $(BENCH_OUT)
+
+dist:          ## build the wheel and sdist, check their contents, install the wheel in a fresh venv
+	$(PYTHON) tools/check_dist.py
+
+asan:          ## the whole suite on an AddressSanitizer build, every kernel variant
+	bash tools/asan_check.sh
+
+ubsan:         ## the same with UndefinedBehaviorSanitizer as well
+	ASAN_CHECK_UBSAN=1 bash tools/asan_check.sh
+
+clean:         ## remove build outputs
+	rm -rf build dist *.egg-info cpool/*.so cpool/*.pyd

@@ -1,0 +1,164 @@
+"""The one catalogue the bench scripts share: shapes, operations, the bytes
+each operation must move, and the performance targets.
+
+bench.py times these shapes, report.py checks the targets against a run,
+floors.py times the memory floors of the backward targets' shapes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+# name -> spec in the --shapes syntax NxCxHxW[:kK][:sS][:pP][:dD][:ceil][:float64]
+SHAPES = {
+    "mnist-conv": "64x32x28x28:k2:s2",
+    "mnist-first": "128x8x28x28:k2:s2",
+    "14x14x64": "256x64x14x14:k2:s2",
+    "resnet-stem": "32x64x112x112:k3:s2:p1",
+    "large": "16x256x56x56:k2:s2",
+    "tiny": "1x1x28x28:k2:s2",
+    "mnist-conv-f64": "64x32x28x28:k2:s2:float64",
+}
+QUICK_SHAPES = ("mnist-first", "tiny")
+MNIST_SHAPES = ("mnist-conv", "mnist-first")  # shapes the per-epoch table is given for
+MNIST_IMAGES = 60_000
+
+OPS = {
+    "fwd": "forward, values only",
+    "fwd_idx": "forward with indices",
+    "bwd": "backward (grad_input from grad_output + indices)",
+    "step": "training step (forward with indices + backward, Module API)",
+}
+OP_KEYS = {"fwd": ("values",), "fwd_idx": ("values", "indices"), "bwd": ("grad_in",),
+           "step": ("values", "indices", "grad_in")}
+
+# Performance targets checked against every run: (label, asked, ops, shapes, checks). A check
+# (mine, rival, ratio) holds when rival time / mine time >= ratio for every listed shape and op and,
+# where a name holds "{t}", every thread count measured. The rival "roofline" is the time the op's
+# bytes take at the measured memory bandwidth, so its ratio is the fraction of the bound reached.
+K2S2 = ("mnist-conv", "mnist-first", "14x14x64", "large")
+TARGETS = (
+    ("forward with int64 indices, k2 s2", "10x torch", ("fwd_idx",), K2S2, (("cpool t{t}", "torch t{t}", 10),)),
+    ("forward with indices, ResNet stem", "4x torch", ("fwd_idx",), ("resnet-stem",),
+     (("cpool t{t}", "torch t{t}", 4),)),
+    ("forward, values only", "15x torch", ("fwd",), K2S2 + ("resnet-stem",), (("cpool t{t}", "torch t{t}", 15),)),
+    ("backward, 28x28", "3x torch", ("bwd",), ("mnist-conv", "mnist-first"), (("cpool t{t}", "torch t{t}", 3),)),
+    ("backward, other shapes", "2x torch", ("bwd",), ("14x14x64", "resnet-stem", "large"),
+     (("cpool t{t}", "torch t{t}", 2),)),
+    ("Module training step", "10x torch", ("step",), ("mnist-conv",), (("cpool t{t}", "torch t{t}", 10),)),
+    ("forward, values only", "faster than jax and numpy-maxchain", ("fwd",), K2S2 + ("resnet-stem",),
+     (("cpool t{t}", "jax", 1), ("cpool t{t}", "numpy-maxchain", 1))),
+    ("latency, 1x1x28x28", "no slower than torch", tuple(OPS), ("tiny",), (("cpool t{t}", "torch t{t}", 1),)),
+    ("DRAM-bound shapes", "within 2x of the roofline bound", ("fwd", "fwd_idx", "bwd"), ("resnet-stem", "large"),
+     (("cpool t{t}", "roofline", 0.5),)),
+    ("NumPy fallback, forward with indices", "200x the loop, no slower than torch t1", ("fwd_idx",),
+     ("mnist-conv",), (("cpool-numpy", "loop", 200), ("cpool-numpy", "torch t1", 1))),
+)
+
+
+def out_len(L, k, s, p, d, ceil_mode):
+    """PyTorch's output length (aten/src/ATen/native/Pool.h)."""
+    out = (L + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= L + p:
+        out -= 1
+    return out
+
+
+@dataclass
+class Case:
+    """One shape: geometry, and once filled, the input, grad_output and reference outputs."""
+
+    name: str
+    shape: tuple
+    kernel: int = 2
+    stride: int = 2
+    padding: int = 0
+    dilation: int = 1
+    ceil_mode: bool = False
+    dtype: str = "float32"
+    x: np.ndarray = None
+    grad_out: np.ndarray = None
+    ref: dict = field(default_factory=dict)
+
+    @property
+    def out_shape(self):
+        N, C, H, W = self.shape
+        return (N, C) + tuple(out_len(L, self.kernel, self.stride, self.padding, self.dilation, self.ceil_mode)
+                              for L in (H, W))
+
+    @property
+    def args(self):
+        """kernel, stride, padding, dilation: the positional arguments after the input (torch and cpool)."""
+        return self.kernel, self.stride, self.padding, self.dilation
+
+    @property
+    def simple(self):
+        """kernel == stride, no padding or dilation, floor mode: all the loop and the NumPy answer handle."""
+        return self.kernel == self.stride and self.padding == 0 and self.dilation == 1 and not self.ceil_mode
+
+    def describe(self):
+        text = "x".join(map(str, self.shape)) + f" k{self.kernel} s{self.stride}"
+        text += f" p{self.padding}" * bool(self.padding) + f" d{self.dilation}" * (self.dilation != 1)
+        return text + " ceil" * self.ceil_mode + f" {self.dtype}" * (self.dtype != "float32")
+
+    def nbytes(self, op):
+        """Bytes ``op`` must move at the least, each read or written once: fwd reads the input and writes the
+        values, fwd_idx also writes int64 indices, bwd reads grad_output and indices and writes grad_input,
+        step is fwd_idx then bwd."""
+        x = int(np.prod(self.shape)) * np.dtype(self.dtype).itemsize
+        v = int(np.prod(self.out_shape)) * np.dtype(self.dtype).itemsize
+        i = int(np.prod(self.out_shape)) * 8
+        return {"fwd": x + v, "fwd_idx": x + v + i, "bwd": v + i + x, "step": 2 * (x + v + i)}[op]
+
+    def meta(self):
+        return {"name": self.name, "description": self.describe(), "shape": list(self.shape),
+                "out_shape": list(self.out_shape), "kernel": self.kernel, "stride": self.stride,
+                "padding": self.padding, "dilation": self.dilation, "ceil_mode": self.ceil_mode, "dtype": self.dtype,
+                "bytes": {op: self.nbytes(op) for op in OPS}}
+
+    def filled(self, seed=0, reference=None):
+        """This case with random normal data and the reference outputs (default: cpool.slow)."""
+        rng = np.random.default_rng(seed)
+        self.x = rng.standard_normal(self.shape).astype(self.dtype)
+        self.grad_out = rng.standard_normal(self.out_shape).astype(self.dtype)
+        if reference is None:
+            import cpool.slow as reference
+        values, indices = reference.max_pool2d(self.x, *self.args, ceil_mode=self.ceil_mode, return_indices=True)
+        self.ref = {"values": values, "indices": indices,
+                    "grad_in": reference.max_pool2d_backward(self.grad_out, indices, self.x.shape)}
+        return self
+
+    def subset(self, n):
+        """The same case on the first ``n`` images of the batch."""
+        if n >= self.shape[0]:
+            return self
+        return replace(self, shape=(n,) + self.shape[1:], x=self.x[:n], grad_out=self.grad_out[:n],
+                       ref={k: v[:n] for k, v in self.ref.items()})
+
+
+_SPEC = re.compile(r"^(\d+)x(\d+)x(\d+)x(\d+)((?::[a-z0-9]+)*)$")
+
+
+def parse_shape(token):
+    """A Case (no data yet) from a name in SHAPES or a spec NxCxHxW[:kK][:sS][:pP][:dD][:ceil][:float64]
+    (kernel 2, stride = kernel unless given)."""
+    name = token.strip()
+    m = _SPEC.match(SHAPES.get(name, name))
+    if not m:
+        raise ValueError(f"unknown shape {name!r}: use one of {', '.join(SHAPES)} or "
+                         "NxCxHxW[:kK][:sS][:pP][:dD][:ceil][:float64]")
+    opts = {}
+    for part in filter(None, m.group(5).split(":")):
+        if part == "ceil":
+            opts["ceil_mode"] = True
+        elif part in ("float16", "float32", "float64"):
+            opts["dtype"] = part
+        elif part[0] in "kspd" and part[1:].isdigit():
+            opts[{"k": "kernel", "s": "stride", "p": "padding", "d": "dilation"}[part[0]]] = int(part[1:])
+        else:
+            raise ValueError(f"bad shape option {part!r} in {name!r}")
+    opts.setdefault("stride", opts.get("kernel", 2))
+    return Case(name, tuple(int(g) for g in m.groups()[:4]), **opts)

@@ -1,0 +1,416 @@
+"""The methods the benchmark compares.
+
+A method's ``build(case, op)`` makes, outside the timing, everything the
+call needs in the method's own form, and returns ``(call, convert)``: a
+zero-argument callable doing one op, and a function turning what the call
+returns into cpool-format NumPy arrays for the correctness gate (None: the
+call returns the op's outputs in ``cases.OP_KEYS`` order).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from cases import OP_KEYS, OPS, out_len
+
+# The question's loop layer lives in one place, examples/loop_pool.py (it imports examples/npnet.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+from loop_pool import MaxPool2d as QuestionMaxPool2d
+
+TORCH_PIN = "2.13.0"
+
+
+class Unsupported(Exception):
+    """The method cannot do this case or op (the table says n/a, with this reason)."""
+
+
+@dataclass
+class Method:
+    name: str
+    description: str  # what the name stands for, in the report's legend
+    build: Callable | None  # None: not available, see note
+    ops: tuple = tuple(OPS)
+    set_threads: Callable | None = None  # timed at each thread count when set
+    capped: bool = False  # timed on part of the batch, cut to fit the time cap, extrapolated
+    last: bool = False  # timed after every other method in each pass
+    version: str | None = None
+    note: str = ""  # why it is not available
+
+
+def outputs(op, ret):
+    ret = ret if isinstance(ret, tuple) else (ret,)
+    return {k: np.asarray(v.detach().numpy() if hasattr(v, "detach") else v) for k, v in zip(OP_KEYS[op], ret)}
+
+
+def composed(case, op, forward, forward_idx, backward, native=None, to_flat=None):
+    """(call, convert) for methods with their own forward, forward with indices (returning values and
+    indices in the method's native form) and backward from those indices; step is forward_idx then backward.
+    ``native`` turns torch-format indices into the native ones, ``to_flat`` the native ones into torch's."""
+    convert = (lambda r: dict(outputs(op, r), indices=to_flat(r[1]))) if to_flat else None
+    if op == "fwd":
+        return forward, None
+    if op == "fwd_idx":
+        return forward_idx, convert
+    if op == "bwd":
+        idx = native(case.ref["indices"]) if native else case.ref["indices"]
+        return (lambda: backward(idx)), None
+
+    def step():
+        out, idx = forward_idx()
+        return out, idx, backward(idx)
+    return step, convert
+
+
+def _simple(case):
+    if not case.simple:
+        raise Unsupported("needs kernel == stride, no padding/dilation/ceil")
+
+
+# ---- loop: the question's code -----------------------------------------------------------------
+
+class LoopMaxPool2d(QuestionMaxPool2d):
+    def updateOutputValues(self, input):
+        """The question's updateOutput without its index line: the values-only forward, in the same loops."""
+        kernel = self.kernel_size
+        self.output = np.zeros((input.shape[0], input.shape[1], input.shape[2] // kernel, input.shape[3] // kernel))
+        for i in range(input.shape[0]):
+            for j in range(input.shape[1]):
+                for k in range(0, input.shape[2] - kernel+1, kernel):
+                    for m in range(0, input.shape[3] - kernel+1, kernel):
+                        self.output[i, j, k // kernel, m // kernel] = input[i, j, k : k+kernel, m : m+kernel].max()
+        return self.output
+
+
+def _build_loop(case, op):
+    _simple(case)
+    x, go, W = case.x, case.grad_out, case.shape[3]
+    m = LoopMaxPool2d(case.kernel)
+
+    def backward(index):  # the layer routes the gradient through its own (row, col) pairs
+        m.index = index
+        return m.updateGradInput(x, go)
+    return composed(case, op, lambda: m.updateOutputValues(x), lambda: (m.updateOutput(x), m.index), backward,
+                    native=lambda i: np.stack([i // W, i % W], axis=-1).astype(np.int32),
+                    to_flat=lambda i: i[..., 0].astype(np.int64) * W + i[..., 1])
+
+
+# ---- numpy-answer: the accepted answer's update_output_2 / _3, batched over the N*C planes -----
+
+def answer_forward(input, kernel):
+    N, C, H, W = input.shape
+    pool_h, pool_w = H // kernel, W // kernel
+    # crop input
+    output = input[:, :, :pool_h * kernel, :pool_w * kernel]
+    # calculate max along second axis
+    output = output.reshape((-1, kernel)).max(axis=1)
+    # calculate max along first axis
+    return output.reshape((N, C, pool_h, kernel, pool_w)).max(axis=3)
+
+
+def answer_forward_indices(input, kernel):
+    """Returns (output, (plane, row, col)): as in the answer, the index tuple selects each maximum."""
+    N, C, H, W = input.shape
+    pool_h, pool_w = H // kernel, W // kernel
+    P = N * C
+    # crop input
+    output = input.reshape(P, H, W)[:, :pool_h * kernel, :pool_w * kernel]
+    # calculate max along second axis
+    output_tmp = output.reshape((-1, kernel))
+    output_indices = output_tmp.argmax(axis=1)
+    output_indices += np.arange(output_indices.shape[0]) * kernel
+    output_indices = np.unravel_index(output_indices, output.shape)
+    output_tmp = output[output_indices]
+    # calculate max along first axis
+    output_tmp = output_tmp.reshape((P, pool_h, kernel, pool_w))
+    rows = np.arange(P * pool_h).reshape(P, pool_h, 1)
+    output_indices_selector = (kernel * pool_w * rows).repeat(pool_w, axis=2)
+    output_indices_selector += pool_w * output_tmp.argmax(axis=2)
+    output_indices_selector += np.arange(pool_w)
+    output_indices_selector = output_indices_selector.flatten()
+    output_indices = tuple(a[output_indices_selector] for a in output_indices)
+    return output[output_indices].reshape(N, C, pool_h, pool_w), output_indices
+
+
+def answer_backward(grad_output, output_indices, input_shape):
+    """Windows do not overlap (kernel == stride): one fancy-index assignment scatters the gradient."""
+    N, C, H, W = input_shape
+    grad_input = np.zeros((N * C, H, W), dtype=grad_output.dtype)
+    grad_input[output_indices] = grad_output.reshape(-1)
+    return grad_input.reshape(input_shape)
+
+
+def _build_answer(case, op):
+    _simple(case)
+    x, go, k, W = case.x, case.grad_out, case.kernel, case.shape[3]
+    per_plane = int(np.prod(case.out_shape[2:]))
+    return composed(case, op, lambda: answer_forward(x, k), lambda: answer_forward_indices(x, k),
+                    lambda idx: answer_backward(go, idx, x.shape),
+                    native=lambda i: (np.arange(i.size) // per_plane, i.reshape(-1) // W, i.reshape(-1) % W),
+                    to_flat=lambda i: (i[1].astype(np.int64) * W + i[2]).reshape(case.out_shape))
+
+
+# ---- numpy-maxchain: np.maximum folded over the kh*kw strided slices ----------------------------
+
+def maxchain_forward(x, k, s, p, d, ceil_mode=False):
+    """Values only; -inf padding. NaN propagates, but np.maximum keeps the first NaN's payload where
+    torch keeps the last one's."""
+    N, C, H, W = x.shape
+    OH, OW = (out_len(L, k, s, p, d, ceil_mode) for L in (H, W))
+    rows, cols = (OH - 1) * s + (k - 1) * d + 1, (OW - 1) * s + (k - 1) * d + 1
+    if p or rows > H or cols > W:
+        xp = np.full((N, C, max(rows, H + p), max(cols, W + p)), -np.inf, dtype=x.dtype)
+        xp[:, :, p:p + H, p:p + W] = x
+    else:
+        xp = x
+    out = None
+    for i in range(k):
+        for j in range(k):
+            tap = xp[:, :, i * d:i * d + (OH - 1) * s + 1:s, j * d:j * d + (OW - 1) * s + 1:s]
+            out = tap.copy() if out is None else np.maximum(out, tap, out=out)
+    return out
+
+
+def _build_maxchain(case, op):
+    return (lambda: maxchain_forward(case.x, *case.args, case.ceil_mode)), None
+
+
+# ---- cpool, cpool-numpy ------------------------------------------------------------------------
+
+def _cpool_build(mod, backend):
+    def build(case, op):
+        import cpool
+
+        x, go, args, ceil = case.x, case.grad_out, case.args, case.ceil_mode
+        if op == "fwd":
+            return (lambda: mod.max_pool2d(x, *args, ceil_mode=ceil)), None
+        if op == "fwd_idx":
+            return (lambda: mod.max_pool2d(x, *args, ceil_mode=ceil, return_indices=True)), None
+        if op == "bwd":
+            idx = case.ref["indices"]
+            return (lambda: mod.max_pool2d_backward(go, idx, x.shape)), None
+        layer = cpool.MaxPool2d(*args, ceil_mode=ceil, backend=backend)
+        # What a network runs: the layer's int64 `indices` are made for the gate only, outside the timing.
+        return (lambda: (layer.forward(x), layer.backward(x, go))), \
+            (lambda r: {"values": r[0], "indices": layer.indices, "grad_in": r[1]})
+    return build
+
+
+def _cpool(numpy=False):
+    import cpool
+    import cpool.slow
+
+    if numpy:
+        return Method("cpool-numpy", "cpool.slow, cpool's NumPy fallback (step: MaxPool2d(backend='numpy'))",
+                      _cpool_build(cpool.slow, "numpy"), version=cpool.__version__)
+    if cpool.backend != "cython":
+        return Method("cpool", "cpool", None, note=f"cpool's compiled backend is not active (backend="
+                      f"{cpool.backend!r}): python -m pip install .")
+    return Method("cpool", "cpool.max_pool2d / max_pool2d_backward / MaxPool2d, the compiled backend (Cython + "
+                  "OpenMP), at each thread count (cpool.set_num_threads)", _cpool_build(cpool, None),
+                  set_threads=cpool.set_num_threads, version=cpool.__version__)
+
+
+# ---- torch -------------------------------------------------------------------------------------
+
+def _torch():
+    if importlib.util.find_spec("torch") is None:
+        return Method("torch", "torch", None, note=f"torch is not installed: pip install torch=={TORCH_PIN}")
+    import torch
+    import torch.nn.functional as F
+
+    if torch.__version__.split("+")[0] != TORCH_PIN:  # cpool's bit-for-bit parity target is this version
+        return Method("torch", "torch", None, version=torch.__version__,
+                      note=f"torch {torch.__version__} is installed, cpool's target is pip install torch=={TORCH_PIN}")
+
+    def build(case, op):
+        xt, got = torch.from_numpy(case.x), torch.from_numpy(case.grad_out)
+        k, s, p, d, ceil = *case.args, case.ceil_mode
+        if op in ("fwd", "fwd_idx"):
+            return (lambda: F.max_pool2d(xt, k, s, p, d, ceil, return_indices=op == "fwd_idx")), None
+        if op == "bwd":
+            it = torch.from_numpy(case.ref["indices"])
+            return (lambda: torch.ops.aten.max_pool2d_with_indices_backward(got, xt, k, s, p, d, ceil, it)), None
+        aten = torch.ops.aten
+
+        def step():  # the two kernels a training step runs, without autograd's bookkeeping
+            out, idx = F.max_pool2d(xt, k, s, p, d, ceil, return_indices=True)
+            return out, idx, aten.max_pool2d_with_indices_backward(got, xt, k, s, p, d, ceil, idx)
+        return step, None
+
+    return Method("torch", "torch.nn.functional.max_pool2d on torch.from_numpy (zero copy); bwd: "
+                  "torch.ops.aten.max_pool2d_with_indices_backward; step: the same two calls; "
+                  "timed at each thread count (torch.set_num_threads)", build,
+                  set_threads=torch.set_num_threads, version=torch.__version__)
+
+
+# ---- numba -------------------------------------------------------------------------------------
+
+_NUMBA = []
+
+
+def _numba_kernels():
+    """Generic njit(parallel=True) kernels, runtime geometry, torch's update rule ``v > best or v != v``
+    (ties keep the first maximum, the last NaN wins). Compiled on first use."""
+    if not _NUMBA:
+        from numba import njit, prange
+
+        @njit
+        def span(o, k, s, p, d, L):  # the window's first and past-the-end input positions inside [0, L)
+            start = o * s - p
+            return start + max(0, -start + d - 1) // d * d, min(start + (k - 1) * d + 1, L)
+
+        @njit(parallel=True)
+        def fwd(x, out, idx, with_idx, k, s, p, d):
+            P, H, W = x.shape
+            OH, OW = out.shape[1], out.shape[2]
+            for t in prange(P * OH):
+                q, oh = t // OH, t % OH
+                h0, h1 = span(oh, k, s, p, d, H)
+                for ow in range(OW):
+                    w0, w1 = span(ow, k, s, p, d, W)
+                    best, bi = -np.inf, h0 * W + w0
+                    for ih in range(h0, h1, d):
+                        for iw in range(w0, w1, d):
+                            v = x[q, ih, iw]
+                            if v > best or np.isnan(v):
+                                best, bi = v, ih * W + iw
+                    out[q, oh, ow] = best
+                    if with_idx:
+                        idx[q, oh, ow] = bi
+
+        @njit(parallel=True)
+        def bwd(go, idx, gi):
+            for q in prange(go.shape[0]):
+                for o in range(go.shape[1]):
+                    gi[q, idx[q, o]] += go[q, o]
+
+        _NUMBA[:] = [fwd, bwd]
+    return _NUMBA
+
+
+def _numba():
+    if importlib.util.find_spec("numba") is None:
+        return Method("numba", "numba", None, note="numba is not installed: pip install numba")
+    import numba
+
+    def build(case, op):
+        fwd, bwd = _numba_kernels()
+        x, go, P = case.x, case.grad_out, case.shape[0] * case.shape[1]
+
+        def forward(with_idx):
+            out = np.empty(case.out_shape, x.dtype)
+            idx = np.empty(case.out_shape if with_idx else (1, 1, 1, 1), np.int64)
+            fwd(x.reshape(P, *x.shape[2:]), out.reshape(P, *out.shape[2:]), idx.reshape(-1, *idx.shape[2:]),
+                with_idx, *case.args)
+            return (out, idx) if with_idx else out
+
+        def backward(idx):
+            gi = np.zeros(x.shape, x.dtype)
+            bwd(go.reshape(P, -1), idx.reshape(P, -1), gi.reshape(P, -1))
+            return gi
+        return composed(case, op, lambda: forward(False), lambda: forward(True), backward)
+
+    return Method("numba", "generic @njit(parallel=True) kernels written for this benchmark: runtime geometry, "
+                  "torch's NaN rule; first call per dtype = JIT compile (excluded, reported); at each thread count "
+                  "(numba.set_num_threads)", build,
+                  set_threads=lambda n: numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS)),
+                  version=numba.__version__)
+
+
+# ---- jax ---------------------------------------------------------------------------------------
+
+def _jax_functions(case):
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    k, s, p, d = case.args
+    (H, W), (OH, OW) = case.shape[2:], case.out_shape[2:]
+    pads = ((0, 0), (0, 0)) + tuple((p, max(0, (n - 1) * s + (k - 1) * d + 1 - L - p)) for n, L in ((OH, H), (OW, W)))
+    geom = {"window_dimensions": (1, 1, k, k), "window_strides": (1, 1, s, s), "padding": pads,
+            "window_dilation": (1, 1, d, d)}
+    dtype = np.dtype(case.dtype)
+
+    def values(x):
+        # A concrete (NumPy) -inf init lets jax recognise the max monoid and differentiate it.
+        return lax.reduce_window(x, np.array(-np.inf, dtype), lax.max, **geom)[:, :, :OH, :OW]
+
+    def select(a, b):
+        # An order-independent total order equal to torch's rule: NaN beats everything (the larger index
+        # among NaNs: the last NaN wins), else the larger value, ties to the smaller index (the first maximum).
+        (av, ai), (bv, bi) = a, b
+        a_nan, b_nan = jnp.isnan(av), jnp.isnan(bv)
+        take_b = jnp.where(a_nan | b_nan, b_nan & (~a_nan | (bi > ai)), (bv > av) | ((bv == av) & (bi < ai)))
+        return jnp.where(take_b, bv, av), jnp.where(take_b, bi, ai)
+
+    def with_indices(x):
+        iota = jnp.broadcast_to(jnp.arange(H * W, dtype=jnp.int32).reshape(H, W), x.shape)
+        init = (np.array(-np.inf, dtype), np.array(np.iinfo(np.int32).max, np.int32))
+        v, i = lax.reduce_window((x, iota), init, select, **geom)
+        return v[:, :, :OH, :OW], i[:, :, :OH, :OW]
+
+    def step(x, g):
+        out, vjp = jax.vjp(values, x)
+        return out, vjp(g)[0]
+
+    return {"fwd": jax.jit(values), "fwd_idx": jax.jit(with_indices),
+            "bwd": jax.jit(lambda x, g: jax.vjp(values, x)[1](g)[0]), "step": jax.jit(step)}
+
+
+def _jax():
+    if importlib.util.find_spec("jax") is None or importlib.util.find_spec("jaxlib") is None:
+        return Method("jax", "jax", None, note="jax is not installed: pip install jax jaxlib")
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # keep float64 inputs float64
+
+    def build(case, op):
+        if op in ("bwd", "step") and case.dilation != 1:
+            raise Unsupported("jax has no max-pool gradient with window dilation")
+        f = _jax_functions(case)[op]
+        xj, gj = jax.device_put(case.x), jax.device_put(case.grad_out)
+        args = (xj,) if op in ("fwd", "fwd_idx") else (xj, gj)
+        convert = (lambda r: {"values": np.asarray(r[0]), "grad_in": np.asarray(r[1])}) if op == "step" else None
+        return (lambda: jax.block_until_ready(f(*args))), convert
+
+    # jax last in every pass: after its all-core runs, with numba's OpenMP layer run in between, cpool t2's
+    # backward on the large shapes measured 10x slow for a whole pass; no other timing may depend on it.
+    return Method("jax", "jax.jit(lax.reduce_window) on device arrays (numpy->jax copy excluded); indices: variadic "
+                  "reduce_window (int32); bwd/step: jax.vjp (recomputes the forward, no indices); all cores (XLA has "
+                  "no thread knob); first call = compile (excluded, reported)", build, last=True,
+                  version=jax.__version__)
+
+
+FACTORIES = {
+    "loop": lambda: Method("loop", "the question's 4-deep Python loop layer (examples/loop_pool.py: updateOutput as "
+                           "asked, values-only and backward in the same style); timed on part of the batch, cut to "
+                           "fit a time cap, extrapolated per image", _build_loop, capped=True),
+    "numpy-answer": lambda: Method("numpy-answer", "the accepted StackOverflow answer's NumPy code (update_output_2 "
+                                   "for values, update_output_3 for indices) batched over the N*C planes; its (plane, "
+                                   "row, col) index tuple scatters the gradient", _build_answer),
+    "numpy-maxchain": lambda: Method("numpy-maxchain", "np.maximum folded over the kh*kw strided slices of the input "
+                                     "(values only; NaN payloads differ from torch's)", _build_maxchain, ops=("fwd",)),
+    "cpool-numpy": lambda: _cpool(numpy=True),
+    "cpool": _cpool,
+    "torch": _torch,
+    "numba": _numba,
+    "jax": _jax,
+}
+METHOD_NAMES = tuple(FACTORIES)
+
+
+def get_methods(names=METHOD_NAMES):
+    out = []
+    for name in names:
+        try:
+            out.append(FACTORIES[name]())
+        except Exception as exc:  # noqa: BLE001 - a broken optional install must not stop the run
+            out.append(Method(name, name, None, note=f"{name} failed to load: {exc!r}"))
+    return out
