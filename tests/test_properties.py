@@ -11,7 +11,7 @@ zero strides, byte-swapped, read-only, unaligned). The invariants:
   outputs, indices and gradients, or raise the same exception type with the
   same message, which is always ``TypeError`` or ``ValueError``;
 * on small inputs the result equals the torch-literal scalar oracle of
-  ``tests/reference.py`` (and torch itself when installed);
+  ``helpers.py`` (and torch itself when installed);
 * inputs are never modified and outputs never alias inputs;
 * the gradient of ``sum(out)`` counts, for each input element, the windows
   that chose it;
@@ -21,42 +21,46 @@ zero strides, byte-swapped, read-only, unaligned). The invariants:
 Profiles (``HYPOTHESIS_PROFILE``): ``cpool-ci`` (the default: bounded and
 derandomised, ~30 s on 2 cores), ``cpool-dev`` (random, a few times more
 examples) and ``cpool-thorough`` (long runs hunting for bugs). The number of
-generated cases each test ran is printed at the end of the module.
+generated cases each test ran is printed in pytest's summary, and appended
+to FILE with ``--property-counts FILE``.
 """
 
 from __future__ import annotations
 
 import collections
-import importlib
 import os
 
 import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
+from helpers import (  # noqa: E402
+    ALL_DTYPES,
+    COMPILED_API,
+    FLOAT_DTYPES,
+    NUMPY_API,
+    adversarial_values,
+    call_outcome,
+    layouts,
+    same_bits,
+    scalar_backward,
+    scalar_max_pool2d,
+    window_counts,
+)
 from hypothesis import HealthCheck, assume, given, note, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import cpool  # noqa: E402
-from reference import (  # noqa: E402
-    ALL_DTYPES,
-    FLOAT_DTYPES,
-    adversarial_values,
-    layouts,
-    scalar_backward,
-    scalar_max_pool2d,
-)
-
-try:
-    fast = importlib.import_module("cpool._fast")
-except ImportError:  # conftest's impl fixture reports a missing extension
-    fast = None
 
 try:
     import torch
     import torch.nn.functional as F
 except ImportError:
     torch = None
+
+# Every test compares the compiled backend with the NumPy one: without the
+# extension they fail (or skip, with --no-extension) through this fixture.
+pytestmark = pytest.mark.usefixtures("compiled")
 
 _COMMON = dict(
     deadline=None,
@@ -83,9 +87,7 @@ def scaled(fraction):
     return settings(BASE, max_examples=max(10, int(BASE.max_examples * fraction)))
 
 
-needs_fast = pytest.mark.skipif(fast is None, reason="compiled extension not built")
-
-# Generated cases per test (reported at module teardown), and how many of
+# Generated cases per test (reported in pytest's summary), and how many of
 # them were valid, compared with the oracle / torch, etc.
 COUNTS: collections.Counter = collections.Counter()
 
@@ -101,7 +103,7 @@ class _CountReporter:
         terminalreporter.write_sep("-", "cpool property tests")
         for line in lines:
             terminalreporter.write_line(line)
-        path = os.environ.get("CPOOL_PROPERTY_COUNTS")
+        path = terminalreporter.config.getoption("--property-counts")
         if path:
             with open(path, "a") as f:
                 f.write("\n".join(lines) + "\n")
@@ -119,7 +121,7 @@ def _report_counts(request):
 LAYOUT_NAMES = [
     "c-contiguous", "fortran", "transposed-view", "negative-strides", "strided-view",
     "byte-swapped", "read-only", "unaligned",
-    # extra layouts beyond reference.layouts()
+    # extra layouts beyond helpers.layouts()
     "batch-channel-swapped", "broadcast", "big-endian-fortran",
 ]
 
@@ -220,19 +222,6 @@ def forward_cases(draw):
 
 
 # ------------------------------------------------------------------ helpers
-def _call(fn, *args, **kwargs):
-    try:
-        return "ok", fn(*args, **kwargs)
-    except Exception as exc:  # compared by type and message
-        return "raised", exc
-
-
-def _same(a, b):
-    """Bitwise equality including dtype (NaN payloads and -0.0 count)."""
-    a, b = np.asarray(a), np.asarray(b)
-    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
-
-
 def _make_input(shape, dtype, seed, layout):
     rng = np.random.default_rng(seed)
     if dtype.kind in "fiu" and np.dtype(dtype) in [np.dtype(d) for d in ALL_DTYPES]:
@@ -275,20 +264,7 @@ def _assert_same_outcome(rs, rf, what):
     return ks == "ok"
 
 
-def _window_counts(idx, shape):
-    """Number of windows that chose each input element (the grad of a sum)."""
-    H, W = shape[-2:]
-    flat = idx.reshape(-1, idx.shape[-2] * idx.shape[-1]) if idx.size else idx.reshape(0, 1)
-    P = int(np.prod(shape[:-2], dtype=np.int64))
-    counts = np.zeros((P, H * W), dtype=np.int64)
-    for p in range(flat.shape[0]):
-        row = flat[p]
-        counts[p] = np.bincount(row[row >= 0], minlength=H * W)
-    return counts.reshape(shape)
-
-
 # -------------------------------------------------------------------- tests
-@needs_fast
 @given(case=forward_cases(), ri=st.booleans(), g_layout=st.sampled_from(LAYOUT_NAMES),
        g_dtype=st.sampled_from(FLOAT_DTYPES))
 @scaled(2.0)
@@ -299,12 +275,12 @@ def test_forward_and_backward_agree(case, ri, g_layout, g_dtype):
     note(f"shape={shape} dtype={dtype} layout={layout} args={args} strides={view.strides}")
     before = view.copy()
     before_strides = view.strides
-    rs = _call(cpool.slow.max_pool2d, view, return_indices=ri, **args)
-    rf = _call(fast.max_pool2d, view, return_indices=ri, **args)
-    rp = _call(cpool.max_pool2d, view, return_indices=ri, **args)
-    assert _same(view, before) and view.strides == before_strides, "input was modified"
-    _assert_same_outcome(rs, rp, "public vs slow")
-    if not _assert_same_outcome(rs, rf, "fast vs slow"):
+    rs = call_outcome(NUMPY_API.max_pool2d, view, return_indices=ri, **args)
+    rf = call_outcome(COMPILED_API.max_pool2d, view, return_indices=ri, **args)
+    rp = call_outcome(cpool.max_pool2d, view, return_indices=ri, **args)
+    assert same_bits(view, before) and view.strides == before_strides, "input was modified"
+    _assert_same_outcome(rs, rp, "public vs numpy")
+    if not _assert_same_outcome(rs, rf, "compiled vs numpy"):
         COUNTS["forward: raised (same type and message)"] += 1
         return
     COUNTS["forward: valid"] += 1
@@ -313,10 +289,10 @@ def test_forward_and_backward_agree(case, ri, g_layout, g_dtype):
     else:
         os_, of = rs[1], rf[1]
         # the indices of the same call, for the backward checks below
-        _, is_ = cpool.slow.max_pool2d(view, return_indices=True, **args)
-        _, if_ = fast.max_pool2d(view, return_indices=True, **args)
-    assert _same(os_, of), "values differ between backends"
-    assert _same(is_, if_), "indices differ between backends"
+        _, is_ = NUMPY_API.max_pool2d(view, return_indices=True, **args)
+        _, if_ = COMPILED_API.max_pool2d(view, return_indices=True, **args)
+    assert same_bits(os_, of), "values differ between backends"
+    assert same_bits(is_, if_), "indices differ between backends"
     assert of.dtype == x.dtype.newbyteorder("=") and if_.dtype == np.int64
     for arr in (of, if_, os_, is_):
         assert not np.shares_memory(arr, view), "an output aliases the input"
@@ -327,7 +303,7 @@ def test_forward_and_backward_agree(case, ri, g_layout, g_dtype):
     taps = of.size * (k[0] * k[1] if k else 1)
     if k is not None and taps <= 4000:
         ro, ri_ = scalar_max_pool2d(x, k, s, p, d, ceil)
-        assert _same(of, ro), "values differ from the scalar oracle"
+        assert same_bits(of, ro), "values differ from the scalar oracle"
         assert np.array_equal(if_, ri_), "indices differ from the scalar oracle"
         COUNTS["forward: checked against the scalar oracle"] += 1
     if torch is not None and k is not None and x.size:
@@ -343,22 +319,22 @@ def test_forward_and_backward_agree(case, ri, g_layout, g_dtype):
     g = rng.standard_normal(of.shape).astype(g_dtype)
     gv = make_layout(g, g_layout, rng)
     g_before, idx_before = gv.copy(), if_.copy()
-    gs = _call(cpool.slow.max_pool2d_backward, gv, if_, x.shape)
-    gf = _call(fast.max_pool2d_backward, gv, if_, x.shape)
-    assert _same(gv, g_before) and _same(if_, idx_before), "backward modified its input"
+    gs = call_outcome(NUMPY_API.max_pool2d_backward, gv, if_, x.shape)
+    gf = call_outcome(COMPILED_API.max_pool2d_backward, gv, if_, x.shape)
+    assert same_bits(gv, g_before) and same_bits(if_, idx_before), "backward modified its input"
     assert _assert_same_outcome(gs, gf, "backward"), gs
     gs, gf = gs[1], gf[1]
-    assert _same(gs, gf), "gradients differ between backends"
+    assert same_bits(gs, gf), "gradients differ between backends"
     assert gf.shape == x.shape and gf.dtype == np.dtype(g_dtype)
     assert not np.shares_memory(gf, gv) and not np.shares_memory(gf, if_)
     if g.size * 4 <= 20000:
-        assert _same(gf, scalar_backward(g, if_, x.shape)), "gradient differs from the scalar oracle"
+        assert same_bits(gf, scalar_backward(g, if_, x.shape)), "gradient differs from the scalar oracle"
     COUNTS["backward: cases"] += 1
 
     # d sum(out) / dx: a 0/1/2/... map of how many windows chose each element.
     ones = np.ones(of.shape, dtype=np.float64)
-    counts = _window_counts(if_, x.shape)
-    for impl in (cpool.slow, fast):
+    counts = window_counts(if_, x.shape)
+    for impl in (NUMPY_API, COMPILED_API):
         gsum = impl.max_pool2d_backward(ones, if_, x.shape)
         assert np.array_equal(gsum, counts), "grad of sum is not the window count"
     # Non-overlapping windows choose each element at most once.
@@ -366,7 +342,6 @@ def test_forward_and_backward_agree(case, ri, g_layout, g_dtype):
         assert counts.max(initial=0) <= 1
 
 
-@needs_fast
 @given(
     shape=st.tuples(st.integers(0, 2), st.integers(1, 3), st.integers(1, 9), st.integers(1, 9)),
     out_hw=st.tuples(st.integers(1, 5), st.integers(1, 5)),
@@ -392,9 +367,9 @@ def test_hostile_indices_never_crash(shape, out_hw, values, layout, g_dtype, see
     iv = make_layout(np.ascontiguousarray(idx), layout, rng)
     g = rng.standard_normal(go_shape).astype(g_dtype)
     before = iv.copy()
-    rs = _call(cpool.slow.max_pool2d_backward, g, iv, shape)
-    rf = _call(fast.max_pool2d_backward, g, iv, shape)
-    assert _same(iv, before)
+    rs = call_outcome(NUMPY_API.max_pool2d_backward, g, iv, shape)
+    rf = call_outcome(COMPILED_API.max_pool2d_backward, g, iv, shape)
+    assert same_bits(iv, before)
     flat = idx.reshape(-1)
     bad = flat[(flat < -1) | (flat >= H * W)]
     if bad.size:
@@ -405,8 +380,8 @@ def test_hostile_indices_never_crash(shape, out_hw, values, layout, g_dtype, see
         COUNTS["hostile indices: raised ValueError"] += 1
     else:
         assert rs[0] == rf[0] == "ok", (rs, rf)
-        assert _same(rs[1], rf[1])
-        assert _same(rf[1], scalar_backward(g, idx, shape))
+        assert same_bits(rs[1], rf[1])
+        assert same_bits(rf[1], scalar_backward(g, idx, shape))
         COUNTS["hostile indices: all in range, gradient checked"] += 1
 
 
@@ -428,7 +403,6 @@ NESTED_LISTS = st.integers(1, 3).flatmap(lambda c: st.integers(1, 4).flatmap(lam
         min_size=w, max_size=w), min_size=h, max_size=h), min_size=c, max_size=c))))
 
 
-@needs_fast
 @given(value=st.one_of(ODD_INPUTS, NESTED_LISTS, NESTED_LISTS.map(lambda v: [v]),
                        NESTED_LISTS.map(tuple)),
        kernel=st.sampled_from([1, 2, (1, 2)]))
@@ -436,17 +410,16 @@ NESTED_LISTS = st.integers(1, 3).flatmap(lambda c: st.integers(1, 4).flatmap(lam
 def test_arbitrary_objects_as_input(value, kernel):
     """Lists NumPy converts are pooled like the array; anything else is a TypeError/ValueError."""
     COUNTS["odd objects: cases"] += 1
-    rs = _call(cpool.slow.max_pool2d, value, kernel, return_indices=True)
-    rf = _call(fast.max_pool2d, value, kernel, return_indices=True)
+    rs = call_outcome(NUMPY_API.max_pool2d, value, kernel, return_indices=True)
+    rf = call_outcome(COMPILED_API.max_pool2d, value, kernel, return_indices=True)
     _assert_same_outcome(rs, rf, "odd input")
     if rs[0] == "ok":
         COUNTS["odd objects: converted and pooled"] += 1
         arr = np.asarray(value)
-        expected = cpool.slow.max_pool2d(arr, kernel, return_indices=True)
-        assert _same(rf[1][0], expected[0]) and _same(rf[1][1], expected[1])
+        expected = NUMPY_API.max_pool2d(arr, kernel, return_indices=True)
+        assert same_bits(rf[1][0], expected[0]) and same_bits(rf[1][1], expected[1])
 
 
-@needs_fast
 @given(
     go=st.one_of(ODD_INPUTS, st.just(np.ones((1, 1, 2, 2)))),
     idx=st.one_of(ODD_INPUTS, st.just(np.zeros((1, 1, 2, 2), np.int64))),
@@ -464,15 +437,14 @@ def test_arbitrary_objects_to_backward(go, idx, input_shape):
         # Keep the allocation small: a valid huge input_shape is a legitimate
         # (and enormous) request, not a hostile one.
         assume(np.prod([max(v, 0) for v in input_shape], dtype=object) <= 10**6)
-    rs = _call(cpool.slow.max_pool2d_backward, go, idx, input_shape)
-    rf = _call(fast.max_pool2d_backward, go, idx, input_shape)
+    rs = call_outcome(NUMPY_API.max_pool2d_backward, go, idx, input_shape)
+    rf = call_outcome(COMPILED_API.max_pool2d_backward, go, idx, input_shape)
     _assert_same_outcome(rs, rf, "odd backward")
     if rs[0] == "ok":
         COUNTS["odd backward args: valid"] += 1
-        assert _same(rs[1], rf[1])
+        assert same_bits(rs[1], rf[1])
 
 
-@needs_fast
 @given(case=forward_cases())
 @scaled(0.3)
 def test_module_matches_functional(case):
@@ -482,18 +454,22 @@ def test_module_matches_functional(case):
     x, view = _make_input(shape, dtype, seed, layout)
     layers = []
     for backend in ("numpy", "cython"):
-        r = _call(cpool.MaxPool2d, backend=backend, **args)
+        r = call_outcome(cpool.MaxPool2d, backend=backend, **args)
         layers.append(r)
     if not _assert_same_outcome(*layers, "MaxPool2d()"):
         return
     ls, lf = layers[0][1], layers[1][1]
-    outs = [_call(layer.forward, view) for layer in (ls, lf)]
+    outs = [call_outcome(layer.forward, view) for layer in (ls, lf)]
     if not _assert_same_outcome(*outs, "MaxPool2d.forward"):
         return
     COUNTS["module: valid"] += 1
-    expected, idx = cpool.slow.max_pool2d(view, return_indices=True, **args)
-    assert _same(outs[0][1], expected) and _same(outs[1][1], expected)
+    expected, idx = NUMPY_API.max_pool2d(view, return_indices=True, **args)
+    assert same_bits(outs[0][1], expected) and same_bits(outs[1][1], expected)
     assert np.array_equal(lf.indices, idx)
+    # return_indices=True: the same forward, returning (output, indices)
+    for backend in ("numpy", "cython"):
+        out, indices = cpool.MaxPool2d(backend=backend, return_indices=True, **args).forward(view)
+        assert same_bits(out, expected) and same_bits(indices, idx)
     g = np.ones(expected.shape, dtype=np.float32)
-    assert _same(ls.backward(view, g), lf.backward(view, g))
-    assert np.array_equal(lf.gradInput, _window_counts(idx, x.shape).astype(np.float32))
+    assert same_bits(ls.backward(view, g), lf.backward(view, g))
+    assert np.array_equal(lf.gradInput, window_counts(idx, x.shape).astype(np.float32))

@@ -1,17 +1,19 @@
-"""cpool from many Python threads at once.
+"""Thread control, and cpool from many Python threads at once.
 
-The compiled kernels run without the GIL. These tests check that results
-stay exact when 8 Python threads call cpool at the same time (on the same
-and on different inputs, small ones on the serial path and large ones on
-the OpenMP path), that ``set_num_threads`` may be called while other threads
-compute, that threadpoolctl limits are honoured, and that the GIL really is
-released during a kernel call (another Python thread makes progress).
+``set_num_threads`` / ``get_num_threads`` and the defaults they fall back
+to (OMP_NUM_THREADS, threadpoolctl limits); results are exact at every
+thread count. The compiled kernels run without the GIL: results stay exact
+when 8 Python threads call cpool at the same time (on the same and on
+different inputs, small ones on the serial path and large ones on the
+OpenMP path), ``set_num_threads`` may be called while other threads
+compute, and the GIL really is released during a kernel call (another
+Python thread makes progress).
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import importlib
+import os
 import random
 import sys
 import threading
@@ -19,22 +21,16 @@ import time
 
 import numpy as np
 import pytest
+from helpers import COMPILED_API, run_python, same_bits
 
 import cpool
 
-try:
-    fast = importlib.import_module("cpool._fast")
-except ImportError:
-    fast = None
-
-needs_fast = pytest.mark.skipif(fast is None, reason="compiled extension not built")
+# Every test here needs the compiled backend (and fails without it, unless --no-extension).
+pytestmark = pytest.mark.usefixtures("compiled")
+needs_compiled_backend = pytest.mark.skipif(cpool.backend != "cython",
+                                            reason="threads only apply to the compiled backend")
 
 N_THREADS = 8
-
-
-def _same(a, b):
-    a, b = np.asarray(a), np.asarray(b)
-    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
 def _problems():
@@ -48,7 +44,7 @@ def _problems():
         ((2, 8, 96, 80), (3, 2, 1), np.float64),    # general path, threaded
         ((3, 8, 70, 70), (3, 1, 1), np.float32),    # overlapping windows
         ((2, 4, 33, 35), (2, 2, 0), np.float16),
-        ((2, 4, 40, 40), (3, 2, 1), np.int16),      # NumPy path inside _fast
+        ((2, 4, 40, 40), (3, 2, 1), np.int16),      # the NumPy code, called by the compiled backend
     ]:
         if np.dtype(dtype).kind == "f":
             x = rng.standard_normal(shape).astype(dtype)
@@ -77,10 +73,10 @@ def _check(i, impl):
     x, args = PROBLEMS[i]
     ref_out, ref_idx, g, ref_gi = REFS[i]
     out, idx = impl.max_pool2d(x, *args, return_indices=True)
-    assert _same(out, ref_out), f"forward values of problem {i}"
-    assert _same(idx, ref_idx), f"indices of problem {i}"
-    assert _same(impl.max_pool2d(x, *args), ref_out), f"values-only forward of problem {i}"
-    assert _same(impl.max_pool2d_backward(g, idx, x.shape), ref_gi), f"backward of problem {i}"
+    assert same_bits(out, ref_out), f"forward values of problem {i}"
+    assert same_bits(idx, ref_idx), f"indices of problem {i}"
+    assert same_bits(impl.max_pool2d(x, *args), ref_out), f"values-only forward of problem {i}"
+    assert same_bits(impl.max_pool2d_backward(g, idx, x.shape), ref_gi), f"backward of problem {i}"
     return i
 
 
@@ -90,21 +86,19 @@ def restore_threads():
     cpool.set_num_threads(None)
 
 
-@needs_fast
 def test_executor_same_and_different_inputs(restore_threads):
     jobs = [i for i in range(len(PROBLEMS)) for _ in range(6)]
     random.Random(0).shuffle(jobs)
     with cf.ThreadPoolExecutor(max_workers=N_THREADS) as ex:
         # different inputs at once
-        assert sorted(ex.map(lambda i: _check(i, fast), jobs)) == sorted(jobs)
+        assert sorted(ex.map(lambda i: _check(i, COMPILED_API), jobs)) == sorted(jobs)
         # the same (large, threaded) input from every thread at once
         big = 3
-        assert list(ex.map(lambda i: _check(i, fast), [big] * (3 * N_THREADS))) == [big] * (3 * N_THREADS)
+        assert list(ex.map(lambda i: _check(i, COMPILED_API), [big] * (3 * N_THREADS))) == [big] * (3 * N_THREADS)
         # public API and Module too
         assert sorted(ex.map(lambda i: _check(i, cpool), jobs)) == sorted(jobs)
 
 
-@needs_fast
 def test_threads_started_together(restore_threads):
     """8 raw threads released by one barrier, each looping over every problem."""
     barrier = threading.Barrier(N_THREADS)
@@ -116,7 +110,7 @@ def test_threads_started_together(restore_threads):
             random.Random(seed).shuffle(order)
             barrier.wait()
             for i in order:
-                _check(i, fast)
+                _check(i, COMPILED_API)
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
 
@@ -129,17 +123,16 @@ def test_threads_started_together(restore_threads):
     assert not errors, errors
 
 
-@needs_fast
 def test_modules_in_threads(restore_threads):
     def run(i):
         x, (k, s, p) = PROBLEMS[i]
         layer = cpool.MaxPool2d(k, s, p)
         out = layer.forward(x)
-        assert _same(out, REFS[i][0])
+        assert same_bits(out, REFS[i][0])
         if x.dtype.kind == "f":
             g = np.ones_like(out)
             gi = layer.backward(x, g)
-            assert _same(gi, cpool.slow.max_pool2d_backward(g, REFS[i][1], x.shape))
+            assert same_bits(gi, cpool.slow.max_pool2d_backward(g, REFS[i][1], x.shape))
         return i
 
     with cf.ThreadPoolExecutor(max_workers=N_THREADS) as ex:
@@ -147,7 +140,6 @@ def test_modules_in_threads(restore_threads):
         assert sorted(ex.map(run, jobs)) == sorted(jobs)
 
 
-@needs_fast
 def test_set_num_threads_while_others_compute(restore_threads):
     stop = threading.Event()
     errors = []
@@ -165,7 +157,7 @@ def test_set_num_threads_while_others_compute(restore_threads):
         try:
             rnd = random.Random(seed)
             for _ in range(12):
-                _check(rnd.randrange(len(PROBLEMS)), fast)
+                _check(rnd.randrange(len(PROBLEMS)), COMPILED_API)
         except BaseException as exc:
             errors.append(exc)
 
@@ -181,32 +173,29 @@ def test_set_num_threads_while_others_compute(restore_threads):
     assert not errors, errors
     assert changes[0] > 10
     cpool.set_num_threads(None)
-    _check(3, fast)
+    _check(3, COMPILED_API)
 
 
-@needs_fast
 def test_threadpoolctl_limit_one(restore_threads):
     threadpoolctl = pytest.importorskip("threadpoolctl")
     with threadpoolctl.threadpool_limits(limits=1):
         assert cpool.get_num_threads() == 1
         for i in range(len(PROBLEMS)):
-            _check(i, fast)
+            _check(i, COMPILED_API)
             _check(i, cpool)
         # and from several Python threads at once inside the limit
         with cf.ThreadPoolExecutor(max_workers=4) as ex:
             jobs = list(range(len(PROBLEMS))) * 2
-            assert sorted(ex.map(lambda i: _check(i, fast), jobs)) == sorted(jobs)
+            assert sorted(ex.map(lambda i: _check(i, COMPILED_API), jobs)) == sorted(jobs)
         assert cpool.get_num_threads() == 1
     with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
         assert cpool.get_num_threads() == 1
 
 
-@needs_fast
 def test_explicit_setting_wins_over_the_openmp_default(restore_threads):
     # Other libraries linked to the same libgomp (torch.set_num_threads,
     # threadpoolctl) change omp_get_max_threads(); that moves the default
-    # only. Before, torch.set_num_threads(1) silently made an explicit
-    # cpool.set_num_threads(2) run one thread.
+    # only, never an explicit setting.
     threadpoolctl = pytest.importorskip("threadpoolctl")
     if not cpool.config()["openmp"]:
         pytest.skip("built without OpenMP")
@@ -219,12 +208,53 @@ def test_explicit_setting_wins_over_the_openmp_default(restore_threads):
     assert cpool.get_num_threads() == 3
 
 
-@needs_fast
 def test_set_num_threads_overrides_and_is_exact(restore_threads):
     for n in (1, 2, 5, 16):
         cpool.set_num_threads(n)
         for i in range(len(PROBLEMS)):
-            _check(i, fast)
+            _check(i, COMPILED_API)
+
+
+# -------------------------------------------------------- thread control
+@needs_compiled_backend
+def test_set_get_num_threads(restore_threads):
+    default = cpool.get_num_threads()
+    cpool.set_num_threads(1)
+    assert cpool.get_num_threads() == 1
+    if cpool.config()["openmp"]:
+        cpool.set_num_threads(3)
+        assert cpool.get_num_threads() == 3
+    x = np.random.default_rng(0).standard_normal((8, 16, 128, 128)).astype(np.float32)  # big enough for threads
+    expected = cpool.slow.max_pool2d(x, 3, 2, 1, return_indices=True)
+    for n in (1, 2, 3, 7):
+        cpool.set_num_threads(n)
+        out, idx = cpool.max_pool2d(x, 3, 2, 1, return_indices=True)
+        assert np.array_equal(out, expected[0]) and np.array_equal(idx, expected[1])
+    cpool.set_num_threads(None)
+    assert cpool.get_num_threads() == default
+    for bad, exc in [(0, ValueError), (-2, ValueError), (1.5, TypeError), ("2", TypeError), (True, TypeError)]:
+        with pytest.raises(exc, match="set_num_threads"):
+            cpool.set_num_threads(bad)
+
+
+@needs_compiled_backend
+def test_omp_num_threads_is_honoured():
+    if not cpool.config()["openmp"]:
+        pytest.skip("built without OpenMP")
+    assert run_python("import cpool; print(cpool.get_num_threads())", OMP_NUM_THREADS="1").stdout.strip() == "1"
+
+
+@needs_compiled_backend
+def test_threadpoolctl_limits_are_honoured(restore_threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not cpool.config()["openmp"] or os.cpu_count() < 2:
+        pytest.skip("needs OpenMP and 2 CPUs")
+    before = cpool.get_num_threads()
+    with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
+        assert cpool.get_num_threads() == 1
+        x = np.random.default_rng(1).standard_normal((4, 8, 32, 32))
+        assert np.array_equal(cpool.max_pool2d(x, 2), cpool.slow.max_pool2d(x, 2))
+    assert cpool.get_num_threads() == before
 
 
 # ----------------------------------------------------------- GIL release
@@ -262,7 +292,6 @@ def _progress_during(call, counter_rate_window=0.05):
     return c1 - c0, t1 - t0, rate
 
 
-@needs_fast
 def test_gil_is_released_during_kernel_calls(restore_threads):
     """Another Python thread keeps running while a long kernel call runs.
 
@@ -286,9 +315,9 @@ def test_gil_is_released_during_kernel_calls(restore_threads):
         idx = np.zeros((P, 1, 1), np.int64)
         idx[::2] = 3
         calls = {
-            "forward 7x7": lambda: fast.max_pool2d(x, 7, 1, 3),
-            "forward 5x5 with indices": lambda: fast.max_pool2d(x, 5, 1, 2, return_indices=True),
-            "backward": lambda: fast.max_pool2d_backward(go, idx, (P, 1024, 1024)),
+            "forward 7x7": lambda: COMPILED_API.max_pool2d(x, 7, 1, 3),
+            "forward 5x5 with indices": lambda: COMPILED_API.max_pool2d(x, 5, 1, 2, return_indices=True),
+            "backward": lambda: COMPILED_API.max_pool2d_backward(go, idx, (P, 1024, 1024)),
         }
         held, held_s, rate = _progress_during(lambda: sum(range(10**7)))
         failures = []

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Print the README's error table from the tested rows of tests/test_errors.py.
+"""Print the README's error table from the tested rows of tests/test_api_errors.py.
 
 Every row of ``ERROR_CASES`` is called on the public API (``cpool``) and the
 exception it actually raises is printed as a markdown table::
@@ -37,8 +37,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, TESTS)
+    from test_api_errors import ERROR_CASES
+
     import cpool
-    from test_errors import ERROR_CASES
 
     rows, failures = [], []
     for what, call, exc, pattern in ERROR_CASES:

@@ -1,7 +1,7 @@
-"""Record golden arrays from torch 2.13 for tests/test_golden.py.
+"""Record golden arrays from torch 2.13 for tests/test_correctness.py.
 
 Run once (and again only if the case generator changes):
-    python tests/make_golden.py
+    python tools/make_golden.py
 It writes tests/data/golden_torch.npz: for each random adversarial case the
 input, the parameters, torch's values and indices (empty dilated windows
 mapped to cpool's -1) and, for floating inputs, a grad_output with torch's
@@ -15,12 +15,12 @@ import sys
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(__file__))
-from reference import full_params, random_case  # noqa: E402
-from test_torch_parity import empty_windows  # noqa: E402
+TESTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests")
+sys.path.insert(0, TESTS)
+from helpers import empty_windows, full_params, random_case  # noqa: E402
 
 N_CASES = 400
-OUT = os.path.join(os.path.dirname(__file__), "data", "golden_torch.npz")
+OUT = os.path.join(TESTS, "data", "golden_torch.npz")
 
 
 def main():

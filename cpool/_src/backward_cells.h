@@ -285,12 +285,16 @@ static int cpool_cells_plane(const float *go, const int32_t *i32, const int64_t 
 {
 #if CPOOL_HAVE_CELLS_AVX512
     if (avx512)
-        return i32 ? cpool_cells_plane_avx512_i32(go, i32, gi, H, W, OH, OW)
-                   : cpool_cells_plane_avx512_i64(go, i64, gi, H, W, OH, OW);
+        return i64 ? cpool_cells_plane_avx512_i64(go, i64, gi, H, W, OH, OW)
+                   : cpool_cells_plane_avx512_i32(go, i32, gi, H, W, OH, OW);
 #endif
     (void)avx512;
-    return i32 ? cpool_cells_plane_avx2(go, i32, NULL, gi, H, W, OH, OW)
-               : cpool_cells_plane_avx2(go, NULL, i64, gi, H, W, OH, OW);
+    /* i64 is tested first: inside each copy the compiler then knows which
+       pointer is NULL and that the other is not, so the bodies' own tests
+       of i64 fold away. */
+    if (i64)
+        return cpool_cells_plane_avx2(go, NULL, i64, gi, H, W, OH, OW);
+    return cpool_cells_plane_avx2(go, i32, NULL, gi, H, W, OH, OW);
 }
 
 #else /* no AVX2: never called (CPOOL_HAVE_CELLS is 0); the callers scatter */

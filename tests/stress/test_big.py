@@ -1,10 +1,10 @@
-"""Planes of more than 2**31 elements (opt-in: CPOOL_BIG_TESTS=1).
+"""Planes of more than 2**31 elements (marked ``big``: run with --run-big).
 
 Every size, offset and index in cpool is 64-bit. These tests pool one
 65536 x 32770 plane (2,147,614,720 elements, past 2**31; 8.6 GB as
 float32), so any offset computed in 32 bits would wrap. They need up to
-~16 GB of free memory and a minute or two, so they run only when
-``CPOOL_BIG_TESTS=1``; each test skips itself when /proc/meminfo shows too
+~16 GB of free memory and a minute or two, so they run only with
+``pytest --run-big``; each test skips itself when /proc/meminfo shows too
 little available memory.
 
 The input is zeros with a few markers planted near the end of the plane
@@ -16,23 +16,13 @@ marker's value and index.
 from __future__ import annotations
 
 import gc
-import importlib
-import os
 
 import numpy as np
 import pytest
 
 import cpool
 
-try:
-    fast = importlib.import_module("cpool._fast")
-except ImportError:
-    fast = None
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("CPOOL_BIG_TESTS", "") != "1", reason="set CPOOL_BIG_TESTS=1 (needs ~16 GB)"),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.big]
 
 # 65536 x 32770 = 2,147,614,720 elements > 2**31 = 2,147,483,648; rows from
 # 65533 on start past 2**31 and are covered by 2x2 windows (H is even).
@@ -96,35 +86,32 @@ def check_2x2(out, idx, dtype):
         assert idx[0, 0, 3, 5] == 6 * W + 10
 
 
-@pytest.mark.skipif(fast is None, reason="compiled extension not built")
-def test_forward_values_float32_plane_over_2_31():
+def test_forward_values_float32_plane_over_2_31(compiled):
     dtype = np.dtype(np.float32)
     need(PLANE * 4 * 1.25)
     x = planted(dtype)
-    out = fast.max_pool2d(x, 2)
+    out = compiled.max_pool2d(x, 2)
     check_2x2(out, None, dtype)
     del out
     gc.collect()
 
 
-@pytest.mark.skipif(fast is None, reason="compiled extension not built")
-def test_forward_indices_float32_plane_over_2_31():
+def test_forward_indices_float32_plane_over_2_31(compiled):
     dtype = np.dtype(np.float32)
     need(PLANE * 4 * 1.25 + PLANE // 4 * 8)
     x = planted(dtype)
-    out, idx = fast.max_pool2d(x, 2, return_indices=True)
+    out, idx = compiled.max_pool2d(x, 2, return_indices=True)
     check_2x2(out, idx, dtype)
     del out, idx
     gc.collect()
 
 
-@pytest.mark.skipif(fast is None, reason="compiled extension not built")
-def test_forward_general_path_plane_over_2_31():
+def test_forward_general_path_plane_over_2_31(compiled):
     # kernel 3, stride 3, padding 1: the general (tap-sweep) kernel, values only.
     dtype = np.dtype(np.float32)
     need(PLANE * 4 * 1.15)
     x = planted(dtype)
-    out = fast.max_pool2d(x, 3, 3, 1)
+    out = compiled.max_pool2d(x, 3, 3, 1)
     OH, OW = (H + 2 - 3) // 3 + 1, (W + 2 - 3) // 3 + 1
     assert out.shape == (1, 1, OH, OW)
     expected = {}
@@ -137,14 +124,13 @@ def test_forward_general_path_plane_over_2_31():
         assert out[0, 0, oh, ow] == v
 
 
-@pytest.mark.skipif(fast is None, reason="compiled extension not built")
-def test_backward_plane_over_2_31():
+def test_backward_plane_over_2_31(compiled):
     # A small grad_output scattered into a 2**31+ plane: indices past 2**31,
     # the last element, and a hostile index just past the plane.
     need(PLANE * 4 * 1.1)
     idx = np.array([[[[PLANE - 1, 2**31 + 5, (H - 3) * W + 12345, 0, -1, 2**31 - 1]]]], dtype=np.int64)
     g = np.arange(1, 7, dtype=np.float32).reshape(1, 1, 1, 6)
-    gi = fast.max_pool2d_backward(g, idx, (1, 1, H, W))
+    gi = compiled.max_pool2d_backward(g, idx, (1, 1, H, W))
     flat = gi.reshape(-1)
     assert flat[PLANE - 1] == 1 and flat[2**31 + 5] == 2 and flat[(H - 3) * W + 12345] == 3
     assert flat[0] == 4 and flat[2**31 - 1] == 6
@@ -155,7 +141,7 @@ def test_backward_plane_over_2_31():
         hostile = idx.copy()
         hostile[0, 0, 0, 3] = bad
         with pytest.raises(ValueError, match=f"indices contains {bad},"):
-            fast.max_pool2d_backward(g, hostile, (1, 1, H, W))
+            compiled.max_pool2d_backward(g, hostile, (1, 1, H, W))
         gc.collect()
 
 

@@ -1,4 +1,4 @@
-"""Fault injection on the build (opt-in: CPOOL_BUILD_TESTS=1; minutes each).
+"""Fault injection on the build (marked ``build``: run with --run-build; minutes each).
 
 Each test copies the repository (tracked and untracked, non-ignored files)
 to a temporary directory, creates a fresh virtual environment and runs
@@ -23,14 +23,9 @@ import sys
 import textwrap
 
 import pytest
+from helpers import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("CPOOL_BUILD_TESTS", "") != "1",
-                       reason="set CPOOL_BUILD_TESTS=1 (fresh venvs and pip installs: minutes)"),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.build]
 
 
 def _copy_repo(dest):
@@ -142,7 +137,9 @@ def test_compiler_without_openmp(venv_and_repo):
     with open(wrapper, "w") as f:
         f.write(textwrap.dedent(f"""\
             #!/bin/sh
-            for a in "$@"; do [ "$a" = "-fopenmp" ] && {{ echo "cc-no-openmp: -fopenmp not supported" >&2; exit 1; }}; done
+            for a in "$@"; do
+                [ "$a" = "-fopenmp" ] && {{ echo "cc-no-openmp: -fopenmp not supported" >&2; exit 1; }}
+            done
             exec {real} "$@"
         """))
     os.chmod(wrapper, 0o755)

@@ -11,7 +11,6 @@ SIGINT while a call is running, and checks how the child ends.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -19,9 +18,9 @@ import textwrap
 import time
 
 import pytest
+from helpers import child_process_kwargs
 
 import cpool
-from reference import child_process_kwargs
 
 pytestmark = [
     pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
@@ -32,17 +31,20 @@ CHILD = textwrap.dedent(
     """
     import sys, time
     import numpy as np
-    import cpool, cpool._fast as fast
+    import cpool
+    from cpool import _backend
+    from cpool.functional import bind
 
+    max_pool2d, max_pool2d_backward = bind(_backend.load("cython"))
     mode, threads, catch = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "catch"
     cpool.set_num_threads(threads)
     x = np.random.default_rng(0).standard_normal((8, 16, 512, 256)).astype(np.float32)
     if mode == "backward":
-        out, idx = fast.max_pool2d(x, 3, 1, 1, return_indices=True)
+        out, idx = max_pool2d(x, 3, 1, 1, return_indices=True)
         g = np.ones_like(out)
-        call = lambda: fast.max_pool2d_backward(g, idx, x.shape)
+        call = lambda: max_pool2d_backward(g, idx, x.shape)
     else:
-        call = lambda: fast.max_pool2d(x, 5, 1, 2, return_indices=True)
+        call = lambda: max_pool2d(x, 5, 1, 2, return_indices=True)
     t = time.perf_counter(); call(); one = time.perf_counter() - t
     print(f"ready {one:.3f}", flush=True)
     result = None

@@ -1,7 +1,7 @@
 """No memory growth over many calls (as bottleneck's leak tests do).
 
 Each scenario is warmed up, then called 10,000 times (compiled backend;
-1,000 for the NumPy reference; ``CPOOL_LEAK_CALLS`` changes the count): the
+1,000 for the NumPy reference; ``--leak-calls N`` changes the count): the
 process's resident set size (``/proc/self/statm``) must not grow by more
 than 4 MiB, and over a further 2,000 calls under ``tracemalloc`` (which
 sees NumPy's array data as well as Python objects) the traced memory by no
@@ -17,7 +17,6 @@ error paths (bad arguments, hostile indices).
 from __future__ import annotations
 
 import gc
-import importlib
 import os
 import tracemalloc
 
@@ -26,19 +25,18 @@ import pytest
 
 import cpool
 
-try:
-    fast = importlib.import_module("cpool._fast")
-except ImportError:
-    fast = None
-
 # Under AddressSanitizer (tools/asan_check.sh) freed memory sits in ASan's
 # quarantine (256 MB by default), so RSS grows by design; only the
 # tracemalloc check applies there.
 UNDER_ASAN = "libasan" in os.environ.get("LD_PRELOAD", "")
-CALLS = int(os.environ.get("CPOOL_LEAK_CALLS", "10000"))
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc/self/statm (Linux)")
+
+
+@pytest.fixture
+def leak_calls(request):
+    return request.config.getoption("--leak-calls")
 
 
 def rss_bytes() -> int:
@@ -70,7 +68,7 @@ def _raises(fn, exc):
 
 
 def _module(m):
-    layer = cpool.MaxPool2d(3, 2, 1, backend="cython" if m is fast else "numpy")
+    layer = cpool.MaxPool2d(3, 2, 1, backend=m.name)
     layer.forward(X)
     layer.backward(X, G)
     _ = layer.index
@@ -126,12 +124,12 @@ def _measure(call, n_rss, n_traced):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(SCENARIOS))
-def test_no_memory_growth(impl, name):
+def test_no_memory_growth(backend, name, leak_calls):
     call = SCENARIOS[name]
     # The compiled backend gets the full count; the NumPy reference, which
     # has no C code of its own and is ~50x slower, a tenth of it.
-    n = CALLS if impl is fast else CALLS // 10
-    rss_growth, traced_growth = _measure(lambda: call(impl), n, n // 5)
+    n = leak_calls if backend.name == "cython" else leak_calls // 10
+    rss_growth, traced_growth = _measure(lambda: call(backend), n, n // 5)
     # A leaked 8 KiB output per call would be 80 MB; allow allocator noise.
     if not UNDER_ASAN:
         assert rss_growth < 4 * 2**20, f"{name}: RSS grew by {rss_growth / 2**20:.1f} MiB over {n} calls"
@@ -139,19 +137,18 @@ def test_no_memory_growth(impl, name):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(fast is None, reason="compiled extension not built")
-def test_no_growth_on_the_threaded_path():
+def test_no_growth_on_the_threaded_path(compiled, leak_calls):
     # Large calls that use the OpenMP team: fewer calls, bigger arrays.
     x = np.random.default_rng(1).standard_normal((4, 16, 64, 64)).astype(np.float32)
-    out, idx = fast.max_pool2d(x, 2, return_indices=True)
+    out, idx = compiled.max_pool2d(x, 2, return_indices=True)
     g = np.ones_like(out)
 
     def call():
-        fast.max_pool2d(x, 2, return_indices=True)
-        fast.max_pool2d(x, 3, 2, 1)
-        fast.max_pool2d_backward(g, idx, x.shape)
+        compiled.max_pool2d(x, 2, return_indices=True)
+        compiled.max_pool2d(x, 3, 2, 1)
+        compiled.max_pool2d_backward(g, idx, x.shape)
 
-    n = max(100, CALLS // 10)
+    n = max(100, leak_calls // 10)
     rss_growth, traced_growth = _measure(call, n, n // 5)
     if not UNDER_ASAN:
         assert rss_growth < 8 * 2**20, f"RSS grew by {rss_growth / 2**20:.1f} MiB"

@@ -1,0 +1,375 @@
+"""The error contract: every bad input raises ValueError or TypeError, before
+any work, with a message naming the argument and the value; every input
+NumPy converts is accepted.
+
+* ``ERROR_CASES``: one row per kind of bad argument; each row is a test on
+  both backends and on the public functions, and a row of the README's
+  error table (printed by ``tools/error_table.py`` from this list).
+* Hostile indices handed to backward: every out-of-range pattern (just past
+  the plane, below -1, the int64 extremes, values that would be in range
+  for the whole batch but not for one plane, in the first or last element,
+  in a view, byte-swapped, on the multi-threaded path) raises ValueError
+  naming the first bad value in C order, never crashes, writes nothing the
+  caller can see; -1 is skipped.
+* Inputs NumPy converts (nested lists, tuples, torch tensors, memoryviews,
+  ndarray subclasses) are pooled as the equivalent array; objects it does
+  not convert raise TypeError (or ValueError for a convertible object of the
+  wrong shape).
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from helpers import unaligned_copy
+
+import cpool
+
+# ------------------------------------------------------------ the table
+X = np.zeros((1, 2, 6, 6), dtype=np.float32)
+OUT, IDX = cpool.slow.max_pool2d(X, 2, return_indices=True)
+G = np.ones_like(OUT)
+
+
+class Unconvertible:
+    def __array__(self, *args, **kwargs):
+        raise RuntimeError("no")
+
+
+def fwd(*args, **kwargs):
+    return lambda m: m.max_pool2d(*args, **kwargs)
+
+
+def bwd(*args):
+    return lambda m: m.max_pool2d_backward(*args)
+
+
+ERROR_CASES = [
+    # (what, call, exception, message must match)
+    ("input with 2 dims", fwd(np.zeros((6, 6)), 2), ValueError, r"3-D .* 4-D .*input.ndim=2"),
+    ("input with 5 dims", fwd(np.zeros((1, 1, 1, 6, 6)), 2), ValueError, r"input.ndim=5"),
+    ("zero channels", fwd(np.zeros((1, 0, 6, 6)), 2), ValueError, r"non-zero .*input.shape=\(1, 0, 6, 6\)"),
+    ("zero height", fwd(np.zeros((1, 1, 0, 6)), 2), ValueError, r"input.shape=\(1, 1, 0, 6\)"),
+    ("zero width (3-D)", fwd(np.zeros((1, 6, 0)), 2), ValueError, r"input.shape=\(1, 6, 0\)"),
+    ("ragged list input", fwd([[[1.0, 2.0], [3.0]]], 1), TypeError, r"input could not be converted"),
+    ("object that does not convert", fwd(Unconvertible(), 2), TypeError, r"input could not be converted"),
+    ("object dtype", fwd(np.array([[[object()]]]), 1), TypeError, r"input.dtype=object"),
+    ("bool dtype", fwd(np.zeros((1, 4, 4), bool), 2), TypeError, r"input.dtype=bool"),
+    ("complex dtype", fwd(np.zeros((1, 4, 4), complex), 2), TypeError, r"input.dtype=complex128"),
+    ("uint16 dtype", fwd(np.zeros((1, 4, 4), np.uint16), 2), TypeError, r"input.dtype=uint16"),
+    ("string input", fwd("abc", 2), TypeError, r"input.dtype=<U3"),
+    ("kernel_size 0", fwd(X, 0), ValueError, r"kernel_size must be positive, got kernel_size=0"),
+    ("kernel_size negative", fwd(X, (2, -1)), ValueError, r"kernel_size=\(2, -1\)"),
+    ("kernel_size float", fwd(X, 2.0), TypeError, r"kernel_size=2.0"),
+    ("kernel_size bool", fwd(X, True), TypeError, r"kernel_size=True"),
+    ("kernel_size 3-tuple", fwd(X, (2, 2, 2)), ValueError, r"kernel_size=\(2, 2, 2\) with 3 elements"),
+    ("kernel_size empty tuple", fwd(X, ()), ValueError, r"kernel_size=\(\) with 0 elements"),
+    ("kernel_size string", fwd(X, "2"), TypeError, r"kernel_size='2'"),
+    ("kernel_size too large for torch", fwd(X, 2**31), ValueError, r"kernel_size"),
+    ("stride 0", fwd(X, 2, 0), ValueError, r"stride must be positive, got stride=0"),
+    ("stride negative", fwd(X, 2, (1, -2)), ValueError, r"stride=\(1, -2\)"),
+    ("stride float", fwd(X, 2, 1.5), TypeError, r"stride=1.5"),
+    ("stride too large for torch", fwd(X, 2, 2**40), ValueError, r"stride"),
+    ("padding negative", fwd(X, 2, 2, -1), ValueError, r"padding must be non-negative, got padding=-1"),
+    ("padding above half the kernel", fwd(X, 3, 1, 2), ValueError, r"padding=\(2, 2\) with kernel_size=\(3, 3\)"),
+    ("padding above half the kernel, dilated", fwd(X, 3, 1, 2, 2), ValueError, r"half of kernel_size"),
+    ("padding float", fwd(X, 2, 2, 0.5), TypeError, r"padding=0.5"),
+    ("dilation 0", fwd(X, 2, dilation=0), ValueError, r"dilation must be positive, got dilation=0"),
+    ("dilation float", fwd(X, 2, dilation=1.0), TypeError, r"dilation=1.0"),
+    ("ceil_mode not bool", fwd(X, 2, ceil_mode=1), TypeError, r"ceil_mode=1"),
+    ("return_indices not bool", fwd(X, 2, return_indices="yes"), TypeError, r"return_indices='yes'"),
+    ("output smaller than 1", fwd(X, 7), ValueError, r"output size is too small.*0x0"),
+    ("dilated window larger than input", fwd(X, 3, dilation=3), ValueError, r"output size is too small"),
+    ("grad_output integer", bwd(G.astype(np.int32), IDX, X.shape), TypeError, r"grad_output.dtype=int32"),
+    ("grad_output wrong shape", bwd(G[..., :1], IDX, X.shape), ValueError, r"indices.shape=.*grad_output.shape"),
+    ("grad_output 2-D", bwd(G[0, 0], IDX[0, 0], X.shape[2:]), ValueError, r"grad_output.ndim=2"),
+    ("indices int32", bwd(G, IDX.astype(np.int32), X.shape), TypeError, r"indices.dtype=int32"),
+    ("indices float", bwd(G, IDX.astype(np.float64), X.shape), TypeError, r"indices.dtype=float64"),
+    ("indices uint64", bwd(G, IDX.astype(np.uint64), X.shape), TypeError, r"indices.dtype=uint64"),
+    ("index past the plane", bwd(G, np.where(IDX == IDX.max(), 36, IDX), X.shape), ValueError,
+     r"indices contains 36, outside the plane of 6x6=36"),
+    ("index below -1", bwd(G, np.where(IDX == 0, -2, IDX), X.shape), ValueError, r"indices contains -2"),
+    ("huge index", bwd(G, np.where(IDX == 0, 2**62, IDX), X.shape), ValueError,
+     r"indices contains 4611686018427387904"),
+    ("input_shape wrong length", bwd(G, IDX, (2, 6, 6)), ValueError, r"input_shape must have as many"),
+    ("input_shape wrong batch", bwd(G, IDX, (2, 2, 6, 6)), ValueError, r"leading"),
+    ("input_shape not a tuple", bwd(G, IDX, 36), TypeError, r"input_shape=36"),
+    ("input_shape with floats", bwd(G, IDX, (1, 2, 6.0, 6)), TypeError, r"input_shape"),
+    ("input_shape zero width", bwd(G, IDX, (1, 2, 6, 0)), ValueError, r"input_shape=\(1, 2, 6, 0\)"),
+]
+
+
+@pytest.mark.parametrize("case", ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
+def test_bad_input_raises(backend, case):
+    _, call, exc, pattern = case
+    with pytest.raises(exc, match=pattern):
+        call(backend)
+
+
+def test_public_functions_raise_the_same():
+    for _, call, exc, pattern in ERROR_CASES:
+        with pytest.raises(exc, match=pattern):
+            call(cpool)
+
+
+def test_index_errors_leave_no_partial_work(backend):
+    # The error is raised and no array is returned; the caller's arrays are untouched.
+    bad = IDX.copy()
+    bad[0, 1, 2, 2] = 99
+    g = G.copy()
+    with pytest.raises(ValueError, match="99"):
+        backend.max_pool2d_backward(g, bad, X.shape)
+    assert np.array_equal(g, G) and bad[0, 1, 2, 2] == 99
+
+
+# ------------------------------------------------------ hostile indices
+# Overlapping windows (k2 s1) on 6x7 planes, so no index lies in its own cell.
+HX = np.random.default_rng(0).standard_normal((2, 3, 6, 7))
+HOUT, HIDX = cpool.slow.max_pool2d(HX, 2, 1, return_indices=True)
+HG = np.random.default_rng(1).standard_normal(HOUT.shape)
+PLANE = 6 * 7
+I64 = np.iinfo(np.int64)
+
+
+def with_value(value, where=(0, 0, 0, 0), idx=HIDX):
+    bad = idx.copy()
+    bad[where] = value
+    return bad
+
+
+HOSTILE = [
+    ("just past the plane", PLANE),
+    ("plane + 1", PLANE + 1),
+    ("in range for the batch, not the plane", PLANE * 5 + 3),
+    ("-2", -2),
+    ("-plane", -PLANE),
+    ("int32 max + 1", 2**31),
+    ("uint32 max + 1", 2**32),
+    ("int32 min", -(2**31)),
+    ("2**62", 2**62),
+    ("int64 max", int(I64.max)),
+    ("int64 min", int(I64.min)),
+    ("int64 min + 1", int(I64.min) + 1),
+    ("-(2**32) + 5 (wraps to 5 as uint32)", -(2**32) + 5),
+    ("2**32 + 5 (wraps to 5 as uint32)", 2**32 + 5),
+]
+
+WHERE = [(0, 0, 0, 0), (1, 2, 4, 5), (1, 0, 2, 3), (0, 2, 0, 5)]
+
+
+@pytest.mark.parametrize("where", WHERE, ids=["first", "last", "middle", "row-end"])
+@pytest.mark.parametrize("name,value", HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_hostile_index_raises_value_error(backend, name, value, where):
+    bad = with_value(value, where)
+    g = HG.copy()
+    with pytest.raises(ValueError, match=rf"indices contains {value}, outside the plane of 6x7=42"):
+        backend.max_pool2d_backward(g, bad, HX.shape)
+    assert np.array_equal(g, HG) and bad[where] == value
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_hostile_index_every_grad_dtype(backend, dtype):
+    with pytest.raises(ValueError, match="indices contains 42,"):
+        backend.max_pool2d_backward(HG.astype(dtype), with_value(42), HX.shape)
+
+
+def test_first_bad_index_in_c_order_is_reported(backend):
+    bad = HIDX.copy()
+    bad[1, 1, 0, 0] = -7
+    bad[0, 2, 4, 5] = 99  # earlier in C order
+    bad[1, 2, 4, 5] = 2**40
+    with pytest.raises(ValueError, match="indices contains 99,"):
+        backend.max_pool2d_backward(HG, bad, HX.shape)
+
+
+def test_every_index_bad(backend):
+    for value in (PLANE, -2, int(I64.max), int(I64.min)):
+        with pytest.raises(ValueError, match=f"indices contains {value},"):
+            backend.max_pool2d_backward(HG, np.full_like(HIDX, value), HX.shape)
+
+
+@pytest.mark.parametrize("layout", ["view", "fortran", "negative", "byte-swapped", "unaligned", "read-only"])
+def test_hostile_index_in_odd_layouts(backend, layout):
+    bad = with_value(PLANE + 2, (1, 1, 3, 3))
+    if layout == "view":
+        big = np.zeros((2, 3, 10, 12), np.int64)
+        big[:, :, ::2, ::2] = bad
+        view = big[:, :, ::2, ::2]
+    elif layout == "fortran":
+        view = np.asfortranarray(bad)
+    elif layout == "negative":
+        view = bad[..., ::-1, ::-1].copy()[..., ::-1, ::-1]
+    elif layout == "byte-swapped":
+        # ">i8" is still int64; its values must be read as values, not bytes.
+        view = bad.astype(">i8")
+    elif layout == "unaligned":
+        view = unaligned_copy(bad)
+        assert not view.flags.aligned
+    else:
+        view = bad.copy()
+        view.flags.writeable = False
+    with pytest.raises(ValueError, match=f"indices contains {PLANE + 2},"):
+        backend.max_pool2d_backward(HG, view, HX.shape)
+    # and the same layout with good indices gives the right gradient
+    good = np.where(view == PLANE + 2, HIDX, view).astype(view.dtype)
+    assert np.array_equal(backend.max_pool2d_backward(HG, good, HX.shape),
+                          cpool.slow.max_pool2d_backward(HG, HIDX, HX.shape))
+
+
+def test_byte_swapped_valid_indices(backend):
+    # 1 as big-endian int64 reads as 2**56 if the bytes were used raw.
+    assert np.array_equal(backend.max_pool2d_backward(HG, HIDX.astype(">i8"), HX.shape),
+                          cpool.slow.max_pool2d_backward(HG, HIDX, HX.shape))
+
+
+def test_hostile_index_on_the_threaded_path(backend):
+    # Large enough that the compiled backward runs over planes in parallel:
+    # the bad-index count is a reduction across threads.
+    x = np.random.default_rng(2).standard_normal((8, 32, 64, 64)).astype(np.float32)
+    out, idx = cpool.slow.max_pool2d(x, 2, return_indices=True)
+    g = np.ones_like(out)
+    for where in [(0, 0, 0, 0), (7, 31, 31, 31), (4, 0, 0, 0), (3, 31, 31, 31)]:
+        for value in (64 * 64, -2, int(I64.min), int(I64.max)):
+            bad = with_value(value, where, idx)
+            with pytest.raises(ValueError, match=f"indices contains {value},"):
+                backend.max_pool2d_backward(g, bad, x.shape)
+    many = idx.copy()
+    many[:, :, ::3, ::5] = 64 * 64 + 7
+    with pytest.raises(ValueError, match=f"indices contains {64 * 64 + 7},"):
+        backend.max_pool2d_backward(g, many, x.shape)
+
+
+def test_minus_one_is_skipped(backend):
+    skip = np.full_like(HIDX, -1)
+    assert not backend.max_pool2d_backward(HG, skip, HX.shape).any()
+    some = HIDX.copy()
+    some[0, 0] = -1
+    expected = cpool.slow.max_pool2d_backward(np.where(some < 0, 0.0, HG), HIDX, HX.shape)
+    assert np.array_equal(backend.max_pool2d_backward(HG, some, HX.shape), expected)
+
+
+def test_indices_from_a_larger_input_are_rejected(backend):
+    # Indices of a 12x12 forward handed to a 6x7 backward: a classic mix-up.
+    x = np.random.default_rng(3).standard_normal((2, 3, 12, 14))
+    _, idx = cpool.slow.max_pool2d(x, 2, return_indices=True)
+    g = np.ones(idx.shape)
+    bad_first = idx.reshape(-1)[idx.reshape(-1) >= PLANE][0]
+    with pytest.raises(ValueError, match=f"indices contains {bad_first},"):
+        backend.max_pool2d_backward(g, idx, (2, 3, 6, 7))
+
+
+def test_module_with_tampered_indices(backend):
+    layer = cpool.MaxPool2d(2, 1, backend=backend.name)
+    layer.forward(HX)
+    layer.indices[1, 2, 0, 0] = 10**12
+    with pytest.raises(ValueError, match="indices contains 1000000000000,"):
+        layer.backward(HX, HG)
+
+
+def test_backward_before_forward_is_value_error():
+    layer = cpool.MaxPool2d(2)
+    with pytest.raises(ValueError, match="before forward"):
+        layer.backward(HX, np.ones((2, 3, 3, 3)))
+
+
+# ------------------------------------------------------------------ inputs
+class ArrayLike:
+    """An object that converts via __array__."""
+
+    def __init__(self, a):
+        self.a = a
+
+    def __array__(self, dtype=None, copy=None):
+        return self.a if dtype is None else self.a.astype(dtype)
+
+
+class BadLen:
+    def __len__(self):
+        raise ZeroDivisionError("len")
+
+    def __getitem__(self, i):
+        raise ZeroDivisionError("getitem")
+
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", PendingDeprecationWarning)
+    MATRIX = np.matrix([[1.0, 2.0], [3.0, 4.0]])
+
+NESTED = [[[1.0, 5.0, 2.0], [4.0, 3.0, 0.0]], [[-1.0, -5.0, 9.0], [7.0, float("nan"), 0.5]]]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: NESTED,
+    lambda: tuple(tuple(tuple(r) for r in p) for p in NESTED),
+    lambda: [NESTED],
+    lambda: ArrayLike(np.array(NESTED)),
+    lambda: memoryview(np.array(NESTED)),
+    lambda: np.ma.MaskedArray(np.array(NESTED)),
+    lambda: np.array(NESTED).view(type("Sub", (np.ndarray,), {})),
+    lambda: np.array(NESTED),
+], ids=["list", "tuple", "list-4d", "__array__", "memoryview", "masked", "subclass", "array"])
+def test_convertible_inputs_pool_like_the_array(backend, make):
+    value = make()
+    arr = np.array(np.asarray(value))
+    out, idx = backend.max_pool2d(value, 2, 1, return_indices=True)
+    ref_out, ref_idx = cpool.slow.max_pool2d(arr, 2, 1, return_indices=True)
+    assert type(out) is np.ndarray and type(idx) is np.ndarray
+    assert out.tobytes() == ref_out.tobytes() and np.array_equal(idx, ref_idx)
+
+
+def test_torch_tensor_input(backend):
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(NESTED, dtype=torch.float32)
+    out = backend.max_pool2d(t, 2, 1)
+    assert type(out) is np.ndarray and out.tobytes() == cpool.slow.max_pool2d(t.numpy(), 2, 1).tobytes()
+
+
+def test_lists_to_backward(backend):
+    out, idx = backend.max_pool2d(np.array(NESTED), 2, 1, return_indices=True)
+    gi = backend.max_pool2d_backward(np.ones(out.shape).tolist(), idx.tolist(), list((2, 2, 3)))
+    assert gi.dtype == np.float64 and gi.sum() == out.size
+    gi2 = backend.max_pool2d_backward(np.ones(out.shape), idx, np.array([2, 2, 3]))
+    assert np.array_equal(gi, gi2)
+
+
+@pytest.mark.parametrize("value,exc,pattern", [
+    (Unconvertible(), TypeError, "could not be converted"),
+    ([[[1.0, 2.0], [3.0]]], TypeError, "could not be converted"),  # ragged
+    (BadLen(), TypeError, "dtype=object"),
+    (None, TypeError, "dtype=object"),
+    ({"a": 1}, TypeError, "dtype=object"),
+    ({1, 2}, TypeError, "dtype=object"),
+    (object(), TypeError, "dtype=object"),
+    ((i for i in range(3)), TypeError, "dtype=object"),
+    ("abc", TypeError, "dtype=<U3"),
+    (b"abc", TypeError, "dtype=|S3"),
+    ([[["a", "b"]]], TypeError, "dtype=<U1"),
+    ([[[1, None]]], TypeError, "dtype=object"),
+    ([[[True, False]]], TypeError, "dtype=bool"),
+    ([[[1 + 2j]]], TypeError, "dtype=complex128"),
+    ([[[2**70]]], TypeError, "dtype=object"),
+    (3.0, ValueError, "ndim=0"),
+    ([1.0, 2.0], ValueError, "ndim=1"),
+    (MATRIX, ValueError, "ndim=2"),
+    ([[[]]], ValueError, "non-zero"),
+], ids=lambda v: None)
+def test_unconvertible_inputs(backend, value, exc, pattern):
+    with pytest.raises(exc, match=pattern.replace("|", r"\|")):
+        backend.max_pool2d(value, 1)
+
+
+def test_unconvertible_backward_arguments(backend):
+    with pytest.raises(TypeError, match="grad_output could not be converted"):
+        backend.max_pool2d_backward(Unconvertible(), HIDX, HX.shape)
+    with pytest.raises(TypeError, match="indices could not be converted"):
+        backend.max_pool2d_backward(HG, Unconvertible(), HX.shape)
+    with pytest.raises(TypeError, match="indices"):
+        backend.max_pool2d_backward(HG, HIDX.astype(object), HX.shape)
+    with pytest.raises(TypeError, match="input_shape"):
+        backend.max_pool2d_backward(HG, HIDX, None)
+    with pytest.raises(TypeError, match="input_shape"):
+        backend.max_pool2d_backward(HG, HIDX, (2, 3, 6, Unconvertible()))
+    with pytest.raises(ValueError, match="input_shape"):
+        backend.max_pool2d_backward(HG, HIDX, (2, 3, -6, 7))
+    with pytest.raises(ValueError, match="input_shape is too large"):
+        backend.max_pool2d_backward(HG, HIDX, (2, 3, 2**40, 2**40))
