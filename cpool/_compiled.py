@@ -33,7 +33,7 @@ import warnings
 import numpy as np
 
 from . import _kernels as _baseline
-from ._threads import threads_for
+from ._threads import adaptive_threads, threads_for
 from ._validation import GEOMETRY_FIELDS, check_index_range
 
 __all__ = ["forward_planes", "backward_planes", "AVAILABLE_ISAS", "OPENMP", "omp_max_threads", "isa", "use_isa",
@@ -140,7 +140,7 @@ def forward_planes(x, g, with_indices, index_dtype=_I64):
     shape = x4.shape[:2] + (g.OH, g.OW)
     out = np.empty(shape, dtype=x.dtype)
     idx = np.empty(shape, dtype=index_dtype) if with_indices else None
-    if not fn(x4, out, idx, g, threads_for(x.size)):
+    if not fn(x4, out, idx, g, threads_for(x.size), adaptive_threads()):
         # indices on a 2**31+ element plane off the 2x2 path: beyond the kernels' offsets
         from . import slow
         return slow.forward_planes(x, g, with_indices, index_dtype)
@@ -165,12 +165,18 @@ def backward_planes(go, idx, shape):
         return slow.backward_planes(go, idx, shape)
     gi = np.empty(shape, dtype=go.dtype)
     if go.ndim == 4:
-        bad = fn(go, idx, gi, threads_for(gi.size))
+        bad = fn(go, idx, gi, threads_for(gi.size), adaptive_threads())
     else:
-        bad = fn(go[None], idx[None], gi[None], threads_for(gi.size))
+        bad = fn(go[None], idx[None], gi[None], threads_for(gi.size), adaptive_threads())
     if bad:  # the kernel skipped them; find the first for the message
         check_index_range(idx, shape[-2] * shape[-1], shape)
     return gi
+
+
+def busy_backoff(reset=False):
+    """The kernels' one-thread period on a busy machine (see the extension's
+    ``busy_backoff``), for tests."""
+    return _ACTIVE.module.busy_backoff(reset)
 
 
 def facts():

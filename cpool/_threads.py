@@ -13,7 +13,7 @@ import os
 
 from . import _backend
 
-__all__ = ["set_num_threads", "get_num_threads", "threads_for"]
+__all__ = ["set_num_threads", "get_num_threads", "threads_for", "adaptive_threads"]
 
 _user_threads = None  # None: follow OpenMP / the environment
 
@@ -96,3 +96,10 @@ def threads_for(n_elements: int) -> int:
     if n == 1:
         return 1
     return max(1, min(n, n_elements // MIN_ELEMENTS_PER_THREAD))
+
+
+def adaptive_threads() -> bool:
+    """Whether the kernels may run a call on fewer threads than asked when
+    the machine is busy: with the default thread count, yes; after an
+    explicit ``set_num_threads(n)``, ``n`` is used as given."""
+    return _user_threads is None

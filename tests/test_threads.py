@@ -15,6 +15,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import os
 import random
+import subprocess
 import sys
 import threading
 import time
@@ -344,3 +345,72 @@ def test_gil_is_released_during_kernel_calls(restore_threads):
         )
     finally:
         sys.setswitchinterval(old)
+
+
+# ------------------------------------------------------- a busy machine
+@pytest.fixture
+def busy_machine():
+    """2 x the CPUs this process may use, kept busy by other processes for the test."""
+    n = 2 * max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    spin = "import time\nend = time.monotonic() + 120\nwhile time.monotonic() < end:\n    pass\n"
+    procs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(n)]
+    try:
+        time.sleep(0.2)
+        yield n
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
+
+
+def _needs_openmp_team():
+    if not cpool.config()["openmp"] or (os.cpu_count() or 1) < 2:
+        pytest.skip("needs OpenMP and 2 CPUs")
+
+
+@needs_compiled_backend
+def test_a_busy_machine_sends_default_calls_to_one_thread(restore_threads, busy_machine):
+    # With the default thread count, a call whose team members are not all
+    # running is noticed, and calls then run on one thread for a while: an
+    # OpenMP team waits for its slowest member, so on a busy machine two
+    # threads were many times slower than one. The answers stay exact.
+    _needs_openmp_team()
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    compiled = cpool._backend.compiled()
+    compiled.busy_backoff(reset=True)
+    cpool.set_num_threads(None)
+    # The default follows OpenMP's, which other libraries in this process
+    # (torch.set_num_threads in the parity tests) may have set to 1.
+    with threadpoolctl.threadpool_limits(limits=2, user_api="openmp"):
+        assert cpool.get_num_threads() == 2
+        x = np.random.default_rng(3).standard_normal((64, 32, 28, 28)).astype(np.float32)  # big enough for a team
+        expected = cpool.slow.max_pool2d(x, 2, return_indices=True)
+        g = np.ones_like(expected[0])
+        expected_gi = cpool.slow.max_pool2d_backward(g, expected[1], x.shape)
+        noticed = False
+        deadline = time.monotonic() + 30
+        while not noticed and time.monotonic() < deadline:
+            out, idx = cpool.max_pool2d(x, 2, return_indices=True)
+            assert same_bits(out, expected[0]) and same_bits(idx, expected[1])
+            assert same_bits(cpool.max_pool2d_backward(g, idx, x.shape), expected_gi)
+            noticed = compiled.busy_backoff()[1] > 0
+    assert noticed, f"with {busy_machine} busy processes the kernels never noticed a team member not running"
+    left, period = compiled.busy_backoff()
+    assert 0 < period <= 1.0 and left <= period
+
+
+@needs_compiled_backend
+def test_an_explicit_thread_count_is_used_as_given_on_a_busy_machine(restore_threads, busy_machine):
+    # set_num_threads(n) means n: those calls neither shrink their team nor
+    # start a one-thread period for the default ones.
+    _needs_openmp_team()
+    compiled = cpool._backend.compiled()
+    compiled.busy_backoff(reset=True)
+    cpool.set_num_threads(2)
+    x = np.random.default_rng(4).standard_normal((64, 32, 28, 28)).astype(np.float32)
+    expected = cpool.slow.max_pool2d(x, 3, 2, 1, return_indices=True)
+    for _ in range(20):
+        out, idx = cpool.max_pool2d(x, 3, 2, 1, return_indices=True)
+        assert same_bits(out, expected[0]) and same_bits(idx, expected[1])
+    assert compiled.busy_backoff() == (0.0, 0.0)

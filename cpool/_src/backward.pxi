@@ -48,20 +48,54 @@ cdef inline bint _use_cells(Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_
     return CPOOL_HAVE_CELLS and OW >= CPOOL_CELLS_MIN_OW and H >= 2 * OH and W >= 2 * OW
 
 
+cdef inline Py_ssize_t _backward_planes(const floating* gop, const index_t* ip, floating* gip, Py_ssize_t p0,
+                                        Py_ssize_t p1, Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
+                                        bint cells) noexcept nogil:
+    cdef Py_ssize_t p, n_out = OH * OW, plane = H * W, bad = 0
+    for p in range(p0, p1):
+        bad += _backward_plane(gop + p * n_out, ip + p * n_out, gip + p * plane, H, W, OH, OW, cells)
+    return bad
+
+
 cdef Py_ssize_t _backward_run(const floating* gop, const index_t* ip, floating* gip, Py_ssize_t P,
                               Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
-                              int n_threads) noexcept:
-    # Parallel over planes: each thread owns whole planes, so no atomics.
-    # Returns the number of indices outside [-1, H*W) (skipped).
-    cdef Py_ssize_t p, n_out = OH * OW, plane = H * W, bad = 0
+                              int n_threads, bint adapt) noexcept:
+    # Parallel over planes: chunks of consecutive planes, claimed dynamically
+    # (see "threads on a busy machine" in common.h); each thread owns whole
+    # planes, so no atomics. Returns the number of indices outside
+    # [-1, H*W) (skipped).
+    cdef Py_ssize_t c, chunks, bad = 0
+    cdef Py_ssize_t done[CPOOL_MAX_TEAM]
+    # Written inside the loop: arrays, shared (a scalar would be lastprivate).
+    cdef int team[1]
+    cdef double busy0[1]
+    cdef double start, t0
+    cdef int n, tid
     cdef bint cells = _use_cells(H, W, OH, OW)
     if P == 0:
         return 0
-    if n_threads <= 1:  # no OpenMP machinery at all on the latency path
+    n = <int>max(1, min(<Py_ssize_t>n_threads, P))
+    if adapt:
+        n = cpool_team_size(n)
+    n = min(n, <int>CPOOL_MAX_TEAM)
+    if n == 1:  # no OpenMP machinery at all on the latency path
         with nogil:
-            for p in range(P):
-                bad += _backward_plane(gop + p * n_out, ip + p * n_out, gip + p * plane, H, W, OH, OW, cells)
+            bad = _backward_planes(gop, ip, gip, 0, P, H, W, OH, OW, cells)
         return bad
-    for p in prange(P, nogil=True, schedule="static", num_threads=n_threads):
-        bad += _backward_plane(gop + p * n_out, ip + p * n_out, gip + p * plane, H, W, OH, OW, cells)
+    chunks = min(P, <Py_ssize_t>CPOOL_CHUNKS_PER_THREAD * n)
+    memset(done, 0, n * sizeof(Py_ssize_t))
+    team[0] = 1
+    busy0[0] = 0.0
+    start = cpool_wtime()
+    for c in prange(chunks, nogil=True, schedule="dynamic", num_threads=n):
+        tid = threadid()
+        t0 = cpool_wtime()
+        if c == 0:
+            team[0] = cpool_omp_team_size()
+        bad += _backward_planes(gop, ip, gip, P * c // chunks, P * (c + 1) // chunks, H, W, OH, OW, cells)
+        done[tid] += 1
+        if tid == 0:
+            busy0[0] += cpool_wtime() - t0
+    if adapt:
+        cpool_team_report(team[0], done, chunks, busy0[0], cpool_wtime() - start)
     return bad

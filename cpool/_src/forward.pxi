@@ -228,22 +228,46 @@ cdef void _forward_block(const floating* x, floating* out, index_t* idx,
 
 
 cdef bint _forward_run(const floating* x, floating* out, index_t* idx, Py_ssize_t P, Geometry g,
-                       int n_threads) noexcept:
-    # The P*OH output rows split into n_threads contiguous blocks, one per
-    # thread, so each thread also first-touches its own part of the outputs.
+                       int n_threads, bint adapt) noexcept:
+    # The P*OH output rows in chunks of consecutive rows, claimed
+    # dynamically by the team (see "threads on a busy machine" in common.h).
     # Returns False, with nothing written, where the general path would need
     # index offsets past int32 (a plane of 2**31+ elements).
-    cdef Py_ssize_t rows = P * g.OH, t, n = max(1, n_threads)
+    cdef Py_ssize_t rows = P * g.OH, c, chunks
+    cdef Py_ssize_t done[CPOOL_MAX_TEAM]
+    cdef int n
+    # Written inside the loop: arrays, shared (a scalar would be lastprivate).
+    cdef int team[1]
+    cdef double busy0[1]
+    cdef double start, t0
+    cdef int tid
     cdef bint is_2x2 = _is_2x2(g)
     if idx != NULL and not is_2x2 and not cpool_plane_fits_int32(&g):
         return False
     if rows == 0 or g.OW == 0:
         return True
-    n = min(n, rows)
+    n = <int>max(1, min(<Py_ssize_t>n_threads, rows))
+    if adapt:
+        n = cpool_team_size(n)
+    n = min(n, <int>CPOOL_MAX_TEAM)
     if n == 1:  # no OpenMP machinery at all on the latency path
         with nogil:
             _forward_block(x, out, idx, 0, rows, g, is_2x2)
         return True
-    for t in prange(n, nogil=True, schedule="static", num_threads=n):
-        _forward_block(x, out, idx, rows * t // n, rows * (t + 1) // n, g, is_2x2)
+    chunks = min(rows, <Py_ssize_t>CPOOL_CHUNKS_PER_THREAD * n)
+    memset(done, 0, n * sizeof(Py_ssize_t))
+    team[0] = 1
+    busy0[0] = 0.0
+    start = cpool_wtime()
+    for c in prange(chunks, nogil=True, schedule="dynamic", num_threads=n):
+        tid = threadid()
+        t0 = cpool_wtime()
+        if c == 0:
+            team[0] = cpool_omp_team_size()
+        _forward_block(x, out, idx, rows * c // chunks, rows * (c + 1) // chunks, g, is_2x2)
+        done[tid] += 1
+        if tid == 0:
+            busy0[0] += cpool_wtime() - t0
+    if adapt:
+        cpool_team_report(team[0], done, chunks, busy0[0], cpool_wtime() - start)
     return True

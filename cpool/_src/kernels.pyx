@@ -28,7 +28,7 @@ into C. The Cython directives are set for the whole extension in ``setup.py``.
 
 cimport cython
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memset
 from libc.math cimport INFINITY
@@ -50,6 +50,15 @@ cdef extern from "common.h" nogil:
     int cpool_cpu_has_avx512()
     int cpool_openmp_enabled()
     int cpool_omp_max_threads()
+    int cpool_omp_team_size()
+    enum: CPOOL_CHUNKS_PER_THREAD
+    enum: CPOOL_MAX_TEAM
+    int cpool_team_size(int n)
+    void cpool_team_report(int team, const Py_ssize_t* done, Py_ssize_t chunks, double busy0, double wall)
+    double cpool_wtime()
+    int64_t cpool_solo_until_us
+    int64_t cpool_solo_period_us
+    int64_t cpool_now_us()
 
 cdef extern from "forward_avx2.h" nogil:
     enum: CPOOL_HAVE_FORWARD_AVX2
@@ -132,6 +141,18 @@ def get_isa():
     return "avx512" if _cells_avx512 else COMPILED_ISA
 
 
+def busy_backoff(bint reset=False):
+    """``(seconds left, seconds in all)`` of the one-thread period the kernels
+    are in after finding the machine busy; ``(0.0, 0.0)`` when teams run.
+    ``reset``: end it now. For tests (see "threads on a busy machine" in
+    common.h)."""
+    global cpool_solo_until_us, cpool_solo_period_us
+    if reset:
+        cpool_solo_until_us = 0
+        cpool_solo_period_us = 0
+    return max(0, cpool_solo_until_us - cpool_now_us()) / 1e6, cpool_solo_period_us / 1e6
+
+
 # ------------------------------------------------------------ entry points
 
 cdef inline Geometry _geometry(object geometry) except *:
@@ -141,23 +162,12 @@ cdef inline Geometry _geometry(object geometry) except *:
         raise TypeError("geometry must be a cpool._validation.PoolGeometry")
     cdef tuple t = <tuple>geometry
     cdef Geometry g
-    g.kh = t[0]
-    g.kw = t[1]
-    g.sh = t[2]
-    g.sw = t[3]
-    g.ph = t[4]
-    g.pw = t[5]
-    g.dh = t[6]
-    g.dw = t[7]
-    g.H = t[8]
-    g.W = t[9]
-    g.OH = t[10]
-    g.OW = t[11]
+    g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.H, g.W, g.OH, g.OW = t
     return g
 
 
 def max_pool2d_forward_into(const floating[:, :, :, ::1] x not None, floating[:, :, :, ::1] out not None,
-                            index_t[:, :, :, ::1] indices, object geometry, int n_threads):
+                            index_t[:, :, :, ::1] indices, object geometry, int n_threads, bint adapt=False):
     """Fill ``out`` (N, C, OH, OW) and, unless it is None, ``indices`` (the same shape).
 
     ``x`` is (N, C, H, W) (the adapter views 3-D input as N = 1: 4-D
@@ -168,7 +178,9 @@ def max_pool2d_forward_into(const floating[:, :, :, ::1] x not None, floating[:,
     do not do: indices on a plane of 2**31 or more elements off the 2x2
     stride-2 path (the caller uses the NumPy code there). Each fused
     specialisation is looked up once by :mod:`cpool._compiled`; a
-    values-only call passes ``indices=None`` to the int64 one.
+    values-only call passes ``indices=None`` to the int64 one. ``adapt``:
+    the team may shrink to one thread on a busy machine (see "threads on a
+    busy machine" in common.h); off, ``n_threads`` is used as given.
     """
     cdef Geometry g = _geometry(geometry)
     cdef Py_ssize_t P = x.shape[0] * x.shape[1]
@@ -186,14 +198,15 @@ def max_pool2d_forward_into(const floating[:, :, :, ::1] x not None, floating[:,
         return True
     if indices is not None:
         ip = &indices[0, 0, 0, 0]
-    return _forward_run(&x[0, 0, 0, 0], &out[0, 0, 0, 0], ip, P, g, n_threads)
+    return _forward_run(&x[0, 0, 0, 0], &out[0, 0, 0, 0], ip, P, g, n_threads, adapt)
 
 
 def max_pool2d_backward_into(const floating[:, :, :, ::1] grad_output not None,
                              const index_t[:, :, :, ::1] indices not None,
-                             floating[:, :, :, ::1] grad_input not None, int n_threads):
+                             floating[:, :, :, ::1] grad_input not None, int n_threads, bint adapt=False):
     """Scatter-add ``grad_output`` (N, C, OH, OW) into ``grad_input`` (N, C, H, W), overwritten.
 
+    ``n_threads`` and ``adapt`` as for :func:`max_pool2d_forward_into`.
     Returns the number of indices outside ``[-1, H*W)``: those are skipped,
     and the caller must treat a non-zero count as an error.
     """
@@ -211,7 +224,7 @@ def max_pool2d_backward_into(const floating[:, :, :, ::1] grad_output not None,
         memset(&grad_input[0, 0, 0, 0], 0, P * H * W * sizeof(floating))
         return 0
     return _backward_run(&grad_output[0, 0, 0, 0], &indices[0, 0, 0, 0], &grad_input[0, 0, 0, 0],
-                         P, H, W, OH, OW, n_threads)
+                         P, H, W, OH, OW, n_threads, adapt)
 
 
 def cells_plane(const float[:, ::1] grad_output not None, const index_t[:, ::1] indices not None,
