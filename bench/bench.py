@@ -5,6 +5,10 @@ installed) numba and JAX.
     python -m pip install ".[bench]" && python bench/bench.py   # install, then a full run (minutes)
     python bench/bench.py --quick                               # smoke run, under a minute
 
+A full run ends with the contention section: cpool at its default thread
+count against 1 thread while busy processes hold every CPU (--no-contention
+leaves it out, --contention adds it to a --quick run).
+
 It benchmarks the cpool that Python imports, and warns when that is older
 than this checkout. Results go to bench/results/ (or --out DIR):
 results.json, results.md and speedup.png.
@@ -13,13 +17,16 @@ results.json, results.md and speedup.png.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import gc
 import math
 import os
 import platform
 import re
+import signal
 import statistics
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +53,7 @@ class Settings:
     repeat: int = 20  # minimum samples per measurement, over all passes
     min_time: float = 0.5  # minimum seconds per measurement, over all passes
     max_time: float = 6.0  # seconds after which a measurement stops short of `repeat`
-    passes: int = 2  # passes over the methods, every other one in reverse order
+    passes: int = 2  # passes over the methods, every other one in reverse order, so drift hits all alike
     loop_cap: float = 0.5  # seconds one loop call may take: its batch is cut to fit
     loop_repeat: int = 3
     warmup: int = 3
@@ -55,10 +62,15 @@ class Settings:
     seed: int = 0
     chart: bool = True
     progress: bool = True
+    contention: bool = False  # the busy-machine section: default threads against 1 thread under load
+    contention_loads: tuple = ()  # busy processes per load phase
+    contention_seconds: float = 3.0  # per shape, op and load
+    contention_cap: float = 300.0  # seconds the whole section may take: the phases that do not fit are skipped
 
 
-QUICK = {"repeat": 5, "min_time": 0.02, "max_time": 1.0, "passes": 1, "loop_cap": 0.05, "loop_repeat": 1,
-         "warmup": 1, "settle": 0.01, "bandwidth_mb": 32}
+QUICK = {"repeat": 5, "min_time": 0.02, "max_time": 1.0, "passes": 2, "loop_cap": 0.05, "loop_repeat": 1,
+         "warmup": 1, "settle": 0.01, "bandwidth_mb": 32, "contention_seconds": 1.0, "contention_cap": 60.0}
+CONTENTION_METHODS = ("cpool", "torch")  # timed at their default thread count and at 1 thread under load
 
 
 def available_cpus():
@@ -121,7 +133,45 @@ def time_call(fn, min_count, min_time, max_time, warmup=0, batch_time=2e-4, cloc
 def stats(samples):
     q1, med, q3 = np.percentile(samples, [25, 50, 75])
     return {"median_s": float(med), "q1_s": float(q1), "q3_s": float(q3), "min_s": min(samples),
+            "mean_s": float(np.mean(samples)),
             "spread": float((q3 - q1) / med) if med > 0 else math.nan, "count": len(samples)}
+
+
+def busy_cpu_seconds():
+    """CPU-seconds all CPUs have been busy since boot (/proc/stat: user, nice, system, irq, softirq, steal);
+    None where there is no /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    except (OSError, ValueError):
+        return None
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+class LoadMeter:
+    """CPU-seconds other processes (and the hypervisor, as steal) used since the meter started: all CPUs' busy
+    time less this process's own, all its threads. Resolution is the kernel tick (10 ms)."""
+
+    def __init__(self, clock=time.perf_counter):
+        self.clock, self.busy, self.own, self.t0 = clock, busy_cpu_seconds(), self._own(), clock()
+
+    @staticmethod
+    def _own():
+        t = os.times()
+        return t.user + t.system
+
+    def read(self):
+        """(other CPU-seconds or None, wall seconds) since the start."""
+        busy, wall = busy_cpu_seconds(), self.clock() - self.t0
+        if busy is None or self.busy is None:
+            return None, wall
+        return max(0.0, busy - self.busy - (self._own() - self.own)), wall
+
+
+def other_cpus(cpu_s, wall_s, min_wall=0.1):
+    """CPUs other processes kept busy on average, None when the meter had no reading or too short a one."""
+    return cpu_s / wall_s if cpu_s is not None and wall_s >= min_wall else None
 
 
 def compare(got, ref, grad_rtol=1e-5):
@@ -209,7 +259,8 @@ def measure(case, op, variants, s):
     """Gate every variant on one (case, op), then time those that pass, in interleaved passes: every other
     pass in reverse order, so that drift over the run hits all methods alike."""
     prepared = [prepare(m, t, case, op, s) for m, t in variants]
-    samples = [[] for _ in variants]
+    samples, load = [[] for _ in variants], [[0.0, 0.0] for _ in variants]  # per variant: other CPU-s, wall s
+    group = LoadMeter()
     for p in range(s.passes):
         gc.collect()  # once per pass: the timed calls run with the collector off
         order = list(range(len(variants)))[::-1 if p % 2 else 1]
@@ -221,6 +272,7 @@ def measure(case, op, variants, s):
                 if threads:
                     method.set_threads(threads)
                 time.sleep(s.settle)
+                meter = LoadMeter()
                 if method.capped:
                     got, capped = time_call(call, s.loop_repeat, 0, s.loop_cap * s.loop_repeat, batch_time=0)
                 else:
@@ -230,17 +282,166 @@ def measure(case, op, variants, s):
                 e.update(status="error", reason=f"{exc.__class__.__name__}: {exc}")
                 prepared[i] = (e, None)
                 continue
+            cpu_s, wall_s = meter.read()
+            load[i] = [None if cpu_s is None else load[i][0] + cpu_s, load[i][1] + wall_s]
             factor = e["extrapolated"]["factor"] if e["extrapolated"] else 1.0
             samples[i] += [t * factor for t in got]
             e["capped"] = e.get("capped", False) or capped
             e.setdefault("pass_medians_s", []).append(statistics.median(got) * factor)
-    for (e, _), got in zip(prepared, samples):
+    around = other_cpus(*group.read())  # for the timings too short for a reading of their own
+    for (e, _), got, (cpu_s, wall_s) in zip(prepared, samples, load):
         if e["status"] == "ok" and got:
             e.update(stats(got))
+            e["other_cpus"] = other_cpus(cpu_s, wall_s)
+            e["other_cpus"] = around if e["other_cpus"] is None else e["other_cpus"]
+            e["busy"] = e["other_cpus"] is not None and e["other_cpus"] >= R.BUSY_OTHER_CPUS
     return [e for e, _ in prepared]
 
 
-def run(s, log=print):
+# ---- the contention section ----------------------------------------------------------------------
+
+# A busy process: the spinning loop `while True: pass`, which also ends when this process does (its parent
+# changes) or after `life` seconds, so that none outlives the benchmark, however it ends.
+BUSY_CHILD = """import os, time
+parent, end = os.getppid(), time.monotonic() + {life}
+while os.getppid() == parent and time.monotonic() < end:
+    for _ in range(100_000):
+        pass
+"""
+BUSY_START_S = 0.2  # for the busy processes to start up and reach their loop
+CONTENTION_ROUNDS = 4  # rounds per phase, each timing every variant once, every other one in reverse order
+
+
+@contextlib.contextmanager
+def busy_processes(n, life):
+    """``n`` busy processes, one per CPU they take, killed on the way out whatever happens."""
+    procs = []
+    try:
+        for _ in range(n):
+            procs.append(subprocess.Popen([sys.executable, "-c", BUSY_CHILD.format(life=life)],
+                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL))
+        time.sleep(BUSY_START_S)
+        yield procs
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(5)
+
+
+def measure_contention(case, op, n_busy, ready, s):
+    """Time each (method, call) of ``ready`` at its default thread count and at 1 thread, in rounds over the
+    variants, every other round in reverse order, while ``n_busy`` busy processes run: about
+    s.contention_seconds in all. cpool, whose target this is, gets at least two rounds; a peer whose calls
+    take longer than its share (torch on the large shapes: a second a call under load) at least one call per
+    setting, then only what the phase has left. Returns a row per method."""
+    variants = [(m, call, which) for m, call in ready for which in ("t1", "default")]
+    slot = s.contention_seconds / (CONTENTION_ROUNDS * max(1, len(variants)))
+    samples = {(m.name, which): [] for m, _, which in variants}
+    meter, end = LoadMeter(), time.perf_counter() + s.contention_seconds
+    for m, _ in ready:  # the gate ran at 1 thread
+        m.default_threads()
+    counts, rounds = {m.name: set() for m, _ in ready}, 0
+    while rounds < 2 or time.perf_counter() < end:
+        for m, call, which in variants[::-1 if rounds % 2 else 1]:
+            if m.name != "cpool" and samples[(m.name, which)] and time.perf_counter() >= end:
+                continue
+            if which == "t1":
+                m.set_threads(1)
+            else:
+                counts[m.name].add(m.default_threads())
+            got, _ = time_call(call, 1, slot, slot)  # no warm-up: the gate warmed the code; a switch is real
+            samples[(m.name, which)] += got
+            # Back to the default at once: torch's count is OpenMP's default for every library in the process,
+            # and cpool's default follows OpenMP's (torch t1 left in place would make cpool's default 1 thread).
+            m.default_threads()
+        rounds += 1
+    load = other_cpus(*meter.read())
+    return [{"shape": case.name, "op": op, "busy": n_busy, "method": m.name, "status": "ok", "rounds": rounds,
+             "other_cpus": load, "default_threads": sorted(counts[m.name]),
+             **{which: stats(samples[(m.name, which)]) for which in ("t1", "default")}} for m, _ in ready]
+
+
+def contention_phases(s):
+    return len(s.shapes) * len(s.ops) * len(s.contention_loads)
+
+
+def run_contention(s, methods, progress=None):
+    """The contention section: for each shape, load and op, cpool (and torch, when asked for) at the default
+    thread count against 1 thread with busy processes running. Phases that would pass s.contention_cap are
+    skipped (and listed). The libraries are back at their default thread counts at the end."""
+    ms = [m for m in methods if m.name in CONTENTION_METHODS and m.build is not None and m.default_threads]
+    out = {"loads": list(s.contention_loads), "seconds": s.contention_seconds, "cap_s": s.contention_cap,
+           "methods": [m.name for m in ms], "rows": [], "skipped": []}
+    if not any(m.name == "cpool" for m in ms):
+        out["skipped"].append("all: cpool's compiled backend is not in this run")
+        return out
+    t0, done, total = time.perf_counter(), 0, contention_phases(s)
+    deadline, life = t0 + s.contention_cap, s.contention_cap + 60
+    try:
+        for case in s.shapes:
+            if time.perf_counter() + s.contention_seconds > deadline:
+                out["skipped"].append(f"{case.name}: the section's {s.contention_cap:g} s cap")
+                done += len(s.ops) * len(s.contention_loads)
+                continue
+            case.filled(s.seed)
+            ready = {}
+            for op in s.ops:  # built and gated at 1 thread on the idle machine, as in the main tables
+                ready[op] = []
+                for m in ms:
+                    e, call = prepare(m, 1, case, op, s)
+                    if call is None:
+                        out["rows"].append({"shape": case.name, "op": op, "method": m.name, "busy": None,
+                                            "status": e["status"], "reason": e["reason"]})
+                    else:
+                        ready[op].append((m, call))
+            for n in s.contention_loads:
+                with busy_processes(n, life):
+                    for op in s.ops:
+                        if progress:
+                            progress(f"busy {done + 1}/{total} {case.name} {op}, {n} busy processes",
+                                     time.perf_counter() - t0, done, total - done)
+                        done += 1
+                        if time.perf_counter() + s.contention_seconds > deadline:
+                            out["skipped"].append(f"{case.name} {op} with {n} busy: the section's "
+                                                  f"{s.contention_cap:g} s cap")
+                        elif ready[op]:
+                            out["rows"] += measure_contention(case, op, n, ready[op], s)
+            case.x = case.grad_out = case.ref = None
+    finally:
+        for m in ms:
+            m.default_threads()
+        out["duration_s"] = time.perf_counter() - t0
+    return out
+
+
+def log_line(text):
+    print(text, flush=True)  # in order with the progress lines on stderr, also when stdout is a file
+
+
+def fmt_duration(seconds):
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def time_left(spent, done, left, unit, then=0.0):
+    """How long the rest will take, learnt from the work done: seconds per ``unit`` so far x units left, plus
+    ``then`` seconds expected after them."""
+    if not done:
+        return "time left: known after the first " + unit + (f"; then ~{fmt_duration(then)} under load" if then else "")
+    each = spent / done
+    return (f"about {fmt_duration(each * left + then)} left: {each:.2g} s per {unit} so far x {left}"
+            + (f" + ~{fmt_duration(then)} under load" if then else ""))
+
+
+def contention_estimate(s):
+    """Seconds the contention section should take: its phases, starting the busy processes, capped."""
+    starts = len(s.shapes) * len(s.contention_loads) * (BUSY_START_S + 0.3)
+    return min(s.contention_cap, contention_phases(s) * s.contention_seconds + starts) if s.contention else 0.0
+
+
+def run(s, log=log_line, argv=None):
     import cpool
 
     methods = M.get_methods(s.methods)
@@ -253,35 +454,54 @@ def run(s, log=print):
                                                                     if m.set_threads]
     started, t_run, load_before = datetime.datetime.now(datetime.timezone.utc), time.perf_counter(), os.getloadavg()[0]
     config = dict(cpool.config(), file=cpool.__file__, stale=stale_reason(cpool))  # before any set_num_threads
+
+    def say(label, spent, done, left, unit, then=0.0):
+        if s.progress:
+            print(f"[bench] {label} ({time.perf_counter() - t_run:.0f} s so far; "
+                  f"{time_left(spent, done, left, unit, then)})", file=sys.stderr, flush=True)
+
     log(f"[bench] measuring memory bandwidth ({s.bandwidth_mb:g} MiB arrays, threads {list(s.threads)})")
     bandwidth = measure_bandwidth(s.threads, s.bandwidth_mb, 3 if s.quick else 5)
-    entries = []
-    for case in s.shapes:
-        case.filled(s.seed)
-        for op in s.ops:
-            if s.progress:
-                print(f"[bench] {len(entries) // max(1, len(variants)) + 1}/{len(s.shapes) * len(s.ops)} {case.name} "
-                      f"{op} ({time.perf_counter() - t_run:.0f} s)", file=sys.stderr, flush=True)
-            for e in measure(case, op, variants, s):
-                if "median_s" in e:  # jax has no thread knob: it runs on every CPU
-                    bw = bandwidth.get(e["threads"] or (available_cpus() if e["method"] == "jax" else 1))
-                    bound = case.nbytes(op) / (bw or bandwidth[max(bandwidth)])
-                    e["roofline"] = {"bytes": case.nbytes(op), "bound_s": bound, "fraction": bound / e["median_s"]}
-                entries.append(e)
-        case.x = case.grad_out = case.ref = None  # free the big arrays before the next shape
+    entries, groups, t_measure = [], [(c, op) for c in s.shapes for op in s.ops], time.perf_counter()
+    for k, (case, op) in enumerate(groups):
+        if case.x is None:
+            case.filled(s.seed)
+        say(f"{k + 1}/{len(groups)} {case.name} {op}", time.perf_counter() - t_measure, len(entries),
+            (len(groups) - k) * len(variants), "entry", contention_estimate(s))
+        got = measure(case, op, variants, s)
+        for e in got:
+            if "median_s" in e:  # jax has no thread knob: it runs on every CPU
+                bw = bandwidth.get(e["threads"] or (available_cpus() if e["method"] == "jax" else 1))
+                bound = case.nbytes(op) / (bw or bandwidth[max(bandwidth)])
+                e["roofline"] = {"bytes": case.nbytes(op), "bound_s": bound, "fraction": bound / e["median_s"]}
+        entries += got
+        busy = [e["other_cpus"] for e in got if e.get("busy")]
+        if busy and s.progress:
+            print(f"[bench]   busy machine: other processes kept {max(busy):.1f} CPUs busy during {len(busy)} of "
+                  f"{sum('median_s' in e for e in got)} timings", file=sys.stderr, flush=True)
+        if k + 1 == len(groups) or groups[k + 1][0] is not case:
+            case.x = case.grad_out = case.ref = None  # free the big arrays before the next shape
+    load_after = os.getloadavg()[0]  # before the contention section loads the machine on purpose
+    contention = None
+    if s.contention:
+        log(f"[bench] contention: default threads vs 1 thread with {', '.join(map(str, s.contention_loads))} "
+            f"busy processes, {s.contention_seconds:g} s per shape, op and load (at most "
+            f"{fmt_duration(s.contention_cap)})")
+        contention = run_contention(s, methods, lambda label, *a: say(label, *a, "phase"))
     machine = {"cpu_model": cpu_model(), "available_cpus": available_cpus(),
                "platform": platform.platform(), "python": platform.python_version(), "numpy": np.__version__,
                "cpool": config,
                "env": {k: v for k, v in os.environ.items() if k.endswith("_NUM_THREADS") or k.startswith("CPOOL_")},
-               "loadavg": {"before": load_before, "after": os.getloadavg()[0]},
+               "loadavg": {"before": load_before, "after": load_after},
                **{m.name: m.version for m in methods if m.name in ("torch", "numba", "jax")}}
     return R.derive({
         "created": started.isoformat(timespec="seconds"), "duration_s": time.perf_counter() - t_run,
-        "argv": sys.argv[1:], "settings": dict(asdict(s), shapes=[c.name for c in s.shapes]), "machine": machine,
+        "argv": sys.argv[1:] if argv is None else list(argv),
+        "settings": dict(asdict(s), shapes=[c.name for c in s.shapes]), "machine": machine,
         "bandwidth_Bps": bandwidth, "shapes": [c.meta() for c in s.shapes], "ops": {op: C.OPS[op] for op in s.ops},
         "methods": {m.name: {"available": m.build is not None, "description": m.description, "note": m.note,
                              "version": m.version} for m in methods},
-        "entries": entries})
+        "entries": entries, "contention": contention})
 
 
 # ---- CLI ----------------------------------------------------------------------------------------
@@ -304,6 +524,18 @@ def parse_threads(text):
     return out or [1]
 
 
+def parse_loads(text):
+    """Busy-process counts: integers, "cpus" (the CPU count) or "Kxcpus" (K times it)."""
+    out = []
+    for tok in filter(None, (t.strip().lower() for t in text.split(","))):
+        m = re.fullmatch(r"(?:(\d+)x)?cpus", tok)
+        n = int(m.group(1) or 1) * available_cpus() if m else int(tok) if tok.isdigit() else 0
+        if n < 1:
+            raise ValueError(f"busy processes: a positive integer, 'cpus' or 'Kxcpus', got {tok!r}")
+        out += [n] * (n not in out)
+    return out
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="python bench/bench.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -316,6 +548,18 @@ def build_parser():
                    + "; ".join(f"{k} = {v}" for k, v in C.OPS.items()))
     p.add_argument("--threads", default="1,all", help="thread counts for cpool, torch and numba: integers or 'all' "
                    f"(default 1,all; {available_cpus()} CPUs here)")
+    busy = p.add_mutually_exclusive_group()
+    busy.add_argument("--contention", action="store_true", default=None, help="time the contention section: "
+                      "cpool (and torch) at the default thread count against 1 thread while busy processes hold the "
+                      "CPUs (default: on in a full run, off with --quick)")
+    busy.add_argument("--no-contention", dest="contention", action="store_false", help="leave it out")
+    p.add_argument("--contention-loads", default=C.CONTENTION_LOADS, help="busy processes per load phase: integers, "
+                   f"'cpus' or 'Kxcpus' (default {C.CONTENTION_LOADS}: {available_cpus()} and {2 * available_cpus()} "
+                   "here)")
+    p.add_argument("--contention-seconds", type=float, help="seconds per shape, op and load (default "
+                   f"{Settings.contention_seconds:g}, {QUICK['contention_seconds']:g} with --quick)")
+    p.add_argument("--contention-cap", type=float, help="seconds the whole contention section may take (default "
+                   f"{Settings.contention_cap:g}, {QUICK['contention_cap']:g} with --quick)")
     p.add_argument("--out", default=str(HERE / "results"), help="output folder (default bench/results)")
     p.add_argument("--no-chart", action="store_true", help="do not draw speedup.png")
     p.add_argument("--no-progress", action="store_true", help="no progress lines")
@@ -325,9 +569,15 @@ def build_parser():
 
 def settings_from_args(args):
     names = args.shapes.split(",") if args.shapes else C.QUICK_SHAPES if args.quick else C.SHAPES
+    given = {k: v for k in ("contention_seconds", "contention_cap") if (v := getattr(args, k)) is not None}
+    if any(v <= 0 for v in given.values()):
+        raise ValueError("--contention-seconds and --contention-cap must be positive")
     return Settings([C.parse_shape(t) for t in names if t.strip()], parse_list(args.methods, M.METHOD_NAMES, "method"),
                     parse_list(args.ops, C.OPS, "operation"), parse_threads(args.threads), args.out, args.quick,
-                    chart=not args.no_chart, progress=not args.no_progress, **(QUICK if args.quick else {}))
+                    chart=not args.no_chart, progress=not args.no_progress,
+                    contention=not args.quick if args.contention is None else args.contention,
+                    contention_loads=tuple(parse_loads(args.contention_loads)),
+                    **{**(QUICK if args.quick else {}), **given})
 
 
 def main(argv=None):
@@ -346,10 +596,14 @@ def main(argv=None):
     if stale:
         print(f"[bench] WARNING: the cpool imported from {Path(cpool.__file__).parent} is older than this "
               f"checkout: {stale}. Rerun `python -m pip install .` to benchmark the current code.", file=sys.stderr)
-    results = run(s)
-    results["argv"] = sys.argv[1:] if argv is None else list(argv)
+    # A plain kill (SIGTERM) unwinds too, so that the contention section's busy processes are killed on the way.
+    if argv is None:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    results = run(s, argv=argv)
     print(R.render(results, md=False))
     print("[bench] wrote " + ", ".join(map(str, R.write(results, s.out, s.chart))))
+    if results["busy"]["busy"]:
+        print(f"[bench] {results['summary'][0]}", file=sys.stderr)
     return 0
 
 

@@ -58,6 +58,12 @@ TARGETS = (
      ("mnist-conv",), (("cpool-numpy", "loop", 200), ("cpool-numpy", "torch t1", 1))),
 )
 
+# The busy-machine target, checked against the contention section (bench.py --contention): with N busy processes
+# running (N = the CPU count and twice it), cpool at its default thread count (cpool.set_num_threads(None)) may
+# take at most this many times its 1-thread time (medians), on every shape and op measured.
+BUSY_TARGET = ("busy machine: default threads", "no more than 1.5x the 1-thread time", 1.5)
+CONTENTION_LOADS = "cpus,2xcpus"  # busy processes per load phase: integers, "cpus" or "Kxcpus"
+
 
 def out_len(L, k, s, p, d, ceil_mode):
     """PyTorch's output length (aten/src/ATen/native/Pool.h)."""

@@ -26,6 +26,29 @@ from loop_pool import MaxPool2d as QuestionMaxPool2d
 TORCH_PIN = "2.13.0"
 
 
+# What each method name stands for, in the report's legend (also when the method is not available).
+DESCRIPTIONS = {
+    "loop": "the question's 4-deep Python loop layer (examples/loop_pool.py: updateOutput as asked, values-only and "
+            "backward in the same style); timed on part of the batch, cut to fit a time cap, extrapolated per image",
+    "numpy-answer": "the accepted StackOverflow answer's NumPy code (update_output_2 for values, update_output_3 for "
+                    "indices) batched over the N*C planes; its (plane, row, col) index tuple scatters the gradient",
+    "numpy-maxchain": "np.maximum folded over the kh*kw strided slices of the input (values only; NaN payloads differ "
+                      "from torch's)",
+    "cpool-numpy": "cpool.slow, cpool's NumPy fallback (step: MaxPool2d(backend='numpy'))",
+    "cpool": "cpool.max_pool2d / max_pool2d_backward / MaxPool2d, the compiled backend (Cython + OpenMP); cpool tN: "
+             "at N threads (cpool.set_num_threads(N)); cpool default: the default thread count "
+             "(cpool.set_num_threads(None)), which drops to one thread while the machine is busy",
+    "torch": "torch.nn.functional.max_pool2d on torch.from_numpy (zero copy); bwd: "
+             "torch.ops.aten.max_pool2d_with_indices_backward; step: the same two calls; torch tN: at N threads "
+             "(torch.set_num_threads(N)); torch default: its thread count at import",
+    "numba": "generic @njit(parallel=True) kernels written for this benchmark: runtime geometry, torch's NaN rule; "
+             "first call per dtype = JIT compile (excluded, reported); numba tN: at N threads (numba.set_num_threads)",
+    "jax": "jax.jit(lax.reduce_window) on device arrays (numpy->jax copy excluded); indices: variadic reduce_window "
+           "(int32); bwd/step: jax.vjp (recomputes the forward, no indices); all cores (XLA has no thread knob); "
+           "first call = compile (excluded, reported)",
+}
+
+
 class Unsupported(Exception):
     """The method cannot do this case or op (the table says n/a, with this reason)."""
 
@@ -37,10 +60,16 @@ class Method:
     build: Callable | None  # None: not available, see note
     ops: tuple = tuple(OPS)
     set_threads: Callable | None = None  # timed at each thread count when set
+    default_threads: Callable | None = None  # back to the library's own default thread count; returns it
     capped: bool = False  # timed on part of the batch, cut to fit the time cap, extrapolated
     last: bool = False  # timed after every other method in each pass
     version: str | None = None
     note: str = ""  # why it is not available
+
+
+def unavailable(name, note, version=None):
+    """A method that cannot run here: the legend still says what it is, the notes why it is missing."""
+    return Method(name, DESCRIPTIONS.get(name, name), None, version=version, note=note)
 
 
 def outputs(op, ret):
@@ -201,32 +230,41 @@ def _cpool_build(mod, backend):
     return build
 
 
+def _cpool_default_threads():
+    import cpool
+
+    cpool.set_num_threads(None)
+    return cpool.get_num_threads()
+
+
 def _cpool(numpy=False):
     import cpool
     import cpool.slow
 
     if numpy:
-        return Method("cpool-numpy", "cpool.slow, cpool's NumPy fallback (step: MaxPool2d(backend='numpy'))",
-                      _cpool_build(cpool.slow, "numpy"), version=cpool.__version__)
+        return Method("cpool-numpy", DESCRIPTIONS["cpool-numpy"], _cpool_build(cpool.slow, "numpy"),
+                      version=cpool.__version__)
     if cpool.backend != "cython":
-        return Method("cpool", "cpool", None, note=f"cpool's compiled backend is not active (backend="
-                      f"{cpool.backend!r}): python -m pip install .")
-    return Method("cpool", "cpool.max_pool2d / max_pool2d_backward / MaxPool2d, the compiled backend (Cython + "
-                  "OpenMP), at each thread count (cpool.set_num_threads)", _cpool_build(cpool, None),
-                  set_threads=cpool.set_num_threads, version=cpool.__version__)
+        return unavailable("cpool", f"cpool's compiled backend is not active (backend={cpool.backend!r}): "
+                           "python -m pip install .")
+    return Method("cpool", DESCRIPTIONS["cpool"], _cpool_build(cpool, None), set_threads=cpool.set_num_threads,
+                  default_threads=_cpool_default_threads, version=cpool.__version__)
 
 
 # ---- torch -------------------------------------------------------------------------------------
 
+_TORCH_DEFAULT = []
+
+
 def _torch():
     if importlib.util.find_spec("torch") is None:
-        return Method("torch", "torch", None, note=f"torch is not installed: pip install torch=={TORCH_PIN}")
+        return unavailable("torch", f"torch is not installed: pip install torch=={TORCH_PIN}")
     import torch
     import torch.nn.functional as F
 
     if torch.__version__.split("+")[0] != TORCH_PIN:  # cpool's bit-for-bit parity target is this version
-        return Method("torch", "torch", None, version=torch.__version__,
-                      note=f"torch {torch.__version__} is installed, cpool's target is pip install torch=={TORCH_PIN}")
+        return unavailable("torch", f"torch {torch.__version__} is installed, cpool's target is pip install "
+                           f"torch=={TORCH_PIN}", torch.__version__)
 
     def build(case, op):
         xt, got = torch.from_numpy(case.x), torch.from_numpy(case.grad_out)
@@ -243,10 +281,11 @@ def _torch():
             return out, idx, aten.max_pool2d_with_indices_backward(got, xt, k, s, p, d, ceil, idx)
         return step, None
 
-    return Method("torch", "torch.nn.functional.max_pool2d on torch.from_numpy (zero copy); bwd: "
-                  "torch.ops.aten.max_pool2d_with_indices_backward; step: the same two calls; "
-                  "timed at each thread count (torch.set_num_threads)", build,
-                  set_threads=torch.set_num_threads, version=torch.__version__)
+    if not _TORCH_DEFAULT:  # torch has no "back to the default": the count it had before this benchmark set one
+        _TORCH_DEFAULT.append(torch.get_num_threads())
+    return Method("torch", DESCRIPTIONS["torch"], build, set_threads=torch.set_num_threads,
+                  default_threads=lambda: torch.set_num_threads(_TORCH_DEFAULT[0]) or _TORCH_DEFAULT[0],
+                  version=torch.__version__)
 
 
 # ---- numba -------------------------------------------------------------------------------------
@@ -296,7 +335,7 @@ def _numba_kernels():
 
 def _numba():
     if importlib.util.find_spec("numba") is None:
-        return Method("numba", "numba", None, note="numba is not installed: pip install numba")
+        return unavailable("numba", "numba is not installed: pip install numba")
     import numba
 
     def build(case, op):
@@ -316,9 +355,7 @@ def _numba():
             return gi
         return composed(case, op, lambda: forward(False), lambda: forward(True), backward)
 
-    return Method("numba", "generic @njit(parallel=True) kernels written for this benchmark: runtime geometry, "
-                  "torch's NaN rule; first call per dtype = JIT compile (excluded, reported); at each thread count "
-                  "(numba.set_num_threads)", build,
+    return Method("numba", DESCRIPTIONS["numba"], build,
                   set_threads=lambda n: numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS)),
                   version=numba.__version__)
 
@@ -365,7 +402,7 @@ def _jax_functions(case):
 
 def _jax():
     if importlib.util.find_spec("jax") is None or importlib.util.find_spec("jaxlib") is None:
-        return Method("jax", "jax", None, note="jax is not installed: pip install jax jaxlib")
+        return unavailable("jax", "jax is not installed: pip install jax jaxlib")
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     import jax
 
@@ -382,21 +419,13 @@ def _jax():
 
     # jax last in every pass: after its all-core runs, with numba's OpenMP layer run in between, cpool t2's
     # backward on the large shapes measured 10x slow for a whole pass; no other timing may depend on it.
-    return Method("jax", "jax.jit(lax.reduce_window) on device arrays (numpy->jax copy excluded); indices: variadic "
-                  "reduce_window (int32); bwd/step: jax.vjp (recomputes the forward, no indices); all cores (XLA has "
-                  "no thread knob); first call = compile (excluded, reported)", build, last=True,
-                  version=jax.__version__)
+    return Method("jax", DESCRIPTIONS["jax"], build, last=True, version=jax.__version__)
 
 
 FACTORIES = {
-    "loop": lambda: Method("loop", "the question's 4-deep Python loop layer (examples/loop_pool.py: updateOutput as "
-                           "asked, values-only and backward in the same style); timed on part of the batch, cut to "
-                           "fit a time cap, extrapolated per image", _build_loop, capped=True),
-    "numpy-answer": lambda: Method("numpy-answer", "the accepted StackOverflow answer's NumPy code (update_output_2 "
-                                   "for values, update_output_3 for indices) batched over the N*C planes; its (plane, "
-                                   "row, col) index tuple scatters the gradient", _build_answer),
-    "numpy-maxchain": lambda: Method("numpy-maxchain", "np.maximum folded over the kh*kw strided slices of the input "
-                                     "(values only; NaN payloads differ from torch's)", _build_maxchain, ops=("fwd",)),
+    "loop": lambda: Method("loop", DESCRIPTIONS["loop"], _build_loop, capped=True),
+    "numpy-answer": lambda: Method("numpy-answer", DESCRIPTIONS["numpy-answer"], _build_answer),
+    "numpy-maxchain": lambda: Method("numpy-maxchain", DESCRIPTIONS["numpy-maxchain"], _build_maxchain, ops=("fwd",)),
     "cpool-numpy": lambda: _cpool(numpy=True),
     "cpool": _cpool,
     "torch": _torch,
@@ -412,5 +441,5 @@ def get_methods(names=METHOD_NAMES):
         try:
             out.append(FACTORIES[name]())
         except Exception as exc:  # noqa: BLE001 - a broken optional install must not stop the run
-            out.append(Method(name, name, None, note=f"{name} failed to load: {exc!r}"))
+            out.append(unavailable(name, f"{name} failed to load: {exc!r}"))
     return out

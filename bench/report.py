@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from pathlib import Path
 
 import cases as C
-from methods import METHOD_NAMES
+from methods import DESCRIPTIONS, METHOD_NAMES
 
-BUSY_LOAD = 0.5  # a 1-minute load average above this before the run: other processes were using the CPUs
+BUSY_OTHER_CPUS = 0.5  # other processes kept this many CPUs busy during a timing: it ran on a busy machine
+NOISY_SPREAD = 0.10  # a spread (interquartile range / median) above this: a noisy figure, no headline
 
 
 def fmt_ms(seconds):
@@ -45,24 +47,65 @@ def variants(results):
 
 # ---- derived figures ----------------------------------------------------------------------------
 
-def summary_lines(results, idx, tmax):
-    """Per op, cpool at the most threads against torch at as many (else the loop), on an MNIST shape."""
+def rerun_command(results):
+    return "python bench/bench.py" + "".join(" " + shlex.quote(a) for a in results["argv"])
+
+
+def busy_state(results):
+    """Whether most of the run's timings were taken on a busy machine: the 1-minute load average above the CPU
+    count before the run, or other processes keeping BUSY_OTHER_CPUS or more busy during most timings (the
+    contention section, which loads the machine on purpose, does not count)."""
+    m, es = results["machine"], [e for e in results["entries"] if timed(e)]
+    flagged, cpus, before = sum(bool(e.get("busy")) for e in es), m["available_cpus"], m["loadavg"]["before"]
+    why = [f"1-minute load average {before:.2f} before the run, on {cpus} CPUs"] * (before > cpus)
+    if es and 2 * flagged > len(es):
+        why.append(f"other processes kept {BUSY_OTHER_CPUS:g} CPUs or more busy during {flagged} of {len(es)} timings")
+    return {"busy": bool(why), "why": "; ".join(why), "timings": len(es), "busy_timings": flagged}
+
+
+def steady(*entries):
+    """Whether a figure from these entries can lead: small spreads, no busy timing."""
+    return all(e.get("spread", math.inf) <= NOISY_SPREAD and not e.get("busy") for e in entries)
+
+
+def spreads(*entries):
+    return "spread " + " / ".join(f"{100 * e.get('spread', math.nan):.0f}%" for e in entries)
+
+
+def summary_lines(results, idx=None):
+    """The headline. A busy run has none: one line saying so, with the command to rerun. Otherwise, per op, cpool
+    against torch at the same thread count (else the loop) on an MNIST shape, each thread count's figure with
+    both spreads; the steady figures (small spreads, no busy timing) lead, within each op and over the ops."""
+    idx, state = idx or index(results), results.get("busy") or busy_state(results)
+    if state["busy"]:
+        return [f"the machine was busy ({state['why']}): no headline figures from this run; rerun on an idle "
+                f"machine: `{rerun_command(results)}`"]
     names = [s["name"] for s in results["shapes"]]
     shape = next((n for n in C.MNIST_SHAPES if n in names), names[0])
     where = f"{shape} ({results['shapes'][names.index(shape)]['description']})"
     torch = any(e["method"] == "torch" and timed(e) for e in results["entries"])
-    peer, rival = (f"torch ({tmax} thread{'s' * (tmax > 1)})", f"torch t{tmax}") if torch else ("the loop", "loop")
+    peer = "torch" if torch else "the loop"
     lines = []
     for op in results["ops"]:
-        c, b = med(idx, shape, op, f"cpool t{tmax}"), med(idx, shape, op, rival)
-        if not (c and b):
-            lines.append(f"{op}: cpool vs {peer} on {where}: not measured")
+        figs = [(t, c, b) for t in sorted(results["settings"]["threads"], reverse=True)
+                if (c := timed(idx.get((shape, op, f"cpool t{t}")))) and (b := timed(idx.get(
+                    (shape, op, f"torch t{t}" if torch else "loop"))))]
+        if not figs:
+            lines.append((True, f"{op}: cpool vs {peer} on {where}: not measured"))
             continue
-        fast = f"{fmt_x(b / c)} faster" if b >= c else f"{fmt_x(c / b)} slower"
-        line = f"{op}: cpool is {fast} than {peer} on {where}: {fmt_ms(c)} ms vs {fmt_ms(b)} ms"
-        c1, b1 = med(idx, shape, op, "cpool t1"), med(idx, shape, op, "torch t1")
-        lines.append(line + (f"; 1 thread: {fmt_x(b1 / c1)}" if torch and tmax > 1 and c1 and b1 else ""))
-    return lines
+        figs.sort(key=lambda f: not steady(f[1], f[2]))  # stable: the most threads first among the steady
+        parts = []
+        for i, (t, c, b) in enumerate(figs):
+            r, at = b["median_s"] / c["median_s"], f"at {t} thread{'s' * (t > 1)}"
+            noisy = "" if steady(c, b) else ", noisy"
+            if i == 0:
+                fast = f"{fmt_x(r)} faster" if r >= 1 else f"{fmt_x(1 / r)} slower"
+                parts.append(f"{op}: cpool is {fast} than {peer} {at} on {where}: {fmt_ms(c['median_s'])} ms vs "
+                             f"{fmt_ms(b['median_s'])} ms ({spreads(c, b)}{noisy})")
+            else:
+                parts.append(f"{at}: {fmt_x(r)} ({spreads(c, b)}{noisy})")
+        lines.append((not steady(figs[0][1], figs[0][2]), "; ".join(parts)))
+    return [text for _, text in sorted(lines, key=lambda x: x[0])]
 
 
 def mnist_epoch(results, idx):
@@ -103,7 +146,33 @@ def target_rows(results, idx=None):
             parts.append(f"{what} " + " / ".join(shown))
         if parts:
             rows.append([label, asked, "; ".join(parts), "met" if all(good) else "**not met**"])
+    busy = busy_target_row(results.get("contention"))
+    return rows + [busy] * bool(busy)
+
+
+def contention_ratios(contention):
+    """The measured rows of the contention section, each with ratio = default-thread median / 1-thread median
+    and mean_ratio = the same for the means (these include the default's occasional retries of the full team)."""
+    rows = [r for r in (contention or {}).get("rows", []) if r["status"] == "ok"]
+    for r in rows:
+        r["ratio"] = r["default"]["median_s"] / r["t1"]["median_s"]
+        r["mean_ratio"] = r["default"]["mean_s"] / r["t1"]["mean_s"] if "mean_s" in r["t1"] else None
     return rows
+
+
+def busy_target_row(contention):
+    """[target, asked, this run, verdict] for cases.BUSY_TARGET: cpool's worst ratio, or None when not measured."""
+    rows = [r for r in contention_ratios(contention) if r["method"] == "cpool"]
+    if not rows:
+        return None
+    label, asked, limit = C.BUSY_TARGET
+    w = max(rows, key=lambda r: r["ratio"])
+    text = (f"worst {fmt_x(w['ratio'])}: {w['shape']} {w['op']}, {w['busy']} busy ({fmt_ms(w['default']['median_s'])}"
+            f" vs {fmt_ms(w['t1']['median_s'])} ms, spread {100 * w['t1']['spread']:.0f}% / "
+            f"{100 * w['default']['spread']:.0f}%); {len(rows)} shape/op/load rows, "
+            f"{sum(r['ratio'] <= limit for r in rows)} within {limit:g}x, median row "
+            f"{fmt_x(sorted(r['ratio'] for r in rows)[len(rows) // 2])}")
+    return [label, asked, text, "met" if w["ratio"] <= limit else "**not met**"]
 
 
 def derive(results):
@@ -113,7 +182,9 @@ def derive(results):
     for e in results["entries"]:
         b = med(idx, e["shape"], e["op"], base)
         e["speedup"] = b / e["median_s"] if b and timed(e) else None
-    results.update(summary=summary_lines(results, idx, tmax), mnist_epoch=mnist_epoch(results, idx),
+    results["busy"] = busy_state(results)
+    contention_ratios(results.get("contention"))
+    results.update(summary=summary_lines(results, idx), mnist_epoch=mnist_epoch(results, idx),
                    targets=target_rows(results, idx))
     return results
 
@@ -127,34 +198,40 @@ def table(header, rows):
     return "\n".join([lines[0], "|" + "|".join("-" * (n + 2) for n in w) + "|", *lines[1:]])
 
 
+def fmt_time(st, busy=False):
+    """Median ms and spread, "1.23 (4%)": the interquartile range over the median."""
+    spread = st.get("spread", math.nan)
+    return fmt_ms(st["median_s"]) + (f" ({100 * spread:.0f}%)" if math.isfinite(spread) else "") + " b" * bool(busy)
+
+
 def cell(e, what):
     if e is None:
         return ""
     if e["status"] != "ok":
         return e["status"]
     if what == "time":
-        spread = f" ±{50 * e['spread']:.0f}%" if math.isfinite(e.get("spread", math.nan)) else ""
-        return "~" * bool(e["extrapolated"]) + fmt_ms(e["median_s"]) + spread + "*" * bool(e.get("capped"))
+        return "~" * bool(e["extrapolated"]) + fmt_time(e, e.get("busy")) + "*" * bool(e.get("capped"))
     if what == "speedup":
         return fmt_x(e["speedup"])
     return f"{fmt_ms(e['roofline']['bound_s'])} / {100 * e['roofline']['fraction']:.0f}%" if "roofline" in e else ""
 
 
-def busy(results):
-    load, tmax = results["machine"]["loadavg"], max(results["settings"]["threads"])
-    return load["before"] > BUSY_LOAD or load["after"] > tmax + BUSY_LOAD
+def warnings(results):
+    """The lines that go first, before anything else: a busy machine, then an out-of-date cpool."""
+    m, state = results["machine"], results["busy"]
+    lines = [f"WARNING: {results['summary'][0]}"] if state["busy"] else []
+    if m["cpool"].get("stale"):
+        lines.append(f"WARNING: the cpool benchmarked is older than the checkout ({m['cpool']['stale']}): rerun "
+                     "`python -m pip install .`")
+    if not state["busy"] and state["busy_timings"]:
+        lines.append(f"WARNING: {state['busy_timings']} of {state['timings']} timings ran while other processes kept "
+                     f"{BUSY_OTHER_CPUS:g} CPUs or more busy (marked b in the tables): they lead nothing")
+    return lines
 
 
 def notes(results):
-    m = results["machine"]
-    stale = f"WARNING: the cpool benchmarked is older than the checkout ({m['cpool']['stale']}): rerun " \
-        "`python -m pip install .`"
-    lines = [stale] * bool(m["cpool"].get("stale"))
-    if busy(results):
-        lines.append(f"WARNING: the machine was busy: 1-minute load average {m['loadavg']['before']:.2f} before the "
-                     f"run, {m['loadavg']['after']:.2f} after, on {m['available_cpus']} CPUs; multi-threaded figures "
-                     "suffer most: rerun on an idle machine")
-    lines += [f"skipped {n}: {d['note']}" for n, d in results["methods"].items() if not d["available"]]
+    lines = warnings(results) + [f"skipped {n}: {d['note']}" for n, d in results["methods"].items()
+                                 if not d["available"]]
     for e in results["entries"]:
         where = f"{e['variant']} {e['shape']} {e['op']}"
         if e["status"] in ("error", "mismatch"):
@@ -165,33 +242,106 @@ def notes(results):
            if e["method"] in ("numba", "jax") and timed(e) and e["first_call_s"] > max(5 * e["median_s"], 1e-3)]
     if jit:
         lines.append("first call incl. JIT compile (excluded from the timings): " + "; ".join(jit))
+    c = results.get("contention") or {}
+    lines += [f"contention section, not measured: {x}" for x in c.get("skipped", [])]
+    solo = {n for r in c.get("rows", []) if r["method"] == "cpool" for n in r.get("default_threads", ())} == {1}
+    if solo and results["machine"]["available_cpus"] > 1:
+        lines.append("contention section: cpool's default thread count was 1 (OMP_NUM_THREADS or a threadpoolctl "
+                     "limit?), so its default and 1-thread timings are the same setting")
+    lines += [f"contention section, {r['status']}: {r['method']} {r['shape']} {r['op']}: {r['reason']}"
+              for r in c.get("rows", []) if r["status"] != "ok"]
     return lines
 
 
+ROOFLINE_OVER = ("Fractions above 100%: the bound assumes every byte crosses the memory bus once at the copy bandwidth "
+                 "measured on arrays larger than the caches; when an op's data fit in the L2/L3 cache it runs faster "
+                 "than that, so over 100% means cache-resident data, not a measuring error.")
 LEGEND = (
-    "Times: median ms ±half the interquartile range; ~ = timed on part of the batch and extrapolated per image; "
-    "* = stopped by the time cap before the minimum count of samples; mismatch = outputs differ from the reference "
-    "(cpool.slow), not timed. Speed-up = {base} time / method time (> 1: faster). Roofline: (bytes read + written) / "
-    "copy bandwidth at the same thread count, and the fraction of that bound reached (over 100% when the data fit in "
-    "cache). `name tN` = the method at N threads.")
+    "Times: median ms and, in brackets, the spread: the interquartile range over the median (small = steady); "
+    "~ = timed on part of the batch and extrapolated per image; * = stopped by the time cap before the minimum "
+    f"count of samples; b = other processes kept {BUSY_OTHER_CPUS:g} CPUs or more busy during that timing; mismatch "
+    "= outputs differ from the reference (cpool.slow), not timed; n/a = the method cannot do that op or shape. "
+    "Methods were timed in interleaved passes, every other pass in reverse order, so that drift hits all alike. "
+    "Speed-up = {base} time / method time (> 1: faster). Roofline: (bytes read + written) / copy bandwidth at the "
+    "same thread count, and the fraction of that bound reached. " + ROOFLINE_OVER)
+
+
+def legend_lines(results, md):
+    """A line for every method name, those of this run with the names its tables use (cpool t1, cpool t2, ...)."""
+    shown = {}
+    for e in results["entries"]:
+        shown.setdefault(e["method"], {})[e["variant"]] = None
+    out = []
+    for n in [*METHOD_NAMES, *(n for n in results["methods"] if n not in METHOD_NAMES)]:
+        d, names = results["methods"].get(n), list(shown.get(n, {})) or [n]
+        label = ", ".join(f"**{v}**" if md else v for v in names)
+        text = d["description"] if d else DESCRIPTIONS.get(n, n)
+        version = f" ({d['version']})" if d and d["version"] else ""
+        if d is None:
+            out.append(f"- {n}: {text} (not in this run: --methods)")
+        else:
+            out.append(f"- {label}{version}: " + (text if d["available"] else f"{text}; skipped: {d['note']}"))
+    return out
+
+
+def contention_section(results, md):
+    c = results.get("contention")
+    if not c:
+        return []
+    rows, ms = contention_ratios(c), [m for m in c["methods"] if m in ("cpool", "torch")]
+    cpus, dt = results["machine"]["available_cpus"], {}
+    small = [sh["name"] for sh in results["shapes"] if math.prod(sh["shape"]) < 2**20]
+    for r in rows:
+        dt.setdefault(r["method"], set()).update(r.get("default_threads", ()))
+    out = ["## Busy machine: default threads against 1 thread", "",
+           "With N busy processes running (Python `while True: pass`, one CPU each; N = "
+           f"{', '.join(map(str, c['loads']))} on {cpus} CPUs), each method was timed at its default thread count ("
+           + ", ".join(f"{m} default = {' or '.join(map(str, sorted(dt.get(m, ())))) or '?'} thread(s)" for m in ms)
+           + ") and at 1 thread, in "
+           f"alternating rounds, about {c['seconds']:g} s per shape, op and load; the section took "
+           f"{c.get('duration_s', 0):.0f} s (cap {c['cap_s']:g} s). Median ms (spread); ratio = default / 1 thread "
+           "(the target: at most " + f"{C.BUSY_TARGET[2]:g}x for cpool); mean ratio = the same for the mean times, "
+           "which include the default's occasional retries of the full team; other CPUs = CPUs that other processes "
+           "(the busy ones and any others) kept busy during the phase." + (
+               f" cpool runs small inputs ({', '.join(small)}: under about a million elements) on one thread "
+               "whatever the setting: there both columns time the same code." if small else ""), ""]
+    if not rows:
+        return out + ["Not measured: see the notes.", ""]
+    by = {}
+    for r in rows:
+        by.setdefault((r["shape"], r["op"], r["busy"]), {})[r["method"]] = r
+    header = ["shape", "op", "busy"] + [h for m in ms for h in (f"{m} t1", f"{m} default", "ratio", "mean ratio")]
+    table_rows = []
+    for (shape, op, n), got in by.items():
+        line = [shape, op, str(n)]
+        for m in ms:
+            r = got.get(m)
+            line += ([fmt_time(r["t1"]), fmt_time(r["default"]), fmt_x(r["ratio"]), fmt_x(r["mean_ratio"])] if r
+                     else [""] * 4)
+        loads = [r["other_cpus"] for r in got.values() if r.get("other_cpus") is not None]
+        table_rows.append(line + [f"{max(loads):.1f}" if loads else "n/a"])
+    return out + [table(header + ["other CPUs"], table_rows), ""]
 
 
 def render(results, md=True):
-    """results.md; with md=False the terminal text (the same without bold)."""
+    """results.md; with md=False the terminal text (the same without bold). A busy machine's warning is the first
+    line of both."""
     m, c, idx, base = results["machine"], results["machine"]["cpool"], index(results), results["baseline"]
     shapes, ops = [s["name"] for s in results["shapes"]], list(results["ops"])
     threads = " / ".join(f"t{t}" for t in results["settings"]["threads"])
     peers = ", ".join(f"{k} {m[k]}" for k in ("torch", "numba", "jax") if m.get(k)) or "no peers"
     bandwidth = ", ".join(f"{t} thread{'s' * (int(t) > 1)} {bw / 1e9:.1f} GB/s"
                           for t, bw in results["bandwidth_Bps"].items())
-    out = ["# cpool benchmark results", "",
-           f"Run {results['created']} in {results['duration_s']:.0f} s: `python bench/bench.py "
-           + " ".join(results["argv"]) + "`",
-           "", *[line for line in notes(results)[:2] if line.startswith("WARNING")], "", "## Summary", "",
-           *[f"- {line}" for line in results["summary"]], ""]
+    top = [f"**{w}**" if md else w for w in warnings(results)]
+    out = [*top, ""] if top else []
+    out += ["# cpool benchmark results", "",
+            f"Run {results['created']} in {results['duration_s']:.0f} s: `{rerun_command(results)}`", "",
+            "## Summary", "", *[f"- {line}" for line in results["summary"]], ""]
     if results["targets"]:
         out += ["## Performance targets", "", ("Checked against this run: rival time / cpool time, at the same thread "
-                "count where a thread count is named; the roofline as in the tables below."), "",
+                "count where a thread count is named; the roofline as in the tables below; the busy-machine row from "
+                "the contention section.") + (" Measured on a busy machine: see the warning above." if
+                                              results["busy"]["busy"] else ""), "",
                 table(["target", "asked", f"this run ({threads})", "verdict"],
                       [[x if md else x.replace("**", "") for x in r] for r in results["targets"]]), ""]
     out += ["## Machine", "", f"- {m['cpu_model']}, {m['available_cpus']} CPUs; {m['platform']}; "
@@ -200,22 +350,24 @@ def render(results, md=True):
             + f"{'on' if c['openmp'] else 'off'}, ISA {c.get('isa')}, threads by default: {c['num_threads']}",
             f"- memory bandwidth (np.copyto, bytes read + written): {bandwidth}",
             f"- load average (1 minute): {m['loadavg']['before']:.2f} before the run, {m['loadavg']['after']:.2f} after"
-            + (f"; environment {m['env']}" if m["env"] else ""), "", "## Legend", "",
-            LEGEND.format(base=base or "baseline"), ""]
-    out += [f"- {'**' * md}{n}{'**' * md}{' ' + d['version'] if d['version'] else ''}: "
-            + (d["description"] if d["available"] else f"skipped: {d['note']}") for n, d in results["methods"].items()]
+            + " the main tables" + (f"; environment {m['env']}" if m["env"] else ""), "", "## Legend", "",
+            LEGEND.format(base=base or "baseline"), "", *legend_lines(results, md)]
     for op, title in results["ops"].items():
         vs = [v for v in variants(results) if any((s, op, v) in idx for s in shapes)]
-        out += ["", f"## {op}: {title}", "", "Median ms:", "",
+        out += ["", f"## {op}: {title}", "", "Median ms (spread):", "",
                 table(["method", *shapes], [[v] + [cell(idx.get((s, op, v)), "time") for s in shapes] for v in vs])]
         if base:
             out += ["", f"Speed-up over {base}:", "", table(["method", *shapes], [
                 [v] + [cell(idx.get((s, op, v)), "speedup") for s in shapes] for v in vs if v != base])]
         roof = [[v] + [cell(idx.get((s, op, v)), "roofline") for s in shapes] for v in vs if v.startswith("cpool t")]
+        over = any(e.get("roofline", {}).get("fraction", 0) > 1 for e in results["entries"] if e["op"] == op
+                   and e["variant"].startswith("cpool t"))
         if roof:
             out += ["", "cpool roofline (bound ms / fraction of it reached):", "", table(["method", *shapes], roof)]
-    out += ["", "## MNIST epoch", ""] + ["Not measured: it needs step, or fwd_idx and bwd, on "
-                                         + " or ".join(C.MNIST_SHAPES) + ".", ""] * (not results["mnist_epoch"])
+            out += ["", ROOFLINE_OVER] * over
+    out += ["", *contention_section(results, md)]
+    out += ["## MNIST epoch", ""] + ["Not measured: it needs step, or fwd_idx and bwd, on "
+                                     + " or ".join(C.MNIST_SHAPES) + ".", ""] * (not results["mnist_epoch"])
     for b in results["mnist_epoch"]:
         rows = [[r["variant"], f"{r['epoch_s']:,.3g} s" if r["epoch_s"] < 100 else f"{r['epoch_s']:,.0f} s",
                  f"{fmt_ms(r['per_image_s'] * 1e3)} µs", r["from"] + " (extrapolated)" * r["extrapolated"]]
@@ -285,23 +437,27 @@ def draw_chart(results, path):
             one = v.endswith(" t1") and tmax > 1  # hatched and pale: single-threaded
             ax.bar(xs, ys, 0.75 / len(vs), color=COLOURS.get(v.split()[0], "#8c564b"), alpha=0.5 if one else 1,
                    hatch="//" if one else None, edgecolor="black", linewidth=0.4, label=v)
-            for x, y in zip(xs, ys) if v == f"cpool t{tmax}" else ():
-                ax.annotate(fmt_x(y), (x, y), xytext=(0, 2), textcoords="offset points", ha="center", fontsize=7,
-                            fontweight="bold", color="#b01010")
+            for x, y in zip(xs, ys) if v.startswith("cpool t") else ():  # each cpool bar: its thread count too
+                ax.annotate(f"{v.split()[1]} {fmt_x(y)}", (x, y), xytext=(0, 2), textcoords="offset points",
+                            ha="center", va="bottom", rotation=90, fontsize=6.5, fontweight="bold", color="#b01010")
         ax.axhline(1.0, color="black", linewidth=1)
         ax.set_yscale("log")
-        ax.set_ylim(top=ax.get_ylim()[1] * 2)  # room for the labels
+        tallest = max((y for v in vs for _, y in speedups[v][op]), default=1.0)
+        ax.set_ylim(top=max(ax.get_ylim()[1], tallest * 40))  # room above the tallest bar for its upright label
         ax.set_xticks(range(len(shapes)), [f"{s['name']}\n{s['description']}" for s in results["shapes"]], fontsize=7)
         ax.set_title(f"{op}: {results['ops'][op]}", fontsize=10, loc="left")
         ax.set_ylabel(f"speed-up over {base}")
         ax.grid(axis="y", alpha=0.3)
     fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=6, fontsize=9, frameon=False)
-    m = results["machine"]
-    fig.suptitle(f"Speed-up over {base} (log scale; hatched = 1 thread; labels: cpool t{tmax})\n{m['cpu_model']}, "
-                 f"{m['available_cpus']} CPUs, {results['created']}", fontsize=10)
+    m, busy = results["machine"], results["busy"]["busy"]
+    labels = " and ".join(v for v in vs if v.startswith("cpool t"))
+    fig.suptitle(("BUSY MACHINE: figures unreliable, rerun on an idle machine\n" if busy else "")
+                 + f"Speed-up over {base} (log scale; hatched = 1 thread; labelled: {labels or 'none'})\n"
+                 f"{m['cpu_model']}, {m['available_cpus']} CPUs, {results['created']}", fontsize=10,
+                 color="#b01010" if busy else "black")
     h = fig.get_figheight()  # fixed margins: tight_layout takes seconds on a slow machine
-    fig.subplots_adjust(left=0.07, right=0.98, top=1 - 0.75 / h, bottom=(0.9 + 0.22 * math.ceil(len(vs) / 6)) / h,
-                        hspace=0.55)
+    fig.subplots_adjust(left=0.07, right=0.98, top=1 - (0.75 + 0.2 * busy) / h,
+                        bottom=(0.9 + 0.22 * math.ceil(len(vs) / 6)) / h, hspace=0.55)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)

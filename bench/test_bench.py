@@ -1,5 +1,6 @@
-"""Tests of the benchmark (python -m pytest bench -q): timing, gate, shapes, methods, targets, a small
-whole run. Fast; the torch, numba and matplotlib parts are skipped when those are absent."""
+"""Tests of the benchmark (pytest -q bench): timing, gate, shapes, methods, targets, the busy-machine
+verdict, the contention section (from made-up rows, and one tiny run with one busy process for under a
+second), a small whole run. Fast; the torch, numba and matplotlib parts are skipped when those are absent."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import importlib.util
 import json
 import math
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -144,11 +147,43 @@ def test_cli_settings():
     p = B.build_parser()
     s = B.settings_from_args(p.parse_args(["--quick", "--no-build"]))
     assert [c.name for c in s.shapes] == list(C.QUICK_SHAPES) and s.ops == list(C.OPS) and s.repeat == 5
-    assert s.passes == 1 and s.methods == list(M.METHOD_NAMES)
-    for bad in (["--methods", "cpool,nope"], ["--ops", "fwd,nope"], ["--threads", "0"]):
+    assert s.passes == 2 and s.methods == list(M.METHOD_NAMES) and not s.contention
+    cpus = B.available_cpus()
+    full = B.settings_from_args(p.parse_args([]))
+    assert full.contention and full.contention_loads == (cpus, 2 * cpus) and full.contention_seconds == 3.0
+    q = B.settings_from_args(p.parse_args(["--quick", "--contention", "--contention-loads", "1,cpus,3xcpus"]))
+    assert q.contention and q.contention_loads == tuple(dict.fromkeys((1, cpus, 3 * cpus)))
+    assert q.contention_seconds == B.QUICK["contention_seconds"] and q.contention_cap == B.QUICK["contention_cap"]
+    n = B.settings_from_args(p.parse_args(["--no-contention", "--contention-seconds", "0.5", "--contention-cap", "9"]))
+    assert not n.contention and (n.contention_seconds, n.contention_cap) == (0.5, 9.0)
+    for bad in (["--methods", "cpool,nope"], ["--ops", "fwd,nope"], ["--threads", "0"], ["--contention-loads", "0"],
+                ["--contention-loads", "xcpus"], ["--contention-seconds", "0"]):
         with pytest.raises(ValueError):
             B.settings_from_args(p.parse_args(bad))
+    with pytest.raises(SystemExit):
+        p.parse_args(["--contention", "--no-contention"])
     assert B.parse_threads("1,all,1") == sorted({1, B.available_cpus()})
+
+
+def test_time_left_learns_from_the_work_done():
+    assert "known after the first entry" in B.time_left(0.0, 0, 10, "entry")
+    assert B.time_left(10.0, 5, 30, "entry") == "about 60 s left: 2 s per entry so far x 30"
+    assert B.time_left(60.0, 10, 100, "phase", then=30) == "about 10.5 min left: 6 s per phase so far x 100 + ~30 s " \
+        "under load"
+    s = B.Settings([C.parse_shape("tiny")] * 2, ops=("fwd", "bwd"), contention=True, contention_loads=(2, 4))
+    assert B.contention_phases(s) == 8 and 8 * 3.0 < B.contention_estimate(s) <= s.contention_cap
+
+
+def test_load_meter_counts_other_processes_only():
+    if B.busy_cpu_seconds() is None:
+        pytest.skip("no /proc/stat")
+    meter = B.LoadMeter()
+    end = time.perf_counter() + 0.15
+    while time.perf_counter() < end:  # this process's own work is not "other"
+        pass
+    cpu_s, wall = meter.read()
+    assert cpu_s >= 0 and wall >= 0.15 and B.other_cpus(cpu_s, wall) is not None
+    assert B.other_cpus(None, 1.0) is None and B.other_cpus(0.5, 0.05) is None and B.other_cpus(1.0, 2.0) == 0.5
 
 
 def test_targets_compare_at_the_same_thread_count():
@@ -177,22 +212,183 @@ def test_formatting():
     assert R.table(["a", "bb"], [["1", "2"]]) == "| a | bb |\n|---|----|\n| 1 | 2  |"
 
 
-def test_small_run_writes_the_results(tmp_path, capsys):
+def entry(shape, op, variant, ms, spread=0.02, busy=False):
+    return {"shape": shape, "op": op, "variant": variant, "method": variant.split()[0], "status": "ok",
+            "median_s": ms / 1e3, "spread": spread, "busy": busy, "extrapolated": None,
+            "threads": int(variant.split()[1][1:]) if " t" in variant else None}
+
+
+def made_up(entries, load_before=0.0, contention=None):
+    """A results dict as bench.run makes it, around the given entries."""
+    return {"settings": {"threads": [1, 2]}, "argv": ["--shapes", "mnist-conv"], "entries": entries,
+            "shapes": [C.parse_shape("mnist-conv").meta()], "ops": {op: C.OPS[op] for op in ("fwd", "bwd")},
+            "machine": {"available_cpus": 2, "loadavg": {"before": load_before, "after": 0.0}, "cpool": {}},
+            "contention": contention}
+
+
+def test_the_headline_leads_with_steady_figures_and_a_busy_run_has_none():
+    steady = [entry("mnist-conv", "fwd", "cpool t1", 1.0), entry("mnist-conv", "fwd", "torch t1", 10.0),
+              entry("mnist-conv", "fwd", "cpool t2", 0.5, spread=0.3), entry("mnist-conv", "fwd", "torch t2", 5.0),
+              entry("mnist-conv", "bwd", "cpool t1", 1.0), entry("mnist-conv", "bwd", "torch t1", 2.0),
+              entry("mnist-conv", "bwd", "cpool t2", 0.5), entry("mnist-conv", "bwd", "torch t2", 1.5)]
+    noisy = [entry("mnist-conv", "fwd", v, ms, spread=0.5) for v, ms in (("cpool t1", 1), ("torch t1", 10))]
+    lines = R.summary_lines(made_up(steady))
+    # in fwd the steady 1-thread figure leads, the noisy 2-thread one follows; bwd leads with 2 threads
+    assert lines[0].startswith("fwd: cpool is 10x faster than torch at 1 thread") and lines[0].endswith(
+        "at 2 threads: 10x (spread 30% / 2%, noisy)")
+    assert lines[1].startswith("bwd: cpool is 3x faster than torch at 2 threads") and "spread 2% / 2%" in lines[1]
+    lines = R.summary_lines(made_up(steady[4:] + noisy))  # an op with no steady figure comes last
+    assert lines[0].startswith("bwd") and lines[1].startswith("fwd") and lines[1].endswith("(spread 50% / 50%, noisy)")
+    assert not R.busy_state(made_up(steady))["busy"]
+    for busy in (made_up(steady, load_before=2.5), made_up([dict(e, busy=e["variant"] != "torch t2") for e in steady])):
+        state = R.busy_state(busy)
+        assert state["busy"] and (state["busy_timings"] == 6 or "load average 2.50" in state["why"])
+        (line,) = R.summary_lines(busy)
+        assert "faster" not in line and line.endswith("rerun on an idle machine: `python bench/bench.py --shapes "
+                                                      "mnist-conv`")
+    few = made_up([dict(e, busy=e["variant"] == "torch t2") for e in steady])
+    assert not R.busy_state(few)["busy"] and R.busy_state(few)["busy_timings"] == 2
+    assert R.summary_lines(few)[1].startswith("bwd: cpool is 2x faster than torch at 1 thread")  # busy: not first
+
+
+def contention_row(op, busy, method, t1_ms, default_ms, spread=0.05):
+    def st(ms):
+        return {"median_s": ms / 1e3, "mean_s": 1.1 * ms / 1e3, "spread": spread}
+    return {"shape": "mnist-conv", "op": op, "busy": busy, "method": method, "status": "ok", "other_cpus": 1.9,
+            "default_threads": [2], "t1": st(t1_ms), "default": st(default_ms)}
+
+
+def test_the_contention_table_and_its_target_from_made_up_rows():
+    rows = [contention_row("fwd", 2, "cpool", 1.0, 1.1), contention_row("fwd", 2, "torch", 10.0, 25.0),
+            contention_row("fwd", 4, "cpool", 1.0, 1.4), contention_row("bwd", 4, "cpool", 2.0, 2.2),
+            {"shape": "mnist-conv", "op": "bwd", "busy": None, "method": "torch", "status": "error",
+             "reason": "RuntimeError: boom"}]
+    c = {"loads": [2, 4], "seconds": 3.0, "cap_s": 300.0, "methods": ["cpool", "torch"], "rows": rows,
+         "skipped": ["large: the section's 300 s cap"], "duration_s": 12.0}
+    label, asked, text, verdict = R.busy_target_row(c)
+    assert (label, asked, verdict) == (C.BUSY_TARGET[0], C.BUSY_TARGET[1], "met")
+    assert text == ("worst 1.4x: mnist-conv fwd, 4 busy (1.4 vs 1 ms, spread 5% / 5%); 3 shape/op/load rows, 3 "
+                    "within 1.5x, median row 1.1x")
+    rows.append(contention_row("bwd", 2, "cpool", 2.0, 3.2))
+    assert R.busy_target_row(c)[2:] == ["worst 1.6x: mnist-conv bwd, 2 busy (3.2 vs 2 ms, spread 5% / 5%); 4 "
+                                        "shape/op/load rows, 3 within 1.5x, median row 1.4x", "**not met**"]
+    assert R.busy_target_row(None) is None and R.busy_target_row(dict(c, rows=rows[1:2])) is None
+    text = "\n".join(R.contention_section(made_up([], contention=c), md=True))
+    assert "cpool default = 2 thread(s), torch default = 2 thread(s)" in text
+    assert "| mnist-conv | fwd | 2    | 1 (5%)   | 1.1 (5%)      | 1.1x  | 1.1x       | 10 (5%)  | 25 (5%)" in text
+    assert R.target_rows(made_up([], contention=c))[-1][0] == C.BUSY_TARGET[0]
+    notes = R.notes(dict(made_up([], contention=c), methods={}, busy=R.busy_state(made_up([]))))
+    assert "contention section, not measured: large: the section's 300 s cap" in notes
+    assert "contention section, error: torch mnist-conv bwd: RuntimeError: boom" in notes
+
+
+class Recorded(subprocess.Popen):
+    """subprocess.Popen, keeping every process it starts (to check that none is left running)."""
+
+    started = []
+
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        Recorded.started.append(self)
+
+
+def contention_settings(methods):
+    return B.Settings([C.parse_shape("1x2x8x8")], ops=("fwd",), repeat=2, warmup=0, settle=0.0, contention=True,
+                      contention_loads=(1,), contention_seconds=0.2, contention_cap=5.0, progress=False), \
+        M.get_methods(methods)
+
+
+def test_a_tiny_contention_run_times_both_settings_and_kills_its_busy_process(monkeypatch):
+    s, methods = contention_settings(["cpool", "torch"])
+    if methods[0].build is None:
+        pytest.skip(methods[0].note)
+    monkeypatch.setattr(B.subprocess, "Popen", Recorded)
+    Recorded.started.clear()
+    t0 = time.perf_counter()
+    c = B.run_contention(s, methods)
+    assert time.perf_counter() - t0 < 5
+    assert len(Recorded.started) == 1 and all(p.poll() is not None for p in Recorded.started)
+    rows = {r["method"]: r for r in c["rows"]}
+    assert set(rows) == {m.name for m in methods if m.build is not None} and not c["skipped"]
+    for r in rows.values():
+        assert r["status"] == "ok" and r["rounds"] >= 2 and r["busy"] == 1
+        assert r["t1"]["median_s"] > 0 and r["default"]["median_s"] > 0 and r["default_threads"]
+    import cpool
+
+    assert rows["cpool"]["default_threads"] == [cpool.get_num_threads()]  # set back to the default at the end
+    assert R.busy_target_row(c)[0] == C.BUSY_TARGET[0]
+
+
+def test_the_busy_processes_are_killed_when_a_timing_fails(monkeypatch):
+    s, methods = contention_settings(["cpool"])
+    if methods[0].build is None:
+        pytest.skip(methods[0].note)
+    monkeypatch.setattr(B.subprocess, "Popen", Recorded)
+    Recorded.started.clear()
+
+    def boom(*a, **k):
+        raise RuntimeError("timing failed")
+    monkeypatch.setattr(B, "time_call", boom)
+    with pytest.raises(RuntimeError, match="timing failed"):
+        B.run_contention(s, methods)
+    assert len(Recorded.started) == 1 and Recorded.started[0].poll() is not None
+    s.contention_cap = 0.1  # shorter than a phase: every phase is skipped, no process started
+    Recorded.started.clear()
+    assert B.run_contention(s, methods)["skipped"] == ["1x2x8x8: the section's 0.1 s cap"] and not Recorded.started
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("small_run")
     methods = "loop,numpy-answer,numpy-maxchain,cpool-numpy,cpool"
-    assert B.main(["--quick", "--shapes", "1x2x8x8,mnist-first", "--methods", methods, "--threads", "1,2", "--no-chart",
-                   "--no-progress", "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert "## Summary" in out and "## MNIST epoch" in out and "**" not in out
-    data = json.loads((tmp_path / "results.json").read_text())
-    assert len(data["summary"]) == len(C.OPS) and data["baseline"] == "loop"
+    code = B.main(["--quick", "--shapes", "1x2x8x8,mnist-first", "--methods", methods, "--threads", "1,2",
+                   "--no-chart", "--no-progress", "--out", str(out)])
+    return code, out, methods
+
+
+def test_small_run_writes_the_results(small_run, capsys):
+    code, out_dir, methods = small_run
+    assert code == 0
+    data = json.loads((out_dir / "results.json").read_text())
+    busy = data["busy"]["busy"]  # the machine may be shared: then there is no headline, by design
+    assert len(data["summary"]) == (1 if busy else len(C.OPS)) and data["baseline"] == "loop"
     compiled = ["cpool t1", "cpool t2"] if data["machine"]["cpool"]["backend"] == "cython" else []
     assert {e["variant"] for e in data["entries"]} == {*methods.split(",")[:-1], *compiled}
     assert not [e for e in data["entries"] if e["status"] in ("error", "mismatch")]
+    assert all("other_cpus" in e and "spread" in e for e in data["entries"] if "median_s" in e)
     loop = [e for e in data["entries"] if e["variant"] == "loop" and e["shape"] == "mnist-first"]
     assert all(e["extrapolated"] for e in loop)  # a 50 ms cap: part of the batch only
     assert data["mnist_epoch"][0]["shape"] == "mnist-first" and data["mnist_epoch"][0]["rows"]
-    md = (tmp_path / "results.md").read_text()
+    assert data["contention"] is None  # --quick: no contention section unless asked
+    md = (out_dir / "results.md").read_text()
     assert "| method" in md and "- **numpy-maxchain**" in md and "## Bytes each op must move" in md
-    assert not (tmp_path / "speedup.png").exists()
+    assert "Median ms (spread)" in md and "## Busy machine" not in md
+    assert md.startswith("**WARNING: the machine was busy") == busy
+    assert not (out_dir / "speedup.png").exists()
+    text = R.render(data, md=False)
+    assert "## Summary" in text and "## MNIST epoch" in text and "**" not in text
+
+
+def test_a_busy_run_warns_first_and_the_legend_names_every_method(small_run, tmp_path):
+    data = json.loads((small_run[1] / "results.json").read_text())
+    data["machine"]["loadavg"]["before"] = 99.0
+    data = R.derive(data)
+    for md in (True, False):
+        text = R.render(data, md)
+        assert text.splitlines()[0].startswith(("**" if md else "") + "WARNING: the machine was busy (1-minute load "
+                                                "average 99.00") and "rerun on an idle machine: `python bench" in text
+        summary = text[text.index("## Summary"):text.index("## Performance targets")]
+        assert "faster" not in summary and "slower" not in summary
+        legend = text[text.index("## Legend"):text.index("## fwd")]
+        assert all(n in legend for n in M.METHOD_NAMES) and "cpool t1, cpool t2" in legend.replace("**", "")
+        assert "above 100%" in legend and "cache" in legend
     if importlib.util.find_spec("matplotlib"):
         assert R.draw_chart(data, tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_no_ticket_numbers_in_the_benchmark():
+    import re
+
+    here = Path(__file__).resolve().parent
+    for path in [*here.glob("*.py")]:
+        assert not re.search(r"\b(issue|ticket|bug)s? ?#?\d", path.read_text(), re.I), path
