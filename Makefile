@@ -1,10 +1,9 @@
 # Developer tasks for cpool; .ci/run calls these, so CI and a developer run
 # the same steps. PYTHON selects the interpreter (default: python).
 PYTHON ?= python
-# Plain pytest, not "python -m pytest": that puts the working directory first
-# on sys.path, and from the repository root it would test the source tree's
-# cpool (no compiled extension after a pip install) instead of the installed one.
-PYTEST ?= pytest
+# "python -m pytest" runs the pytest of $(PYTHON); the repository's root
+# conftest.py makes it test the installed cpool, not the source tree's.
+PYTEST ?= $(PYTHON) -m pytest
 BENCH_OUT ?= bench/results
 
 .PHONY: help build install test test-numpy test-baseline test-tools test-build lint bench bench-quick dist asan ubsan clean

@@ -9,7 +9,6 @@ per window.
 """
 
 import numpy as np
-
 from npnet import Module
 
 __all__ = ["MaxPool2d"]
