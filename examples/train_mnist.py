@@ -33,13 +33,16 @@ import sys
 import time
 from pathlib import Path
 
-# BLAS threads. The network is small: on a few cores, multi-threaded BLAS
-# keeps its worker threads spinning between the many small matrix products
-# and they fight everything else (on this project's 2-core machine an epoch
-# took about 4x longer with OpenBLAS's default threads than with one). So,
-# run as a script, BLAS gets one thread unless the environment already says
-# otherwise or --blas-threads N asks for more. The variables must be set
-# before NumPy loads its BLAS, hence here, before the imports below.
+# BLAS threads. The network is small: multi-threaded BLAS keeps its worker
+# threads spinning between the many small matrix products, and when other
+# programs hold the cores they fight everything else. On this project's
+# 2-core machine an epoch took 13.1 s with two OpenBLAS threads and 15.8 s
+# with one when the machine was idle, but with other work running the
+# default threads made it about 4x slower (81 s against 20 s). One thread
+# is never far from the best, so, run as a script, BLAS gets one thread
+# unless the environment already says otherwise or --blas-threads N asks for
+# more. The variables must be set before NumPy loads its BLAS, hence here,
+# before the imports below.
 BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 
 
