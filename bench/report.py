@@ -72,6 +72,11 @@ def spreads(*entries):
     return "spread " + " / ".join(f"{100 * e.get('spread', math.nan):.0f}%" for e in entries)
 
 
+def headline_shape(results):
+    """The shape the headline figures are for: the first MNIST shape of the run, else its first shape."""
+    return next((s for n in C.MNIST_SHAPES for s in results["shapes"] if s["name"] == n), results["shapes"][0])
+
+
 def summary_lines(results, idx=None):
     """The headline. A busy run has none: one line saying so, with the command to rerun. Otherwise, per op, cpool
     against torch at the same thread count (else the loop) on an MNIST shape, each thread count's figure with
@@ -80,9 +85,9 @@ def summary_lines(results, idx=None):
     if state["busy"]:
         return [f"the machine was busy ({state['why']}): no headline figures from this run; rerun on an idle "
                 f"machine: `{rerun_command(results)}`"]
-    names = [s["name"] for s in results["shapes"]]
-    shape = next((n for n in C.MNIST_SHAPES if n in names), names[0])
-    where = f"{shape} ({results['shapes'][names.index(shape)]['description']})"
+    shape = headline_shape(results)
+    where = f"{shape['name']} ({shape['description']})"
+    shape = shape["name"]
     torch = any(e["method"] == "torch" and timed(e) for e in results["entries"])
     peer = "torch" if torch else "the loop"
     lines = []
@@ -323,6 +328,26 @@ def contention_section(results, md):
     return out + [table(header + ["other CPUs"], table_rows), ""]
 
 
+def speedup_table(results, op, idx=None):
+    """Speed-up over the baseline of every variant but the baseline itself: a row per variant, a column per shape."""
+    idx, shapes = idx or index(results), [s["name"] for s in results["shapes"]]
+    vs = [v for v in variants(results) if v != results["baseline"] and any((s, op, v) in idx for s in shapes)]
+    return table(["method", *shapes], [[v] + [cell(idx.get((s, op, v)), "speedup") for s in shapes] for v in vs])
+
+
+def epoch_title(b):
+    return (f"Seconds of max pooling per {C.MNIST_IMAGES:,}-image epoch, one pooling layer shaped like {b['shape']} = "
+            f"{b['description']} (forward with indices + backward; per image = batch time / {b['batch']}):")
+
+
+def epoch_table(b):
+    """One shape's MNIST-epoch table (an item of results["mnist_epoch"])."""
+    rows = [[r["variant"], f"{r['epoch_s']:,.3g} s" if r["epoch_s"] < 100 else f"{r['epoch_s']:,.0f} s",
+             f"{fmt_ms(r['per_image_s'] * 1e3)} µs", r["from"] + " (extrapolated)" * r["extrapolated"]]
+            for r in b["rows"]]
+    return table(["method", "s / epoch", "per image", "from"], rows)
+
+
 def render(results, md=True):
     """results.md; with md=False the terminal text (the same without bold). A busy machine's warning is the first
     line of both."""
@@ -357,8 +382,7 @@ def render(results, md=True):
         out += ["", f"## {op}: {title}", "", "Median ms (spread):", "",
                 table(["method", *shapes], [[v] + [cell(idx.get((s, op, v)), "time") for s in shapes] for v in vs])]
         if base:
-            out += ["", f"Speed-up over {base}:", "", table(["method", *shapes], [
-                [v] + [cell(idx.get((s, op, v)), "speedup") for s in shapes] for v in vs if v != base])]
+            out += ["", f"Speed-up over {base}:", "", speedup_table(results, op, idx)]
         roof = [[v] + [cell(idx.get((s, op, v)), "roofline") for s in shapes] for v in vs if v.startswith("cpool t")]
         over = any(e.get("roofline", {}).get("fraction", 0) > 1 for e in results["entries"] if e["op"] == op
                    and e["variant"].startswith("cpool t"))
@@ -369,12 +393,7 @@ def render(results, md=True):
     out += ["## MNIST epoch", ""] + ["Not measured: it needs step, or fwd_idx and bwd, on "
                                      + " or ".join(C.MNIST_SHAPES) + ".", ""] * (not results["mnist_epoch"])
     for b in results["mnist_epoch"]:
-        rows = [[r["variant"], f"{r['epoch_s']:,.3g} s" if r["epoch_s"] < 100 else f"{r['epoch_s']:,.0f} s",
-                 f"{fmt_ms(r['per_image_s'] * 1e3)} µs", r["from"] + " (extrapolated)" * r["extrapolated"]]
-                for r in b["rows"]]
-        out += [f"Seconds of max pooling per {C.MNIST_IMAGES:,}-image epoch, one pooling layer shaped like "
-                + f"{b['shape']} = {b['description']} (forward with indices + backward; per image = batch time / "
-                + f"{b['batch']}):", "", table(["method", "s / epoch", "per image", "from"], rows), ""]
+        out += [epoch_title(b), "", epoch_table(b), ""]
     sizes = [[f"{s['name']} ({s['description']})"] + [f"{b / 1e6:.3g} MB" if b >= 1e5 else f"{b / 1e3:.3g} kB"
                                                      for b in map(s["bytes"].get, ops)] for s in results["shapes"]]
     out += ["## Bytes each op must move (the roofline's numerator)", "", table(["shape", *ops], sizes), "",

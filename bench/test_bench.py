@@ -8,6 +8,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cases as C
 import floors
 import methods as M
+import readme as RM
 import report as R
 
 import bench as B
@@ -387,8 +389,136 @@ def test_a_busy_run_warns_first_and_the_legend_names_every_method(small_run, tmp
 
 
 def test_no_ticket_numbers_in_the_benchmark():
-    import re
-
     here = Path(__file__).resolve().parent
     for path in [*here.glob("*.py")]:
         assert not re.search(r"\b(issue|ticket|bug)s? ?#?\d", path.read_text(), re.I), path
+
+
+# ---- the README's generated parts (readme.py) -----------------------------------------------------
+
+README = """# cpool
+
+Prose that gives exactly PyTorch's answers <!-- bench:intro -->old figures<!-- /bench:intro -->. More prose.
+
+## Benchmark results (this project's 2-core machine)
+
+<!-- bench:results -->
+old results
+<!-- /bench:results -->
+
+## Next
+
+kept
+"""
+
+
+def readme_run(busy=False):
+    """A derived results dict as bench.run makes it: cpool and torch at 1 and 2 threads, two shapes, every op. At
+    2 threads on mnist-conv cpool is 50x (fwd), 24x (fwd_idx), 3x (bwd) and 13x (step) faster; on tiny 1.2x."""
+    ms = {"fwd": (0.1, 5.0), "fwd_idx": (0.2, 4.8), "bwd": (0.1, 0.3), "step": (0.4, 5.2)}
+    es = [entry(sh, op, f"{m} t{t}", ms[op][m == "torch"] * t if sh == "mnist-conv" else (0.012 if m == "torch" else
+                0.01) * t, busy=busy) for sh in ("mnist-conv", "tiny") for op in ms for m in ("cpool", "torch")
+          for t in (1, 2)]
+    results = made_up(es)
+    results["machine"].update(cpu_model="AMD EPYC", torch="2.13.0+cpu", cpool={"version": "0.1.0", "isa": "avx2"})
+    results.update(created="2026-12-01T10:00:00+00:00", duration_s=1.0, methods={}, ops=dict(C.OPS),
+                   shapes=[C.parse_shape(n).meta() for n in ("mnist-conv", "tiny")])
+    return R.derive(results)
+
+
+def flat(text):
+    return " ".join(text.split())
+
+
+def between(text, name):
+    start, end = RM.markers(name)
+    return text[text.index(start) + len(start):text.index(end)]
+
+
+def test_readme_parts_are_generated_between_the_markers_and_again_give_the_same():
+    text, notes = RM.fill(README, readme_run())
+    assert not notes and "old figures" not in text and "old results" not in text
+    assert text.startswith("# cpool\n\nProse that gives exactly PyTorch's answers <!-- bench:intro -->\n")
+    assert "<!-- /bench:intro -->. More prose.\n\n## Benchmark results (this project's 2-core machine)\n\n" in text
+    assert text.endswith("<!-- /bench:results -->\n\n## Next\n\nkept\n")
+    intro = flat(between(text, "intro"))
+    assert intro.startswith("far faster than the loop (not in the benchmark run): on this project's 2-core machine, "
+                            "on the MNIST shape (64x32x28x28 k2 s2) with cpool and PyTorch both at 2 threads, forward "
+                            "with indices runs 24x faster than PyTorch's own CPU kernel (1.2-24x over the run's 2 "
+                            "shapes), values-only 50x (1.2-50x), a training step (forward + backward) 13x (1.2-13x) "
+                            "and the backward alone 3x (1.2-3x)")
+    assert intro.endswith("(see [Benchmark results](#benchmark-results-this-projects-2-core-machine))")
+    assert all(len(line) <= RM.WIDTH for line in between(text, "intro").splitlines()[1:-1])
+    body = between(text, "results")
+    assert "`python bench/bench.py --shapes mnist-conv` on 2026-12-01" in flat(body)
+    assert "[bench/RESULTS.md](bench/RESULTS.md)" in body and "![speed-up over torch t2](bench/speedup.png)" in body
+    assert flat(body).count("- fwd: cpool is 50x faster than torch at 2 threads on mnist-conv") == 1
+    assert "- Busy machine: the contention section is not in this run." in body and "Performance targets" not in body
+    for title in ("Forward with indices", "Forward, values only", "Backward", "Training step through the Module API"):
+        assert f"\n{title}" in body
+    assert "| cpool t2 | 24x        | 1.2x |" in body and "per 60,000-image epoch" in body
+    assert RM.fill(text, readme_run())[0] == text
+
+
+def test_a_busy_run_gives_the_readme_no_headline():
+    text = RM.fill(README, readme_run(busy=True))[0]
+    intro = flat(between(text, "intro"))
+    assert "busy (other processes kept 0.5 CPUs or more busy during 32 of 32 timings)" in intro
+    assert "no headline figures" in intro and "PyTorch" not in intro and not re.search(r"\dx", intro)
+    body = flat(between(text, "results"))
+    assert "**WARNING: the machine was busy" in body and "- fwd: cpool" not in body
+
+
+def test_contention_line_names_the_worst_ratio():
+    run = readme_run()
+    run["contention"] = {"loads": [2, 4], "rows": [contention_row("fwd", 2, "cpool", 1.0, 1.1),
+                                                   contention_row("bwd", 4, "cpool", 2.0, 3.2)]}
+    assert RM.contention_line(run) == ("Busy machine (cpool at its default thread count against 1 thread, with 2 and "
+                                       "4 busy processes on 2 CPUs; the target is at most 1.5x): worst 1.6x: "
+                                       "mnist-conv bwd, 4 busy (3.2 vs 2 ms, spread 5% / 5%); 2 shape/op/load rows, "
+                                       "1 within 1.5x, median row 1.6x.")
+
+
+def test_a_missing_marker_is_an_error_and_leaves_the_readme_alone(tmp_path, capsys):
+    for gone in (*RM.markers("intro"), *RM.markers("results")):
+        with pytest.raises(RM.ReadmeError, match=re.escape(gone.replace("/", "")[5:-4])):
+            RM.fill(README.replace(gone, ""), readme_run())
+    with pytest.raises(RM.ReadmeError, match="each appear once"):
+        RM.fill(README + "<!-- bench:intro -->\n", readme_run())
+    path, data = tmp_path / "README.md", tmp_path / "results.json"
+    path.write_text(README.replace("<!-- /bench:results -->", ""))
+    data.write_text(json.dumps(readme_run()))
+    assert RM.main([str(data), str(path)]) == 2
+    assert "<!-- /bench:results -->" in capsys.readouterr().err
+    assert path.read_text() == README.replace("<!-- /bench:results -->", "")
+
+
+def test_readme_cli_and_commit(tmp_path, capsys):
+    run_dir, bench, readme = tmp_path / "run", tmp_path / "bench", tmp_path / "README.md"
+    run_dir.mkdir()
+    bench.mkdir()
+    readme.write_text(README)
+    (run_dir / "results.json").write_text(json.dumps(readme_run()))
+    (run_dir / "results.md").write_text("# cpool benchmark results\n")
+    with pytest.raises(RM.ReadmeError, match="has no speedup.png"):
+        RM.commit(run_dir, readme, bench, log=lambda _: None)
+    assert not list(bench.iterdir()) and readme.read_text() == README
+    (run_dir / "speedup.png").write_bytes(b"\x89PNG")
+    assert RM.commit(run_dir, readme, bench, log=lambda _: None)
+    assert sorted(p.name for p in bench.iterdir()) == ["RESULTS.md", "results.json", "speedup.png"]
+    assert (bench / "RESULTS.md").read_text() == "# cpool benchmark results\n"
+    assert readme.read_text() == RM.fill(README, readme_run())[0]
+    assert RM.main([str(bench / "results.json"), str(readme)]) == 0 and "already up to date" in capsys.readouterr().out
+    (tmp_path / "old.json").write_text(json.dumps({"schema": "cpool-bench/1", "entries": []}))
+    with pytest.raises(RM.ReadmeError, match="an older run"):
+        RM.load(tmp_path / "old.json")
+
+
+def test_readme_from_a_real_run_and_the_readme_has_its_markers(small_run):
+    results = RM.load(small_run[1] / "results.json")
+    intro = flat(between(RM.fill(README, results)[0], "intro"))
+    if results["busy"]["busy"]:
+        assert "no headline figures" in intro
+    else:
+        assert re.match(r"[\d,.]+x faster than the loop on a forward \+ backward pass: torch was not in the", intro)
+    RM.spans((Path(__file__).resolve().parent.parent / "README.md").read_text())
