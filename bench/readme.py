@@ -121,7 +121,7 @@ def intro(results, anchor):
             absent.append(label)
             continue
         r, steady = mine
-        text = (f"{label} runs {pace(r)}{' faster' * (r >= 1)} than PyTorch's own CPU kernel" if not said
+        text = (f"{label} runs {pace(r)}{' faster' * (r >= 1)} than PyTorch's NCHW CPU kernel" if not said
                 else f"{label} {pace(r)}")
         rng = f"{R.fmt_x(over[0][0])[:-1]}-{R.fmt_x(over[-1][0])}" + f" over the run's {len(over)} shapes" * (
             not said) if len(over) > 1 else ""
@@ -131,7 +131,9 @@ def intro(results, anchor):
         return f"{lead}: the benchmark run on {machine} has no cpool-torch pair on {where} {see}"
     listed = said[0] if len(said) == 1 else ", ".join(said[:-1]) + " and " + said[-1]
     return (f"{lead}: on {machine}, on {where} with cpool and PyTorch both at {threads}, {listed}"
-            + f"; not measured: {', '.join(absent)}" * bool(absent) + f" {see}")
+            + f"; not measured: {', '.join(absent)}" * bool(absent)
+            + " (torch on contiguous arrays: its faster channels-last and oneDNN paths are not in this comparison)"
+            + f" {see}")
 
 
 def contention_line(results):

@@ -444,9 +444,10 @@ def test_readme_parts_are_generated_between_the_markers_and_again_give_the_same(
     intro = flat(between(text, "intro"))
     assert intro.startswith("far faster than the loop (not in the benchmark run): on this project's 2-core machine, "
                             "on the MNIST shape (64x32x28x28 k2 s2) with cpool and PyTorch both at 2 threads, forward "
-                            "with indices runs 24x faster than PyTorch's own CPU kernel (1.2-24x over the run's 2 "
+                            "with indices runs 24x faster than PyTorch's NCHW CPU kernel (1.2-24x over the run's 2 "
                             "shapes), values-only 50x (1.2-50x), a training step (forward + backward) 13x (1.2-13x) "
-                            "and the backward alone 3x (1.2-3x)")
+                            "and the backward alone 3x (1.2-3x) (torch on contiguous arrays: its faster "
+                            "channels-last and oneDNN paths are not in this comparison)")
     assert intro.endswith("(see [Benchmark results](#benchmark-results-this-projects-2-core-machine))")
     assert all(len(line) <= RM.WIDTH for line in between(text, "intro").splitlines()[1:-1])
     body = between(text, "results")
