@@ -11,13 +11,23 @@ CPOOL_REQUIRE_OPENMP=1   fail the build if the compiler cannot do OpenMP
 CPOOL_CFLAGS="..."       extra compiler flags, e.g. "-march=native" for a
                          build that will only ever run on this machine.
 CPOOL_NO_ISA_VARIANTS=1  build only the baseline kernels (no AVX2 copy).
+CPOOL_LIBOMP_PREFIX=DIR  macOS: where libomp is installed (include/omp.h,
+                         lib/libomp.dylib); default: Homebrew's libomp.
+
+OpenMP flags per compiler: GCC and clang take -fopenmp (clang needs LLVM's
+libomp, e.g. Debian's libomp-dev); Apple's clang has no -fopenmp driver flag,
+so on macOS the fallback is -Xpreprocessor -fopenmp with libomp's headers and
+-lomp; MSVC takes /openmp. A compiler that can do none of these builds the
+kernels serially (with a warning), unless CPOOL_REQUIRE_OPENMP is set.
 """
 
 import glob
 import os
 import platform
 import shlex
+import subprocess
 import sys
+import sysconfig
 import tempfile
 import textwrap
 
@@ -69,27 +79,59 @@ def _check_compiler(compiler):
             )
 
 
+def _libomp_prefixes():
+    """Where macOS's libomp may be: CPOOL_LIBOMP_PREFIX, then Homebrew's."""
+    found = []
+    if os.environ.get("CPOOL_LIBOMP_PREFIX"):
+        found.append(os.environ["CPOOL_LIBOMP_PREFIX"])
+    try:
+        out = subprocess.run(["brew", "--prefix", "libomp"], capture_output=True, text=True, timeout=60)
+        if out.returncode == 0 and out.stdout.strip():
+            found.append(out.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    found += ["/opt/homebrew/opt/libomp", "/usr/local/opt/libomp"]
+    return [p for p in dict.fromkeys(found) if os.path.isfile(os.path.join(p, "include", "omp.h"))]
+
+
+def _openmp_candidates(compiler):
+    """(compile flags, link flags) to try, in order, for this compiler and platform."""
+    if compiler.compiler_type == "msvc":
+        return [(["/openmp"], [])]
+    candidates = [(["-fopenmp"], ["-fopenmp"])]
+    if sys.platform == "darwin":
+        # Apple's clang: the preprocessor flag and an explicit libomp.
+        for prefix in _libomp_prefixes():
+            candidates.append((["-Xpreprocessor", "-fopenmp", "-I" + os.path.join(prefix, "include")],
+                               ["-L" + os.path.join(prefix, "lib"), "-lomp"]))
+    return candidates
+
+
 def _openmp_flags(compiler):
     """Compile and link a small OpenMP program; return the flags that worked."""
-    if compiler.compiler_type == "msvc":
-        candidates = [(["/openmp"], [])]
-    else:
-        candidates = [(["-fopenmp"], ["-fopenmp"])]
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "omp_probe.c")
         with open(src, "w") as f:
             f.write(OPENMP_TEST)
-        for cflags, ldflags in candidates:
+        for cflags, ldflags in _openmp_candidates(compiler):
             try:
                 objs = compiler.compile([src], output_dir=tmp, extra_postargs=cflags)
                 compiler.link_executable(objs, os.path.join(tmp, "omp_probe"), extra_postargs=ldflags)
-            except Exception:  # any compile or link failure means "no OpenMP here"
+            except Exception:  # any compile or link failure means "not these flags"
                 continue
             return cflags, ldflags
     return None
 
 
 class BuildExt(build_ext):
+    def finalize_options(self):
+        super().finalize_options()
+        # The extensions are independent: compile them side by side (pip
+        # passes no -j). An explicit --parallel/-j is kept.
+        if not self.parallel:
+            jobs = min(len(self.distribution.ext_modules or ()), os.cpu_count() or 1)
+            self.parallel = jobs if jobs > 1 else None
+
     def build_extensions(self):
         cflags = ["-O3"] if self.compiler.compiler_type != "msvc" else ["/O2"]
         cflags += shlex.split(os.environ.get("CPOOL_CFLAGS", ""))
@@ -111,13 +153,28 @@ class BuildExt(build_ext):
                 cflags += flags[0]
                 ldflags += flags[1]
         if self.compiler.compiler_type == "msvc":
-            # The runtime CPU check needs GCC/clang builtins; MSVC builds get
-            # the baseline kernels only.
+            # The run-time CPU check (common.h) uses GCC/clang builtins; MSVC
+            # builds get the baseline kernels only.
             self.extensions = [e for e in self.extensions if e.name == "cpool._kernels"]
         for ext in self.extensions:
             ext.extra_compile_args = list(ext.extra_compile_args or []) + cflags
             ext.extra_link_args = list(ext.extra_link_args or []) + ldflags
         super().build_extensions()
+
+
+def _target_is_x86_64():
+    """Whether the extension is built for x86-64: the target platform, which
+    differs from this machine's when cross-compiling (sysconfig honours
+    _PYTHON_HOST_PLATFORM; on macOS ARCHFLAGS names the architectures)."""
+    target = sysconfig.get_platform().lower()
+    if sys.platform == "darwin" and os.environ.get("ARCHFLAGS"):
+        archs = shlex.split(os.environ["ARCHFLAGS"])[1::2]
+        return archs == ["x86_64"]
+    if target.endswith(("x86_64", "amd64")):
+        return True
+    if target.startswith(("linux", "macosx", "win")):
+        return False
+    return platform.machine().lower() in ("x86_64", "amd64")
 
 
 # The kernels are compiled once for the baseline ISA of the platform (the
@@ -154,7 +211,8 @@ _EXT = dict(
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
 )
 extensions = [Extension("cpool._kernels", [os.path.join(SRC, "kernels.pyx")], **_EXT)]
-if platform.machine().lower() in ("x86_64", "amd64") and not _truthy("CPOOL_NO_ISA_VARIANTS"):
+
+if _target_is_x86_64() and not _truthy("CPOOL_NO_ISA_VARIANTS"):
     extensions.append(Extension("cpool._kernels_avx2", [_variant_source("_kernels_avx2")],
                                 extra_compile_args=list(AVX2_FLAGS), **_EXT))
 

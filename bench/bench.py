@@ -1,6 +1,8 @@
 """Benchmark cpool's max pooling against the loop from the original question,
-the accepted NumPy answer, cpool's own NumPy fallback, PyTorch and (when
-installed) numba and JAX.
+the accepted NumPy answer, cpool's own NumPy fallback, PyTorch (its NCHW
+kernel, channels_last tensors and oneDNN) and (when installed) onnxruntime,
+numba and JAX, on every shape in NCHW memory and in channels-last (NHWC)
+memory (the -nhwc shapes).
 
     python -m pip install ".[bench]" && python bench/bench.py   # install, then a full run (minutes)
     python bench/bench.py --quick                               # smoke run, under a minute
@@ -390,7 +392,7 @@ def run_contention(s, methods, progress=None):
             ready = {}
             for op in s.ops:  # built and gated at 1 thread on the idle machine, as in the main tables
                 ready[op] = []
-                for m in ms:
+                for m in (m for m in ms if case.layout in m.layouts):
                     e, call = prepare(m, 1, case, op, s)
                     if call is None:
                         out["rows"].append({"shape": case.name, "op": op, "method": m.name, "busy": None,
@@ -466,9 +468,11 @@ def run(s, log=log_line, argv=None):
     for k, (case, op) in enumerate(groups):
         if case.x is None:
             case.filled(s.seed)
+        here = [(m, t) for m, t in variants if case.layout in m.layouts]  # each method on its layouts only
         say(f"{k + 1}/{len(groups)} {case.name} {op}", time.perf_counter() - t_measure, len(entries),
-            (len(groups) - k) * len(variants), "entry", contention_estimate(s))
-        got = measure(case, op, variants, s)
+            sum(len([v for v in variants if c.layout in v[0].layouts]) for c, _ in groups[k:]), "entry",
+            contention_estimate(s))
+        got = measure(case, op, here, s)
         for e in got:
             if "median_s" in e:  # jax has no thread knob: it runs on every CPU
                 bw = bandwidth.get(e["threads"] or (available_cpus() if e["method"] == "jax" else 1))
@@ -493,7 +497,7 @@ def run(s, log=log_line, argv=None):
                "cpool": config,
                "env": {k: v for k, v in os.environ.items() if k.endswith("_NUM_THREADS") or k.startswith("CPOOL_")},
                "loadavg": {"before": load_before, "after": load_after},
-               **{m.name: m.version for m in methods if m.name in ("torch", "numba", "jax")}}
+               **{m.name: m.version for m in methods if m.name in ("torch", "onnxruntime", "numba", "jax")}}
     return R.derive({
         "created": started.isoformat(timespec="seconds"), "duration_s": time.perf_counter() - t_run,
         "argv": sys.argv[1:] if argv is None else list(argv),

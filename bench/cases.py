@@ -12,19 +12,39 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-# name -> spec in the --shapes syntax NxCxHxW[:kK][:sS][:pP][:dD][:ceil][:float64]
-SHAPES = {
+# name -> spec in the --shapes syntax NxCxHxW[:kK][:sS][:pP][:dD][:ceil][:float64][:nhwc]. Every shape is also
+# measured on channels-last memory: NAME-nhwc is NAME with its input (and grad_output, indices) held as an
+# (N, H, W, C) C-contiguous array, seen through its (N, C, H, W) transpose, as torch's channels_last tensors are.
+BASE_SHAPES = {
     "mnist-conv": "64x32x28x28:k2:s2",
     "mnist-first": "128x8x28x28:k2:s2",
     "14x14x64": "256x64x14x14:k2:s2",
     "resnet-stem": "32x64x112x112:k3:s2:p1",
     "large": "16x256x56x56:k2:s2",
+    "rgb-stem": "16x3x224x224:k3:s2:p1",  # small C: 3 channels (an RGB image's first pooling)
+    "c4": "64x4x56x56:k2:s2",  # small C: 4 channels
     "tiny": "1x1x28x28:k2:s2",
     "mnist-conv-f64": "64x32x28x28:k2:s2:float64",
 }
-QUICK_SHAPES = ("mnist-first", "tiny")
+LAYOUTS = ("nchw", "nhwc")
+NHWC = "-nhwc"  # the suffix of a shape's channels-last twin
+SHAPES = {n: spec for name, base in BASE_SHAPES.items() for n, spec in ((name, base), (name + NHWC, base + ":nhwc"))}
+QUICK_SHAPES = ("mnist-first", "mnist-first-nhwc", "tiny")
 MNIST_SHAPES = ("mnist-conv", "mnist-first")  # shapes the per-epoch table is given for
 MNIST_IMAGES = 60_000
+
+
+def nchw_twin(name):
+    """The name of the NCHW-memory shape a channels-last shape is the twin of (the name itself otherwise)."""
+    for suffix in (NHWC, ":nhwc"):
+        if name.endswith(suffix):
+            return name[:-len(suffix)]
+    return name
+
+
+def nhwc(*names):
+    return tuple(n + NHWC for n in names)
+
 
 OPS = {
     "fwd": "forward, values only",
@@ -37,9 +57,17 @@ OP_KEYS = {"fwd": ("values",), "fwd_idx": ("values", "indices"), "bwd": ("grad_i
 
 # Performance targets checked against every run: (label, asked, ops, shapes, checks). A check
 # (mine, rival, ratio) holds when rival time / mine time >= ratio for every listed shape and op and,
-# where a name holds "{t}", every thread count measured. The rival "roofline" is the time the op's
-# bytes take at the measured memory bandwidth, so its ratio is the fraction of the bound reached.
+# where a name holds "{t}", every thread count measured; a check (mine, rival, ratio, AT_MOST) holds when
+# mine time / rival time <= ratio instead (and shows that ratio). The rival "roofline" is the time the op's
+# bytes take at the measured memory bandwidth, so its ratio is the fraction of the bound reached. A rival
+# ending in ON_NCHW is timed on the shape's NCHW twin (the same shape on NCHW memory).
+AT_MOST = "at most"
+ON_NCHW = " @nchw"
 K2S2 = ("mnist-conv", "mnist-first", "14x14x64", "large")
+SMALL_C = ("rgb-stem", "c4")
+NHWC_F32 = nhwc(*K2S2, "resnet-stem", *SMALL_C)  # channels-last float32 shapes with a real batch
+NHWC_C8 = nhwc(*K2S2, "resnet-stem")  # ... of 8 channels or more
+DRAM = ("resnet-stem", "large")
 TARGETS = (
     ("forward with int64 indices, k2 s2", "10x torch", ("fwd_idx",), K2S2, (("cpool t{t}", "torch t{t}", 10),)),
     ("forward with indices, ResNet stem", "4x torch", ("fwd_idx",), ("resnet-stem",),
@@ -52,10 +80,20 @@ TARGETS = (
     ("forward, values only", "faster than jax and numpy-maxchain", ("fwd",), K2S2 + ("resnet-stem",),
      (("cpool t{t}", "jax", 1), ("cpool t{t}", "numpy-maxchain", 1))),
     ("latency, 1x1x28x28", "no slower than torch", tuple(OPS), ("tiny",), (("cpool t{t}", "torch t{t}", 1),)),
-    ("DRAM-bound shapes", "within 2x of the roofline bound", ("fwd", "fwd_idx", "bwd"), ("resnet-stem", "large"),
+    ("DRAM-bound shapes", "within 2x of the roofline bound", ("fwd", "fwd_idx", "bwd"), DRAM,
      (("cpool t{t}", "roofline", 0.5),)),
     ("NumPy fallback, forward with indices", "200x the loop, no slower than torch t1", ("fwd_idx",),
      ("mnist-conv",), (("cpool-numpy", "loop", 200), ("cpool-numpy", "torch t1", 1))),
+    ("NHWC input, forward values only", "3x torch-cl and 1.5x torch-mkldnn", ("fwd",), NHWC_F32,
+     (("cpool t{t}", "torch-cl t{t}", 3), ("cpool t{t}", "torch-mkldnn t{t}", 1.5))),
+    ("NHWC input, forward with indices", "2x torch-cl", ("fwd_idx",), NHWC_F32, (("cpool t{t}", "torch-cl t{t}", 2),)),
+    ("NHWC input, backward", "3x torch-cl", ("bwd",), NHWC_F32, (("cpool t{t}", "torch-cl t{t}", 3),)),
+    ("NHWC vs NCHW, same shape, C >= 8", "cpool on NHWC at most 1.2x the time of cpool on NCHW, each op", tuple(OPS),
+     NHWC_C8, (("cpool t{t}", "cpool t{t}" + ON_NCHW, 1.2, AT_MOST),)),
+    ("NCHW forward values only, every shape", "1.2x torch-mkldnn", ("fwd",),
+     K2S2 + ("resnet-stem",) + SMALL_C + ("tiny",), (("cpool t{t}", "torch-mkldnn t{t}", 1.2),)),
+    ("DRAM-bound shapes, both layouts, out= buffers", "70% of the roofline bound at 1 thread",
+     ("fwd", "fwd_idx", "bwd"), DRAM + nhwc(*DRAM), (("cpool-out t1", "roofline", 0.7),)),
 )
 
 # The busy-machine target, checked against the contention section (bench.py --contention): with N busy processes
@@ -85,6 +123,7 @@ class Case:
     dilation: int = 1
     ceil_mode: bool = False
     dtype: str = "float32"
+    layout: str = "nchw"  # the memory of x, grad_out and the reference indices: nchw, or nhwc (channels-last)
     x: np.ndarray = None
     grad_out: np.ndarray = None
     ref: dict = field(default_factory=dict)
@@ -108,7 +147,8 @@ class Case:
     def describe(self):
         text = "x".join(map(str, self.shape)) + f" k{self.kernel} s{self.stride}"
         text += f" p{self.padding}" * bool(self.padding) + f" d{self.dilation}" * (self.dilation != 1)
-        return text + " ceil" * self.ceil_mode + f" {self.dtype}" * (self.dtype != "float32")
+        return (text + " ceil" * self.ceil_mode + f" {self.dtype}" * (self.dtype != "float32")
+                + f" {self.layout}" * (self.layout != "nchw"))
 
     def nbytes(self, op):
         """Bytes ``op`` must move at the least, each read or written once: fwd reads the input and writes the
@@ -123,10 +163,12 @@ class Case:
         return {"name": self.name, "description": self.describe(), "shape": list(self.shape),
                 "out_shape": list(self.out_shape), "kernel": self.kernel, "stride": self.stride,
                 "padding": self.padding, "dilation": self.dilation, "ceil_mode": self.ceil_mode, "dtype": self.dtype,
+                "layout": self.layout, "nchw_twin": nchw_twin(self.name),
                 "bytes": {op: self.nbytes(op) for op in OPS}}
 
     def filled(self, seed=0, reference=None):
-        """This case with random normal data and the reference outputs (default: cpool.slow)."""
+        """This case with random normal data and the reference outputs (default: cpool.slow). A channels-last
+        case has the same data as its NCHW twin, its x, grad_out and reference indices in channels-last memory."""
         rng = np.random.default_rng(seed)
         self.x = rng.standard_normal(self.shape).astype(self.dtype)
         self.grad_out = rng.standard_normal(self.out_shape).astype(self.dtype)
@@ -135,6 +177,9 @@ class Case:
         values, indices = reference.max_pool2d(self.x, *self.args, ceil_mode=self.ceil_mode, return_indices=True)
         self.ref = {"values": values, "indices": indices,
                     "grad_in": reference.max_pool2d_backward(self.grad_out, indices, self.x.shape)}
+        if self.layout == "nhwc":
+            self.x, self.grad_out = to_channels_last(self.x), to_channels_last(self.grad_out)
+            self.ref["indices"] = to_channels_last(indices)
         return self
 
     def subset(self, n):
@@ -145,23 +190,31 @@ class Case:
                        ref={k: v[:n] for k, v in self.ref.items()})
 
 
+def to_channels_last(a):
+    """The same (N, C, H, W) values in channels-last memory: the (N, C, H, W) view of a C-contiguous (N, H, W, C)
+    array."""
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
 _SPEC = re.compile(r"^(\d+)x(\d+)x(\d+)x(\d+)((?::[a-z0-9]+)*)$")
 
 
 def parse_shape(token):
-    """A Case (no data yet) from a name in SHAPES or a spec NxCxHxW[:kK][:sS][:pP][:dD][:ceil][:float64]
-    (kernel 2, stride = kernel unless given)."""
+    """A Case (no data yet) from a name in SHAPES or a spec NxCxHxW[:kK][:sS][:pP][:dD][:ceil][:float64][:nhwc]
+    (kernel 2, stride = kernel unless given; nhwc: the input in channels-last memory)."""
     name = token.strip()
     m = _SPEC.match(SHAPES.get(name, name))
     if not m:
         raise ValueError(f"unknown shape {name!r}: use one of {', '.join(SHAPES)} or "
-                         "NxCxHxW[:kK][:sS][:pP][:dD][:ceil][:float64]")
+                         "NxCxHxW[:kK][:sS][:pP][:dD][:ceil][:float64][:nhwc]")
     opts = {}
     for part in filter(None, m.group(5).split(":")):
         if part == "ceil":
             opts["ceil_mode"] = True
         elif part in ("float16", "float32", "float64"):
             opts["dtype"] = part
+        elif part in LAYOUTS:
+            opts["layout"] = part
         elif part[0] in "kspd" and part[1:].isdigit():
             opts[{"k": "kernel", "s": "stride", "p": "padding", "d": "dilation"}[part[0]]] = int(part[1:])
         else:

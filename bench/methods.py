@@ -10,6 +10,7 @@ call returns the op's outputs in ``cases.OP_KEYS`` order).
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 import sys
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from cases import OP_KEYS, OPS, out_len
+from cases import LAYOUTS, OP_KEYS, OPS, out_len
 
 # The question's loop layer lives in one place, examples/loop_pool.py (it imports examples/npnet.py).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
@@ -35,12 +36,27 @@ DESCRIPTIONS = {
     "numpy-maxchain": "np.maximum folded over the kh*kw strided slices of the input (values only; NaN payloads differ "
                       "from torch's)",
     "cpool-numpy": "cpool.slow, cpool's NumPy fallback (step: MaxPool2d(backend='numpy'))",
-    "cpool": "cpool.max_pool2d / max_pool2d_backward / MaxPool2d, the compiled backend (Cython + OpenMP); cpool tN: "
-             "at N threads (cpool.set_num_threads(N)); cpool default: the default thread count "
+    "cpool": "cpool.max_pool2d / max_pool2d_backward / MaxPool2d, the compiled backend (Cython + OpenMP), fresh "
+             "outputs; on the -nhwc shapes it is given the channels-last array (the NCHW view of (N, H, W) C memory) "
+             "and runs its channels-last kernels without a copy, results in channels-last memory; cpool tN: at N "
+             "threads (cpool.set_num_threads(N)); cpool default: the default thread count "
              "(cpool.set_num_threads(None)), which drops to one thread while the machine is busy",
+    "cpool-out": "cpool.max_pool2d(..., out=) / max_pool2d_backward(..., out=) writing into output buffers allocated "
+                 "once (in the input's memory layout) and reused by every call: no fresh pages to fault in; step: "
+                 "the two calls, each with out=",
     "torch": "torch.nn.functional.max_pool2d on torch.from_numpy (zero copy); bwd: "
              "torch.ops.aten.max_pool2d_with_indices_backward; step: the same two calls; torch tN: at N threads "
              "(torch.set_num_threads(N)); torch default: its thread count at import",
+    "torch-cl": "torch on channels_last tensors (x.contiguous(memory_format=torch.channels_last), converted before "
+                "the timing; zero copy on the -nhwc shapes): F.max_pool2d, aten.max_pool2d_with_indices_backward on "
+                "channels_last grad_output / input / indices; outputs in channels_last; torch-cl tN: at N threads",
+    "torch-mkldnn": "oneDNN through torch: F.max_pool2d on x.to_mkldnn() (the conversion to oneDNN's blocked layout "
+                    "before the timing, the result's to_dense() after it); values only: oneDNN's inference pooling "
+                    "computes no indices; torch-mkldnn tN: at N threads (torch.set_num_threads)",
+    "onnxruntime": "onnxruntime: a one-node ONNX MaxPool model (opset 12; pads, dilations, ceil_mode, storage_order 0; "
+                   "the Indices output for fwd_idx, flat over N*C*H*W, turned into per-plane indices for the gate), "
+                   "NumPy in and out, session built before the timing with intra_op_num_threads = N "
+                   "(onnxruntime tN); NCHW only (no NHWC MaxPool in ONNX); forward only",
     "numba": "generic @njit(parallel=True) kernels written for this benchmark: runtime geometry, torch's NaN rule; "
              "first call per dtype = JIT compile (excluded, reported); numba tN: at N threads (numba.set_num_threads)",
     "jax": "jax.jit(lax.reduce_window) on device arrays (numpy->jax copy excluded); indices: variadic reduce_window "
@@ -63,6 +79,7 @@ class Method:
     default_threads: Callable | None = None  # back to the library's own default thread count; returns it
     capped: bool = False  # timed on part of the batch, cut to fit the time cap, extrapolated
     last: bool = False  # timed after every other method in each pass
+    layouts: tuple = ("nchw",)  # the memory layouts of the shapes it is timed on (cases.LAYOUTS)
     version: str | None = None
     note: str = ""  # why it is not available
 
@@ -230,6 +247,36 @@ def _cpool_build(mod, backend):
     return build
 
 
+def empty_like_layout(shape, dtype, layout):
+    """An uninitialised (N, C, H, W) array in ``layout`` memory, every page touched once (as a reused buffer is)."""
+    N, C, H, W = shape
+    a = np.empty((N, H, W, C) if layout == "nhwc" else shape, dtype)
+    a.fill(0)
+    return a.transpose(0, 3, 1, 2) if layout == "nhwc" else a
+
+
+def _build_cpool_out(case, op):
+    import cpool
+
+    x, go, args, ceil = case.x, case.grad_out, case.args, case.ceil_mode
+    wanted = ((case.out_shape, x.dtype, op != "bwd"), (case.out_shape, np.int64, op in ("fwd_idx", "step")),
+              (case.shape, x.dtype, op in ("bwd", "step")))  # only the buffers the op writes
+    values, indices, grad_in = (empty_like_layout(shape, dtype, case.layout) if need else None
+                                for shape, dtype, need in wanted)
+    if op == "fwd":
+        return (lambda: cpool.max_pool2d(x, *args, ceil_mode=ceil, out=values)), None
+    if op == "fwd_idx":
+        return (lambda: cpool.max_pool2d(x, *args, ceil_mode=ceil, return_indices=True, out=(values, indices))), None
+    if op == "bwd":
+        idx = case.ref["indices"]
+        return (lambda: cpool.max_pool2d_backward(go, idx, x.shape, out=grad_in)), None
+
+    def step():
+        v, i = cpool.max_pool2d(x, *args, ceil_mode=ceil, return_indices=True, out=(values, indices))
+        return v, i, cpool.max_pool2d_backward(go, i, x.shape, out=grad_in)
+    return step, None
+
+
 def _cpool_default_threads():
     import cpool
 
@@ -237,18 +284,23 @@ def _cpool_default_threads():
     return cpool.get_num_threads()
 
 
-def _cpool(numpy=False):
+def _cpool(numpy=False, out=False):
     import cpool
     import cpool.slow
 
     if numpy:
         return Method("cpool-numpy", DESCRIPTIONS["cpool-numpy"], _cpool_build(cpool.slow, "numpy"),
                       version=cpool.__version__)
+    name = "cpool-out" if out else "cpool"
     if cpool.backend != "cython":
-        return unavailable("cpool", f"cpool's compiled backend is not active (backend={cpool.backend!r}): "
+        return unavailable(name, f"cpool's compiled backend is not active (backend={cpool.backend!r}): "
                            "python -m pip install .")
-    return Method("cpool", DESCRIPTIONS["cpool"], _cpool_build(cpool, None), set_threads=cpool.set_num_threads,
-                  default_threads=_cpool_default_threads, version=cpool.__version__)
+    if out and "out" not in inspect.signature(cpool.max_pool2d).parameters:
+        return unavailable(name, f"the cpool imported ({cpool.__version__}, {Path(cpool.__file__).parent}) has no "
+                           "out=: python -m pip install .", cpool.__version__)
+    return Method(name, DESCRIPTIONS[name], _build_cpool_out if out else _cpool_build(cpool, None),
+                  set_threads=cpool.set_num_threads, default_threads=_cpool_default_threads,
+                  version=cpool.__version__, layouts=LAYOUTS)
 
 
 # ---- torch -------------------------------------------------------------------------------------
@@ -257,14 +309,10 @@ _TORCH_DEFAULT = []
 
 
 def _torch():
-    if importlib.util.find_spec("torch") is None:
-        return unavailable("torch", f"torch is not installed: pip install torch=={TORCH_PIN}")
-    import torch
+    torch, missing = _torch_import("torch")
+    if missing:
+        return missing
     import torch.nn.functional as F
-
-    if torch.__version__.split("+")[0] != TORCH_PIN:  # cpool's bit-for-bit parity target is this version
-        return unavailable("torch", f"torch {torch.__version__} is installed, cpool's target is pip install "
-                           f"torch=={TORCH_PIN}", torch.__version__)
 
     def build(case, op):
         xt, got = torch.from_numpy(case.x), torch.from_numpy(case.grad_out)
@@ -281,11 +329,135 @@ def _torch():
             return out, idx, aten.max_pool2d_with_indices_backward(got, xt, k, s, p, d, ceil, idx)
         return step, None
 
+    return _torch_method("torch", build, torch)
+
+
+def _torch_method(name, build, torch, layouts=("nchw",)):
     if not _TORCH_DEFAULT:  # torch has no "back to the default": the count it had before this benchmark set one
         _TORCH_DEFAULT.append(torch.get_num_threads())
-    return Method("torch", DESCRIPTIONS["torch"], build, set_threads=torch.set_num_threads,
+    return Method(name, DESCRIPTIONS[name], build, set_threads=torch.set_num_threads,
                   default_threads=lambda: torch.set_num_threads(_TORCH_DEFAULT[0]) or _TORCH_DEFAULT[0],
-                  version=torch.__version__)
+                  version=torch.__version__, layouts=layouts)
+
+
+def _torch_import(name):
+    """(torch, None), or (None, an unavailable Method) when torch 2.13 is not installed."""
+    if importlib.util.find_spec("torch") is None:
+        return None, unavailable(name, f"torch is not installed: pip install torch=={TORCH_PIN}")
+    import torch
+
+    if torch.__version__.split("+")[0] != TORCH_PIN:  # cpool's bit-for-bit parity target is this version
+        return None, unavailable(name, f"torch {torch.__version__} is installed, cpool's target is pip install "
+                                 f"torch=={TORCH_PIN}", torch.__version__)
+    return torch, None
+
+
+def _torch_cl():
+    torch, missing = _torch_import("torch-cl")
+    if missing:
+        return missing
+    import torch.nn.functional as F
+
+    cl = torch.channels_last
+
+    def build(case, op):
+        # Zero copy when the case's arrays are channels-last already (the -nhwc shapes).
+        xt, got = (torch.from_numpy(a).contiguous(memory_format=cl) for a in (case.x, case.grad_out))
+        k, s, p, d, ceil = *case.args, case.ceil_mode
+        if op in ("fwd", "fwd_idx"):
+            return (lambda: F.max_pool2d(xt, k, s, p, d, ceil, return_indices=op == "fwd_idx")), None
+        aten = torch.ops.aten
+        if op == "bwd":
+            it = torch.from_numpy(case.ref["indices"]).contiguous(memory_format=cl)
+            return (lambda: aten.max_pool2d_with_indices_backward(got, xt, k, s, p, d, ceil, it)), None
+
+        def step():
+            out, idx = F.max_pool2d(xt, k, s, p, d, ceil, return_indices=True)
+            return out, idx, aten.max_pool2d_with_indices_backward(got, xt, k, s, p, d, ceil, idx)
+        return step, None
+
+    return _torch_method("torch-cl", build, torch, LAYOUTS)
+
+
+def _torch_mkldnn():
+    torch, missing = _torch_import("torch-mkldnn")
+    if missing:
+        return missing
+    if not torch.backends.mkldnn.is_available():
+        return unavailable("torch-mkldnn", "this torch build has no oneDNN (torch.backends.mkldnn.is_available() is "
+                           "False)", torch.__version__)
+    import torch.nn.functional as F
+
+    def build(case, op):
+        if op != "fwd":
+            raise Unsupported("oneDNN's inference pooling computes no indices (so no backward from them either)")
+        if case.dtype != "float32":
+            raise Unsupported(f"torch's mkldnn tensors pool float32 (and bfloat16) only, not {case.dtype}")
+        if case.dilation != 1:
+            raise Unsupported("torch's mkldnn_max_pool2d does not support dilation")
+        xm = torch.from_numpy(case.x).to_mkldnn()
+        k, s, p, d, ceil = *case.args, case.ceil_mode
+        return (lambda: F.max_pool2d(xm, k, s, p, d, ceil)), (lambda r: {"values": r.to_dense().numpy()})
+
+    return _torch_method("torch-mkldnn", build, torch, LAYOUTS)
+
+
+# ---- onnxruntime ------------------------------------------------------------------------------
+
+_ORT_THREADS = [1]
+
+
+def _onnx_model(case, with_indices):
+    """A serialized one-node ONNX model: MaxPool with the case's geometry."""
+    from onnx import TensorProto, helper
+
+    k, s, p, d = case.args
+    elem = {"float16": TensorProto.FLOAT16, "float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE}[case.dtype]
+    outs = ["y", "i"][:1 + with_indices]
+    node = helper.make_node("MaxPool", ["x"], outs, kernel_shape=[k, k], strides=[s, s], pads=[p] * 4,
+                            dilations=[d, d], ceil_mode=int(case.ceil_mode), storage_order=0)
+    vi = [helper.make_tensor_value_info("y", elem, None)] + [helper.make_tensor_value_info("i", TensorProto.INT64,
+                                                                                            None)] * with_indices
+    graph = helper.make_graph([node], "maxpool", [helper.make_tensor_value_info("x", elem, None)], vi)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)])
+    model.ir_version = 8  # opset 12's IR version: every onnxruntime since 1.10 reads it
+    return model.SerializeToString()
+
+
+def _onnxruntime():
+    if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None:
+        return unavailable("onnxruntime", "onnxruntime is not installed: pip install onnxruntime onnx (or "
+                           "pip install \".[bench,bench-onnx]\")")
+    import onnxruntime as ort
+
+    def build(case, op):
+        if op not in ("fwd", "fwd_idx"):
+            raise Unsupported("ONNX has no max-pool gradient operator (onnxruntime's MaxPoolGrad is training-only)")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads = _ORT_THREADS[0], 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.log_severity_level = 3
+        sess = ort.InferenceSession(_onnx_model(case, op == "fwd_idx"), so, providers=["CPUExecutionProvider"])
+        x = np.ascontiguousarray(case.x)  # ONNX's MaxPool is NCHW
+        feed, names = {"x": x}, ["y", "i"][:1 + (op == "fwd_idx")]
+        got = sess.run(names, feed)[0].shape
+        if got != case.out_shape:  # ONNX's own output-size rule (ceil_mode's last window) differs from torch's here
+            raise Unsupported(f"onnxruntime's output shape {got} differs from torch's {case.out_shape} (ceil_mode's "
+                              "last-window rule)")
+        N, C, H, W = case.shape
+        planes = (np.arange(N * C, dtype=np.int64) * (H * W)).reshape(N, C, 1, 1)
+
+        def convert(r):
+            out = {"values": r[0]}
+            if len(r) > 1:  # flat over N*C*H*W: less each plane's offset, cpool's (and torch's) per-plane index
+                out["indices"] = np.where(r[1] >= 0, r[1] - planes, r[1])
+            return out
+        return (lambda: sess.run(names, feed)), convert
+
+    def set_threads(n):
+        _ORT_THREADS[0] = n
+
+    return Method("onnxruntime", DESCRIPTIONS["onnxruntime"], build, set_threads=set_threads, version=ort.__version__)
 
 
 # ---- numba -------------------------------------------------------------------------------------
@@ -428,7 +600,11 @@ FACTORIES = {
     "numpy-maxchain": lambda: Method("numpy-maxchain", DESCRIPTIONS["numpy-maxchain"], _build_maxchain, ops=("fwd",)),
     "cpool-numpy": lambda: _cpool(numpy=True),
     "cpool": _cpool,
+    "cpool-out": lambda: _cpool(out=True),
     "torch": _torch,
+    "torch-cl": _torch_cl,
+    "torch-mkldnn": _torch_mkldnn,
+    "onnxruntime": _onnxruntime,
     "numba": _numba,
     "jax": _jax,
 }

@@ -98,6 +98,11 @@ def loop_figure(results, shape, t):
     return got["loop"] / got[f"cpool t{t}"] if "loop" in got and f"cpool t{t}" in got else None
 
 
+def peers_timed(results, names):
+    """Whether any of the methods ``names`` has a timing in the run."""
+    return any(e["method"] in names and R.timed(e) for e in results["entries"])
+
+
 def intro(results, anchor):
     """The introduction's figures: a fragment of its sentence, after "gives exactly PyTorch's answers (...)"."""
     state, cpus = results.get("busy") or R.busy_state(results), results["machine"]["available_cpus"]
@@ -132,7 +137,9 @@ def intro(results, anchor):
     listed = said[0] if len(said) == 1 else ", ".join(said[:-1]) + " and " + said[-1]
     return (f"{lead}: on {machine}, on {where} with cpool and PyTorch both at {threads}, {listed}"
             + f"; not measured: {', '.join(absent)}" * bool(absent)
-            + " (torch on contiguous arrays: its faster channels-last and oneDNN paths are not in this comparison)"
+            + (" (torch on contiguous arrays; its channels_last and oneDNN paths are compared in bench/RESULTS.md)"
+               if peers_timed(results, ("torch-cl", "torch-mkldnn")) else
+               " (torch on contiguous arrays: its faster channels-last and oneDNN paths are not in this comparison)")
             + f" {see}")
 
 
@@ -152,7 +159,7 @@ def results_section(results):
     """The body of the README's "Benchmark results" section."""
     m, base, idx = results["machine"], results["baseline"], R.index(results)
     cp, state = m["cpool"], results.get("busy") or R.busy_state(results)
-    peers = "".join(f"; {k} {m[k]}" for k in ("torch", "numba", "jax") if m.get(k))
+    peers = "".join(f"; {k} {m[k]}" for k in ("torch", "onnxruntime", "numba", "jax") if m.get(k))
     out = [wrap(f"From one run of `{R.rerun_command(results)}` on {results['created'][:10]} ({m['cpu_model']}, "
                 f"{m['available_cpus']} CPUs; cpool {cp.get('version')}, ISA {cp.get('isa')}{peers}). "
                 "[bench/RESULTS.md](bench/RESULTS.md) has the full tables (times, spreads, every method), the "
@@ -169,8 +176,11 @@ def results_section(results):
         ops = [*(op for op in TABLE_TITLES if op in results["ops"]), *(op for op in results["ops"]
                                                                           if op not in TABLE_TITLES)]
         for op in ops:
-            out += [f"{TABLE_TITLES.get(op, results['ops'][op])}, speed-up over {base}:",
-                    R.speedup_table(results, op, idx)]
+            for layout, names, lbase in R.layout_groups(results):
+                where = ", channels-last memory (the -nhwc shapes)" * (layout == "nhwc")
+                if lbase:
+                    out += [f"{TABLE_TITLES.get(op, results['ops'][op])}{where}, speed-up over {lbase}:",
+                            R.speedup_table(results, op, idx, names, lbase)]
     for b in results["mnist_epoch"]:
         out += [wrap(R.epoch_title(b)), R.epoch_table(b)]
     if "bwd" in results["ops"]:

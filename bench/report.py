@@ -137,16 +137,25 @@ def target_rows(results, idx=None):
     idx, rows = idx or index(results), []
     for label, asked, ops, shapes, checks in C.TARGETS:
         parts, good = [], []
-        for sh, op, (mine, rival, want) in ((sh, op, c) for sh in shapes for op in ops for c in checks):
+        for sh, op, check in ((sh, op, c) for sh in shapes for op in ops for c in checks):
+            mine, rival, want = check[:3]
+            at_most = check[3:] == (C.AT_MOST,)
+            rival_shape = C.nchw_twin(sh) if rival.endswith(C.ON_NCHW) else sh
+            rival = rival.removesuffix(C.ON_NCHW)
             ts = results["settings"]["threads"] if "{t}" in mine + rival else [None]
             es = [timed(idx.get((sh, op, mine.format(t=t)))) for t in ts]
-            rs = [e and e.get("roofline", {}).get("bound_s") if rival == "roofline" else med(idx, sh, op, rival.format(
-                t=t)) for e, t in zip(es, ts)]
+            rs = [e and e.get("roofline", {}).get("bound_s") if rival == "roofline" else med(
+                idx, rival_shape, op, rival.format(t=t)) for e, t in zip(es, ts)]
             if not all(es) or not all(rs):
                 continue  # not measured: not asked for, or failed (the tables say which)
-            ratios = [r / e["median_s"] for r, e in zip(rs, es)]
-            good += [r >= want for r in ratios]
-            what = sh + f" {op}" * (len(ops) > 1) + f" vs {rival.replace(' t{t}', '')}" * (len(checks) > 1)
+            if at_most:  # mine time / rival time, at most want
+                ratios = [e["median_s"] / r for r, e in zip(rs, es)]
+                good += [r <= want for r in ratios]
+            else:
+                ratios = [r / e["median_s"] for r, e in zip(rs, es)]
+                good += [r >= want for r in ratios]
+            vs = rival.replace(" t{t}", "") + (f" on {rival_shape}" if rival_shape != sh else "")
+            what = sh + f" {op}" * (len(ops) > 1) + f" vs {vs}" * (len(checks) > 1)
             shown = [f"{100 * r:.0f}%" if rival == "roofline" else fmt_x(r) for r in ratios]
             parts.append(f"{what} " + " / ".join(shown))
         if parts:
@@ -180,21 +189,54 @@ def busy_target_row(contention):
     return [label, asked, text, "met" if w["ratio"] <= limit else "**not met**"]
 
 
+def layout_of(shape):
+    """A shape's memory layout (its meta in results["shapes"]); runs from before the layouts were all NCHW."""
+    return shape.get("layout", "nchw")
+
+
+BASELINES = {"nchw": ("torch t{t}", "loop"), "nhwc": ("torch-cl t{t}",)}  # each layout's speed-up baseline, in turn
+
+
+def layout_groups(results):
+    """[(layout, shape names, baseline variant or None)] for each layout of the run, in cases.LAYOUTS order."""
+    out = []
+    for layout in C.LAYOUTS:
+        names = [s["name"] for s in results["shapes"] if layout_of(s) == layout]
+        if names:
+            out.append((layout, names, results.get("baselines", {}).get(layout, results.get("baseline"))))
+    return out
+
+
 def derive(results):
     idx, tmax = index(results), max(results["settings"]["threads"])
-    vs = {e["variant"] for e in results["entries"] if timed(e)}
-    base = results["baseline"] = next((v for v in (f"torch t{tmax}", "loop") if v in vs), None)
+    layouts = {s["name"]: layout_of(s) for s in results["shapes"]}
+    results["baselines"] = {}
+    for layout in C.LAYOUTS:
+        vs = {e["variant"] for e in results["entries"] if timed(e) and layouts.get(e["shape"], "nchw") == layout}
+        results["baselines"][layout] = next((v for v in (b.format(t=tmax) for b in BASELINES[layout]) if v in vs),
+                                            None)
+    base = results["baseline"] = results["baselines"]["nchw"]
     for e in results["entries"]:
-        b = med(idx, e["shape"], e["op"], base)
+        b = med(idx, e["shape"], e["op"], results["baselines"][layouts.get(e["shape"], "nchw")])
         e["speedup"] = b / e["median_s"] if b and timed(e) else None
     results["busy"] = busy_state(results)
     contention_ratios(results.get("contention"))
     results.update(summary=summary_lines(results, idx), mnist_epoch=mnist_epoch(results, idx),
-                   targets=target_rows(results, idx))
+                   targets=target_rows(results, idx), baseline=base)
     return results
 
 
 # ---- text ---------------------------------------------------------------------------------------
+
+LAYOUT_TITLES = {"nchw": "NCHW memory", "nhwc": "channels-last (NHWC) memory: the -nhwc shapes"}
+ROOFLINE_METHODS = ("cpool", "cpool-out")  # the methods whose rows get the roofline table
+
+
+def roofline_row(variant):
+    """Whether ``variant`` (cpool tN, cpool-out tN) gets a row in the roofline tables."""
+    name, _, threads = variant.partition(" t")
+    return name in ROOFLINE_METHODS and threads.isdigit()
+
 
 def table(header, rows):
     """A Markdown table, padded so that it reads as well in a terminal."""
@@ -328,10 +370,12 @@ def contention_section(results, md):
     return out + [table(header + ["other CPUs"], table_rows), ""]
 
 
-def speedup_table(results, op, idx=None):
-    """Speed-up over the baseline of every variant but the baseline itself: a row per variant, a column per shape."""
-    idx, shapes = idx or index(results), [s["name"] for s in results["shapes"]]
-    vs = [v for v in variants(results) if v != results["baseline"] and any((s, op, v) in idx for s in shapes)]
+def speedup_table(results, op, idx=None, shapes=None, base=None):
+    """Speed-up over the baseline (of the shapes' layout) of every variant but the baseline itself: a row per
+    variant, a column per shape (default: every shape of the run, the NCHW baseline)."""
+    idx, shapes = idx or index(results), shapes or [s["name"] for s in results["shapes"]]
+    base = base or results["baseline"]
+    vs = [v for v in variants(results) if v != base and any((s, op, v) in idx for s in shapes)]
     return table(["method", *shapes], [[v] + [cell(idx.get((s, op, v)), "speedup") for s in shapes] for v in vs])
 
 
@@ -348,13 +392,20 @@ def epoch_table(b):
     return table(["method", "s / epoch", "per image", "from"], rows)
 
 
+def baseline_text(results):
+    """What the speed-ups are over: the baseline, each layout's where the run has both."""
+    groups = [(layout, b) for layout, _, b in layout_groups(results) if b]
+    if len(groups) > 1:
+        return " or ".join(f"{b} ({'the -nhwc shapes' if layout == 'nhwc' else 'NCHW shapes'})" for layout, b in groups)
+    return groups[0][1] if groups else results.get("baseline") or "baseline"
+
+
 def render(results, md=True):
     """results.md; with md=False the terminal text (the same without bold). A busy machine's warning is the first
     line of both."""
-    m, c, idx, base = results["machine"], results["machine"]["cpool"], index(results), results["baseline"]
-    shapes, ops = [s["name"] for s in results["shapes"]], list(results["ops"])
+    m, c, idx, ops = results["machine"], results["machine"]["cpool"], index(results), list(results["ops"])
     threads = " / ".join(f"t{t}" for t in results["settings"]["threads"])
-    peers = ", ".join(f"{k} {m[k]}" for k in ("torch", "numba", "jax") if m.get(k)) or "no peers"
+    peers = ", ".join(f"{k} {m[k]}" for k in ("torch", "onnxruntime", "numba", "jax") if m.get(k)) or "no peers"
     bandwidth = ", ".join(f"{t} thread{'s' * (int(t) > 1)} {bw / 1e9:.1f} GB/s"
                           for t, bw in results["bandwidth_Bps"].items())
     top = [f"**{w}**" if md else w for w in warnings(results)]
@@ -364,9 +415,10 @@ def render(results, md=True):
             "## Summary", "", *[f"- {line}" for line in results["summary"]], ""]
     if results["targets"]:
         out += ["## Performance targets", "", ("Checked against this run: rival time / cpool time, at the same thread "
-                "count where a thread count is named; the roofline as in the tables below; the busy-machine row from "
-                "the contention section.") + (" Measured on a busy machine: see the warning above." if
-                                              results["busy"]["busy"] else ""), "",
+                "count where a thread count is named; the roofline as in the tables below; the rows that ask for "
+                "\"at most\": cpool time / the rival's (cpool on a -nhwc shape against cpool on its NCHW twin); the "
+                "busy-machine row from the contention section.")
+                + (" Measured on a busy machine: see the warning above." if results["busy"]["busy"] else ""), "",
                 table(["target", "asked", f"this run ({threads})", "verdict"],
                       [[x if md else x.replace("**", "") for x in r] for r in results["targets"]]), ""]
     out += ["## Machine", "", f"- {m['cpu_model']}, {m['available_cpus']} CPUs; {m['platform']}; "
@@ -376,19 +428,26 @@ def render(results, md=True):
             f"- memory bandwidth (np.copyto, bytes read + written): {bandwidth}",
             f"- load average (1 minute): {m['loadavg']['before']:.2f} before the run, {m['loadavg']['after']:.2f} after"
             + " the main tables" + (f"; environment {m['env']}" if m["env"] else ""), "", "## Legend", "",
-            LEGEND.format(base=base or "baseline"), "", *legend_lines(results, md)]
+            LEGEND.format(base=baseline_text(results)), "", *legend_lines(results, md)]
+    groups = layout_groups(results)
     for op, title in results["ops"].items():
-        vs = [v for v in variants(results) if any((s, op, v) in idx for s in shapes)]
-        out += ["", f"## {op}: {title}", "", "Median ms (spread):", "",
-                table(["method", *shapes], [[v] + [cell(idx.get((s, op, v)), "time") for s in shapes] for v in vs])]
-        if base:
-            out += ["", f"Speed-up over {base}:", "", speedup_table(results, op, idx)]
-        roof = [[v] + [cell(idx.get((s, op, v)), "roofline") for s in shapes] for v in vs if v.startswith("cpool t")]
-        over = any(e.get("roofline", {}).get("fraction", 0) > 1 for e in results["entries"] if e["op"] == op
-                   and e["variant"].startswith("cpool t"))
-        if roof:
-            out += ["", "cpool roofline (bound ms / fraction of it reached):", "", table(["method", *shapes], roof)]
-            out += ["", ROOFLINE_OVER] * over
+        out += ["", f"## {op}: {title}"]
+        for layout, names, lbase in groups:
+            vs = [v for v in variants(results) if any((s, op, v) in idx for s in names)]
+            if not vs:
+                continue
+            where = f" ({LAYOUT_TITLES[layout]})" if len(groups) > 1 else ""
+            out += ["", f"Median ms (spread){where}:", "",
+                    table(["method", *names], [[v] + [cell(idx.get((s, op, v)), "time") for s in names] for v in vs])]
+            if lbase:
+                out += ["", f"Speed-up over {lbase}{where}:", "", speedup_table(results, op, idx, names, lbase)]
+            roof = [[v] + [cell(idx.get((s, op, v)), "roofline") for s in names] for v in vs if roofline_row(v)]
+            over = any(e.get("roofline", {}).get("fraction", 0) > 1 for e in results["entries"] if e["op"] == op
+                       and e["shape"] in names and roofline_row(e["variant"]))
+            if roof:
+                out += ["", f"cpool roofline (bound ms / fraction of it reached){where}:", "",
+                        table(["method", *names], roof)]
+                out += ["", ROOFLINE_OVER] * over
     out += ["", *contention_section(results, md)]
     out += ["## MNIST epoch", ""] + ["Not measured: it needs step, or fwd_idx and bwd, on "
                                      + " or ".join(C.MNIST_SHAPES) + ".", ""] * (not results["mnist_epoch"])
@@ -429,7 +488,8 @@ def write(results, out_dir, chart=True, log=print):
 
 
 COLOURS = {"loop": "#7f7f7f", "numpy-answer": "#bcbd22", "numpy-maxchain": "#17becf", "cpool-numpy": "#9467bd",
-           "cpool": "#d62728", "torch": "#1f77b4", "numba": "#2ca02c", "jax": "#ff7f0e"}
+           "cpool": "#d62728", "cpool-out": "#ff9896", "torch": "#1f77b4", "torch-cl": "#aec7e8",
+           "torch-mkldnn": "#393b79", "onnxruntime": "#8c6d31", "numba": "#2ca02c", "jax": "#ff7f0e"}
 
 
 def draw_chart(results, path):
@@ -456,7 +516,7 @@ def draw_chart(results, path):
             one = v.endswith(" t1") and tmax > 1  # hatched and pale: single-threaded
             ax.bar(xs, ys, 0.75 / len(vs), color=COLOURS.get(v.split()[0], "#8c564b"), alpha=0.5 if one else 1,
                    hatch="//" if one else None, edgecolor="black", linewidth=0.4, label=v)
-            for x, y in zip(xs, ys) if v.startswith("cpool t") else ():  # each cpool bar: its thread count too
+            for x, y in zip(xs, ys) if roofline_row(v) else ():  # each cpool bar: its thread count too
                 ax.annotate(f"{v.split()[1]} {fmt_x(y)}", (x, y), xytext=(0, 2), textcoords="offset points",
                             ha="center", va="bottom", rotation=90, fontsize=6.5, fontweight="bold", color="#b01010")
         ax.axhline(1.0, color="black", linewidth=1)
@@ -465,13 +525,15 @@ def draw_chart(results, path):
         ax.set_ylim(top=max(ax.get_ylim()[1], tallest * 40))  # room above the tallest bar for its upright label
         ax.set_xticks(range(len(shapes)), [f"{s['name']}\n{s['description']}" for s in results["shapes"]], fontsize=7)
         ax.set_title(f"{op}: {results['ops'][op]}", fontsize=10, loc="left")
-        ax.set_ylabel(f"speed-up over {base}")
+        ax.set_ylabel(f"speed-up over {base}" + " / torch-cl (-nhwc)" * (len(layout_groups(results)) > 1),
+                      fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=6, fontsize=9, frameon=False)
     m, busy = results["machine"], results["busy"]["busy"]
-    labels = " and ".join(v for v in vs if v.startswith("cpool t"))
+    labels = " and ".join(v for v in vs if roofline_row(v))
     fig.suptitle(("BUSY MACHINE: figures unreliable, rerun on an idle machine\n" if busy else "")
-                 + f"Speed-up over {base} (log scale; hatched = 1 thread; labelled: {labels or 'none'})\n"
+                 + f"Speed-up over {baseline_text(results)} (log scale; hatched = 1 thread; labelled: "
+                 f"{labels or 'none'})\n"
                  f"{m['cpu_model']}, {m['available_cpus']} CPUs, {results['created']}", fontsize=10,
                  color="#b01010" if busy else "black")
     h = fig.get_figheight()  # fixed margins: tight_layout takes seconds on a slow machine

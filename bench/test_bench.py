@@ -80,28 +80,68 @@ def test_shapes_catalogue_and_parser():
                                                               "large"]
 
 
-@pytest.mark.parametrize("name", ["loop", "numpy-answer", "numpy-maxchain", "cpool-numpy", "cpool", "torch", "numba"])
+def test_every_shape_has_a_channels_last_twin():
+    assert all(n + C.NHWC in C.SHAPES for n in C.BASE_SHAPES) and len(C.SHAPES) == 2 * len(C.BASE_SHAPES)
+    cl, nchw = C.parse_shape("mnist-first-nhwc").filled(), C.parse_shape("mnist-first").filled()
+    assert (cl.layout, cl.shape, cl.out_shape, cl.describe()) == ("nhwc", nchw.shape, nchw.out_shape,
+                                                                 nchw.describe() + " nhwc")
+    assert cl.x.shape == nchw.x.shape and cl.x.transpose(0, 2, 3, 1).flags.c_contiguous  # channels-last memory
+    assert cl.grad_out.transpose(0, 2, 3, 1).flags.c_contiguous
+    assert cl.ref["indices"].transpose(0, 2, 3, 1).flags.c_contiguous
+    assert np.array_equal(cl.x, nchw.x) and all(np.array_equal(cl.ref[k], nchw.ref[k]) for k in nchw.ref)
+    assert cl.nbytes("fwd_idx") == nchw.nbytes("fwd_idx") and cl.meta()["nchw_twin"] == "mnist-first"
+    assert C.parse_shape("2x3x8x8:k3:nhwc").layout == "nhwc" and C.nchw_twin("2x3x8x8:k3:nhwc") == "2x3x8x8:k3"
+    assert C.nchw_twin("large-nhwc") == "large" == C.nchw_twin("large")
+    for *_, shapes, checks in C.TARGETS:  # a check against the NCHW twin: the twin is in the catalogue too
+        assert all(C.nchw_twin(sh) in C.SHAPES for sh in shapes if any(c[1].endswith(C.ON_NCHW) for c in checks))
+
+
+PARTIAL = {"torch-mkldnn": ("fwd",), "onnxruntime": ("fwd", "fwd_idx")}  # the ops of the forward-only peers
+
+
+@pytest.mark.parametrize("name", ["loop", "numpy-answer", "numpy-maxchain", "cpool-numpy", "cpool", "cpool-out",
+                                  "torch", "torch-cl", "torch-mkldnn", "onnxruntime", "numba"])
 def test_methods_pass_the_gate(name):
     method = M.get_methods([name])[0]
     if method.build is None:
         pytest.skip(method.note)
-    for spec in ("2x2x7x9", "2x3x12x12:k3:s2:p1:ceil", "2x2x9x10:s1:d2"):  # crop; padding, overlap, ceil; dilation
+    # crop; padding, overlap, ceil; dilation; a ceil window starting in the right padding; float64
+    specs = ("2x2x7x9", "2x3x12x12:k3:s2:p1:ceil", "2x2x9x10:s1:d2", "2x3x7x5:p1:ceil", "2x2x7x9:float64")
+    for spec in (sp + f":{layout}" for sp in specs for layout in method.layouts):
         case = C.parse_shape(spec).filled()
         for op in method.ops:
+            if method.set_threads:
+                method.set_threads(2)
             try:
                 ok, _, detail = gate(method, case, op)
             except M.Unsupported:
-                assert not case.simple or name == "jax"
+                assert not case.simple or name == "jax" or op not in PARTIAL.get(name, C.OPS) or (
+                    name == "torch-mkldnn" and case.dtype != "float32"), (name, spec, op)
                 continue
             assert ok, (name, spec, op, detail)
+
+
+def test_channels_last_methods_keep_channels_last_memory():
+    case = C.parse_shape("2x8x6x6:nhwc").filled()
+    for method in M.get_methods(["cpool", "cpool-out", "torch-cl"]):
+        if method.build is None:
+            continue
+        call, _ = method.build(case, "fwd_idx")
+        for out in M.outputs("fwd_idx", call()).values():  # the results come back in channels-last memory
+            assert out.transpose(0, 2, 3, 1).flags.c_contiguous, method.name
+    cp = M.get_methods(["cpool-out"])[0]
+    if cp.build is not None:  # out=: the same buffers on every call
+        call, _ = cp.build(case, "bwd")
+        assert call() is call()
 
 
 def test_missing_or_other_peers_are_skipped_with_a_note(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(M.importlib.util, "find_spec",
                         lambda name, *a: None if name in ("torch", "numba", "jax") else real(name, *a))
-    got = {m.name: m for m in M.get_methods(["torch", "numba", "jax", "loop"])}
+    got = {m.name: m for m in M.get_methods(["torch", "torch-cl", "torch-mkldnn", "numba", "jax", "loop"])}
     assert f"pip install torch=={M.TORCH_PIN}" in got["torch"].note and got["torch"].build is None
+    assert all(got[n].build is None and "torch" in got[n].note for n in ("torch-cl", "torch-mkldnn"))
     assert "pip install numba" in got["numba"].note and "pip install jax jaxlib" in got["jax"].note
     assert got["loop"].build is not None
     if real("torch"):
@@ -109,7 +149,16 @@ def test_missing_or_other_peers_are_skipped_with_a_note(monkeypatch):
 
         monkeypatch.setattr(M.importlib.util, "find_spec", real)
         monkeypatch.setattr(torch, "__version__", "9.9.9")
-        assert M.get_methods(["torch"])[0].build is None
+        assert all(m.build is None for m in M.get_methods(["torch", "torch-cl", "torch-mkldnn"]))
+
+
+def test_onnxruntime_missing_is_skipped_with_a_note(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(M.importlib.util, "find_spec", lambda name, *a: None if name in ("onnxruntime", "onnx")
+                        else real(name, *a))
+    (ort,) = M.get_methods(["onnxruntime"])
+    assert ort.build is None and "pip install onnxruntime onnx" in ort.note
+    assert ort.description == M.DESCRIPTIONS["onnxruntime"]
 
 
 def test_a_wrong_method_is_reported_and_not_timed():
@@ -206,6 +255,27 @@ def test_targets_compare_at_the_same_thread_count():
     assert rows["backward, 28x28"][1] == "met" and "backward, other shapes" not in rows
     assert rows["DRAM-bound shapes"] == ["large fwd_idx 50% / 49%", "**not met**"]
     assert rows["NumPy fallback, forward with indices"] == ["mnist-conv vs loop 250x; mnist-conv vs torch t1 5x", "met"]
+
+
+def test_targets_on_channels_last_shapes_and_against_the_nchw_twin():
+    def e(shape, op, variant, ms, roof=None):
+        return {"shape": shape, "op": op, "variant": variant, "status": "ok", "median_s": ms / 1e3,
+                **({"roofline": {"bound_s": roof * ms / 1e3}} if roof else {})}
+    es = []
+    for op in C.OPS:  # cpool on large-nhwc: 1.1x its NCHW time at 1 thread, 1.3x at 2: not met
+        es += [e("large", op, "cpool t1", 1.0), e("large-nhwc", op, "cpool t1", 1.1),
+               e("large", op, "cpool t2", 1.0), e("large-nhwc", op, "cpool t2", 1.3)]
+    es += [e("large-nhwc", "fwd", "torch-cl t1", 4.0), e("large-nhwc", "fwd", "torch-cl t2", 4.0),
+           e("large-nhwc", "fwd", "torch-mkldnn t1", 1.5), e("large-nhwc", "fwd", "torch-mkldnn t2", 2.0)]
+    es += [e(sh, op, "cpool-out t1", 1.0, roof=0.75) for sh in ("large", "large-nhwc") for op in ("fwd", "bwd")]
+    rows = {r[0]: r[2:] for r in R.target_rows({"settings": {"threads": [1, 2]}, "entries": es})}
+    twin = rows["NHWC vs NCHW, same shape, C >= 8"]
+    assert twin[1] == "**not met**" and twin[0].startswith("large-nhwc fwd 1.1x / 1.3x; large-nhwc fwd_idx 1.1x")
+    assert rows["NHWC input, forward values only"] == ["large-nhwc vs torch-cl 3.64x / 3.08x; large-nhwc vs "
+                                                       "torch-mkldnn 1.36x / 1.54x", "**not met**"]
+    assert rows["DRAM-bound shapes, both layouts, out= buffers"] == ["large fwd 75%; large bwd 75%; large-nhwc fwd "
+                                                                     "75%; large-nhwc bwd 75%", "met"]
+    assert "NHWC input, backward" not in rows
 
 
 def test_formatting():
@@ -343,7 +413,8 @@ def test_the_busy_processes_are_killed_when_a_timing_fails(monkeypatch):
 def small_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("small_run")
     methods = "loop,numpy-answer,numpy-maxchain,cpool-numpy,cpool"
-    code = B.main(["--quick", "--shapes", "1x2x8x8,mnist-first", "--methods", methods, "--threads", "1,2",
+    code = B.main(["--quick", "--shapes", "1x2x8x8,mnist-first,1x2x8x8:nhwc", "--methods", methods, "--threads",
+                   "1,2",
                    "--no-chart", "--no-progress", "--out", str(out)])
     return code, out, methods
 
@@ -356,6 +427,8 @@ def test_small_run_writes_the_results(small_run, capsys):
     assert len(data["summary"]) == (1 if busy else len(C.OPS)) and data["baseline"] == "loop"
     compiled = ["cpool t1", "cpool t2"] if data["machine"]["cpool"]["backend"] == "cython" else []
     assert {e["variant"] for e in data["entries"]} == {*methods.split(",")[:-1], *compiled}
+    assert {e["variant"] for e in data["entries"] if e["shape"] == "1x2x8x8:nhwc"} == set(compiled)  # cpool only
+    assert data["baselines"] == {"nchw": "loop", "nhwc": None}
     assert not [e for e in data["entries"] if e["status"] in ("error", "mismatch")]
     assert all("other_cpus" in e and "spread" in e for e in data["entries"] if "median_s" in e)
     loop = [e for e in data["entries"] if e["variant"] == "loop" and e["shape"] == "mnist-first"]
@@ -364,7 +437,8 @@ def test_small_run_writes_the_results(small_run, capsys):
     assert data["contention"] is None  # --quick: no contention section unless asked
     md = (out_dir / "results.md").read_text()
     assert "| method" in md and "- **numpy-maxchain**" in md and "## Bytes each op must move" in md
-    assert "Median ms (spread)" in md and "## Busy machine" not in md
+    assert "Median ms (spread) (NCHW memory)" in md and "## Busy machine" not in md
+    assert ("Median ms (spread) (channels-last (NHWC) memory" in md) == bool(compiled)
     assert md.startswith("**WARNING: the machine was busy") == busy
     assert not (out_dir / "speedup.png").exists()
     text = R.render(data, md=False)

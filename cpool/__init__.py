@@ -15,10 +15,12 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from typing import Any
+
 from . import slow
 from ._backend import BACKEND as backend
 from ._threads import get_num_threads, set_num_threads
-from .functional import max_pool2d, max_pool2d_backward
+from .functional import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
 from .module import BackwardBeforeForwardError, MaxPool2d
 
 __all__ = [
@@ -27,6 +29,8 @@ __all__ = [
     "max_pool2d",
     "max_pool2d_backward",
     "MaxPool2d",
+    "avg_pool2d",
+    "avg_pool2d_backward",
     "BackwardBeforeForwardError",
     "set_num_threads",
     "get_num_threads",
@@ -36,7 +40,7 @@ __all__ = [
 ]
 
 
-def config() -> dict:
+def config() -> dict[str, Any]:
     """Build and runtime facts as a dict (what :func:`show_config` prints).
 
     Keys: ``version``, ``backend`` ("cython" or "numpy"), ``openmp``,

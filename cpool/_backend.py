@@ -1,11 +1,12 @@
 """The one place that decides which backend cpool runs.
 
 A backend is a module with two functions on arrays already validated and in
-the layout of :func:`cpool._validation.as_native` (see :mod:`cpool.slow` for
-their contract)::
+the memory layout :func:`cpool._validation.resolve_layout` chose (see
+:mod:`cpool.slow` for their contract)::
 
-    forward_planes(x, g, with_indices, index_dtype) -> (out, indices or None)
-    backward_planes(grad_output, indices, input_shape) -> grad_input
+    forward_planes(x, g, with_indices, index_dtype, channels_last=False, out=None, indices_out=None)
+        -> (out, indices or None)
+    backward_planes(grad_output, indices, input_shape, channels_last=False, out=None) -> grad_input
 
 There are two: :mod:`cpool._compiled` (the extension) and :mod:`cpool.slow`
 (NumPy). ``CPOOL_BACKEND`` (environment, read once at import): unset or
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from types import ModuleType
 
 __all__ = ["BACKEND", "IMPL", "IMPORT_ERROR", "load", "compiled"]
 
@@ -32,10 +34,10 @@ if _choice not in ("auto", "cython", "numpy"):
     )
 
 #: Why the compiled backend did not load (shown by show_config()), or None.
-IMPORT_ERROR = None
+IMPORT_ERROR: ImportError | None = None
 
 
-def _import_compiled():
+def _import_compiled() -> ModuleType | None:
     global IMPORT_ERROR
     try:
         return importlib.import_module(_NAMES["cython"])
@@ -44,6 +46,7 @@ def _import_compiled():
         return None
 
 
+_compiled: ModuleType | None
 if _choice == "numpy":
     _compiled = None
 else:
@@ -55,12 +58,12 @@ else:
         ) from IMPORT_ERROR
 
 #: The backend the public functions use: "cython" or "numpy".
-BACKEND = "numpy" if _compiled is None else "cython"
+BACKEND: str = "numpy" if _compiled is None else "cython"
 #: Its module.
-IMPL = importlib.import_module(_NAMES[BACKEND])
+IMPL: ModuleType = importlib.import_module(_NAMES[BACKEND])
 
 
-def load(name=None):
+def load(name: str | None = None) -> ModuleType:
     """The backend module called ``name`` ("cython" or "numpy"; None: :data:`IMPL`).
 
     Raises ``ValueError`` for another name, or for "cython" when the
@@ -82,7 +85,7 @@ def load(name=None):
     raise ValueError(f"backend must be None, 'cython' or 'numpy', got backend={name!r}")
 
 
-def compiled():
+def compiled() -> ModuleType | None:
     """The compiled backend if it has been loaded (by default or by a
     :class:`cpool.MaxPool2d` that asked for it), else None."""
     return _compiled

@@ -29,24 +29,31 @@ import contextlib
 import importlib
 import os
 import warnings
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Tuple
 
 import numpy as np
 
 from . import _kernels as _baseline
 from ._threads import adaptive_threads, threads_for
-from ._validation import GEOMETRY_FIELDS, check_index_range
+from ._validation import GEOMETRY_FIELDS, PoolGeometry, check_index_range
+
+if TYPE_CHECKING:
+    from ._kernels import BackwardInto, ForwardInto
 
 __all__ = ["forward_planes", "backward_planes", "AVAILABLE_ISAS", "OPENMP", "omp_max_threads", "isa", "use_isa",
            "facts"]
 
 _F32, _F64, _F16 = np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16)
 _I32, _I64 = np.dtype(np.int32), np.dtype(np.int64)
-_CYTHON_NAMES = {_F32: "float", _F64: "double", _I32: "int32_t", _I64: "int64_t"}
+_CYTHON_NAMES: dict[np.dtype, str] = {_F32: "float", _F64: "double", _I32: "int32_t", _I64: "int64_t"}
+# (dtype, index dtype): the index dtype is None for a values-only forward.
+_Key = Tuple[np.dtype, Optional[np.dtype]]
 
 
-def _modules():
+def _modules() -> dict[str, ModuleType]:
     """isa name -> the extension module that runs it, narrowest first."""
-    found = {"baseline": _baseline}
+    found: dict[str, ModuleType] = {"baseline": _baseline}
     # The AVX2 module is imported only on a CPU that runs it: its own
     # initialisation code may already use AVX2 instructions.
     if "avx2" in _baseline.cpu_features():
@@ -62,35 +69,35 @@ def _modules():
 
 _MODULES = _modules()
 #: The instruction sets this build runs on this CPU, narrowest first.
-AVAILABLE_ISAS = tuple(_MODULES)
+AVAILABLE_ISAS: tuple[str, ...] = tuple(_MODULES)
 
 if _baseline.GEOMETRY_FIELDS != GEOMETRY_FIELDS:  # a stale build of the extension
     raise ImportError(f"cpool's extension reads the geometry as {_baseline.GEOMETRY_FIELDS}, "
                       f"cpool._validation writes {GEOMETRY_FIELDS}; rebuild cpool")
 
 
-def _specialisations(fn, keys):
+def _specialisations(fn: Any, keys: Iterable[tuple[np.dtype, np.dtype]]) -> dict[_Key, Any]:
     return {key: fn[tuple(_CYTHON_NAMES[d] for d in key)] for key in keys}
 
 
 class _Kernels:
     """One instruction set's entry points, specialised per (dtype, index dtype)."""
 
-    def __init__(self, isa):
+    def __init__(self, isa: str) -> None:
         self.isa = isa
         self.module = _MODULES[isa]
         pairs = [(f, i) for f in (_F32, _F64) for i in (_I32, _I64)]
-        self.forward = _specialisations(self.module.max_pool2d_forward_into, pairs)
-        self.backward = _specialisations(self.module.max_pool2d_backward_into, pairs)
+        self.forward: dict[_Key, ForwardInto] = _specialisations(self.module.max_pool2d_forward_into, pairs)
+        self.backward: dict[_Key, BackwardInto] = _specialisations(self.module.max_pool2d_backward_into, pairs)
         # A values-only call passes indices=None to the int64 specialisation.
         for f in (_F32, _F64):
             self.forward[f, None] = self.forward[f, _I64]
 
-    def activate(self):
+    def activate(self) -> None:
         self.module.set_isa(self.isa)
 
 
-def _chosen_isa():
+def _chosen_isa() -> str:
     want = os.environ.get("CPOOL_ISA", "").strip().lower() or "auto"
     if want == "auto":
         return AVAILABLE_ISAS[-1]
@@ -105,17 +112,17 @@ _ACTIVE = _Kernels(_chosen_isa())
 _ACTIVE.activate()
 
 #: Whether the kernels run on OpenMP threads (the same in every variant).
-OPENMP = bool(_baseline.OPENMP)
+OPENMP: bool = bool(_baseline.OPENMP)
 omp_max_threads = _baseline.omp_max_threads
 
 
-def isa():
+def isa() -> str:
     """The instruction set in use: "baseline", "avx2" or "avx512"."""
     return _ACTIVE.isa
 
 
 @contextlib.contextmanager
-def use_isa(name):
+def use_isa(name: str) -> Iterator[ModuleType]:
     """Run the compiled backend on instruction set ``name`` inside the block
     (for tests and benchmarks; not thread-safe)."""
     global _ACTIVE
@@ -131,54 +138,113 @@ def use_isa(name):
         before.activate()
 
 
-def forward_planes(x, g, with_indices, index_dtype=_I64):
-    """Max-pool ``x`` (..., H, W) by geometry ``g``; see :mod:`cpool.slow`."""
+def _one_channel_as_planes(a: np.ndarray) -> np.ndarray:
+    # (..., H, W, 1) channels-last memory is (..., 1, H, W) memory: a view.
+    return a.reshape(a.shape[:-3] + (1,) + a.shape[-3:-1])
+
+
+def forward_planes(x: np.ndarray, g: PoolGeometry, with_indices: bool, index_dtype: np.dtype = _I64,
+                   channels_last: bool = False, out: np.ndarray | None = None,
+                   indices_out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Max-pool ``x`` by geometry ``g``; see :mod:`cpool.slow`.
+
+    ``x`` is (..., C, H, W) memory, or (..., H, W, C) with ``channels_last``;
+    the results are laid out the same way, written into ``out`` /
+    ``indices_out`` when given (C-contiguous arrays of the result's shape).
+    """
     fn = _ACTIVE.forward.get((x.dtype, index_dtype if with_indices else None))
     if fn is None:
-        return _forward_other_dtype(x, g, with_indices, index_dtype)
-    x4 = x if x.ndim == 4 else x[None]  # the kernels take (N, C, H, W)
-    shape = x4.shape[:2] + (g.OH, g.OW)
-    out = np.empty(shape, dtype=x.dtype)
-    idx = np.empty(shape, dtype=index_dtype) if with_indices else None
-    if not fn(x4, out, idx, g, threads_for(x.size), adaptive_threads()):
+        return _forward_other_dtype(x, g, with_indices, index_dtype, channels_last, out, indices_out)
+    if channels_last and x.shape[-1] == 1:
+        o, i = forward_planes(_one_channel_as_planes(x), g, with_indices, index_dtype, False,
+                              None if out is None else _one_channel_as_planes(out),
+                              None if indices_out is None else _one_channel_as_planes(indices_out))
+        shape = x.shape[:-3] + (g.OH, g.OW, 1)
+        return o.reshape(shape), None if i is None else i.reshape(shape)
+    x4 = x if x.ndim == 4 else x[None]  # the kernels take 4-D arrays
+    shape = x4.shape[:1] + ((g.OH, g.OW, x4.shape[3]) if channels_last else (x4.shape[1], g.OH, g.OW))
+    o4 = np.empty(shape, dtype=x.dtype) if out is None else _as_4d(out)
+    i4 = None
+    if with_indices:
+        i4 = np.empty(shape, dtype=index_dtype) if indices_out is None else _as_4d(indices_out)
+    if not fn(x4, o4, i4, g, threads_for(x.size), adaptive_threads(), channels_last):
         # indices on a 2**31+ element plane off the 2x2 path: beyond the kernels' offsets
         from . import slow
-        return slow.forward_planes(x, g, with_indices, index_dtype)
+        return slow.forward_planes(x, g, with_indices, index_dtype, channels_last, out, indices_out)
     if x.ndim == 3:
-        return out[0], None if idx is None else idx[0]
-    return out, idx
+        return o4[0], None if i4 is None else i4[0]
+    return o4, i4
 
 
-def _forward_other_dtype(x, g, with_indices, index_dtype):
+def _as_4d(a: np.ndarray) -> np.ndarray:
+    return a if a.ndim == 4 else a[None]
+
+
+def _forward_other_dtype(x: np.ndarray, g: PoolGeometry, with_indices: bool, index_dtype: np.dtype,
+                         channels_last: bool, out: np.ndarray | None,
+                         indices_out: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     if x.dtype == _F16:
-        out, idx = forward_planes(x.astype(_F32), g, with_indices, index_dtype)
-        return out.astype(_F16), idx
+        o, i = forward_planes(x.astype(_F32), g, with_indices, index_dtype, channels_last, None, indices_out)
+        if out is None:
+            return o.astype(_F16), i
+        np.copyto(out, o, casting="same_kind")
+        return out, i
     from . import slow  # integers (imported here: cpool.slow imports the public functions)
-    return slow.forward_planes(x, g, with_indices, index_dtype)
+    return slow.forward_planes(x, g, with_indices, index_dtype, channels_last, out, indices_out)
 
 
-def backward_planes(go, idx, shape):
-    """Scatter-add ``go`` into a fresh array of ``shape`` by ``idx``; see :mod:`cpool.slow`."""
+def backward_planes(go: np.ndarray, idx: np.ndarray, shape: tuple[int, ...], channels_last: bool = False,
+                    out: np.ndarray | None = None) -> np.ndarray:
+    """Scatter-add ``go`` into an array of ``shape`` by ``idx``; see :mod:`cpool.slow`.
+
+    The arrays and ``shape`` are (..., C, H, W)-ordered memory, or (..., H,
+    W, C) with ``channels_last``; the gradient is written into ``out`` when
+    given (a C-contiguous array of ``shape``), else into a new array.
+    """
     fn = _ACTIVE.backward.get((go.dtype, idx.dtype))
     if fn is None:
         from . import slow  # float16: the per-add rounding must happen in float16
-        return slow.backward_planes(go, idx, shape)
-    gi = np.empty(shape, dtype=go.dtype)
-    if go.ndim == 4:
-        bad = fn(go, idx, gi, threads_for(gi.size), adaptive_threads())
+        return slow.backward_planes(go, idx, shape, channels_last, out)
+    gi = np.empty(shape, dtype=go.dtype) if out is None else out
+    H, W = (shape[-3], shape[-2]) if channels_last else (shape[-2], shape[-1])
+    if channels_last and shape[-1] == 1:
+        go, idx, gi4 = _one_channel_as_planes(go), _one_channel_as_planes(idx), _one_channel_as_planes(gi)
+        channels_last = False
     else:
-        bad = fn(go[None], idx[None], gi[None], threads_for(gi.size), adaptive_threads())
+        gi4 = gi
+    if go.ndim == 4:
+        bad = fn(go, idx, gi4, threads_for(gi.size), adaptive_threads(), channels_last)
+    else:
+        bad = fn(go[None], idx[None], gi4[None], threads_for(gi.size), adaptive_threads(), channels_last)
     if bad:  # the kernel skipped them; find the first for the message
-        check_index_range(idx, shape[-2] * shape[-1], shape)
+        check_index_range(idx, H, W)
     return gi
 
 
-def busy_backoff(reset=False):
+def busy_backoff(reset: bool = False) -> tuple[float, float]:
     """The kernels' one-thread period on a busy machine (see the extension's
     ``busy_backoff``), for tests."""
     return _ACTIVE.module.busy_backoff(reset)
 
 
-def facts():
+def facts() -> dict[str, Any]:
     """What :func:`cpool.config` reports about the compiled backend."""
     return {"openmp": OPENMP, "isa": _ACTIVE.isa, "available_isas": AVAILABLE_ISAS}
+
+
+def avg_forward_planes(x: np.ndarray, g: PoolGeometry, count_include_pad: bool, divisor: Optional[int],
+                       channels_last: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+    """Average-pool ``x`` by geometry ``g``; see :func:`cpool.slow.avg_forward_planes`."""
+    from . import slow  # no compiled average-pooling kernels yet
+    return slow.avg_forward_planes(x, g, count_include_pad, divisor, channels_last, out)
+
+
+def avg_backward_planes(go: np.ndarray, shape: tuple[int, ...], g: PoolGeometry, count_include_pad: bool,
+                        divisor: Optional[int], channels_last: bool = False,
+                        out: np.ndarray | None = None) -> np.ndarray:
+    """Gradient of :func:`avg_forward_planes`; see :func:`cpool.slow.avg_backward_planes`."""
+    from . import slow
+    return slow.avg_backward_planes(go, shape, g, count_include_pad, divisor, channels_last, out)
+
+
+__all__ += ["avg_forward_planes", "avg_backward_planes"]

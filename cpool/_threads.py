@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import numbers
 import os
+from types import ModuleType
 
 from . import _backend
 
 __all__ = ["set_num_threads", "get_num_threads", "threads_for", "adaptive_threads"]
 
-_user_threads = None  # None: follow OpenMP / the environment
+_user_threads: int | None = None  # None: follow OpenMP / the environment
 
 # Below this many input elements per thread, threads cost more than they save.
 # Waking a team takes microseconds, but the real cost is contention: inside a
@@ -34,13 +35,13 @@ def _cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _openmp():
+def _openmp() -> ModuleType | None:
     """The compiled backend if it runs OpenMP threads, else None."""
     compiled = _backend.compiled()
     return compiled if compiled is not None and compiled.OPENMP else None
 
 
-def set_num_threads(n) -> None:
+def set_num_threads(n: int | None) -> None:
     """Set the number of threads cpool's compiled kernels may use.
 
     Parameters

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import numbers
 import operator
-from typing import NamedTuple
+from typing import Any, Iterable, NamedTuple, Sequence, Tuple, cast, overload
 
 import numpy as np
 
@@ -31,6 +31,15 @@ __all__ = [
     "as_native",
     "prepare_forward",
     "prepare_backward",
+    "DATA_FORMATS",
+    "check_data_format",
+    "nchw_order",
+    "resolve_layout",
+    "to_format",
+    "to_memory",
+    "format_shape",
+    "check_out",
+    "writable_memory",
     "index_dtype_for",
     "check_index_range",
     "index_error",
@@ -58,6 +67,11 @@ INT32_PLANE = 2**31
 # Pool.h) and rejects larger values; so do we, which also keeps every size
 # product in the kernels far from int64 overflow.
 _INT_MAX = 2**31 - 1
+
+# (height, width) pair of a pooling parameter, after normalisation.
+_Pair = Tuple[int, int]
+#: What parse_pool_args returns: kernel, stride, padding, dilation, ceil_mode.
+_PoolArgs = Tuple[_Pair, _Pair, _Pair, _Pair, bool]
 
 
 class PoolGeometry(NamedTuple):
@@ -87,28 +101,34 @@ class PoolGeometry(NamedTuple):
 GEOMETRY_FIELDS = PoolGeometry._fields
 
 
-def _describe(value) -> str:
+def _describe(value: object) -> str:
     return f"{value!r} (type {type(value).__name__})"
 
 
-def _is_int(value) -> bool:
+def _is_int(value: object) -> bool:
     # bool is an int subclass, but PyTorch rejects kernel_size=True and so do we.
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
-def _as_int(value, name: str) -> int:
+def _as_int(value: Any, name: str) -> int:
     if not _is_int(value):
         raise TypeError(f"{name} must be an int or a tuple of two ints, got {name}={_describe(value)}")
     return operator.index(value)
 
 
-def _shape_item(value) -> int:
+def _shape_item(value: Any) -> int:
     if not _is_int(value):
         raise TypeError(f"input_shape must contain only ints, got an element {_describe(value)}")
     return operator.index(value)
 
 
-def _pair(value, name: str, *, allow_none: bool = False):
+@overload
+def _pair(value: Any, name: str) -> _Pair: ...
+@overload
+def _pair(value: Any, name: str, *, allow_none: bool) -> _Pair | None: ...
+
+
+def _pair(value: Any, name: str, *, allow_none: bool = False) -> _Pair | None:
     """Normalise an int or a 1- or 2-sequence of ints into a pair of ints."""
     if value is None and allow_none:
         return None
@@ -128,18 +148,18 @@ def _pair(value, name: str, *, allow_none: bool = False):
         items = tuple(_as_int(v, name) for v in value)
         if len(items) == 1:
             items = items * 2
-        return items
+        return cast(_Pair, items)  # two items now
     v = _as_int(value, name)
     return (v, v)
 
 
-def _as_bool(value, name: str) -> bool:
+def _as_bool(value: object, name: str) -> bool:
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     raise TypeError(f"{name} must be a bool, got {name}={_describe(value)}")
 
 
-def _all_plain(*values) -> bool:
+def _all_plain(*values: object) -> bool:
     """True if each value is an int or a tuple of ints *by exact type*.
 
     Only such arguments are cached: ``True == 1`` and ``np.int64(2) == 2``
@@ -160,7 +180,8 @@ def _all_plain(*values) -> bool:
     return True
 
 
-def parse_pool_args(kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+def parse_pool_args(kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+                    ceil_mode: Any = False) -> _PoolArgs:
     """Check the pooling hyper-parameters on their own (no input needed).
 
     Results for plain int / tuple-of-int arguments are cached, so a layer
@@ -177,7 +198,7 @@ def parse_pool_args(kernel_size, stride=None, padding=0, dilation=1, ceil_mode=F
     return _parse_pool_args(kernel_size, stride, padding, dilation, ceil_mode)
 
 
-def _parse_pool_args(kernel_size, stride, padding, dilation, ceil_mode):
+def _parse_pool_args(kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: Any) -> _PoolArgs:
     kernel = _pair(kernel_size, "kernel_size")
     stride_ = _pair(stride, "stride", allow_none=True)
     pad = _pair(padding, "padding")
@@ -186,7 +207,7 @@ def _parse_pool_args(kernel_size, stride, padding, dilation, ceil_mode):
     if stride_ is None:
         stride_ = kernel
 
-    def show(name, pair, given):
+    def show(name: str, pair: _Pair, given: object) -> str:
         return f"{name}={given!r}" if not isinstance(given, (tuple, list)) else f"{name}={tuple(pair)!r}"
 
     for name, pair, given, low in (
@@ -224,7 +245,7 @@ def output_size(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> i
     return out
 
 
-def as_input_array(value, name: str = "input") -> np.ndarray:
+def as_input_array(value: Any, name: str = "input") -> np.ndarray:
     """Convert ``value`` to an ndarray without copying when it already is one.
 
     ndarray subclasses (np.ma.MaskedArray, np.matrix, memmap, ...) become a
@@ -243,7 +264,7 @@ def as_input_array(value, name: str = "input") -> np.ndarray:
     return arr
 
 
-def _check_dtype(arr: np.ndarray, name: str, allowed: frozenset, what: str) -> None:
+def _check_dtype(arr: np.ndarray, name: str, allowed: frozenset[np.dtype], what: str) -> None:
     dt = arr.dtype
     if dt in allowed:  # the common, native-order case: one hash lookup
         return
@@ -253,14 +274,45 @@ def _check_dtype(arr: np.ndarray, name: str, allowed: frozenset, what: str) -> N
         raise TypeError(f"{what} does not support {name}.dtype={dt!s}; supported dtypes: {names}")
 
 
-def pool_geometry(shape, kernel, stride, padding, dilation, ceil_mode, *, name="input") -> PoolGeometry:
-    """Check ``shape`` against the parameters and compute the output size."""
-    return _pool_geometry(tuple(shape), kernel, stride, padding, dilation, ceil_mode, name)
+#: The two data formats (the names TensorFlow, ONNX and oneDNN use): where
+#: the channel axis is in the caller's shapes.
+DATA_FORMATS = ("NCHW", "NHWC")
+
+# An array's axes in its format -> the same array with the channel axis
+# moved: to last (an NCHW-format array whose memory is channels-last) or to
+# third from last (an NHWC-format array whose memory is planes).
+_CHANNELS_LAST = {4: (0, 2, 3, 1), 3: (1, 2, 0)}
+_CHANNELS_FIRST = {4: (0, 3, 1, 2), 3: (2, 0, 1)}
+
+
+def check_data_format(data_format: Any) -> bool:
+    """True for ``"NHWC"``, False for ``"NCHW"``; anything else is an error."""
+    # str subclasses (numpy.str_, a config library's strings) count by their value.
+    if isinstance(data_format, str) and str.__str__(data_format) in DATA_FORMATS:
+        return str.__str__(data_format) == "NHWC"
+    if not isinstance(data_format, str):
+        raise TypeError(f'data_format must be "NCHW" or "NHWC", got data_format={_describe(data_format)}')
+    raise ValueError(f'data_format must be "NCHW" or "NHWC", got data_format={data_format!r}')
+
+
+def nchw_order(shape: Sequence[int], nhwc: bool) -> tuple[int, ...]:
+    """``shape`` in the format's order -> the same axes in (N, C, H, W) order."""
+    shape = tuple(shape)
+    return shape[:-3] + (shape[-1],) + shape[-3:-1] if nhwc else shape
+
+
+def pool_geometry(shape: Iterable[int], kernel: _Pair, stride: _Pair, padding: _Pair, dilation: _Pair,
+                  ceil_mode: bool, *, name: str = "input", nhwc: bool = False) -> PoolGeometry:
+    """Check ``shape`` (in the data format's order: (..., C, H, W), or
+    (..., H, W, C) with ``nhwc``) against the parameters and compute the
+    output size."""
+    return _pool_geometry(tuple(shape), kernel, stride, padding, dilation, ceil_mode, name, nhwc)
 
 
 @functools.lru_cache(maxsize=256)
-def _pool_geometry(shape, kernel, stride, padding, dilation, ceil_mode, name) -> PoolGeometry:
-    C, H, W = shape[-3:]
+def _pool_geometry(shape: tuple[int, ...], kernel: _Pair, stride: _Pair, padding: _Pair, dilation: _Pair,
+                   ceil_mode: bool, name: str, nhwc: bool = False) -> PoolGeometry:
+    C, H, W = nchw_order(shape, nhwc)[-3:]
     if C == 0 or H == 0 or W == 0:
         raise ValueError(
             f"{name} must have non-zero channel, height and width dimensions "
@@ -280,12 +332,15 @@ def _pool_geometry(shape, kernel, stride, padding, dilation, ceil_mode, name) ->
     )
 
 
-def _check_ndim(arr: np.ndarray, name: str) -> None:
+def _check_ndim(arr: np.ndarray, name: str, nhwc: bool = False) -> None:
     if arr.ndim not in (3, 4):
-        raise ValueError(
-            f"{name} must be a 3-D (C, H, W) or 4-D (N, C, H, W) array, "
-            f"got {name}.ndim={arr.ndim} with {name}.shape={arr.shape!r}"
-        )
+        what = "3-D (H, W, C) or 4-D (N, H, W, C)" if nhwc else "3-D (C, H, W) or 4-D (N, C, H, W)"
+        raise ValueError(f"{name} must be a {what} array, got {name}.ndim={arr.ndim} with {name}.shape={arr.shape!r}")
+
+
+def _is_native(arr: np.ndarray) -> bool:
+    flags = arr.flags
+    return bool(flags.c_contiguous and flags.aligned and arr.dtype.isnative)
 
 
 def as_native(arr: np.ndarray) -> np.ndarray:
@@ -297,12 +352,51 @@ def as_native(arr: np.ndarray) -> np.ndarray:
     their loads assume the element alignment); the caller's array is never
     written to.
     """
-    flags = arr.flags
-    if not (flags.c_contiguous and flags.aligned and arr.dtype.isnative):
+    if not _is_native(arr):
         arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
         if not arr.flags.aligned:  # a contiguous unaligned array passes through ascontiguousarray
             arr = arr.copy()
     return arr
+
+
+def resolve_layout(arr: np.ndarray, nhwc: bool) -> tuple[np.ndarray, bool, bool]:
+    """The memory a backend computes on, for ``arr`` given in its format.
+
+    Returns ``(memory, channels_last, swapped)``: ``memory`` is C-contiguous,
+    aligned and native, (..., C, H, W) if not ``channels_last`` and (..., H,
+    W, C) if it is; ``swapped`` says that it is ``arr`` with the channel axis
+    moved (``arr``'s memory was the other format's, PyTorch's rule for
+    channels_last tensors), so results go back to the caller with the axis
+    moved back: outputs keep the input's memory format. Only when ``arr`` is
+    contiguous in neither order is it copied, into its own format's order.
+    """
+    if _is_native(arr):
+        return arr, nhwc, False
+    other = arr.transpose((_CHANNELS_FIRST if nhwc else _CHANNELS_LAST)[arr.ndim])
+    if _is_native(other):
+        return other, not nhwc, True
+    return as_native(arr), nhwc, False
+
+
+def to_format(arr: np.ndarray, swapped: bool, channels_last: bool) -> np.ndarray:
+    """A backend's result (memory order) as the caller's format sees it."""
+    if not swapped:
+        return arr
+    return arr.transpose((_CHANNELS_FIRST if channels_last else _CHANNELS_LAST)[arr.ndim])
+
+
+def format_shape(shape: tuple[int, ...], swapped: bool, channels_last: bool) -> tuple[int, ...]:
+    """The shape :func:`to_format` gives an array of memory shape ``shape``."""
+    if not swapped:
+        return shape
+    return tuple(shape[i] for i in (_CHANNELS_FIRST if channels_last else _CHANNELS_LAST)[len(shape)])
+
+
+def to_memory(arr: np.ndarray, swapped: bool, channels_last: bool) -> np.ndarray:
+    """The inverse of :func:`to_format`: an array of the caller's format in memory order."""
+    if not swapped:
+        return arr
+    return arr.transpose((_CHANNELS_LAST if channels_last else _CHANNELS_FIRST)[arr.ndim])
 
 
 # Geometries of forward calls already checked, keyed by everything the checks
@@ -311,38 +405,48 @@ def as_native(arr: np.ndarray) -> np.ndarray:
 # checks once, in one dictionary lookup (the checks one by one cost more than
 # the kernel on small inputs). Only successes are stored, so errors are
 # always raised by the full checks, in their order.
-_FORWARD_CHECKED: dict = {}
+_FORWARD_CHECKED: dict[tuple[Any, ...], PoolGeometry] = {}
 _CHECKED_MAX = 256
 
 
-def prepare_forward(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
-    """Validate a forward call. Returns ``(array, geometry, return_indices)``.
+def prepare_forward(input: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: Any,
+                    return_indices: Any, data_format: Any = "NCHW"
+                    ) -> tuple[np.ndarray, PoolGeometry, bool, bool, bool]:
+    """Validate a forward call.
 
-    The array is the caller's input in the layout backends compute on
-    (:func:`as_native`: the input itself when it already is).
+    Returns ``(memory, geometry, return_indices, channels_last, swapped)``:
+    the input in the layout a backend computes on and how it got there (see
+    :func:`resolve_layout`; the input itself whenever it is contiguous in
+    either order).
     """
     if (type(input) is np.ndarray and type(ceil_mode) is bool and type(return_indices) is bool
+            and type(data_format) is str
             and _all_plain(kernel_size, 1 if stride is None else stride, padding, dilation)):
-        key = (input.shape, input.dtype, kernel_size, stride, padding, dilation, ceil_mode)
+        key = (input.shape, input.dtype, kernel_size, stride, padding, dilation, ceil_mode, data_format)
         geom = _FORWARD_CHECKED.get(key)
         if geom is None:
-            _, geom, _ = _prepare_forward(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+            _, geom, _ = _prepare_forward(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
+                                          data_format)
             if len(_FORWARD_CHECKED) >= _CHECKED_MAX:
                 _FORWARD_CHECKED.clear()
             _FORWARD_CHECKED[key] = geom
-        return as_native(input), geom, return_indices
+        mem, channels_last, swapped = resolve_layout(input, data_format == "NHWC")
+        return mem, geom, return_indices, channels_last, swapped
     arr, geom, with_indices = _prepare_forward(input, kernel_size, stride, padding, dilation, ceil_mode,
-                                               return_indices)
-    return as_native(arr), geom, with_indices
+                                               return_indices, data_format)
+    mem, channels_last, swapped = resolve_layout(arr, check_data_format(data_format))
+    return mem, geom, with_indices, channels_last, swapped
 
 
-def _prepare_forward(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+def _prepare_forward(input: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: Any,
+                     return_indices: Any, data_format: Any = "NCHW") -> tuple[np.ndarray, PoolGeometry, bool]:
     kernel, stride_, pad, dil, ceil = parse_pool_args(kernel_size, stride, padding, dilation, ceil_mode)
     with_indices = _as_bool(return_indices, "return_indices")
+    nhwc = check_data_format(data_format)
     arr = as_input_array(input)
     _check_dtype(arr, "input", FORWARD_DTYPES, "max_pool2d")
-    _check_ndim(arr, "input")
-    return arr, pool_geometry(arr.shape, kernel, stride_, pad, dil, ceil), with_indices
+    _check_ndim(arr, "input", nhwc)
+    return arr, pool_geometry(arr.shape, kernel, stride_, pad, dil, ceil, nhwc=nhwc), with_indices
 
 
 def index_dtype_for(g: PoolGeometry, wanted: np.dtype) -> np.dtype:
@@ -351,7 +455,7 @@ def index_dtype_for(g: PoolGeometry, wanted: np.dtype) -> np.dtype:
     return _INT64 if g.H * g.W >= INT32_PLANE else wanted
 
 
-def _as_shape(input_shape, ndim: int):
+def _as_shape(input_shape: Any, ndim: int) -> tuple[int, ...]:
     if type(input_shape) is tuple and len(input_shape) == ndim and all(type(v) is int for v in input_shape):
         return input_shape  # the usual `x.shape`
     if isinstance(input_shape, np.ndarray):
@@ -366,12 +470,18 @@ def _as_shape(input_shape, ndim: int):
     return shape
 
 
-_BACKWARD_CHECKED: set = set()
+_BACKWARD_CHECKED: set[tuple[Any, ...]] = set()
 
 
-def prepare_backward(grad_output, indices, input_shape, *, int32_indices=False):
-    """Validate a backward call. Returns ``(grad_output, indices, input_shape)``,
-    the arrays in the layout backends compute on (:func:`as_native`).
+def prepare_backward(grad_output: Any, indices: Any, input_shape: Any, *, data_format: Any = "NCHW",
+                     int32_indices: bool = False
+                     ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], bool, bool]:
+    """Validate a backward call.
+
+    Returns ``(grad_output, indices, input_shape, channels_last, swapped)``:
+    the arrays and the shape of the gradient in the layout a backend
+    computes on. ``grad_output`` decides the layout (:func:`resolve_layout`);
+    ``indices`` follow it (copied if their memory differs).
 
     Checks types, dtypes and shapes. The range of the index values is checked
     by the backend (the compiled kernel checks each index as it uses it).
@@ -380,19 +490,32 @@ def prepare_backward(grad_output, indices, input_shape, *, int32_indices=False):
     recognised in one set lookup, as in :func:`prepare_forward`.
     """
     if (type(grad_output) is np.ndarray and type(indices) is np.ndarray and type(input_shape) is tuple
-            and _all_plain(*input_shape)):
-        key = (grad_output.shape, grad_output.dtype, indices.shape, indices.dtype, input_shape, int32_indices)
+            and type(data_format) is str and _all_plain(*input_shape)):
+        key = (grad_output.shape, grad_output.dtype, indices.shape, indices.dtype, input_shape, int32_indices,
+               data_format)
         if key not in _BACKWARD_CHECKED:
-            _check_backward(grad_output, indices, input_shape, int32_indices)
+            _check_backward(grad_output, indices, input_shape, int32_indices, data_format)
             if len(_BACKWARD_CHECKED) >= _CHECKED_MAX:
                 _BACKWARD_CHECKED.clear()
             _BACKWARD_CHECKED.add(key)
-        return as_native(grad_output), as_native(indices), input_shape
-    go, idx, shape = _check_backward(grad_output, indices, input_shape, int32_indices)
-    return as_native(go), as_native(idx), shape
+        go, idx, shape = grad_output, indices, input_shape
+    else:
+        go, idx, shape = _check_backward(grad_output, indices, input_shape, int32_indices, data_format)
+    go_mem, channels_last, swapped = resolve_layout(go, check_data_format(data_format))
+    return (go_mem, as_native(to_memory(idx, swapped, channels_last)),
+            _memory_shape(shape, swapped, channels_last), channels_last, swapped)
 
 
-def _check_backward(grad_output, indices, input_shape, int32_indices):
+def _memory_shape(shape: tuple[int, ...], swapped: bool, channels_last: bool) -> tuple[int, ...]:
+    if not swapped:
+        return shape
+    perm = (_CHANNELS_LAST if channels_last else _CHANNELS_FIRST)[len(shape)]
+    return tuple(shape[i] for i in perm)
+
+
+def _check_backward(grad_output: Any, indices: Any, input_shape: Any, int32_indices: bool,
+                    data_format: Any = "NCHW") -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    nhwc = check_data_format(data_format)
     go = as_input_array(grad_output, "grad_output")
     idx = as_input_array(indices, "indices")
     _check_dtype(go, "grad_output", BACKWARD_DTYPES, "max_pool2d_backward")
@@ -402,38 +525,156 @@ def _check_backward(grad_output, indices, input_shape, int32_indices):
             f"indices must be an int64 array as returned by max_pool2d(..., return_indices=True), "
             f"got indices.dtype={idx.dtype!s}"
         )
-    _check_ndim(go, "grad_output")
+    _check_ndim(go, "grad_output", nhwc)
     if idx.shape != go.shape:
         raise ValueError(
             f"indices and grad_output must have the same shape, got indices.shape={idx.shape!r} "
             f"and grad_output.shape={go.shape!r}"
         )
     shape = _as_shape(input_shape, go.ndim)
-    if shape[:-2] != go.shape[:-2]:
+    nchw_shape, nchw_go = nchw_order(shape, nhwc), nchw_order(go.shape, nhwc)
+    if nchw_shape[:-2] != nchw_go[:-2]:
         raise ValueError(
             f"input_shape and grad_output must agree in their leading (batch, channel) dimensions, "
             f"got input_shape={shape!r} and grad_output.shape={go.shape!r}"
         )
-    if min(shape) < 0 or shape[-1] == 0 or shape[-2] == 0 or shape[-3] == 0:
+    if min(shape) < 0 or min(nchw_shape[-3:]) == 0:
         raise ValueError(
             f"input_shape must have non-zero channel, height and width dimensions, got input_shape={shape!r}"
         )
-    if shape[-1] * shape[-2] > 2**62:
+    if nchw_shape[-1] * nchw_shape[-2] > 2**62:
         raise ValueError(f"input_shape is too large, got input_shape={shape!r}")
     return go, idx, shape
 
 
-def check_index_range(indices: np.ndarray, plane_size: int, shape) -> None:
-    """Raise :func:`index_error` for the first index outside ``[-1, plane_size)``."""
-    bad = (indices < -1) | (indices >= plane_size)
-    if bad.any():
-        raise index_error(int(indices[bad].flat[0]), plane_size, shape)
+def check_out(out: Any, name: str, shape: tuple[int, ...], dtype: np.dtype, sources: Sequence[Any]) -> np.ndarray:
+    """Check an ``out=`` array: an ndarray of exactly ``shape`` and ``dtype``,
+    writeable, sharing no memory with any of ``sources`` (the call's inputs
+    and other outputs). Returns it as a plain ndarray view."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {name}={_describe(out)}")
+    if out.shape != shape:
+        raise ValueError(f"{name} must have shape {shape!r}, got {name}.shape={out.shape!r}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype!s}, got {name}.dtype={out.dtype!s}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} must be writeable, got a read-only array")
+    for source_name, source in sources:
+        # may_share_memory compares memory bounds: an out interleaved with
+        # an input (a view of every other element) is refused too.
+        if isinstance(source, np.ndarray) and np.may_share_memory(out, source):
+            raise ValueError(f"{name} must not share memory with {source_name}")
+    return out if type(out) is np.ndarray else out.view(np.ndarray)
 
 
-def index_error(bad_value, plane_size: int, shape) -> ValueError:
+def writable_memory(out: np.ndarray, swapped: bool, channels_last: bool) -> np.ndarray | None:
+    """``out`` (checked, in the caller's format) as the memory a backend
+    writes, or None if it is not laid out that way (the caller then copies
+    the result into it)."""
+    mem = to_memory(out, swapped, channels_last)
+    return mem if _is_native(mem) else None
+
+
+def check_index_range(indices: np.ndarray, H: int, W: int) -> None:
+    """Raise :func:`index_error` for the first index outside ``[-1, H*W)``
+    (the first in ``indices``' memory order)."""
+    plane_size = H * W
+    if indices.size and (indices.min() < -1 or indices.max() >= plane_size):
+        bad = (indices < -1) | (indices >= plane_size)
+        raise index_error(int(indices[bad].flat[0]), H, W)
+
+
+def index_error(bad_value: int, H: int, W: int) -> ValueError:
     """The error both backends raise for an index outside its plane."""
     return ValueError(
-        f"indices contains {bad_value}, outside the plane of {shape[-2]}x{shape[-1]}={plane_size} elements "
-        f"given by input_shape={tuple(shape)!r}; valid indices are -1 (a window with no input element) "
-        f"and 0 <= index < {plane_size}"
+        f"indices contains {bad_value}, outside the plane of {H}x{W}={H * W} elements "
+        f"(input_shape's height and width); valid indices are -1 (a window with no input element) "
+        f"and 0 <= index < {H * W}"
     )
+
+
+# ----------------------------------------------------------------- average pooling
+#: dtypes accepted by avg_pool2d and its backward (PyTorch 2.13's CPU kernels:
+#: AT_DISPATCH_FLOATING_TYPES_AND3(kLong, kBFloat16, kHalf), minus bfloat16).
+AVG_DTYPES = frozenset(_DTYPE_ORDER[:3] + (_INT64,))
+
+_INT64_MAX = 2**63 - 1
+
+
+class AvgArgs(NamedTuple):
+    """avg_pool2d's own parameters, checked: ``divisor`` is the override or None."""
+
+    count_include_pad: bool
+    divisor: int | None
+
+
+def parse_avg_args(kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: Any = False,
+                   count_include_pad: Any = True, divisor_override: Any = None
+                   ) -> tuple[_Pair, _Pair, _Pair, bool, AvgArgs]:
+    """Check avg_pool2d's hyper-parameters on their own: those of
+    :func:`parse_pool_args` (dilation 1), ``count_include_pad`` (a bool) and
+    ``divisor_override`` (None or a non-zero int that fits in int64, as
+    PyTorch's ``std::optional<int64_t>``)."""
+    kernel, stride_, pad, _, ceil = parse_pool_args(kernel_size, stride, padding, 1, ceil_mode)
+    include = _as_bool(count_include_pad, "count_include_pad")
+    divisor = None
+    if divisor_override is not None:
+        if not _is_int(divisor_override):
+            raise TypeError(f"divisor_override must be None or an int, got divisor_override={_describe(divisor_override)}")
+        divisor = operator.index(divisor_override)
+        if divisor == 0:
+            raise ValueError("divisor_override must not be zero, got divisor_override=0")
+        if not -_INT64_MAX - 1 <= divisor <= _INT64_MAX:
+            raise ValueError(f"divisor_override must fit in int64, got divisor_override={divisor}")
+    return kernel, stride_, pad, ceil, AvgArgs(include, divisor)
+
+
+def prepare_avg_forward(input: Any, kernel_size: Any, stride: Any, padding: Any, ceil_mode: Any,
+                        count_include_pad: Any, divisor_override: Any, data_format: Any = "NCHW"
+                        ) -> tuple[np.ndarray, PoolGeometry, AvgArgs, bool, bool]:
+    """Validate an avg_pool2d call. Returns ``(memory, geometry, avg_args,
+    channels_last, swapped)`` (see :func:`resolve_layout`)."""
+    kernel, stride_, pad, ceil, avg = parse_avg_args(kernel_size, stride, padding, ceil_mode, count_include_pad,
+                                                     divisor_override)
+    nhwc = check_data_format(data_format)
+    arr = as_input_array(input)
+    _check_dtype(arr, "input", AVG_DTYPES, "avg_pool2d")
+    _check_ndim(arr, "input", nhwc)
+    g = pool_geometry(arr.shape, kernel, stride_, pad, (1, 1), ceil, nhwc=nhwc)
+    mem, channels_last, swapped = resolve_layout(arr, nhwc)
+    return mem, g, avg, channels_last, swapped
+
+
+def prepare_avg_backward(grad_output: Any, input_shape: Any, kernel_size: Any, stride: Any, padding: Any,
+                         ceil_mode: Any, count_include_pad: Any, divisor_override: Any, data_format: Any = "NCHW"
+                         ) -> tuple[np.ndarray, tuple[int, ...], PoolGeometry, AvgArgs, bool, bool]:
+    """Validate an avg_pool2d_backward call. Returns ``(grad_output memory,
+    grad_input memory shape, geometry, avg_args, channels_last, swapped)``:
+    ``grad_output`` decides the layout, and its height and width must be
+    the output size the parameters give for ``input_shape``."""
+    kernel, stride_, pad, ceil, avg = parse_avg_args(kernel_size, stride, padding, ceil_mode, count_include_pad,
+                                                     divisor_override)
+    nhwc = check_data_format(data_format)
+    go = as_input_array(grad_output, "grad_output")
+    _check_dtype(go, "grad_output", AVG_DTYPES, "avg_pool2d_backward")
+    _check_ndim(go, "grad_output", nhwc)
+    shape = _as_shape(input_shape, go.ndim)
+    if min(shape) < 0:
+        raise ValueError(f"input_shape must not have negative dimensions, got input_shape={shape!r}")
+    nchw_shape, nchw_go = nchw_order(shape, nhwc), nchw_order(go.shape, nhwc)
+    if nchw_shape[:-2] != nchw_go[:-2]:
+        raise ValueError(
+            f"input_shape and grad_output must agree in their leading (batch, channel) dimensions, "
+            f"got input_shape={shape!r} and grad_output.shape={go.shape!r}"
+        )
+    g = pool_geometry(shape, kernel, stride_, pad, (1, 1), ceil, name="input_shape", nhwc=nhwc)
+    if nchw_go[-2:] != (g.OH, g.OW):
+        raise ValueError(
+            f"grad_output must have the output size of input_shape={shape!r} ({g.OH}x{g.OW}), "
+            f"got grad_output.shape={go.shape!r}"
+        )
+    mem, channels_last, swapped = resolve_layout(go, nhwc)
+    return mem, _memory_shape(shape, swapped, channels_last), g, avg, channels_last, swapped
+
+
+__all__ += ["AVG_DTYPES", "AvgArgs", "parse_avg_args", "prepare_avg_forward", "prepare_avg_backward"]

@@ -17,7 +17,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import prepare_backward, prepare_forward
+from ._validation import (
+    check_index_range,
+    check_out,
+    format_shape,
+    prepare_avg_backward,
+    prepare_avg_forward,
+    prepare_backward,
+    prepare_forward,
+    to_format,
+    writable_memory,
+)
 
 __all__ = ["max_pool2d", "max_pool2d_backward"]
 
@@ -31,15 +41,40 @@ def bind(impl, module=__name__):
     published, so they pickle and show their home in ``help``).
     """
 
-    def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
-        x, g, with_indices = prepare_forward(input, kernel_size, stride, padding, dilation, ceil_mode,
-                                             return_indices)
-        out, idx = impl.forward_planes(x, g, with_indices, _INT64)
-        return (out, idx) if with_indices else out
+    def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False,
+                   *, data_format="NCHW", out=None):
+        x, g, with_indices, cl, swapped = prepare_forward(input, kernel_size, stride, padding, dilation, ceil_mode,
+                                                          return_indices, data_format)
+        if out is None:
+            values, idx = impl.forward_planes(x, g, with_indices, _INT64, cl)
+            values = to_format(values, swapped, cl)
+            return (values, to_format(idx, swapped, cl)) if with_indices else values
+        out_values, out_indices = _forward_out(out, input, x, g, with_indices, cl, swapped)
+        mem_values = writable_memory(out_values, swapped, cl)
+        mem_indices = None if out_indices is None else writable_memory(out_indices, swapped, cl)
+        values, idx = impl.forward_planes(x, g, with_indices, _INT64, cl, mem_values, mem_indices)
+        if mem_values is None:  # out is laid out otherwise: the result goes in by a copy
+            np.copyto(out_values, to_format(values, swapped, cl))
+        if out_indices is not None and mem_indices is None:
+            np.copyto(out_indices, to_format(idx, swapped, cl))
+        return out
 
-    def max_pool2d_backward(grad_output, indices, input_shape):
-        go, idx, shape = prepare_backward(grad_output, indices, input_shape)
-        return impl.backward_planes(go, idx, shape)
+    def max_pool2d_backward(grad_output, indices, input_shape, *, data_format="NCHW", out=None):
+        go, idx, shape, cl, swapped = prepare_backward(grad_output, indices, input_shape, data_format=data_format)
+        if out is None:
+            return to_format(impl.backward_planes(go, idx, shape, cl), swapped, cl)
+        target = check_out(out, "out", format_shape(shape, swapped, cl), go.dtype,
+                           (("grad_output", grad_output), ("indices", indices),
+                            # the arrays read: the same memory for an input that is not an ndarray
+                            ("grad_output", go), ("indices", idx)))
+        # Nothing may be written on an error, and the kernels find a bad
+        # index only as they reach it: check them all first.
+        check_index_range(idx, *((shape[-3], shape[-2]) if cl else (shape[-2], shape[-1])))
+        mem = writable_memory(target, swapped, cl)
+        grad = impl.backward_planes(go, idx, shape, cl, mem)
+        if mem is None:
+            np.copyto(target, to_format(grad, swapped, cl))
+        return out
 
     max_pool2d.__doc__ = _MAX_POOL2D_DOC
     max_pool2d_backward.__doc__ = _MAX_POOL2D_BACKWARD_DOC
@@ -47,6 +82,26 @@ def bind(impl, module=__name__):
         fn.__module__ = module
         fn.__qualname__ = fn.__name__
     return max_pool2d, max_pool2d_backward
+
+
+def _forward_out(out, input, x, g, with_indices, channels_last, swapped):
+    """Check max_pool2d's ``out=``: the (values, indices) pair with
+    ``return_indices``, else one array. Returns ``(values, indices or None)``."""
+    mem_shape = x.shape[:-3] + ((g.OH, g.OW, x.shape[-1]) if channels_last else (x.shape[-3], g.OH, g.OW))
+    shape = format_shape(mem_shape, swapped, channels_last)
+    # The input, and the array the kernels read: the same memory when the
+    # input is not an ndarray (a memoryview, a torch tensor, ...).
+    sources = (("input", input), ("input", x))
+    if with_indices:
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise TypeError(f"out must be a (values, indices) tuple of two arrays with return_indices=True, "
+                            f"got out of type {type(out).__name__}")
+        values = check_out(out[0], "out[0]", shape, x.dtype, sources)
+        indices = check_out(out[1], "out[1]", shape, _INT64, sources + (("out[0]", values),))
+        return values, indices
+    if isinstance(out, tuple):
+        raise TypeError("out must be one array with return_indices=False, got a tuple")
+    return check_out(out, "out", shape, x.dtype, sources), None
 
 
 _MAX_POOL2D_DOC = """2-D max pooling over (N, C, H, W) or (C, H, W) arrays, as in PyTorch.
@@ -74,16 +129,33 @@ _MAX_POOL2D_DOC = """2-D max pooling over (N, C, H, W) or (C, H, W) arrays, as i
         start inside the input or the left padding.
     return_indices : bool, default False
         Also return the position of each maximum.
+    data_format : {"NCHW", "NHWC"}, keyword-only, default "NCHW"
+        Where the channel axis is: "NHWC" takes (N, H, W, C) or (H, W, C)
+        input and returns (N, OH, OW, C) results (TensorFlow's, ONNX's and
+        oneDNN's name for it). Memory laid out the other way needs no copy:
+        an "NCHW" array whose memory is channels-last (as
+        ``a.transpose(0, 3, 1, 2)`` of a C-contiguous (N, H, W, C) array
+        ``a``, or a torch ``channels_last`` tensor's) runs the channels-last
+        kernel, and the results come back in that memory layout, as torch
+        returns them. Only an array contiguous in neither order is copied.
+    out : ndarray, or tuple (values, indices) with ``return_indices``, keyword-only
+        Arrays to write the results into instead of new ones (the result's
+        shape in ``data_format`` order, the input's dtype and int64; any
+        strides, fastest when laid out as the result would be). They must
+        not share memory with the input. Returned. New outputs of more than
+        a few tens of MiB cost fresh pages on every call, whose zeroing by
+        the OS can take longer than the pooling; ``out=`` avoids that.
 
     Returns
     -------
     out : ndarray
         The pooled array, of the input's dtype (native byte order), shaped
-        (N, C, OH, OW) or (C, OH, OW) with
+        (N, C, OH, OW) or (C, OH, OW) ((N, OH, OW, C) or (OH, OW, C) for
+        "NHWC"), with
         ``OH = floor((H + 2*p - d*(k-1) - 1 + (s-1 if ceil_mode else 0)) / s) + 1``.
     indices : ndarray of int64, only if ``return_indices``
         Flat position ``h * W + w`` of each maximum within its own (n, c)
-        plane, as in PyTorch. A window that holds no input element at all
+        plane, as in PyTorch, in either data format. A window that holds no input element at all
         (possible only with dilation) gives -inf and index -1.
 
     Raises
@@ -130,12 +202,22 @@ _MAX_POOL2D_BACKWARD_DOC = """Gradient of :func:`max_pool2d` with respect to its
         The indices returned by ``max_pool2d(..., return_indices=True)``,
         of the same shape as ``grad_output``.
     input_shape : tuple of ints
-        Shape of the forward input: (N, C, H, W) or (C, H, W).
+        Shape of the forward input: (N, C, H, W) or (C, H, W), in
+        ``data_format`` order.
+    data_format : {"NCHW", "NHWC"}, keyword-only, default "NCHW"
+        As for :func:`max_pool2d`. ``grad_output``'s memory layout decides
+        the kernel's (channels-last memory is used as it is) and that of
+        the result; ``indices`` laid out otherwise are converted.
+    out : ndarray, keyword-only
+        An array of ``input_shape`` and ``grad_output``'s dtype to write the
+        gradient into (it must not share memory with ``grad_output`` or
+        ``indices``); returned. Every index is checked before anything is
+        written to it.
 
     Returns
     -------
     grad_input : ndarray
-        A new array of ``input_shape`` and ``grad_output``'s dtype.
+        A new array of ``input_shape`` and ``grad_output``'s dtype, or ``out``.
 
     Raises
     ------
@@ -157,8 +239,135 @@ _MAX_POOL2D_BACKWARD_DOC = """Gradient of :func:`max_pool2d` with respect to its
            [0., 1., 0., 1.]], dtype=float32)
     """
 
+def bind_avg(impl, module=__name__):
+    """``(avg_pool2d, avg_pool2d_backward)`` computed by backend module ``impl``
+    (its ``avg_forward_planes`` / ``avg_backward_planes``), as :func:`bind`."""
+
+    def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                   divisor_override=None, *, data_format="NCHW", out=None):
+        x, g, avg, cl, swapped = prepare_avg_forward(input, kernel_size, stride, padding, ceil_mode,
+                                                     count_include_pad, divisor_override, data_format)
+        if out is None:
+            return to_format(impl.avg_forward_planes(x, g, avg.count_include_pad, avg.divisor, cl), swapped, cl)
+        mem_shape = x.shape[:-3] + ((g.OH, g.OW, x.shape[-1]) if cl else (x.shape[-3], g.OH, g.OW))
+        target = check_out(out, "out", format_shape(mem_shape, swapped, cl), x.dtype,
+                           (("input", input), ("input", x)))
+        mem = writable_memory(target, swapped, cl)
+        values = impl.avg_forward_planes(x, g, avg.count_include_pad, avg.divisor, cl, mem)
+        if mem is None:
+            np.copyto(target, to_format(values, swapped, cl))
+        return out
+
+    def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
+                            count_include_pad=True, divisor_override=None, *, data_format="NCHW", out=None):
+        go, shape, g, avg, cl, swapped = prepare_avg_backward(grad_output, input_shape, kernel_size, stride,
+                                                              padding, ceil_mode, count_include_pad,
+                                                              divisor_override, data_format)
+        if out is None:
+            return to_format(impl.avg_backward_planes(go, shape, g, avg.count_include_pad, avg.divisor, cl),
+                             swapped, cl)
+        target = check_out(out, "out", format_shape(shape, swapped, cl), go.dtype,
+                           (("grad_output", grad_output), ("grad_output", go)))
+        mem = writable_memory(target, swapped, cl)
+        grad = impl.avg_backward_planes(go, shape, g, avg.count_include_pad, avg.divisor, cl, mem)
+        if mem is None:
+            np.copyto(target, to_format(grad, swapped, cl))
+        return out
+
+    avg_pool2d.__doc__ = _AVG_POOL2D_DOC
+    avg_pool2d_backward.__doc__ = _AVG_POOL2D_BACKWARD_DOC
+    for fn in (avg_pool2d, avg_pool2d_backward):
+        fn.__module__ = module
+        fn.__qualname__ = fn.__name__
+    return avg_pool2d, avg_pool2d_backward
+
+
+_AVG_POOL2D_DOC = """2-D average pooling over (N, C, H, W) or (C, H, W) arrays, as in PyTorch.
+
+    Same arguments, output shape and values as
+    ``torch.nn.functional.avg_pool2d`` on the CPU, bit for bit.
+
+    Parameters
+    ----------
+    input : array_like
+        A 4-D (N, C, H, W) or 3-D (C, H, W) array of float16, float32,
+        float64 or int64 (PyTorch's CPU kernel takes no other integer type).
+    kernel_size, stride, padding, ceil_mode
+        As for :func:`max_pool2d` (no dilation). Padding counts as zeros.
+    count_include_pad : bool, default True
+        Divide by the window's size including its padding (but never the
+        part of a ceil-mode window beyond the right/bottom padding); if
+        False, by the number of input elements in the window.
+    divisor_override : int, optional
+        Divide every window's sum by this non-zero int instead.
+    data_format : {"NCHW", "NHWC"}, keyword-only, default "NCHW"
+        As for :func:`max_pool2d`; 4-D channels-last memory runs PyTorch's
+        channels-last kernel, whose results differ from the planes kernel's
+        only in the sign of a zero mean (it keeps -0.0).
+    out : ndarray, keyword-only
+        An array of the result's shape and the input's dtype to write into.
+
+    Returns
+    -------
+    out : ndarray
+        The window means: each window's in-bounds elements summed in
+        row-major order from 0 in float32 (float16 input) or the dtype
+        (int64 wraps), divided (int64: truncated toward zero) and rounded
+        to the dtype.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`max_pool2d`, and for a ``divisor_override`` that is
+        not an int, is 0 or does not fit in int64.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> cpool.avg_pool2d(x, 2)[0, 0]
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]], dtype=float32)
+    """
+
+_AVG_POOL2D_BACKWARD_DOC = """Gradient of :func:`avg_pool2d` with respect to its input.
+
+    PyTorch's ``avg_pool2d_backward``: each output's ``grad_output / divisor``
+    (in the dtype) is added to every input element of its window, outputs
+    in row-major order, rounding after each add in the dtype.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        (N, C, OH, OW) or (C, OH, OW), float16, float32, float64 or int64,
+        of the output size the parameters give for ``input_shape``.
+    input_shape : tuple of ints
+        Shape of the forward input, in ``data_format`` order.
+    kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+        The forward's arguments.
+    data_format, out : keyword-only
+        As for :func:`avg_pool2d`; ``grad_output``'s memory decides the layout.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Of ``input_shape`` and ``grad_output``'s dtype, or ``out``.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> cpool.avg_pool2d_backward(np.ones((1, 1, 1, 1), np.float32), (1, 1, 2, 2), 2)[0, 0]
+    array([[0.25, 0.25],
+           [0.25, 0.25]], dtype=float32)
+    """
+
+
 # Imported after bind() is defined: choosing the backend may import
 # cpool.slow, which binds its own public functions with it.
 from . import _backend  # noqa: E402
 
 max_pool2d, max_pool2d_backward = bind(_backend.IMPL)
+
+# Average pooling, bound to the same backend.
+avg_pool2d, avg_pool2d_backward = bind_avg(_backend.IMPL)
+__all__ += ["avg_pool2d", "avg_pool2d_backward"]

@@ -8,10 +8,19 @@ hand-written loop-based ``MaxPool2d`` was.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from . import _backend
-from ._validation import index_dtype_for, parse_pool_args, prepare_backward, prepare_forward
+from ._validation import (
+    check_data_format,
+    index_dtype_for,
+    parse_pool_args,
+    prepare_backward,
+    prepare_forward,
+    to_format,
+)
 
 __all__ = ["MaxPool2d", "BackwardBeforeForwardError"]
 
@@ -21,6 +30,51 @@ class BackwardBeforeForwardError(RuntimeError, ValueError):
 
 
 _INT32 = np.dtype(np.int32)
+
+
+def _references(held):
+    """Reference counts of ``held`` and of the array owning its memory, and that array."""
+    base = held if held.base is None else held.base
+    return sys.getrefcount(held), sys.getrefcount(base), base
+
+
+def _counts_of(held):
+    # Calls _references exactly as _reusable does (from a local variable).
+    return _references(held)[:2]
+
+
+def _unshared_references():
+    # The counts _reusable sees for an array that only an attribute refers
+    # to, measured rather than assumed (they differ between Python
+    # versions): an owner of its memory, and a transposed view of one.
+    class Holder:
+        pass
+
+    holder = Holder()
+    holder.owner = np.empty((1, 2))
+    holder.view = np.empty((1, 2)).T
+    return _counts_of(holder.owner), _counts_of(holder.view)
+
+
+_UNSHARED = _unshared_references() if hasattr(sys, "getrefcount") else None
+
+
+def _reusable(held, shape, dtype):
+    """The memory of ``held`` if the layer may write its next result into it:
+    the same memory shape and dtype, and nothing but the layer refers to it
+    or to its memory (a caller still holding the last output gets a new one,
+    never an overwritten one). None otherwise."""
+    if held is None or _UNSHARED is None:
+        return None
+    held_refs, base_refs, base = _references(held)
+    if (not isinstance(base, np.ndarray) or base.dtype != dtype or base.size != held.size
+            or not base.flags.c_contiguous or base.size != int(np.prod(shape))):
+        return None
+    unshared = _UNSHARED[0 if base is held else 1]
+    if held_refs > unshared[0] or base_refs > unshared[1]:
+        return None
+    # (A 3-D result is a view of a 4-D array: the same memory, reshaped.)
+    return base if base.shape == shape else base.reshape(shape)
 
 
 class MaxPool2d:
@@ -37,6 +91,11 @@ class MaxPool2d:
         :meth:`updateOutput`, ``__call__``) return ``(output, indices)``
         instead of ``output``. The indices are kept for :meth:`backward`
         either way.
+    data_format : {"NCHW", "NHWC"}, keyword-only, default "NCHW"
+        Where the channel axis is in the layer's arrays, as for
+        :func:`cpool.max_pool2d`; memory laid out the other way (a
+        channels-last NCHW array) is pooled without a copy and the results
+        keep its layout.
     backend : {None, 'cython', 'numpy'}, keyword-only
         Which implementation to use; None uses the active one
         (:data:`cpool.backend`).
@@ -44,9 +103,12 @@ class MaxPool2d:
     Attributes
     ----------
     output : ndarray or None
-        The last forward result.
+        The last forward result. As in Torch7, the layer writes the next
+        result of the same shape into the same memory (no new pages, no
+        allocation), but only when nothing else refers to it: a caller who
+        kept the last output keeps its values.
     gradInput : ndarray or None
-        The last backward result.
+        The last backward result, reused the same way.
     indices : ndarray of int64 or None
         PyTorch-format indices (``h * W + w`` within each plane) of the last
         forward. The layer itself keeps them as int32 (half the memory
@@ -75,9 +137,10 @@ class MaxPool2d:
     """
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False, *,
-                 backend=None):
+                 data_format="NCHW", backend=None):
         # Checked now so a bad layer fails where it is built, not mid-epoch.
         parse_pool_args(kernel_size, stride, padding, dilation, ceil_mode)
+        self.data_format = "NHWC" if check_data_format(data_format) else "NCHW"
         if type(return_indices) is not bool:
             raise TypeError(f"return_indices must be a bool, got return_indices={return_indices!r} "
                             f"(type {type(return_indices).__name__})")
@@ -90,20 +153,28 @@ class MaxPool2d:
         self.ceil_mode = ceil_mode
         self.output = None
         self.gradInput = None
-        self._compact = None  # the last forward's indices, int32 (int64 for planes >= 2**31 elements)
+        self._compact = None  # the last forward's indices, int32 (int64 for planes >= 2**31 elements), as output
         self._indices = None  # their int64 form, once asked for
         self.training = True
         self._input_shape = None
+        self._plane = None  # (H, W) of the last forward input
 
     # -- the framework protocol -------------------------------------------
     def updateOutput(self, input):
         """Pool ``input``; sets ``self.output`` (and ``self.indices``) and returns
         ``self.output``, or ``(self.output, self.indices)`` with ``return_indices``."""
-        x, g, _ = prepare_forward(input, self.kernel_size, self.stride, self.padding, self.dilation,
-                                  self.ceil_mode, True)
-        self.output, self._compact = self._impl.forward_planes(x, g, True, index_dtype_for(g, _INT32))
+        x, g, _, cl, swapped = prepare_forward(input, self.kernel_size, self.stride, self.padding, self.dilation,
+                                               self.ceil_mode, True, self.data_format)
+        shape = x.shape[:-3] + ((g.OH, g.OW, x.shape[-1]) if cl else (x.shape[-3], g.OH, g.OW))
+        index_dtype = index_dtype_for(g, _INT32)
+        out = _reusable(self.output, shape, x.dtype)
+        idx = _reusable(self._compact, shape, index_dtype)
+        self.output = self._compact = None  # dropped first: a failure leaves no stale result
+        values, idx = self._impl.forward_planes(x, g, True, index_dtype, cl, out, idx)
+        self.output, self._compact = to_format(values, swapped, cl), to_format(idx, swapped, cl)
         self._indices = None
-        self._input_shape = x.shape
+        self._input_shape = np.shape(input)
+        self._plane = (g.H, g.W)
         if self.return_indices:
             return self.output, self.indices
         return self.output
@@ -122,8 +193,19 @@ class MaxPool2d:
                 f"input.shape={tuple(shape)!r} differs from the shape of the last forward input "
                 f"{tuple(self._input_shape)!r}; call forward() on this input first"
             )
-        go, idx, shape = prepare_backward(gradOutput, indices, self._input_shape, int32_indices=True)
-        self.gradInput = self._impl.backward_planes(go, idx, shape)
+        go, idx, shape, cl, swapped = prepare_backward(gradOutput, indices, self._input_shape,
+                                                       data_format=self.data_format, int32_indices=True)
+        out = _reusable(self.gradInput, shape, go.dtype)
+        if out is not None and self._indices is not None:
+            # User-set or user-visible indices are untrusted and the kernels find a bad one
+            # only as they reach it: the buffer reuse must not leave a
+            # half-written gradient behind on an error.
+            out = None
+        if out is not None:
+            # its buffer is being rewritten: never left visible half-written
+            # (without reuse an error leaves the previous gradInput as it was)
+            self.gradInput = None
+        self.gradInput = to_format(self._impl.backward_planes(go, idx, shape, cl, out), swapped, cl)
         return self.gradInput
 
     def accGradParameters(self, input, gradOutput):
@@ -182,14 +264,15 @@ class MaxPool2d:
     def index(self):
         if self.indices is None:
             return None
-        W = self._input_shape[-1]
+        W = self._plane[1]
         rows, cols = np.divmod(self.indices, W)
         pairs = np.stack((rows, cols), axis=-1).astype(np.int32)
         pairs[self.indices < 0] = -1
         return pairs
 
     def __repr__(self):
+        extra = "" if self.data_format == "NCHW" else f", data_format={self.data_format!r}"
         return (
             f"MaxPool2d(kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
-            f"dilation={self.dilation}, ceil_mode={self.ceil_mode})"
+            f"dilation={self.dilation}, ceil_mode={self.ceil_mode}{extra})"
         )

@@ -9,9 +9,10 @@ suite checks the compiled backend against it (as ``bottleneck`` checks its C
 functions against ``bottleneck.slow``).
 
 As a backend (see :mod:`cpool._backend`) it provides the two functions on
-validated arrays in :func:`cpool._validation.as_native` layout:
-``forward_planes(x, g, with_indices, index_dtype)`` and
-``backward_planes(grad_output, indices, input_shape)``.
+validated arrays in the memory layout :func:`cpool._validation.resolve_layout`
+chose, planes or channels-last:
+``forward_planes(x, g, with_indices, index_dtype, channels_last, out, indices_out)`` and
+``backward_planes(grad_output, indices, input_shape, channels_last, out)``.
 
 It is vectorized over batch, channels and output positions; the only Python
 loop is over the ``kh * kw`` kernel taps, visited in row-major order, which is
@@ -23,44 +24,71 @@ the last NaN wins.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from ._validation import PoolGeometry, check_index_range
 
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
+
 __all__ = ["max_pool2d", "max_pool2d_backward", "forward_planes", "backward_planes"]
 
 
-def _lowest(dtype: np.dtype):
+def _lowest(dtype: np.dtype) -> float | int:
     """The value a window starts from: -inf for floats, the minimum for ints."""
     if dtype.kind == "f":
         return -np.inf
     return np.iinfo(dtype).min
 
 
-def _tap_positions(out_len: int, k_off: int, stride: int, pad: int, size: int):
+def _tap_positions(out_len: int, k_off: int, stride: int, pad: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Input coordinate of one kernel tap for every output position, and
     whether it lies inside the input (padding is never selected)."""
     pos = np.arange(out_len, dtype=np.int64) * stride - pad + k_off
     return pos, (pos >= 0) & (pos < size)
 
 
-def forward_planes(x: np.ndarray, g: PoolGeometry, with_indices: bool, index_dtype=np.int64):
-    """Max-pool a C-contiguous (..., H, W) array. Returns ``(out, indices or None)``, (..., OH, OW).
+# Memory order <-> (..., C, H, W) order, for channels-last memory.
+_PLANES_VIEW = {4: (0, 3, 1, 2), 3: (2, 0, 1)}
+_CHANNELS_LAST_VIEW = {4: (0, 2, 3, 1), 3: (1, 2, 0)}
 
-    Indices are of ``index_dtype`` (int64, or int32 for planes of < 2**31 elements).
+
+def _result(a: np.ndarray, channels_last: bool, out: np.ndarray | None) -> np.ndarray:
+    # A (..., C, H, W) result in the memory layout asked for, in `out` if given.
+    if channels_last:
+        a = a.transpose(_CHANNELS_LAST_VIEW[a.ndim])
+    if out is None:
+        return np.ascontiguousarray(a)
+    np.copyto(out, a)
+    return out
+
+
+def forward_planes(x: np.ndarray, g: PoolGeometry, with_indices: bool, index_dtype: DTypeLike = np.int64,
+                   channels_last: bool = False, out: np.ndarray | None = None,
+                   indices_out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Max-pool ``x``. Returns ``(out, indices or None)``.
+
+    ``x`` is (..., C, H, W) memory, or (..., H, W, C) with ``channels_last``
+    (computed on a transposed view, without a copy); the results are laid out
+    the same way, (..., C, OH, OW) or (..., OH, OW, C), and written into
+    ``out`` / ``indices_out`` when given. Indices are of ``index_dtype``
+    (int64, or int32 for planes of < 2**31 elements).
     """
-    shape = x.shape[:-2] + (g.OH, g.OW)
-    out, idx = _forward_3d(x.reshape(-1, g.H, g.W), g, with_indices)
-    if idx is None:
-        return out.reshape(shape), None
+    planes = x.transpose(_PLANES_VIEW[x.ndim]) if channels_last else x
+    o, i = _forward_3d(planes, g, with_indices)
+    o = _result(o, channels_last, out)
+    if i is None:
+        return o, None
     if index_dtype != np.int64:
-        idx = idx.astype(index_dtype)
-    return out.reshape(shape), idx.reshape(shape)
+        i = i.astype(index_dtype)
+    return o, _result(i, channels_last, indices_out)
 
 
-def _forward_3d(x: np.ndarray, g: PoolGeometry, with_indices: bool):
-    P = x.shape[0]
+def _forward_3d(x: np.ndarray, g: PoolGeometry, with_indices: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    # x: (..., H, W) with any strides; results (..., OH, OW), C-contiguous.
+    lead = x.shape[:-2]
     lowest = _lowest(x.dtype)
     # The NaN passes are skipped when the input has none: one read of the
     # input instead of two extra passes per tap.
@@ -75,20 +103,20 @@ def _forward_3d(x: np.ndarray, g: PoolGeometry, with_indices: bool):
     if complete:
         xp = x
     else:
-        xp = np.full((P, top + rows, left + cols), lowest, dtype=x.dtype)
-        xp[:, top:top + g.H, left:left + g.W] = x
+        xp = np.full(lead + (top + rows, left + cols), lowest, dtype=x.dtype)
+        xp[..., top:top + g.H, left:left + g.W] = x
 
-    def tap(i, j):
+    def tap(i: int, j: int) -> np.ndarray:
         # Input row ih = oh*sh - ph + i*dh sits at padded row oh*sh + i*dh.
-        return xp[:, i * g.dh:i * g.dh + (g.OH - 1) * g.sh + 1:g.sh,
+        return xp[..., i * g.dh:i * g.dh + (g.OH - 1) * g.sh + 1:g.sh,
                   j * g.dw:j * g.dw + (g.OW - 1) * g.sw + 1:g.sw]
 
-    shape = (P, g.OH, g.OW)
+    shape = lead + (g.OH, g.OW)
     buf = np.empty(shape, dtype=x.dtype)  # the current tap, made contiguous
     take = np.empty(shape, dtype=bool)
     scratch = np.empty(shape, dtype=bool) if has_nan else None
 
-    def compete(i, j, best):
+    def compete(i: int, j: int, best: np.ndarray) -> np.ndarray:
         """Copy tap (i, j) to `buf`; set `take` where it replaces `best`.
 
         NumPy's ufuncs are many times faster on contiguous operands, so each
@@ -97,7 +125,7 @@ def _forward_3d(x: np.ndarray, g: PoolGeometry, with_indices: bool):
         """
         np.copyto(buf, tap(i, j))
         np.greater(buf, best, out=take)
-        if has_nan:
+        if scratch is not None:  # the input has NaNs
             np.isnan(buf, out=scratch)
             np.logical_or(take, scratch, out=take)
         return buf
@@ -105,9 +133,9 @@ def _forward_3d(x: np.ndarray, g: PoolGeometry, with_indices: bool):
     # Bit-exact, branch-free select: dst ^= (dst ^ src) & mask. NumPy's masked
     # copies (copyto(where=), np.where) branch per element and run ~30x slower
     # on random masks; this also keeps NaN payloads and signed zeros intact.
-    blenders = {}
+    blenders: dict[np.dtype, tuple[np.ndarray, np.ndarray]] = {}
 
-    def blend(dst, src):
+    def blend(dst: np.ndarray, src: np.ndarray) -> None:
         word = np.dtype(f"u{dst.dtype.itemsize}")
         if word not in blenders:
             blenders[word] = (np.empty(shape, dtype=word), np.empty(shape, dtype=word))
@@ -136,8 +164,8 @@ def _forward_3d(x: np.ndarray, g: PoolGeometry, with_indices: bool):
                 np.maximum(tap_no, candidate, out=tap_no)
         if not with_indices:
             return out, None
-        i, j = np.divmod(np.arange(n_taps), g.kw)
-        tap_offset = (i * g.dh) * g.W + j * g.dw
+        tap_i, tap_j = np.divmod(np.arange(n_taps), g.kw)
+        tap_offset = (tap_i * g.dh) * g.W + tap_j * g.dw
         window_start = (np.arange(g.OH) * g.sh)[:, None] * g.W + (np.arange(g.OW) * g.sw)[None, :]
         return out, window_start + tap_offset[tap_no]
 
@@ -150,7 +178,7 @@ def _forward_3d(x: np.ndarray, g: PoolGeometry, with_indices: bool):
         for j in range(g.kw):
             iw, col_ok = _tap_positions(g.OW, j * g.dw, g.sw, g.pw, g.W)
             v = compete(i, j, out)
-            if with_indices:
+            if idx is not None:  # with_indices
                 # The first in-bounds tap of a window is taken unconditionally
                 # (PyTorch initialises the index with it), and padding never is.
                 np.logical_or(take, idx < 0, out=take)
@@ -160,24 +188,64 @@ def _forward_3d(x: np.ndarray, g: PoolGeometry, with_indices: bool):
     return out, idx
 
 
-def backward_planes(go: np.ndarray, idx: np.ndarray, shape) -> np.ndarray:
-    """Scatter-add (..., OH, OW) ``go`` into a fresh array of ``shape`` (..., H, W) by ``idx``.
+def backward_planes(go: np.ndarray, idx: np.ndarray, shape: Sequence[int], channels_last: bool = False,
+                    out: np.ndarray | None = None) -> np.ndarray:
+    """Scatter-add (..., C, OH, OW) ``go`` into an array of ``shape`` (..., C, H, W) by ``idx``.
 
-    ``np.add.at`` applies the additions in output row-major order within each
-    plane, rounding after every add in the array's dtype, exactly as PyTorch's
-    CPU kernel does (float16 included).
+    With ``channels_last`` the arrays and ``shape`` are (..., OH, OW, C) and
+    (..., H, W, C) instead. The gradient goes into ``out`` when given, else
+    into a new array. ``np.add.at`` applies the additions in output row-major
+    order within each plane, rounding after every add in the array's dtype,
+    exactly as PyTorch's CPU kernel does (float16 included).
     """
+    shape = tuple(shape)
+    # Checked before the channels-last transpose: the error names the first
+    # bad index in memory order, as the compiled backend's does.
+    check_index_range(idx, *((shape[-3], shape[-2]) if channels_last else (shape[-2], shape[-1])))
+    if channels_last:
+        go, idx = go.transpose(_PLANES_VIEW[go.ndim]), idx.transpose(_PLANES_VIEW[idx.ndim])
+        shape = tuple(shape[i] for i in _PLANES_VIEW[len(shape)])
     H, W = shape[-2:]
     plane = H * W
     n_out = idx.shape[-2] * idx.shape[-1]
-    flat_idx = idx.reshape(-1, n_out)
-    P = flat_idx.shape[0]
-    check_index_range(flat_idx, plane, shape)
+    P = int(np.prod(idx.shape[:-2], dtype=np.int64))  # (not reshape(-1, n_out): n_out may be 0)
+    flat_idx = idx.reshape(P, n_out)
     grad_in = np.zeros((P, plane), dtype=go.dtype)
     keep = flat_idx >= 0
     planes = np.broadcast_to(np.arange(P, dtype=np.int64)[:, None], flat_idx.shape)
-    np.add.at(grad_in, (planes[keep], flat_idx[keep]), go.reshape(P, n_out)[keep])
-    return grad_in.reshape(shape)
+    rows, cells, values = planes[keep], flat_idx[keep], go.reshape(P, n_out)[keep]
+    np.add.at(grad_in, (rows, cells), values)
+    if values.dtype.kind == "f" and values.dtype.itemsize >= 4:
+        _first_nan_wins(grad_in, rows * plane + cells, values)
+    return _result(grad_in.reshape(shape), channels_last, out)
+
+
+def _first_nan_wins(grad_in: np.ndarray, cell: np.ndarray, values: np.ndarray) -> None:
+    """Give the cells that received a NaN gradient PyTorch's NaN.
+
+    PyTorch's kernel (and the compiled one) computes ``acc = acc + g``, and
+    on x86 a NaN operand of that sum is returned with its payload (quieted),
+    the first operand's if both are NaN: once a sum is NaN it keeps that NaN.
+    ``np.add.at`` keeps the *added* NaN instead. So in each cell that gets a
+    NaN gradient the result is the sum of the gradients before the first one
+    if that sum is already NaN (infinities of both signs), else the first
+    NaN gradient itself, quieted.
+    """
+    is_nan = np.isnan(values)
+    if not is_nan.any():
+        return
+    flat = grad_in.reshape(-1)
+    order = np.arange(values.size)
+    first = np.full(flat.shape, values.size, dtype=np.int64)
+    np.minimum.at(first, cell[is_nan], order[is_nan])
+    hit = first < values.size
+    before = (order < first[cell]) & hit[cell]
+    prefix = np.zeros_like(flat)
+    np.add.at(prefix, cell[before], values[before])
+    word = np.dtype(f"u{values.dtype.itemsize}")
+    quiet = word.type(1 << (np.finfo(values.dtype).nmant - 1))
+    first_nan = values.view(word)[np.minimum(first[hit], values.size - 1)] | quiet
+    flat.view(word)[hit] = np.where(np.isnan(prefix[hit]), prefix[hit].view(word), first_nan)
 
 
 # The public pair, bound to this module by the one argument path of
@@ -185,3 +253,156 @@ def backward_planes(go: np.ndarray, idx: np.ndarray, shape) -> np.ndarray:
 from .functional import bind  # noqa: E402
 
 max_pool2d, max_pool2d_backward = bind(sys.modules[__name__], module=__name__)
+
+
+# ----------------------------------------------------------------- average pooling
+# PyTorch 2.13's CPU kernels (aten/src/ATen/native/cpu/AvgPoolKernel.cpp):
+# each output sums its window's in-bounds taps in row-major order, starting
+# from 0, in the accumulation type (float32 for float16, else the dtype
+# itself: int64 sums wrap), then divides by the divisor (converted to the
+# accumulation type; int64 divides truncating toward zero) and rounds to the
+# dtype. The planes kernel stores ``0 + mean`` (so a -0.0 mean becomes +0.0);
+# the channels-last one (4-D channels-last memory only) stores the mean.
+# Padding taps are added here as zeros: the running sum starts at +0 and can
+# never be -0, so adding +0 changes no bit (NaN payloads included).
+
+_F16, _F32 = np.dtype(np.float16), np.dtype(np.float32)
+
+
+def _acc_dtype(dtype: np.dtype) -> np.dtype:
+    return _F32 if dtype == _F16 else dtype
+
+
+def _axis_bounds(out_len: int, k: int, s: int, p: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per output position along one axis: the window's first and last+1
+    in-bounds input index, and its length counting padding (not the
+    ceil-mode overhang beyond ``size + p``)."""
+    start = np.arange(out_len, dtype=np.int64) * s - p
+    end = np.minimum(start + k, size + p)
+    padded = end - start
+    return np.maximum(start, 0), np.minimum(end, size), padded
+
+
+def avg_divisors(g: PoolGeometry, count_include_pad: bool, divisor: int | None) -> np.ndarray | int:
+    """PyTorch's ``divide_factor``: the override, else the window's size with
+    padding (count_include_pad) or without it, (OH, OW) int64."""
+    if divisor is not None:
+        return divisor
+    h0, h1, hp = _axis_bounds(g.OH, g.kh, g.sh, g.ph, g.H)
+    w0, w1, wp = _axis_bounds(g.OW, g.kw, g.sw, g.pw, g.W)
+    if count_include_pad:
+        return hp[:, None] * wp[None, :]
+    return (h1 - h0)[:, None] * (w1 - w0)[None, :]
+
+
+def _divide(total: np.ndarray, div: np.ndarray | int, dtype: np.dtype) -> np.ndarray:
+    """``total / div`` as PyTorch computes it in ``total``'s (accumulation) dtype."""
+    if total.dtype.kind == "i":
+        d = np.asarray(div, dtype=np.int64)
+        # C++ integer division truncates toward zero; NumPy's floors.
+        q = np.floor_divide(total, d)
+        q += ((q * d) != total) & ((total < 0) != (d < 0))
+        return q
+    return np.divide(total, np.asarray(div, dtype=np.int64).astype(total.dtype), dtype=total.dtype)
+
+
+def _window_mask(g: PoolGeometry) -> tuple[np.ndarray, np.ndarray]:
+    h0, h1, _ = _axis_bounds(g.OH, g.kh, g.sh, g.ph, g.H)
+    w0, w1, _ = _axis_bounds(g.OW, g.kw, g.sw, g.pw, g.W)
+    return (h0 < h1)[:, None] & (w0 < w1)[None, :], (h0, h1, w0, w1)
+
+
+def avg_forward_planes(x: np.ndarray, g: PoolGeometry, count_include_pad: bool, divisor: int | None,
+                       channels_last: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+    """Average-pool ``x``: (..., C, H, W) memory, or (..., H, W, C) with
+    ``channels_last``; the result is laid out the same way, in ``out`` when
+    given."""
+    with np.errstate(all="ignore"):  # overflow to inf, inf - inf: IEEE results, as torch's (silent)
+        return _avg_forward(x, g, count_include_pad, divisor, channels_last, out)
+
+
+def _avg_forward(x: np.ndarray, g: PoolGeometry, count_include_pad: bool, divisor: int | None,
+                 channels_last: bool, out: np.ndarray | None) -> np.ndarray:
+    planes = x.transpose(_PLANES_VIEW[x.ndim]) if channels_last else x
+    lead = planes.shape[:-2]
+    acc = _acc_dtype(x.dtype)
+    rows = max(g.H, (g.OH - 1) * g.sh - g.ph + g.kh)
+    cols = max(g.W, (g.OW - 1) * g.sw - g.pw + g.kw)
+    if g.ph or g.pw or rows > g.H or cols > g.W:
+        xp = np.zeros(lead + (g.ph + rows, g.pw + cols), dtype=x.dtype)
+        xp[..., g.ph:g.ph + g.H, g.pw:g.pw + g.W] = planes
+    else:
+        xp = planes
+    total = np.zeros(lead + (g.OH, g.OW), dtype=acc)
+    for i in range(g.kh):
+        for j in range(g.kw):
+            tap = xp[..., i:i + (g.OH - 1) * g.sh + 1:g.sh, j:j + (g.OW - 1) * g.sw + 1:g.sw]
+            np.add(total, tap, out=total, dtype=acc)
+    mean = _divide(total, avg_divisors(g, count_include_pad, divisor), acc).astype(x.dtype, copy=False)
+    if not (channels_last and x.ndim == 4):
+        np.add(mean, np.zeros((), dtype=x.dtype), out=mean)  # the planes kernel's `out = 0; out += mean`
+    nonempty, _ = _window_mask(g)
+    if not nonempty.all():  # a window without an input element averages to 0 (not reachable by the checks)
+        mean[..., ~nonempty] = 0
+    return _result(mean, channels_last, out)
+
+
+def avg_backward_planes(go: np.ndarray, shape: Sequence[int], g: PoolGeometry, count_include_pad: bool,
+                        divisor: int | None, channels_last: bool = False,
+                        out: np.ndarray | None = None) -> np.ndarray:
+    """Gradient of :func:`avg_forward_planes`: ``go`` (..., C, OH, OW)
+    memory (or (..., OH, OW, C)) into an array of ``shape``.
+
+    As PyTorch's kernels (both layouts): each output's share
+    ``grad_output / divisor`` (computed in the dtype; for float16 the divisor
+    is first rounded to float16, as ``c10::Half``'s ``operator/(Half,
+    int64_t)`` does) is added to every in-bounds element of its window,
+    outputs in row-major order, rounding after every add in the dtype. Here
+    each input element receives its windows in that order: the r-th window
+    (by row) and c-th (by column) containing it, in (r, c) order.
+    """
+    with np.errstate(all="ignore"):  # a float16 divisor above 65504 is inf, as in torch
+        return _avg_backward(go, tuple(shape), g, count_include_pad, divisor, channels_last, out)
+
+
+def _avg_backward(go: np.ndarray, shape: tuple[int, ...], g: PoolGeometry, count_include_pad: bool,
+                  divisor: int | None, channels_last: bool, out: np.ndarray | None) -> np.ndarray:
+    shape = tuple(shape)
+    if channels_last:
+        go = go.transpose(_PLANES_VIEW[go.ndim])
+        shape = tuple(shape[i] for i in _PLANES_VIEW[len(shape)])
+    div = avg_divisors(g, count_include_pad, divisor)
+    if go.dtype == _F16:
+        delta = np.divide(go, np.asarray(div, dtype=np.int64).astype(_F16), dtype=_F16)
+    else:
+        delta = _divide(go, div, go.dtype)
+    grad = np.zeros(shape, dtype=go.dtype)
+    H, W = shape[-2:]
+    # Windows containing input row ih: oh from ceil((ih + ph - kh + 1) / sh) up, those with
+    # oh * sh - ph <= ih (at most ceil(kh / sh) of them).
+    ih, iw = np.arange(H), np.arange(W)
+    first_h = np.maximum(0, -((g.kh - 1 - ih - g.ph) // g.sh))
+    first_w = np.maximum(0, -((g.kw - 1 - iw - g.pw) // g.sw))
+    zero = np.zeros((), dtype=go.dtype)
+    for r in range(-(-g.kh // g.sh)):
+        oh = first_h + r
+        ok_h = (oh < g.OH) & (oh * g.sh - g.ph <= ih)
+        if not ok_h.any():
+            continue
+        oh_c = np.minimum(oh, g.OH - 1)
+        for c in range(-(-g.kw // g.sw)):
+            ow = first_w + c
+            ok_w = (ow < g.OW) & (ow * g.sw - g.pw <= iw)
+            if not ok_w.any():
+                continue
+            ow_c = np.minimum(ow, g.OW - 1)
+            share = delta[..., oh_c[:, None], ow_c[None, :]]
+            np.copyto(share, zero, where=~(ok_h[:, None] & ok_w[None, :]))
+            np.add(grad, share, out=grad)
+    return _result(grad, channels_last, out)
+
+
+from .functional import bind_avg  # noqa: E402
+
+avg_pool2d, avg_pool2d_backward = bind_avg(sys.modules[__name__], module=__name__)
+__all__ += ["avg_pool2d", "avg_pool2d_backward", "avg_forward_planes", "avg_backward_planes"]

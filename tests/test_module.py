@@ -83,20 +83,26 @@ def test_repr_like_torch():
 
 
 # ------------------------------------------------------ torch's signature
-def test_signature_is_torchs_plus_keyword_only_backend():
+EXTRA_PARAMETERS = [("data_format", inspect.Parameter.KEYWORD_ONLY, "NCHW"),
+                    ("backend", inspect.Parameter.KEYWORD_ONLY, None)]
+
+
+def test_signature_is_torchs_plus_keyword_only_extras():
     params = list(inspect.signature(cpool.MaxPool2d).parameters.values())
-    assert [(p.name, p.default) for p in params[:-1]] == TORCH_PARAMETERS
-    assert all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params[:-1])
-    assert (params[-1].name, params[-1].kind, params[-1].default) == ("backend", inspect.Parameter.KEYWORD_ONLY, None)
+    n = len(EXTRA_PARAMETERS)
+    assert [(p.name, p.default) for p in params[:-n]] == TORCH_PARAMETERS
+    assert all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params[:-n])
+    assert [(p.name, p.kind, p.default) for p in params[-n:]] == EXTRA_PARAMETERS
 
 
 @needs_torch
 def test_signature_equals_torchs():
     ours = inspect.signature(cpool.MaxPool2d).parameters
     theirs = inspect.signature(torch.nn.MaxPool2d).parameters
+    extras = [name for name, _, _ in EXTRA_PARAMETERS]
     assert [(p.name, p.kind, p.default) for p in theirs.values()] == \
-        [(p.name, p.kind, p.default) for p in ours.values() if p.name != "backend"]
-    assert list(ours)[-1] == "backend" and len(ours) == len(theirs) + 1
+        [(p.name, p.kind, p.default) for p in ours.values() if p.name not in extras]
+    assert list(ours)[-len(extras):] == extras and len(ours) == len(theirs) + len(extras)
 
 
 def test_fifth_positional_argument_is_return_indices(backend, rng):

@@ -1,9 +1,11 @@
 """Build the wheel and the sdist into dist/ and check what each ships.
 
-The wheel holds the compiled modules and no sources; the sdist holds every
-kernel source (the .pyx, .pxi and .h files under cpool/_src) and no build
-outputs. Then the wheel is installed in a fresh virtual environment and
-imported from outside the source tree, where it must run the compiled backend.
+The wheel holds the compiled modules and no sources, plus the PEP 561
+marker ``cpool/py.typed`` and the extension's stub ``cpool/_kernels.pyi``;
+the sdist holds every kernel source (the .pyx, .pxi and .h files under
+cpool/_src), those two files, and no build outputs. Then the wheel is
+installed in a fresh virtual environment and imported from outside the
+source tree, where it must run the compiled backend.
 """
 
 from __future__ import annotations
@@ -29,11 +31,14 @@ def main() -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert any(n.startswith("cpool/_kernels") and n.endswith((".so", ".pyd")) for n in names), names
     assert not any(n.endswith((".pyx", ".pxi", ".c", ".h")) for n in names), names
+    typing_files = ("cpool/py.typed", "cpool/_kernels.pyi")  # type hints for the package's users
+    for typing_file in typing_files:
+        assert typing_file in names, (typing_file, names)
     (sdist,) = glob.glob(os.path.join(dist, "*.tar.gz"))
     snames = tarfile.open(sdist).getnames()
     sources = sorted(os.path.relpath(p, REPO) for ext in ("pyx", "pxi", "h")
                      for p in glob.glob(os.path.join(REPO, "cpool", "_src", f"*.{ext}")))
-    for src in sources:
+    for src in sources + list(typing_files):
         assert any(n.endswith(src) for n in snames), (src, snames)
     assert not any(n.endswith((".so", ".pyd", ".o")) or n.endswith("kernels.c") for n in snames), snames
     print("wheel:", os.path.basename(wheel), "| sdist:", os.path.basename(sdist), "with", len(sources), "sources")

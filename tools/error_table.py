@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Print the README's error table from the tested rows of tests/test_api_errors.py.
 
-Every row of ``ERROR_CASES`` is called on the public API (``cpool``) and the
+Every row of ``ERROR_CASES`` (and of ``tests/test_layouts.py``'s
+``LAYOUT_ERROR_CASES``: data formats and ``out=``) is called on the public API (``cpool``) and the
 exception it actually raises is printed as a markdown table::
 
     | input | exception | message example |
@@ -38,11 +39,12 @@ def main(argv=None) -> int:
 
     sys.path.insert(0, TESTS)
     from test_api_errors import ERROR_CASES
+    from test_layouts import LAYOUT_ERROR_CASES
 
     import cpool
 
     rows, failures = [], []
-    for what, call, exc, pattern in ERROR_CASES:
+    for what, call, exc, pattern in ERROR_CASES + LAYOUT_ERROR_CASES:
         try:
             call(cpool)
         except Exception as raised:  # what it actually raises is the point

@@ -57,32 +57,52 @@ cdef inline Py_ssize_t _backward_planes(const floating* gop, const index_t* ip, 
     return bad
 
 
+cdef inline Py_ssize_t _backward_block(const floating* gop, const index_t* ip, floating* gip, Py_ssize_t w0,
+                                       Py_ssize_t w1, Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
+                                       Py_ssize_t C, Py_ssize_t cb, bint cells) noexcept nogil:
+    if C > 0:
+        return _backward_items_nhwc(gop, ip, gip, w0, w1, H, W, OH, OW, C, cb, cells)
+    return _backward_planes(gop, ip, gip, w0, w1, H, W, OH, OW, cells)
+
+
 cdef Py_ssize_t _backward_run(const floating* gop, const index_t* ip, floating* gip, Py_ssize_t P,
                               Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
-                              int n_threads, bint adapt) noexcept:
-    # Parallel over planes: chunks of consecutive planes, claimed dynamically
-    # (see "threads on a busy machine" in common.h); each thread owns whole
-    # planes, so no atomics. Returns the number of indices outside
-    # [-1, H*W) (skipped).
-    cdef Py_ssize_t c, chunks, bad = 0
+                              int n_threads, bint adapt, Py_ssize_t C) noexcept:
+    # Parallel over work items: chunks of consecutive items, claimed
+    # dynamically (see "threads on a busy machine" in common.h); each item
+    # owns whole planes (C == 0: P planes of (N, C, H, W) memory) or one
+    # image's block of channels (C > 0: P images of channels-last memory,
+    # backward_nhwc.pxi), so no atomics. Returns the number of indices
+    # outside [-1, H*W) (skipped).
+    cdef Py_ssize_t c, chunks, bad = 0, items, cb = 0
     cdef Py_ssize_t done[CPOOL_MAX_TEAM]
     # Written inside the loop: arrays, shared (a scalar would be lastprivate).
     cdef int team[1]
     cdef double busy0[1]
     cdef double start, t0
     cdef int n, tid
-    cdef bint cells = _use_cells(H, W, OH, OW)
+    cdef bint cells
+    if C > 0:
+        cells = _use_cells_nhwc(H, W, OH, OW, index_t is int32_t)
+    else:
+        cells = _use_cells(H, W, OH, OW)
     if P == 0:
         return 0
-    n = <int>max(1, min(<Py_ssize_t>n_threads, P))
+    n = <int>max(1, min(<Py_ssize_t>n_threads, P if C == 0 else P * C))
     if adapt:
         n = cpool_team_size(n)
     n = min(n, <int>CPOOL_MAX_TEAM)
+    if C > 0:
+        cb = _nhwc_block(P, C, n)
+        items = P * ((C + cb - 1) // cb)
+        n = <int>min(<Py_ssize_t>n, items)
+    else:
+        items = P
     if n == 1:  # no OpenMP machinery at all on the latency path
         with nogil:
-            bad = _backward_planes(gop, ip, gip, 0, P, H, W, OH, OW, cells)
+            bad = _backward_block(gop, ip, gip, 0, items, H, W, OH, OW, C, cb, cells)
         return bad
-    chunks = min(P, <Py_ssize_t>CPOOL_CHUNKS_PER_THREAD * n)
+    chunks = min(items, <Py_ssize_t>CPOOL_CHUNKS_PER_THREAD * n)
     memset(done, 0, n * sizeof(Py_ssize_t))
     team[0] = 1
     busy0[0] = 0.0
@@ -92,7 +112,8 @@ cdef Py_ssize_t _backward_run(const floating* gop, const index_t* ip, floating* 
         t0 = cpool_wtime()
         if c == 0:
             team[0] = cpool_omp_team_size()
-        bad += _backward_planes(gop, ip, gip, P * c // chunks, P * (c + 1) // chunks, H, W, OH, OW, cells)
+        bad += _backward_block(gop, ip, gip, items * c // chunks, items * (c + 1) // chunks, H, W, OH, OW, C,
+                               cb, cells)
         done[tid] += 1
         if tid == 0:
             busy0[0] += cpool_wtime() - t0

@@ -57,8 +57,10 @@ static inline int cpool_plane_fits_int32(const cpool_geometry *g)
 
 /* Whether this CPU and OS run AVX2 (with FMA) / the AVX-512 subsets the
    cell writer uses. GCC and clang on x86 only; elsewhere 0, and the
-   baseline kernels run. */
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+   baseline kernels run. Not clang-cl (clang with _MSC_VER): its
+   __builtin_cpu_supports needs compiler-rt, which MSVC's linker does not
+   pull in, and setup.py builds only the baseline kernels there. */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(_MSC_VER) && (defined(__x86_64__) || defined(__i386__))
 #define CPOOL_X86_CPU_CHECKS 1
 static int cpool_cpu_has_avx2(void)
 {

@@ -106,14 +106,16 @@ cdef inline void _tap(const floating* row, Py_ssize_t sw, floating* ob, int32_t*
     cdef Py_ssize_t c
     cdef floating v
     cdef bint t
-    cdef int32_t at = first + <int32_t>(lo * sw)  # plane offset of row[c*sw]
+    # plane offset of row[c*sw]; unsigned, because the step past the last
+    # tap may leave int32's range (a signed overflow would be undefined)
+    cdef uint32_t at = <uint32_t>first + <uint32_t>(lo * sw)
     for c in range(lo, hi):
         v = row[c * sw]
         if with_idx:
             t = _takes(v, ob[c]) | (ib[c] < 0)
             ob[c] = v if t else ob[c]
-            ib[c] = at if t else ib[c]
-            at += <int32_t>sw
+            ib[c] = <int32_t>at if t else ib[c]
+            at += <uint32_t>sw
         else:
             ob[c] = _fold(ob[c], v)
 
@@ -203,7 +205,7 @@ cdef inline bint _forward_avx2(const float* x, float* out, index_t* idx,
         i64 = idx
     if is_2x2:
         cpool_forward2x2_avx2(x, out, i32, i64, r0, r1, g)
-    else:
+    elif not (cpool_separable_applies(&g) and cpool_forward_separable_avx2(x, out, i32, i64, r0, r1, g)):
         cpool_forward_vec_avx2(x, out, i32, i64, r0, r1, g)
     return True
 
@@ -228,11 +230,13 @@ cdef void _forward_block(const floating* x, floating* out, index_t* idx,
 
 
 cdef bint _forward_run(const floating* x, floating* out, index_t* idx, Py_ssize_t P, Geometry g,
-                       int n_threads, bint adapt) noexcept:
+                       int n_threads, bint adapt, Py_ssize_t C) noexcept:
     # The P*OH output rows in chunks of consecutive rows, claimed
     # dynamically by the team (see "threads on a busy machine" in common.h).
-    # Returns False, with nothing written, where the general path would need
-    # index offsets past int32 (a plane of 2**31+ elements).
+    # C == 0: P planes of (N, C, H, W) memory; C > 0: P images of
+    # channels-last (N, H, W, C) memory (forward_nhwc.pxi). Returns False,
+    # with nothing written, where the general paths would need index
+    # offsets past int32 (a plane of 2**31+ elements).
     cdef Py_ssize_t rows = P * g.OH, c, chunks
     cdef Py_ssize_t done[CPOOL_MAX_TEAM]
     cdef int n
@@ -242,7 +246,7 @@ cdef bint _forward_run(const floating* x, floating* out, index_t* idx, Py_ssize_
     cdef double start, t0
     cdef int tid
     cdef bint is_2x2 = _is_2x2(g)
-    if idx != NULL and not is_2x2 and not cpool_plane_fits_int32(&g):
+    if idx != NULL and (C > 0 or not is_2x2) and not cpool_plane_fits_int32(&g):
         return False
     if rows == 0 or g.OW == 0:
         return True
@@ -252,7 +256,10 @@ cdef bint _forward_run(const floating* x, floating* out, index_t* idx, Py_ssize_
     n = min(n, <int>CPOOL_MAX_TEAM)
     if n == 1:  # no OpenMP machinery at all on the latency path
         with nogil:
-            _forward_block(x, out, idx, 0, rows, g, is_2x2)
+            if C > 0:
+                _forward_block_nhwc(x, out, idx, 0, rows, g, C)
+            else:
+                _forward_block(x, out, idx, 0, rows, g, is_2x2)
         return True
     chunks = min(rows, <Py_ssize_t>CPOOL_CHUNKS_PER_THREAD * n)
     memset(done, 0, n * sizeof(Py_ssize_t))
@@ -264,7 +271,10 @@ cdef bint _forward_run(const floating* x, floating* out, index_t* idx, Py_ssize_
         t0 = cpool_wtime()
         if c == 0:
             team[0] = cpool_omp_team_size()
-        _forward_block(x, out, idx, rows * c // chunks, rows * (c + 1) // chunks, g, is_2x2)
+        if C > 0:
+            _forward_block_nhwc(x, out, idx, rows * c // chunks, rows * (c + 1) // chunks, g, C)
+        else:
+            _forward_block(x, out, idx, rows * c // chunks, rows * (c + 1) // chunks, g, is_2x2)
         done[tid] += 1
         if tid == 0:
             busy0[0] += cpool_wtime() - t0

@@ -19,9 +19,15 @@ the same value, bits and index; it is not commutative, so taps are never
 reordered.
 
 Sources, read top-down: ``common.h`` (geometry struct, CPU and OpenMP
-facts), ``forward.pxi`` (portable forward loops and the dispatch to
-``forward_avx2.h``), ``backward.pxi`` (zero-and-scatter and the dispatch to
-``backward_cells.h``), then the entry points below. Index width is the fused
+facts), ``forward.pxi`` (portable forward loops, the dispatch to
+``forward_avx2.h`` / ``forward_separable_avx2.h`` and the threaded
+driver), ``forward_nhwc.pxi`` (the
+channels-last forward and its dispatch to ``forward_nhwc_avx2.h``),
+``backward.pxi`` (zero-and-scatter, the dispatch to
+``backward_cells.h`` and the threaded driver), ``backward_nhwc.pxi`` (the
+channels-last backward), then the entry points below. Each entry point
+takes ``channels_last``: False for (N, C, H, W) memory, True for (N, H, W,
+C) memory (inputs and outputs alike). Index width is the fused
 ``index_t`` throughout, and a typed pointer (``int32_t*`` / ``int64_t*``)
 into C. The Cython directives are set for the whole extension in ``setup.py``.
 """
@@ -29,7 +35,7 @@ into C. The Cython directives are set for the whole extension in ``setup.py``.
 cimport cython
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint32_t
 from libc.string cimport memset
 from libc.math cimport INFINITY
 
@@ -67,6 +73,16 @@ cdef extern from "forward_avx2.h" nogil:
     void cpool_forward_vec_avx2(const float* x, float* out, int32_t* i32, int64_t* i64,
                                 Py_ssize_t r0, Py_ssize_t r1, Geometry g)
 
+cdef extern from "forward_separable_avx2.h" nogil:
+    bint cpool_separable_applies(const Geometry* g)
+    bint cpool_forward_separable_avx2(const float* x, float* out, int32_t* i32, int64_t* i64,
+                                      Py_ssize_t r0, Py_ssize_t r1, Geometry g)
+
+cdef extern from "forward_nhwc_avx2.h" nogil:
+    enum: CPOOL_HAVE_FORWARD_NHWC_AVX2
+    void cpool_forward_nhwc_avx2(const float* x, float* out, int32_t* i32, int64_t* i64,
+                                 Py_ssize_t r0, Py_ssize_t r1, Geometry g, Py_ssize_t C)
+
 cdef extern from "backward_cells.h" nogil:
     enum: CPOOL_HAVE_CELLS
     enum: CPOOL_HAVE_CELLS_AVX512
@@ -80,7 +96,9 @@ cdef extern from "backward_cells.h" nogil:
 cdef int _cells_avx512 = 0
 
 include "forward.pxi"
+include "forward_nhwc.pxi"
 include "backward.pxi"
+include "backward_nhwc.pxi"
 
 
 # ------------------------------------------------------------ module facts
@@ -167,8 +185,13 @@ cdef inline Geometry _geometry(object geometry) except *:
 
 
 def max_pool2d_forward_into(const floating[:, :, :, ::1] x not None, floating[:, :, :, ::1] out not None,
-                            index_t[:, :, :, ::1] indices, object geometry, int n_threads, bint adapt=False):
+                            index_t[:, :, :, ::1] indices, object geometry, int n_threads, bint adapt=False,
+                            bint channels_last=False):
     """Fill ``out`` (N, C, OH, OW) and, unless it is None, ``indices`` (the same shape).
+
+    ``channels_last``: the arrays are (N, H, W, C) and (N, OH, OW, C)
+    instead, channels-last memory; the indices have the same values
+    (``h * W + w`` within each plane) in either layout.
 
     ``x`` is (N, C, H, W) (the adapter views 3-D input as N = 1: 4-D
     memoryviews need no reshape of the common 4-D case, which measured
@@ -184,47 +207,69 @@ def max_pool2d_forward_into(const floating[:, :, :, ::1] x not None, floating[:,
     """
     cdef Geometry g = _geometry(geometry)
     cdef Py_ssize_t P = x.shape[0] * x.shape[1]
+    cdef Py_ssize_t C = 0  # the kernels' layout switch: 0 for planes, the channel count for channels-last
     cdef index_t* ip = NULL
-    if not (x.shape[2] == g.H and x.shape[3] == g.W and out.shape[0] == x.shape[0]
-            and out.shape[1] == x.shape[1] and out.shape[2] == g.OH and out.shape[3] == g.OW):
-        raise ValueError("max_pool2d_forward_into: x must be (N, C, H, W) and out (N, C, OH, OW) of the geometry")
-    if indices is not None and not (indices.shape[0] == out.shape[0] and indices.shape[1] == out.shape[1]
-                                    and indices.shape[2] == g.OH and indices.shape[3] == g.OW):
-        raise ValueError("max_pool2d_forward_into: indices must be shaped like out")
+    cdef int d
+    if channels_last:
+        P = x.shape[0]
+        C = x.shape[3]
+        ok = (x.shape[1] == g.H and x.shape[2] == g.W and out.shape[0] == x.shape[0]
+              and out.shape[1] == g.OH and out.shape[2] == g.OW and out.shape[3] == C)
+    else:
+        ok = (x.shape[2] == g.H and x.shape[3] == g.W and out.shape[0] == x.shape[0]
+              and out.shape[1] == x.shape[1] and out.shape[2] == g.OH and out.shape[3] == g.OW)
+    if not ok:
+        raise ValueError("max_pool2d_forward_into: x and out must have the geometry's shapes in their layout")
+    if indices is not None:
+        for d in range(4):
+            if indices.shape[d] != out.shape[d]:
+                raise ValueError("max_pool2d_forward_into: indices must be shaped like out")
     if index_t is int32_t:
         if indices is not None and not cpool_plane_fits_int32(&g):
             raise ValueError("max_pool2d_forward_into: int32 indices need planes of fewer than 2**31 elements")
-    if P == 0:
+    if P == 0 or out.shape[3] == 0:
         return True
     if indices is not None:
         ip = &indices[0, 0, 0, 0]
-    return _forward_run(&x[0, 0, 0, 0], &out[0, 0, 0, 0], ip, P, g, n_threads, adapt)
+    return _forward_run(&x[0, 0, 0, 0], &out[0, 0, 0, 0], ip, P, g, n_threads, adapt, C)
 
 
 def max_pool2d_backward_into(const floating[:, :, :, ::1] grad_output not None,
                              const index_t[:, :, :, ::1] indices not None,
-                             floating[:, :, :, ::1] grad_input not None, int n_threads, bint adapt=False):
+                             floating[:, :, :, ::1] grad_input not None, int n_threads, bint adapt=False,
+                             bint channels_last=False):
     """Scatter-add ``grad_output`` (N, C, OH, OW) into ``grad_input`` (N, C, H, W), overwritten.
 
-    ``n_threads`` and ``adapt`` as for :func:`max_pool2d_forward_into`.
+    ``n_threads`` and ``adapt`` as for :func:`max_pool2d_forward_into`;
+    ``channels_last``: the arrays are (N, OH, OW, C) and (N, H, W, C).
     Returns the number of indices outside ``[-1, H*W)``: those are skipped,
     and the caller must treat a non-zero count as an error.
     """
-    cdef Py_ssize_t P = grad_output.shape[0] * grad_output.shape[1]
-    cdef Py_ssize_t OH = grad_output.shape[2], OW = grad_output.shape[3]
-    cdef Py_ssize_t H = grad_input.shape[2], W = grad_input.shape[3]
+    cdef Py_ssize_t P, C, OH, OW, H, W
     cdef int d
+    if channels_last:
+        P, OH, OW, C = grad_output.shape[0], grad_output.shape[1], grad_output.shape[2], grad_output.shape[3]
+        H, W = grad_input.shape[1], grad_input.shape[2]
+        lead = grad_input.shape[0] == P and grad_input.shape[3] == C
+    else:
+        P, C = grad_output.shape[0] * grad_output.shape[1], 0
+        OH, OW = grad_output.shape[2], grad_output.shape[3]
+        H, W = grad_input.shape[2], grad_input.shape[3]
+        lead = grad_input.shape[0] == grad_output.shape[0] and grad_input.shape[1] == grad_output.shape[1]
     for d in range(4):
-        if indices.shape[d] != grad_output.shape[d] or (d < 2 and grad_input.shape[d] != grad_output.shape[d]):
-            raise ValueError("max_pool2d_backward_into: indices must be shaped like grad_output, "
-                             "with grad_input's leading axes")
-    if P == 0 or H == 0 or W == 0:
+        if indices.shape[d] != grad_output.shape[d]:
+            lead = False
+    if not lead:
+        raise ValueError("max_pool2d_backward_into: indices must be shaped like grad_output, "
+                         "with grad_input's batch and channel axes")
+    if P == 0 or H == 0 or W == 0 or (channels_last and C == 0):
         return 0
     if OH == 0 or OW == 0:
-        memset(&grad_input[0, 0, 0, 0], 0, P * H * W * sizeof(floating))
+        memset(&grad_input[0, 0, 0, 0], 0, grad_input.shape[0] * grad_input.shape[1] * grad_input.shape[2]
+               * grad_input.shape[3] * sizeof(floating))
         return 0
     return _backward_run(&grad_output[0, 0, 0, 0], &indices[0, 0, 0, 0], &grad_input[0, 0, 0, 0],
-                         P, H, W, OH, OW, n_threads, adapt)
+                         P, H, W, OH, OW, n_threads, adapt, C)
 
 
 def cells_plane(const float[:, ::1] grad_output not None, const index_t[:, ::1] indices not None,

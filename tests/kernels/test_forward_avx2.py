@@ -55,7 +55,7 @@ def _run(x, isa, index_dtype, threads, geometry=(2, 2, 0, 1, False)):
     geometry: (kernel_size, stride, padding, dilation, ceil_mode). The
     kernels take (N, C, H, W); a 3-D ``x`` is passed as N = 1.
     """
-    x, g, _ = prepare_forward(x, *geometry, True)
+    x, g, *_ = prepare_forward(x, *geometry, True)
     x4 = x if x.ndim == 4 else x[None]
     shape = x4.shape[:2] + (g.OH, g.OW)
     n = int(np.prod(shape))

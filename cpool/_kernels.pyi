@@ -1,0 +1,52 @@
+"""Types of the compiled extension's Python-visible names (cpool/_src/kernels.pyx).
+
+``cpool._kernels`` (baseline) and ``cpool._kernels_avx2`` are built from the
+same source, so they share this interface; the AVX2 module is imported by
+name at run time (:mod:`cpool._compiled`) and needs no stub of its own.
+Keep this file in step with the ``def`` functions and module constants of
+kernels.pyx: mypy checks :mod:`cpool._compiled` against it.
+"""
+
+from typing import Protocol
+
+import numpy as np
+
+from ._validation import PoolGeometry
+
+class ForwardInto(Protocol):
+    """One specialisation of ``max_pool2d_forward_into``: False when these
+    kernels do not handle the call (nothing written)."""
+
+    def __call__(self, x: np.ndarray, out: np.ndarray, indices: np.ndarray | None, geometry: PoolGeometry,
+                 n_threads: int, adapt: bool = False, channels_last: bool = False) -> bool: ...
+
+class BackwardInto(Protocol):
+    """One specialisation of ``max_pool2d_backward_into``: returns the number
+    of indices outside their plane (skipped)."""
+
+    def __call__(self, grad_output: np.ndarray, indices: np.ndarray, grad_input: np.ndarray, n_threads: int,
+                 adapt: bool = False, channels_last: bool = False) -> int: ...
+
+# The entry points are Cython fused functions; cpool._compiled indexes them by
+# their (floating, index_t) C type names, e.g. ``["float", "int64_t"]``, once.
+class _FusedForward:
+    def __getitem__(self, signature: tuple[str, str]) -> ForwardInto: ...
+
+class _FusedBackward:
+    def __getitem__(self, signature: tuple[str, str]) -> BackwardInto: ...
+
+OPENMP: bool
+COMPILED_ISA: str
+GEOMETRY_FIELDS: tuple[str, ...]
+
+def omp_max_threads() -> int: ...
+def cpu_features() -> tuple[str, ...]: ...
+def isas() -> tuple[str, ...]: ...
+def set_isa(name: str) -> None: ...
+def get_isa() -> str: ...
+def busy_backoff(reset: bool = False) -> tuple[float, float]: ...
+
+max_pool2d_forward_into: _FusedForward
+max_pool2d_backward_into: _FusedBackward
+
+def cells_plane(grad_output: np.ndarray, indices: np.ndarray, grad_input: np.ndarray) -> bool: ...

@@ -1,0 +1,195 @@
+/* AVX2 forward kernel for float32 channels-last memory: (N, H, W, C)
+ * input, (N, OH, OW, C) values and int32 / int64 indices (values only when
+ * both index pointers are NULL).
+ *
+ * Each output pixel's window is worked out once (its in-bounds taps, their
+ * plane offsets) and shared by all C channels; the channels go 32 at a time
+ * (four vectors whose running maxima and indices stay in registers across
+ * the window's taps), then 8 at a time, then the last C % 8 with masked
+ * loads and stores, so no channel count falls off a cliff. Each lane folds
+ * its own window with PyTorch's rule, "take v if v > best or v is NaN", in
+ * row-major tap order, seeded by the first in-bounds tap (PyTorch seeds the
+ * index with it whatever its value). The portable loops of forward_nhwc.pxi
+ * compute the same thing and are what the tests hold this kernel to.
+ *
+ * Offsets are 32-bit lanes: callers send only planes for which
+ * cpool_plane_fits_int32() holds, and only with C >= 2 (one channel is the
+ * planes layout, and goes to the planes kernels).
+ */
+#ifndef CPOOL_FORWARD_NHWC_AVX2_H
+#define CPOOL_FORWARD_NHWC_AVX2_H
+
+#include "common.h"
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#define CPOOL_HAVE_FORWARD_NHWC_AVX2 1
+
+/* Taps t in [*lo, *hi) of a window whose tap t sits at start + t*d, those
+   inside [0, size); as forward_nhwc.pxi's _tap_range. */
+static CPOOL_ALWAYS_INLINE void cpool_nhwc_tap_range(Py_ssize_t start, Py_ssize_t k, Py_ssize_t d, Py_ssize_t size,
+                                                     Py_ssize_t *lo, Py_ssize_t *hi)
+{
+    Py_ssize_t a, b;
+    if (d == 1) {
+        a = start >= 0 ? 0 : -start;
+        b = size - start < k ? size - start : k;
+    } else {
+        a = start >= 0 ? 0 : (d - 1 - start) / d;
+        b = start >= size ? 0 : (size - 1 - start) / d + 1;
+        b = b < k ? b : k;
+    }
+    *lo = a;
+    *hi = b > a ? b : a;
+}
+
+/* One window, NV vectors of channels from `p` (the window's first tap's
+   channel c), with `mask` lanes only when MASKED (NV == 1 then). */
+static CPOOL_ALWAYS_INLINE void cpool_nhwc_fold(const float *p, const cpool_geometry *g, Py_ssize_t C, Py_ssize_t first,
+                                                Py_ssize_t ilo, Py_ssize_t ihi, Py_ssize_t jlo, Py_ssize_t jhi,
+                                                const int NV, const int MASKED, __m256i mask, const int WITH_IDX,
+                                                __m256 *best, __m256i *bi)
+{
+    Py_ssize_t i, j, v;
+    const Py_ssize_t rowstep = g->dh * g->W, colstep = g->dw;
+    /* The first tap seeds every lane. */
+    for (v = 0; v < NV; v++) {
+        best[v] = MASKED ? _mm256_maskload_ps(p, mask) : _mm256_loadu_ps(p + 8 * v);
+        if (WITH_IDX)
+            bi[v] = _mm256_set1_epi32((int32_t)first);
+    }
+    for (i = ilo; i < ihi; i++) {
+        Py_ssize_t rowpos = first + (i - ilo) * rowstep;
+        for (j = (i == ilo ? jlo + 1 : jlo); j < jhi; j++) {
+            Py_ssize_t pos = rowpos + (j - jlo) * colstep;
+            const float *q = p + (pos - first) * C;
+            __m256i at = _mm256_set1_epi32((int32_t)pos);
+            for (v = 0; v < NV; v++) {
+                __m256 x = MASKED ? _mm256_maskload_ps(q, mask) : _mm256_loadu_ps(q + 8 * v);
+                __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+                if (WITH_IDX) {
+                    __m256 take = _mm256_or_ps(_mm256_cmp_ps(x, best[v], _CMP_GT_OQ), nan);
+                    best[v] = _mm256_blendv_ps(best[v], x, take);
+                    bi[v] = _mm256_blendv_epi8(bi[v], at, _mm256_castps_si256(take));
+                } else {
+                    /* MAXPS(x, best) is "x > best ? x : best"; a NaN x then wins by the blend. */
+                    best[v] = _mm256_blendv_ps(_mm256_max_ps(x, best[v]), x, nan);
+                }
+            }
+        }
+    }
+}
+
+/* Store 8 int32 lane indices at i32 + at or i64 + at (`n` of them: 8, or
+   the masked tail's count). */
+static CPOOL_ALWAYS_INLINE void cpool_nhwc_store_index(int32_t *i32, int64_t *i64, Py_ssize_t at, __m256i bi,
+                                                       int n)
+{
+    if (n == 8) {
+        if (i32) {
+            _mm256_storeu_si256((__m256i *)(i32 + at), bi);
+        } else {
+            _mm256_storeu_si256((__m256i *)(i64 + at), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(bi)));
+            _mm256_storeu_si256((__m256i *)(i64 + at + 4), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(bi, 1)));
+        }
+    } else {
+        int32_t lanes[8];
+        int c;
+        _mm256_storeu_si256((__m256i *)lanes, bi);
+        for (c = 0; c < n; c++) {
+            if (i32)
+                i32[at + c] = lanes[c];
+            else
+                i64[at + c] = lanes[c];
+        }
+    }
+}
+
+static CPOOL_ALWAYS_INLINE void cpool_nhwc_pixel(const float *xn, float *o, int32_t *i32, int64_t *i64, Py_ssize_t at,
+                                                 const cpool_geometry *g, Py_ssize_t C, Py_ssize_t first,
+                                                 Py_ssize_t ilo, Py_ssize_t ihi, Py_ssize_t jlo, Py_ssize_t jhi,
+                                                 const int WITH_IDX)
+{
+    __m256 best[4];
+    __m256i bi[4];
+    const float *p = xn + first * C;
+    Py_ssize_t c = 0;
+    int v;
+    for (; c + 32 <= C; c += 32) {
+        cpool_nhwc_fold(p + c, g, C, first, ilo, ihi, jlo, jhi, 4, 0, _mm256_setzero_si256(), WITH_IDX, best, bi);
+        for (v = 0; v < 4; v++) {
+            _mm256_storeu_ps(o + c + 8 * v, best[v]);
+            if (WITH_IDX)
+                cpool_nhwc_store_index(i32, i64, at + c + 8 * v, bi[v], 8);
+        }
+    }
+    for (; c + 8 <= C; c += 8) {
+        cpool_nhwc_fold(p + c, g, C, first, ilo, ihi, jlo, jhi, 1, 0, _mm256_setzero_si256(), WITH_IDX, best, bi);
+        _mm256_storeu_ps(o + c, best[0]);
+        if (WITH_IDX)
+            cpool_nhwc_store_index(i32, i64, at + c, bi[0], 8);
+    }
+    if (c < C) {
+        int rest = (int)(C - c);
+        __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rest), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        cpool_nhwc_fold(p + c, g, C, first, ilo, ihi, jlo, jhi, 1, 1, mask, WITH_IDX, best, bi);
+        _mm256_maskstore_ps(o + c, mask, best[0]);
+        if (WITH_IDX)
+            cpool_nhwc_store_index(i32, i64, at + c, bi[0], rest);
+    }
+}
+
+static CPOOL_ALWAYS_INLINE void cpool_nhwc_rows(const float *x, float *out, int32_t *i32, int64_t *i64,
+                                                Py_ssize_t r0, Py_ssize_t r1, const cpool_geometry *g, Py_ssize_t C,
+                                                const int WITH_IDX)
+{
+    Py_ssize_t r, ow, c;
+    for (r = r0; r < r1; r++) {
+        Py_ssize_t n = r / g->OH, oh = r - n * g->OH;
+        const float *xn = x + n * g->H * g->W * C;
+        Py_ssize_t ih0 = oh * g->sh - g->ph, ilo, ihi;
+        cpool_nhwc_tap_range(ih0, g->kh, g->dh, g->H, &ilo, &ihi);
+        for (ow = 0; ow < g->OW; ow++) {
+            Py_ssize_t iw0 = ow * g->sw - g->pw, jlo, jhi;
+            Py_ssize_t at = (r * g->OW + ow) * C;
+            cpool_nhwc_tap_range(iw0, g->kw, g->dw, g->W, &jlo, &jhi);
+            if (ilo < ihi && jlo < jhi) {
+                Py_ssize_t first = (ih0 + ilo * g->dh) * g->W + iw0 + jlo * g->dw;
+                cpool_nhwc_pixel(xn, out + at, i32, i64, at, g, C, first, ilo, ihi, jlo, jhi, WITH_IDX);
+            } else { /* no in-bounds tap (dilation only): -inf, index -1 */
+                for (c = 0; c < C; c++) {
+                    out[at + c] = -INFINITY;
+                    if (WITH_IDX) {
+                        if (i32)
+                            i32[at + c] = -1;
+                        else
+                            i64[at + c] = -1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Output rows r0 .. r1 - 1 of the N * OH rows. */
+static void cpool_forward_nhwc_avx2(const float *x, float *out, int32_t *i32, int64_t *i64, Py_ssize_t r0,
+                                    Py_ssize_t r1, cpool_geometry g, Py_ssize_t C)
+{
+    if (i32)
+        cpool_nhwc_rows(x, out, i32, NULL, r0, r1, &g, C, 1);
+    else if (i64)
+        cpool_nhwc_rows(x, out, NULL, i64, r0, r1, &g, C, 1);
+    else
+        cpool_nhwc_rows(x, out, NULL, NULL, r0, r1, &g, C, 0);
+}
+
+#else
+#define CPOOL_HAVE_FORWARD_NHWC_AVX2 0
+static void cpool_forward_nhwc_avx2(const float *x, float *out, int32_t *i32, int64_t *i64, Py_ssize_t r0,
+                                    Py_ssize_t r1, cpool_geometry g, Py_ssize_t C)
+{
+    (void)x; (void)out; (void)i32; (void)i64; (void)r0; (void)r1; (void)g; (void)C;
+}
+#endif
+
+#endif /* CPOOL_FORWARD_NHWC_AVX2_H */

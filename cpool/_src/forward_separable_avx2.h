@@ -1,0 +1,272 @@
+/* AVX2 separable forward kernel for float32 planes whose windows overlap
+ * vertically (row stride below the dilated kernel height, e.g. the ResNet
+ * stem's 3x3 stride 2 padding 1), values only or with int32 / int64 indices.
+ *
+ * PyTorch's fold over a window in row-major order is associative, so it
+ * equals folding each window row on its own (seeded by its first in-bounds
+ * tap) and then folding the rows' results in order: the same tap wins,
+ * with the same value bits and index. The row folds depend only on the
+ * input row and the output column, so each input row's horizontal folds are
+ * computed once, into a buffer, and then shared by every output row whose
+ * windows contain that input row (kh / sh of them: 1.5 for k3 s2), where
+ * the direct kernel of forward_avx2.h redoes them per output row. The
+ * vertical fold then reads the buffer with plain contiguous loads.
+ *
+ * The buffer holds, per input row, OW values and (with indices) OW int32
+ * plane offsets of the row winners; a column whose taps all fall in the
+ * padding (dilation only) holds -inf and -1 in every row, which the
+ * vertical fold leaves as -inf and -1. Rows are buffered for a group of
+ * output rows at a time, at most CPOOL_SEP_BUFFER bytes.
+ */
+#ifndef CPOOL_FORWARD_SEPARABLE_AVX2_H
+#define CPOOL_FORWARD_SEPARABLE_AVX2_H
+
+#include <stdlib.h>
+
+#include "common.h"
+#include "forward_avx2.h"
+
+#define CPOOL_SEP_BUFFER ((Py_ssize_t)1 << 20)
+
+#if defined(__AVX2__)
+#define CPOOL_HAVE_FORWARD_SEPARABLE_AVX2 1
+
+/* Whether the separable kernel applies: column stride 1 or 2, windows that
+   overlap vertically, rows of at least one vector of outputs, and a buffer
+   of one window's rows that fits. */
+static int cpool_separable_applies(const cpool_geometry *g)
+{
+    Py_ssize_t span = (g->kh - 1) * g->dh + 1;
+    return (g->sw == 1 || g->sw == 2) && g->sh < span && g->OW >= 8 && g->kw >= 2
+        && span * g->OW * 8 <= CPOOL_SEP_BUFFER && cpool_plane_fits_int32(g);
+}
+
+/* The horizontal folds of plane row ih into hv / hx (hx NULL: values only).
+   KW: the kernel width when it is a constant worth its own copy, else 0. */
+static CPOOL_ALWAYS_INLINE void cpool_sep_row(const float *plane, Py_ssize_t ih, const cpool_geometry *g,
+                                              Py_ssize_t lo, Py_ssize_t hi, float *hv, int32_t *hx,
+                                              const Py_ssize_t sw, const Py_ssize_t KW)
+{
+    const Py_ssize_t W = g->W, kw = KW ? KW : g->kw, dw = g->dw;
+    const float *row = plane + ih * W;
+    const __m256i lanes = sw == 1 ? _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
+                                  : _mm256_setr_epi32(0, 2, 8, 10, 4, 6, 12, 14);
+    const __m256i step = _mm256_set1_epi32((int32_t)dw);
+    Py_ssize_t c, j;
+    /* Border columns (a tap in the padding), one at a time. */
+    for (c = 0; c < g->OW; c++) {
+        if (c == lo)
+            c = hi > lo ? hi : lo;
+        if (c >= g->OW)
+            break;
+        {
+            float best = -INFINITY, v;
+            Py_ssize_t chosen = -1, iw;
+            for (j = 0; j < kw; j++) {
+                iw = c * sw - g->pw + j * dw;
+                if (iw < 0 || iw >= W)
+                    continue;
+                v = row[iw];
+                if (chosen < 0 || v > best || v != v) {
+                    best = v;
+                    chosen = ih * W + iw;
+                }
+            }
+            hv[c] = best;
+            if (hx)
+                hx[c] = (int32_t)chosen;
+        }
+    }
+    if (hi - lo < 8) {  /* too few interior columns for a vector: the same fold, one at a time */
+        for (c = lo; c < hi; c++) {
+            const Py_ssize_t col0 = c * sw - g->pw;
+            float best = row[col0], v;
+            Py_ssize_t chosen = col0;
+            for (j = 1; j < kw; j++) {
+                v = row[col0 + j * dw];
+                if (v > best || v != v) {
+                    best = v;
+                    chosen = col0 + j * dw;
+                }
+            }
+            hv[c] = best;
+            if (hx)
+                hx[c] = (int32_t)(ih * W + chosen);
+        }
+        return;
+    }
+    for (c = lo;; c += 8) {
+        if (c + 8 > hi)
+            c = hi - 8;  /* overlaps the vector before: same windows, same results */
+        {
+            const Py_ssize_t col0 = c * sw - g->pw;
+            __m256 best = cpool_tap8(row, col0, sw);
+            __m256i tap = _mm256_add_epi32(_mm256_set1_epi32((int32_t)(ih * W + col0)), lanes);
+            __m256i chosen = tap;
+            for (j = 1; j < kw; j++) {
+                __m256 v = cpool_tap8(row, col0 + j * dw, sw);
+                if (!hx) {
+                    best = cpool_fold8(best, v);
+                } else {
+                    __m256 take = cpool_takes8(v, best);
+                    tap = _mm256_add_epi32(tap, step);
+                    best = _mm256_blendv_ps(best, v, take);
+                    chosen = _mm256_blendv_epi8(chosen, tap, _mm256_castps_si256(take));
+                }
+            }
+            if (sw == 2) {
+                best = cpool_unsplit_ps(best);
+                chosen = cpool_unsplit_epi32(chosen);
+            }
+            _mm256_storeu_ps(hv + c, best);
+            if (hx)
+                _mm256_storeu_si256((__m256i *)(hx + c), chosen);
+        }
+        if (c + 8 == hi)
+            break;
+    }
+}
+
+/* Output row oh of a plane from the buffered rows: row ih is at buffer row
+   ih - first. */
+static CPOOL_ALWAYS_INLINE void cpool_sep_column(const float *hv, const int32_t *hx, Py_ssize_t first, Py_ssize_t oh,
+                                                 const cpool_geometry *g, float *o, int32_t *i32, int64_t *i64,
+                                                 Py_ssize_t at)
+{
+    const Py_ssize_t OW = g->OW, top = oh * g->sh - g->ph;
+    Py_ssize_t i0, i1, i, c;
+    i0 = top >= 0 ? 0 : (-top + g->dh - 1) / g->dh;
+    i1 = top + (g->kh - 1) * g->dh < g->H ? g->kh : (g->H - 1 - top) / g->dh + 1;
+    if (i1 <= i0) {  /* no window row inside the plane (dilation only): -inf, index -1 */
+        for (c = 0; c < OW; c++) {
+            o[c] = -INFINITY;
+            cpool_store_index(i32, i64, at + c, -1);
+        }
+        return;
+    }
+    for (c = 0;; c += 8) {
+        if (c + 8 > OW)
+            c = OW - 8;
+        {
+            const Py_ssize_t r = top + i0 * g->dh - first;
+            __m256 best = _mm256_loadu_ps(hv + r * OW + c);
+            __m256i chosen = hx ? _mm256_loadu_si256((const __m256i *)(hx + r * OW + c)) : _mm256_setzero_si256();
+            for (i = i0 + 1; i < i1; i++) {
+                const Py_ssize_t q = (top + i * g->dh - first) * OW + c;
+                __m256 v = _mm256_loadu_ps(hv + q);
+                if (!hx) {
+                    best = cpool_fold8(best, v);
+                } else {
+                    __m256 take = cpool_takes8(v, best);
+                    best = _mm256_blendv_ps(best, v, take);
+                    chosen = _mm256_blendv_epi8(chosen, _mm256_loadu_si256((const __m256i *)(hx + q)),
+                                                _mm256_castps_si256(take));
+                }
+            }
+            _mm256_storeu_ps(o + c, best);
+            if (hx)
+                cpool_store_index8(i32, i64, at + c, chosen);
+        }
+        if (c + 8 == OW)
+            break;
+    }
+}
+
+static CPOOL_ALWAYS_INLINE void cpool_sep_rows(const float *x, float *out, int32_t *i32, int64_t *i64,
+                                               Py_ssize_t r0, Py_ssize_t r1, const cpool_geometry *g,
+                                               float *hv, int32_t *hx, Py_ssize_t buffer_rows,
+                                               const Py_ssize_t sw, const Py_ssize_t KW)
+{
+    const Py_ssize_t OH = g->OH, OW = g->OW, span = (g->kh - 1) * g->dh + 1;
+    Py_ssize_t lo, hi, r = r0;
+    cpool_interior_columns(g, &lo, &hi);
+    while (r < r1) {
+        /* A group of output rows of one plane whose input rows fit the buffer. */
+        const Py_ssize_t p = r / OH, oh0 = r - p * OH;
+        Py_ssize_t oh1 = oh0 + 1 + (buffer_rows - span) / g->sh, oh, ih, first, last;
+        const float *plane = x + p * g->H * g->W;
+        if (oh1 > OH)
+            oh1 = OH;
+        if (oh1 - oh0 > r1 - r)
+            oh1 = oh0 + (r1 - r);
+        first = oh0 * g->sh - g->ph;
+        first = first < 0 ? 0 : first;
+        last = (oh1 - 1) * g->sh - g->ph + span;
+        last = last > g->H ? g->H : last;
+        for (ih = first; ih < last; ih++)
+            cpool_sep_row(plane, ih, g, lo, hi, hv + (ih - first) * OW, hx ? hx + (ih - first) * OW : NULL, sw, KW);
+        for (oh = oh0; oh < oh1; oh++)
+            cpool_sep_column(hv, hx, first, oh, g, out + (p * OH + oh) * OW, i32, i64, (p * OH + oh) * OW);
+        r += oh1 - oh0;
+    }
+}
+
+static CPOOL_ALWAYS_INLINE void cpool_sep_kinds(const float *x, float *out, int32_t *i32, int64_t *i64,
+                                                Py_ssize_t r0, Py_ssize_t r1, const cpool_geometry *g, float *hv,
+                                                int32_t *hx, Py_ssize_t buffer_rows, const Py_ssize_t sw)
+{
+    /* Each index kind and the common kernel widths get their own copy, so
+       the pointer tests and the tap loop's trip count are constants. */
+    if (!hx) {
+        if (g->kw == 3)
+            cpool_sep_rows(x, out, NULL, NULL, r0, r1, g, hv, NULL, buffer_rows, sw, 3);
+        else
+            cpool_sep_rows(x, out, NULL, NULL, r0, r1, g, hv, NULL, buffer_rows, sw, 0);
+    } else if (i32) {
+        if (g->kw == 3)
+            cpool_sep_rows(x, out, i32, NULL, r0, r1, g, hv, hx, buffer_rows, sw, 3);
+        else
+            cpool_sep_rows(x, out, i32, NULL, r0, r1, g, hv, hx, buffer_rows, sw, 0);
+    } else {
+        if (g->kw == 3)
+            cpool_sep_rows(x, out, NULL, i64, r0, r1, g, hv, hx, buffer_rows, sw, 3);
+        else
+            cpool_sep_rows(x, out, NULL, i64, r0, r1, g, hv, hx, buffer_rows, sw, 0);
+    }
+}
+
+/* Output rows r0 .. r1 - 1 of planes of OH rows. Callers check
+   cpool_separable_applies(); returns 0 (nothing written) if the buffer
+   cannot be allocated. */
+static int cpool_forward_separable_avx2(const float *x, float *out, int32_t *i32, int64_t *i64, Py_ssize_t r0,
+                                        Py_ssize_t r1, cpool_geometry g)
+{
+    const int with_idx = i32 != NULL || i64 != NULL;
+    const Py_ssize_t row_bytes = g.OW * (Py_ssize_t)(with_idx ? 8 : 4);
+    const Py_ssize_t span = (g.kh - 1) * g.dh + 1;
+    Py_ssize_t buffer_rows = CPOOL_SEP_BUFFER / row_bytes;
+    float *hv;
+    int32_t *hx = NULL;
+    if (buffer_rows > g.H + span)
+        buffer_rows = g.H + span;
+    if (buffer_rows < span)
+        return 0;
+    hv = (float *)malloc((size_t)(buffer_rows * row_bytes));
+    if (!hv)
+        return 0;
+    if (with_idx)
+        hx = (int32_t *)(hv + buffer_rows * g.OW);
+    if (g.sw == 1)
+        cpool_sep_kinds(x, out, i32, i64, r0, r1, &g, hv, hx, buffer_rows, 1);
+    else
+        cpool_sep_kinds(x, out, i32, i64, r0, r1, &g, hv, hx, buffer_rows, 2);
+    free(hv);
+    return 1;
+}
+
+#else
+#define CPOOL_HAVE_FORWARD_SEPARABLE_AVX2 0
+static int cpool_separable_applies(const cpool_geometry *g)
+{
+    (void)g;
+    return 0;
+}
+static int cpool_forward_separable_avx2(const float *x, float *out, int32_t *i32, int64_t *i64, Py_ssize_t r0,
+                                        Py_ssize_t r1, cpool_geometry g)
+{
+    (void)x; (void)out; (void)i32; (void)i64; (void)r0; (void)r1; (void)g;
+    return 0;
+}
+#endif
+
+#endif /* CPOOL_FORWARD_SEPARABLE_AVX2_H */
