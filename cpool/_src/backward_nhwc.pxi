@@ -55,12 +55,12 @@ cdef inline Py_ssize_t _nhwc_scatter(const floating* go, const index_t* idx, flo
     return bad
 
 
-cdef inline bint _nhwc_cells(const floating* go, const index_t* idx, floating* gi, Py_ssize_t H, Py_ssize_t W,
-                             Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t C, Py_ssize_t c0,
-                             Py_ssize_t c1) noexcept nogil:
-    # The single-pass writer (see the top of this file); False as soon as
-    # an output row has an index outside its cell (the caller scatters).
-    cdef Py_ssize_t oh, ow, c, n = c1 - c0, miss
+cdef inline bint _nhwc_cells_row(const floating* go, const index_t* idx, floating* gi, Py_ssize_t oh,
+                                 Py_ssize_t W, Py_ssize_t OW, Py_ssize_t C, Py_ssize_t c0,
+                                 Py_ssize_t c1) noexcept nogil:
+    # Output row oh of the single-pass writer; False if an index of the row
+    # is outside its cell. float32 goes to backward_nhwc_avx2.h where built.
+    cdef Py_ssize_t ow, c, n = c1 - c0, miss = 0
     cdef index_t k, p00, p01, p10, p11
     cdef floating v
     cdef floating zero = 0
@@ -70,28 +70,42 @@ cdef inline bint _nhwc_cells(const floating* go, const index_t* idx, floating* g
     cdef floating* b
     cdef floating* d
     cdef floating* e
+    if floating is float:
+        if CPOOL_HAVE_BACKWARD_NHWC_AVX2:
+            if index_t is int32_t:
+                return cpool_nhwc_cells_row_avx2(go, idx, NULL, gi, oh, W, OW, C, c0, c1)
+            else:
+                return cpool_nhwc_cells_row_avx2(go, NULL, idx, gi, oh, W, OW, C, c0, c1)
+    for ow in range(OW):
+        p00 = <index_t>(2 * oh * W + 2 * ow)
+        p01 = p00 + 1
+        p10 = p00 + <index_t>W
+        p11 = p10 + 1
+        gp = go + (oh * OW + ow) * C + c0
+        ip = idx + (oh * OW + ow) * C + c0
+        a = gi + <Py_ssize_t>p00 * C + c0
+        b = a + C
+        d = a + W * C
+        e = d + C
+        for c in range(n):
+            k = ip[c]
+            v = gp[c] + zero
+            a[c] = v if k == p00 else zero
+            b[c] = v if k == p01 else zero
+            d[c] = v if k == p10 else zero
+            e[c] = v if k == p11 else zero
+            miss += (k != p00) & (k != p01) & (k != p10) & (k != p11) & (k != -1)
+    return miss == 0
+
+
+cdef inline bint _nhwc_cells(const floating* go, const index_t* idx, floating* gi, Py_ssize_t H, Py_ssize_t W,
+                             Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t C, Py_ssize_t c0,
+                             Py_ssize_t c1) noexcept nogil:
+    # The single-pass writer (see the top of this file); False as soon as
+    # an output row has an index outside its cell (the caller scatters).
+    cdef Py_ssize_t oh
     for oh in range(OH):
-        miss = 0
-        for ow in range(OW):
-            p00 = <index_t>(2 * oh * W + 2 * ow)
-            p01 = p00 + 1
-            p10 = p00 + <index_t>W
-            p11 = p10 + 1
-            gp = go + (oh * OW + ow) * C + c0
-            ip = idx + (oh * OW + ow) * C + c0
-            a = gi + <Py_ssize_t>p00 * C + c0
-            b = a + C
-            d = a + W * C
-            e = d + C
-            for c in range(n):
-                k = ip[c]
-                v = gp[c] + zero
-                a[c] = v if k == p00 else zero
-                b[c] = v if k == p01 else zero
-                d[c] = v if k == p10 else zero
-                e[c] = v if k == p11 else zero
-                miss += (k != p00) & (k != p01) & (k != p10) & (k != p11) & (k != -1)
-        if miss:
+        if not _nhwc_cells_row(go, idx, gi, oh, W, OW, C, c0, c1):
             return False
         # The columns right of the last cell.
         if W > 2 * OW:

@@ -139,6 +139,78 @@ static CPOOL_ALWAYS_INLINE void cpool_nhwc_pixel(const float *xn, float *o, int3
     }
 }
 
+/* Kernel 2, stride 2, no padding or dilation, every window complete (the
+   MNIST case): the four taps at fixed offsets, no per-pixel bounds. */
+static CPOOL_ALWAYS_INLINE void cpool_nhwc_fold2x2(const float *p, Py_ssize_t C, Py_ssize_t W, Py_ssize_t first,
+                                                   const int NV, const int MASKED, __m256i mask, const int WITH_IDX,
+                                                   __m256 *best, __m256i *bi)
+{
+    const Py_ssize_t off[4] = {0, C, W * C, W * C + C};
+    const Py_ssize_t pos[4] = {first, first + 1, first + W, first + W + 1};
+    int t, v;
+    for (v = 0; v < NV; v++) {
+        best[v] = MASKED ? _mm256_maskload_ps(p, mask) : _mm256_loadu_ps(p + 8 * v);
+        if (WITH_IDX)
+            bi[v] = _mm256_set1_epi32((int32_t)first);
+    }
+    for (t = 1; t < 4; t++) {
+        const __m256i at = _mm256_set1_epi32((int32_t)pos[t]);
+        for (v = 0; v < NV; v++) {
+            __m256 x = MASKED ? _mm256_maskload_ps(p + off[t], mask) : _mm256_loadu_ps(p + off[t] + 8 * v);
+            __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+            if (WITH_IDX) {
+                __m256 take = _mm256_or_ps(_mm256_cmp_ps(x, best[v], _CMP_GT_OQ), nan);
+                best[v] = _mm256_blendv_ps(best[v], x, take);
+                bi[v] = _mm256_blendv_epi8(bi[v], at, _mm256_castps_si256(take));
+            } else {
+                best[v] = _mm256_blendv_ps(_mm256_max_ps(x, best[v]), x, nan);
+            }
+        }
+    }
+}
+
+static CPOOL_ALWAYS_INLINE void cpool_nhwc_rows_2x2(const float *x, float *out, int32_t *i32, int64_t *i64,
+                                                    Py_ssize_t r0, Py_ssize_t r1, const cpool_geometry *g,
+                                                    Py_ssize_t C, const int WITH_IDX)
+{
+    const Py_ssize_t W = g->W, OW = g->OW;
+    __m256 best[4];
+    __m256i bi[4];
+    Py_ssize_t r, ow, c;
+    int v;
+    for (r = r0; r < r1; r++) {
+        Py_ssize_t n = r / g->OH, oh = r - n * g->OH;
+        const float *xn = x + n * g->H * W * C;
+        for (ow = 0; ow < OW; ow++) {
+            const Py_ssize_t first = 2 * oh * W + 2 * ow, at = (r * OW + ow) * C;
+            const float *p = xn + first * C;
+            float *o = out + at;
+            for (c = 0; c + 32 <= C; c += 32) {
+                cpool_nhwc_fold2x2(p + c, C, W, first, 4, 0, _mm256_setzero_si256(), WITH_IDX, best, bi);
+                for (v = 0; v < 4; v++) {
+                    _mm256_storeu_ps(o + c + 8 * v, best[v]);
+                    if (WITH_IDX)
+                        cpool_nhwc_store_index(i32, i64, at + c + 8 * v, bi[v], 8);
+                }
+            }
+            for (; c + 8 <= C; c += 8) {
+                cpool_nhwc_fold2x2(p + c, C, W, first, 1, 0, _mm256_setzero_si256(), WITH_IDX, best, bi);
+                _mm256_storeu_ps(o + c, best[0]);
+                if (WITH_IDX)
+                    cpool_nhwc_store_index(i32, i64, at + c, bi[0], 8);
+            }
+            if (c < C) {
+                int rest = (int)(C - c);
+                __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rest), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+                cpool_nhwc_fold2x2(p + c, C, W, first, 1, 1, mask, WITH_IDX, best, bi);
+                _mm256_maskstore_ps(o + c, mask, best[0]);
+                if (WITH_IDX)
+                    cpool_nhwc_store_index(i32, i64, at + c, bi[0], rest);
+            }
+        }
+    }
+}
+
 static CPOOL_ALWAYS_INLINE void cpool_nhwc_rows(const float *x, float *out, int32_t *i32, int64_t *i64,
                                                 Py_ssize_t r0, Py_ssize_t r1, const cpool_geometry *g, Py_ssize_t C,
                                                 const int WITH_IDX)
@@ -175,6 +247,16 @@ static CPOOL_ALWAYS_INLINE void cpool_nhwc_rows(const float *x, float *out, int3
 static void cpool_forward_nhwc_avx2(const float *x, float *out, int32_t *i32, int64_t *i64, Py_ssize_t r0,
                                     Py_ssize_t r1, cpool_geometry g, Py_ssize_t C)
 {
+    if (g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1
+            && 2 * g.OH <= g.H && 2 * g.OW <= g.W) {
+        if (i32)
+            cpool_nhwc_rows_2x2(x, out, i32, NULL, r0, r1, &g, C, 1);
+        else if (i64)
+            cpool_nhwc_rows_2x2(x, out, NULL, i64, r0, r1, &g, C, 1);
+        else
+            cpool_nhwc_rows_2x2(x, out, NULL, NULL, r0, r1, &g, C, 0);
+        return;
+    }
     if (i32)
         cpool_nhwc_rows(x, out, i32, NULL, r0, r1, &g, C, 1);
     else if (i64)
