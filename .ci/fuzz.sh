@@ -25,7 +25,7 @@ targets="max_pool2d max_pool2d_backward MaxPool2d"
 "$PYTHON" -m pip install -q atheris
 if ! command -v clang >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     { apt-get update -qq && apt-get install -y -qq clang libomp-dev; } >/dev/null 2>&1 ||
-        echo "fuzz: could not install clang; the gcc build fuzzes without native coverage"
+        echo "fuzz: could not install clang; the gcc build fuzzes without coverage guidance"
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/cpool-ci-fuzz.XXXXXX")

@@ -6,7 +6,8 @@
 >>> grad_in = cpool.max_pool2d_backward(np.ones_like(out), idx, x.shape)
 
 Public API: :func:`max_pool2d`, :func:`max_pool2d_backward`,
-:class:`MaxPool2d`, :data:`backend`, :func:`set_num_threads`,
+:class:`MaxPool2d`, :func:`avg_pool2d`, :func:`avg_pool2d_backward`,
+:class:`AvgPool2d`, :data:`backend`, :func:`set_num_threads`,
 :func:`get_num_threads`, :func:`show_config`, :func:`config`, and the NumPy
 reference implementation :mod:`cpool.slow`.
 """
@@ -21,7 +22,7 @@ from . import slow
 from ._backend import BACKEND as backend
 from ._threads import get_num_threads, set_num_threads
 from .functional import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
-from .module import BackwardBeforeForwardError, MaxPool2d
+from .module import AvgPool2d, BackwardBeforeForwardError, MaxPool2d
 
 __all__ = [
     "__version__",
@@ -31,6 +32,7 @@ __all__ = [
     "MaxPool2d",
     "avg_pool2d",
     "avg_pool2d_backward",
+    "AvgPool2d",
     "BackwardBeforeForwardError",
     "set_num_threads",
     "get_num_threads",

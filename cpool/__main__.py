@@ -143,7 +143,8 @@ def group_channels_last(rng: np.random.Generator) -> Iterator[Result]:
                 yield what, "values or indices differ"
                 continue
             as_nchw = x.transpose(0, 3, 1, 2)  # channels-last memory, NCHW shape
-            out = (np.empty_like(ref[0].transpose(0, 3, 1, 2)), np.empty(as_nchw.shape[:2] + ref[1].shape[1:3], np.int64))
+            out = (np.empty_like(ref[0].transpose(0, 3, 1, 2)),
+                   np.empty(as_nchw.shape[:2] + ref[1].shape[1:3], np.int64))
             cpool.max_pool2d(as_nchw, return_indices=True, out=out, **kwargs)
             if not (_same(out[0], ref[0].transpose(0, 3, 1, 2)) and _same(out[1], ref[1].transpose(0, 3, 1, 2))):
                 yield what, "channels-last NCHW (out=) differs"

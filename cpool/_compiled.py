@@ -232,19 +232,53 @@ def facts() -> dict[str, Any]:
     return {"openmp": OPENMP, "isa": _ACTIVE.isa, "available_isas": AVAILABLE_ISAS}
 
 
+# Average pooling: float32 and float64 run in the kernels; float16 and int64
+# (whose sums or per-add rounding need their own types) in cpool.slow, as does
+# everything with an extension built without the average-pooling entry points.
+_AVG_KERNELS: dict[tuple[ModuleType, str], dict[np.dtype, Any]] = {}
+
+
+def _avg_kernel(name: str, dtype: np.dtype) -> Any:
+    key = (_ACTIVE.module, name)
+    table = _AVG_KERNELS.get(key)
+    if table is None:
+        fused = getattr(_ACTIVE.module, name, None)
+        table = {} if fused is None else {d: fused[_CYTHON_NAMES[d]] for d in (_F32, _F64)}
+        _AVG_KERNELS[key] = table
+    return table.get(dtype)
+
+
 def avg_forward_planes(x: np.ndarray, g: PoolGeometry, count_include_pad: bool, divisor: Optional[int],
                        channels_last: bool = False, out: np.ndarray | None = None) -> np.ndarray:
     """Average-pool ``x`` by geometry ``g``; see :func:`cpool.slow.avg_forward_planes`."""
-    from . import slow  # no compiled average-pooling kernels yet
-    return slow.avg_forward_planes(x, g, count_include_pad, divisor, channels_last, out)
+    fn = _avg_kernel("avg_pool2d_forward_into", x.dtype)
+    if fn is None:
+        from . import slow
+        return slow.avg_forward_planes(x, g, count_include_pad, divisor, channels_last, out)
+    x4 = x if x.ndim == 4 else x[None]
+    # 3-D channels-last memory: torch's planes kernel's results (its channels-last
+    # kernel takes only 4-D input), from the planes kernel on a transposed copy.
+    if channels_last and x.ndim == 3:
+        from . import slow
+        return slow.avg_forward_planes(x, g, count_include_pad, divisor, channels_last, out)
+    shape = x4.shape[:1] + ((g.OH, g.OW, x4.shape[3]) if channels_last else (x4.shape[1], g.OH, g.OW))
+    o4 = np.empty(shape, dtype=x.dtype) if out is None else _as_4d(out)
+    fn(x4, o4, g, count_include_pad, divisor, threads_for(x.size), channels_last)
+    return o4 if x.ndim == 4 else o4[0]
 
 
 def avg_backward_planes(go: np.ndarray, shape: tuple[int, ...], g: PoolGeometry, count_include_pad: bool,
                         divisor: Optional[int], channels_last: bool = False,
                         out: np.ndarray | None = None) -> np.ndarray:
     """Gradient of :func:`avg_forward_planes`; see :func:`cpool.slow.avg_backward_planes`."""
-    from . import slow
-    return slow.avg_backward_planes(go, shape, g, count_include_pad, divisor, channels_last, out)
+    fn = _avg_kernel("avg_pool2d_backward_into", go.dtype)
+    if fn is None:
+        from . import slow
+        return slow.avg_backward_planes(go, shape, g, count_include_pad, divisor, channels_last, out)
+    gi = np.empty(shape, dtype=go.dtype) if out is None else out
+    fn(go if go.ndim == 4 else go[None], _as_4d(gi), g, count_include_pad, divisor, threads_for(gi.size),
+       channels_last)
+    return gi
 
 
 __all__ += ["avg_forward_planes", "avg_backward_planes"]

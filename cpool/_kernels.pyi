@@ -50,3 +50,26 @@ max_pool2d_forward_into: _FusedForward
 max_pool2d_backward_into: _FusedBackward
 
 def cells_plane(grad_output: np.ndarray, indices: np.ndarray, grad_input: np.ndarray) -> bool: ...
+
+class AvgForwardInto(Protocol):
+    """One specialisation of ``avg_pool2d_forward_into`` (fills ``out``)."""
+
+    def __call__(self, x: np.ndarray, out: np.ndarray, geometry: PoolGeometry, count_include_pad: bool,
+                 divisor_override: int | None, n_threads: int, channels_last: bool = False) -> None: ...
+
+class AvgBackwardInto(Protocol):
+    """One specialisation of ``avg_pool2d_backward_into`` (overwrites ``grad_input``)."""
+
+    def __call__(self, grad_output: np.ndarray, grad_input: np.ndarray, geometry: PoolGeometry,
+                 count_include_pad: bool, divisor_override: int | None, n_threads: int,
+                 channels_last: bool = False) -> None: ...
+
+# Fused over one type: indexed by the C type name, ``["float"]`` or ``["double"]``.
+class _FusedAvgForward:
+    def __getitem__(self, signature: str) -> AvgForwardInto: ...
+
+class _FusedAvgBackward:
+    def __getitem__(self, signature: str) -> AvgBackwardInto: ...
+
+avg_pool2d_forward_into: _FusedAvgForward
+avg_pool2d_backward_into: _FusedAvgBackward

@@ -620,7 +620,8 @@ def parse_avg_args(kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_
     divisor = None
     if divisor_override is not None:
         if not _is_int(divisor_override):
-            raise TypeError(f"divisor_override must be None or an int, got divisor_override={_describe(divisor_override)}")
+            raise TypeError(f"divisor_override must be None or an int, "
+                            f"got divisor_override={_describe(divisor_override)}")
         divisor = operator.index(divisor_override)
         if divisor == 0:
             raise ValueError("divisor_override must not be zero, got divisor_override=0")

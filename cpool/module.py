@@ -16,7 +16,10 @@ from . import _backend
 from ._validation import (
     check_data_format,
     index_dtype_for,
+    parse_avg_args,
     parse_pool_args,
+    prepare_avg_backward,
+    prepare_avg_forward,
     prepare_backward,
     prepare_forward,
     to_format,
@@ -276,3 +279,105 @@ class MaxPool2d:
             f"MaxPool2d(kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
             f"dilation={self.dilation}, ceil_mode={self.ceil_mode}{extra})"
         )
+
+
+class AvgPool2d:
+    """2-D average pooling layer for NumPy networks, PyTorch-exact.
+
+    The arguments are ``torch.nn.AvgPool2d``'s, in its order, as in
+    :func:`cpool.avg_pool2d`; ``data_format`` and ``backend`` are as for
+    :class:`MaxPool2d`. The layer has no state between calls beyond its
+    last ``output`` and ``gradInput``: the backward needs only the forward
+    input's shape.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> pool = cpool.AvgPool2d(2)
+    >>> pool
+    AvgPool2d(kernel_size=2, stride=2, padding=0)
+    >>> x = np.random.rand(8, 3, 28, 28).astype(np.float32)
+    >>> pool.forward(x).shape
+    (8, 3, 14, 14)
+    >>> pool.backward(x, np.ones((8, 3, 14, 14), np.float32)).shape
+    (8, 3, 28, 28)
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None, *, data_format="NCHW", backend=None):
+        # Checked now so a bad layer fails where it is built, not mid-epoch.
+        parse_avg_args(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+        self.data_format = "NHWC" if check_data_format(data_format) else "NCHW"
+        self._impl = _backend.load(backend)
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding = padding
+        self.ceil_mode = ceil_mode
+        self.count_include_pad = count_include_pad
+        self.divisor_override = divisor_override
+        self.output = None
+        self.gradInput = None
+        self.training = True
+
+    def _args(self):
+        return (self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                self.divisor_override)
+
+    def updateOutput(self, input):
+        """Pool ``input``; sets and returns ``self.output``."""
+        x, g, avg, cl, swapped = prepare_avg_forward(input, *self._args(), self.data_format)
+        self.output = None  # dropped first: a failure leaves no stale result
+        self.output = to_format(self._impl.avg_forward_planes(x, g, avg.count_include_pad, avg.divisor, cl),
+                                swapped, cl)
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        """Gradient with respect to ``input`` (only its shape is read); sets and returns ``self.gradInput``."""
+        go, shape, g, avg, cl, swapped = prepare_avg_backward(gradOutput, np.shape(input), *self._args(),
+                                                              self.data_format)
+        self.gradInput = None
+        self.gradInput = to_format(self._impl.avg_backward_planes(go, shape, g, avg.count_include_pad,
+                                                                  avg.divisor, cl), swapped, cl)
+        return self.gradInput
+
+    def accGradParameters(self, input, gradOutput):
+        """No-op: average pooling has no parameters."""
+
+    def zeroGradParameters(self):
+        """No-op: average pooling has no parameters."""
+
+    def getParameters(self):
+        """Average pooling has no parameters: returns ``[]``."""
+        return []
+
+    def getGradParameters(self):
+        """Average pooling has no parameters: returns ``[]``."""
+        return []
+
+    def forward(self, input):
+        """Same as :meth:`updateOutput`."""
+        return self.updateOutput(input)
+
+    def backward(self, input, gradOutput):
+        """:meth:`updateGradInput` then :meth:`accGradParameters`; returns
+        ``self.gradInput`` (Torch7's argument order: input, then gradOutput)."""
+        self.updateGradInput(input, gradOutput)
+        self.accGradParameters(input, gradOutput)
+        return self.gradInput
+
+    __call__ = forward
+
+    def train(self):
+        """Switch to training mode (no effect on pooling itself)."""
+        self.training = True
+
+    def evaluate(self):
+        """Switch to evaluation mode (no effect on pooling itself)."""
+        self.training = False
+
+    def __repr__(self):
+        extra = "" if self.data_format == "NCHW" else f", data_format={self.data_format!r}"
+        return f"AvgPool2d(kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}{extra})"
+
+
+__all__ += ["AvgPool2d"]

@@ -306,7 +306,7 @@ def _divide(total: np.ndarray, div: np.ndarray | int, dtype: np.dtype) -> np.nda
     return np.divide(total, np.asarray(div, dtype=np.int64).astype(total.dtype), dtype=total.dtype)
 
 
-def _window_mask(g: PoolGeometry) -> tuple[np.ndarray, np.ndarray]:
+def _window_mask(g: PoolGeometry) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     h0, h1, _ = _axis_bounds(g.OH, g.kh, g.sh, g.ph, g.H)
     w0, w1, _ = _axis_bounds(g.OW, g.kw, g.sw, g.pw, g.W)
     return (h0 < h1)[:, None] & (w0 < w1)[None, :], (h0, h1, w0, w1)
@@ -334,10 +334,19 @@ def _avg_forward(x: np.ndarray, g: PoolGeometry, count_include_pad: bool, diviso
     else:
         xp = planes
     total = np.zeros(lead + (g.OH, g.OW), dtype=acc)
+    # Which NaN a window of two NaN payloads keeps: the planes kernel's sum
+    # (`sum += x`) keeps the running sum's; torch's channels-last vector
+    # lanes (`out + in` as compiled) the tap's. (Its scalar channel tail keeps
+    # the sum's, and how many channels that tail has depends on the CPU
+    # torch runs on: not reproduced.)
+    tap_first = channels_last and x.ndim == 4
     for i in range(g.kh):
         for j in range(g.kw):
             tap = xp[..., i:i + (g.OH - 1) * g.sh + 1:g.sh, j:j + (g.OW - 1) * g.sw + 1:g.sw]
-            np.add(total, tap, out=total, dtype=acc)
+            if tap_first:
+                np.add(tap, total, out=total, dtype=acc)
+            else:
+                np.add(total, tap, out=total, dtype=acc)
     mean = _divide(total, avg_divisors(g, count_include_pad, divisor), acc).astype(x.dtype, copy=False)
     if not (channels_last and x.ndim == 4):
         np.add(mean, np.zeros((), dtype=x.dtype), out=mean)  # the planes kernel's `out = 0; out += mean`
@@ -398,7 +407,10 @@ def _avg_backward(go: np.ndarray, shape: tuple[int, ...], g: PoolGeometry, count
             ow_c = np.minimum(ow, g.OW - 1)
             share = delta[..., oh_c[:, None], ow_c[None, :]]
             np.copyto(share, zero, where=~(ok_h[:, None] & ok_w[None, :]))
-            np.add(grad, share, out=grad)
+            # Operand order as torch's CPU result: a cell receiving two NaN shares keeps
+            # the newer one for float32/64 and the older for float16 (NumPy's float16
+            # add keeps its second operand's NaN, its float32/64 adds the first's).
+            np.add(share, grad, out=grad)
     return _result(grad, channels_last, out)
 
 

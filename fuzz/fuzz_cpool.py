@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -78,7 +79,11 @@ def main(argv=None):
     def test_one_input(data):
         harness.run_one(target, data, cpool)
 
-    atheris.Setup([sys.argv[0]] + rest, test_one_input)
+    # argv[0] as a whole command: libFuzzer's -merge=1 (and -fork) re-run it
+    # through the shell, and the children need the interpreter and the target.
+    argv0 = " ".join(shlex.quote(a) for a in (sys.executable, os.path.abspath(__file__), "--target", target)
+                     + (("--allow-numpy",) if opts.allow_numpy else ()))
+    atheris.Setup([argv0] + rest, test_one_input)
     atheris.Fuzz()
     return 0
 

@@ -21,6 +21,9 @@ isas=${FUZZ_ISAS:-baseline avx2}
 # shellcheck disable=SC1091
 . "$build/env.sh"
 export PYTHONHASHSEED=0
+# With the kernel's autogroup scheduling, nice only ranks processes within a
+# session: lower this session's group as well (when the kernel lets us).
+echo 19 2>/dev/null >/proc/self/autogroup || true
 # a smaller quarantine keeps the long run's memory flat (use-after-free is still caught)
 export ASAN_OPTIONS="$ASAN_OPTIONS:quarantine_size_mb=64"
 mkdir -p "$out/logs" "$out/crashes"

@@ -14,8 +14,10 @@
 # instrumentation (-fsanitize=fuzzer-no-link), and env.sh preloads atheris'
 # asan_with_fuzzer.so, the ASan + UBSan + libFuzzer runtime the instrumented
 # code links against at run time; libFuzzer then sees the kernels' edges as
-# well as the Python code's. With gcc (FUZZ_CC=gcc, or no clang) the build
-# has no native coverage and env.sh preloads gcc's libasan and libubsan.
+# well as the Python code's. With gcc (FUZZ_CC=gcc, or no clang) env.sh
+# preloads gcc's libasan and libubsan, whose coverage stubs shadow atheris'
+# own: libFuzzer gets no coverage at all and only mutates the seed corpus
+# (still a sanitizer and invariant check, but not coverage-guided).
 #
 # Environment:
 #   FUZZ_CC=clang|gcc    the compiler (default: clang if installed, else gcc)
@@ -53,7 +55,7 @@ case "$FUZZ_CC" in
         done
         cflags="$sanitize"
         ldflags="$sanitize"
-        coverage=python-only
+        coverage="none (gcc's libasan shadows atheris' coverage hooks)"
         ;;
 esac
 

@@ -25,7 +25,7 @@ driver), ``forward_nhwc.pxi`` (the
 channels-last forward and its dispatch to ``forward_nhwc_avx2.h``),
 ``backward.pxi`` (zero-and-scatter, the dispatch to
 ``backward_cells.h`` and the threaded driver), ``backward_nhwc.pxi`` (the
-channels-last backward), then the entry points below. Each entry point
+channels-last backward and its dispatch to ``backward_nhwc_avx2.h``), then the entry points below. Each entry point
 takes ``channels_last``: False for (N, C, H, W) memory, True for (N, H, W,
 C) memory (inputs and outputs alike). Index width is the fused
 ``index_t`` throughout, and a typed pointer (``int32_t*`` / ``int64_t*``)
@@ -83,6 +83,12 @@ cdef extern from "forward_nhwc_avx2.h" nogil:
     void cpool_forward_nhwc_avx2(const float* x, float* out, int32_t* i32, int64_t* i64,
                                  Py_ssize_t r0, Py_ssize_t r1, Geometry g, Py_ssize_t C)
 
+cdef extern from "backward_nhwc_avx2.h" nogil:
+    enum: CPOOL_HAVE_BACKWARD_NHWC_AVX2
+    bint cpool_nhwc_cells_row_avx2(const float* go, const int32_t* i32, const int64_t* i64, float* gi,
+                                   Py_ssize_t oh, Py_ssize_t W, Py_ssize_t OW, Py_ssize_t C, Py_ssize_t c0,
+                                   Py_ssize_t c1)
+
 cdef extern from "backward_cells.h" nogil:
     enum: CPOOL_HAVE_CELLS
     enum: CPOOL_HAVE_CELLS_AVX512
@@ -99,6 +105,8 @@ include "forward.pxi"
 include "forward_nhwc.pxi"
 include "backward.pxi"
 include "backward_nhwc.pxi"
+include "avg_forward.pxi"
+include "avg_backward.pxi"
 
 
 # ------------------------------------------------------------ module facts
@@ -283,3 +291,70 @@ def cells_plane(const float[:, ::1] grad_output not None, const index_t[:, ::1] 
     if not _use_cells(H, W, OH, OW):
         return False
     return bool(_cells_plane(&grad_output[0, 0], &indices[0, 0], &grad_input[0, 0], H, W, OH, OW))
+
+
+# ------------------------------------------------------------ average pooling
+
+cdef inline int64_t _avg_override(object divisor_override, bint* override) except *:
+    override[0] = divisor_override is not None
+    return <int64_t>divisor_override if override[0] else 0
+
+
+def avg_pool2d_forward_into(const floating[:, :, :, ::1] x not None, floating[:, :, :, ::1] out not None,
+                            object geometry, bint count_include_pad, object divisor_override, int n_threads,
+                            bint channels_last=False):
+    """Fill ``out`` (N, C, OH, OW) with the window means of ``x`` (N, C, H, W),
+    PyTorch's average pooling (``divisor_override``: None or a non-zero int).
+
+    ``channels_last``: the arrays are (N, H, W, C) and (N, OH, OW, C).
+    """
+    cdef Geometry g = _geometry(geometry)
+    cdef bint override
+    cdef int64_t divisor = _avg_override(divisor_override, &override)
+    if channels_last:
+        ok = (x.shape[1] == g.H and x.shape[2] == g.W and out.shape[0] == x.shape[0]
+              and out.shape[1] == g.OH and out.shape[2] == g.OW and out.shape[3] == x.shape[3])
+    else:
+        ok = (x.shape[2] == g.H and x.shape[3] == g.W and out.shape[0] == x.shape[0]
+              and out.shape[1] == x.shape[1] and out.shape[2] == g.OH and out.shape[3] == g.OW)
+    if not ok:
+        raise ValueError("avg_pool2d_forward_into: x and out must have the geometry's shapes in their layout")
+    if x.shape[0] == 0 or x.shape[3] == 0 or out.shape[3] == 0:
+        return
+    if channels_last:
+        _avg_forward_run(&x[0, 0, 0, 0], &out[0, 0, 0, 0], x.shape[0], g, x.shape[3], count_include_pad,
+                         override, divisor, n_threads)
+    else:
+        _avg_forward_run(&x[0, 0, 0, 0], &out[0, 0, 0, 0], x.shape[0] * x.shape[1], g, 0, count_include_pad,
+                         override, divisor, n_threads)
+
+
+def avg_pool2d_backward_into(const floating[:, :, :, ::1] grad_output not None,
+                             floating[:, :, :, ::1] grad_input not None, object geometry,
+                             bint count_include_pad, object divisor_override, int n_threads,
+                             bint channels_last=False):
+    """Overwrite ``grad_input`` (N, C, H, W) with the gradient of average
+    pooling for ``grad_output`` (N, C, OH, OW); ``channels_last`` as for
+    :func:`avg_pool2d_forward_into`."""
+    cdef Geometry g = _geometry(geometry)
+    cdef bint override
+    cdef int64_t divisor = _avg_override(divisor_override, &override)
+    if channels_last:
+        ok = (grad_input.shape[1] == g.H and grad_input.shape[2] == g.W and grad_output.shape[0] == grad_input.shape[0]
+              and grad_output.shape[1] == g.OH and grad_output.shape[2] == g.OW
+              and grad_output.shape[3] == grad_input.shape[3])
+    else:
+        ok = (grad_input.shape[2] == g.H and grad_input.shape[3] == g.W
+              and grad_output.shape[0] == grad_input.shape[0] and grad_output.shape[1] == grad_input.shape[1]
+              and grad_output.shape[2] == g.OH and grad_output.shape[3] == g.OW)
+    if not ok:
+        raise ValueError("avg_pool2d_backward_into: grad_output and grad_input must have the geometry's shapes")
+    if grad_input.shape[0] == 0 or grad_input.shape[3] == 0:
+        return
+    if channels_last:
+        _avg_backward_run(&grad_output[0, 0, 0, 0], &grad_input[0, 0, 0, 0], grad_input.shape[0], g,
+                          grad_input.shape[3], count_include_pad, override, divisor, n_threads)
+    else:
+        _avg_backward_run(&grad_output[0, 0, 0, 0], &grad_input[0, 0, 0, 0],
+                          grad_input.shape[0] * grad_input.shape[1], g, 0, count_include_pad, override, divisor,
+                          n_threads)

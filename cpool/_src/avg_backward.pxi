@@ -1,0 +1,81 @@
+# Average-pooling backward: PyTorch 2.13's CPU kernels, float32 and float64.
+# Each output's share `grad_output / divisor` is added to every in-bounds
+# element of its window, outputs in row-major order, taps in row-major
+# order, rounding after every add (`share + acc`: a cell receiving two NaN
+# shares keeps the newer one, as torch). Planes: one plane per work item
+# (the adds of a window row are contiguous); channels-last: one image per
+# work item, vectorised across channels. grad_input is zeroed here.
+
+
+cdef void _avg_backward_planes(const floating* go, floating* gi, Py_ssize_t p0, Py_ssize_t p1, Geometry g,
+                               bint incl, bint override, int64_t divisor) noexcept nogil:
+    cdef Py_ssize_t W = g.W, H = g.H, OW = g.OW, OH = g.OH
+    cdef Py_ssize_t p, oh, ow, ih, iw, h0, h1, hp, w0, w1, wp
+    cdef floating share
+    cdef floating* plane
+    cdef floating* dst
+    for p in range(p0, p1):
+        plane = gi + p * H * W
+        memset(plane, 0, H * W * sizeof(floating))
+        for oh in range(OH):
+            hp = _avg_divisor(oh, g.kh, g.sh, g.ph, H, &h0, &h1)
+            for ow in range(OW):
+                wp = _avg_divisor(ow, g.kw, g.sw, g.pw, W, &w0, &w1)
+                share = go[(p * OH + oh) * OW + ow] / <floating>_avg_factor(hp, wp, h1 - h0, w1 - w0, incl,
+                                                                            override, divisor)
+                # A NaN share replaces what the cell holds (torch's result for two NaN
+                # shares: the newer), whatever operand order the compiler picks.
+                if share != share:
+                    for ih in range(h0, h1):
+                        dst = plane + ih * W
+                        for iw in range(w0, w1):
+                            dst[iw] = share
+                else:
+                    for ih in range(h0, h1):
+                        dst = plane + ih * W
+                        for iw in range(w0, w1):
+                            dst[iw] = share + dst[iw]
+
+
+cdef void _avg_backward_images(const floating* go, floating* gi, Py_ssize_t n0, Py_ssize_t n1, Geometry g,
+                               Py_ssize_t C, bint incl, bint override, int64_t divisor) noexcept nogil:
+    cdef Py_ssize_t W = g.W, H = g.H, OW = g.OW, OH = g.OH
+    cdef Py_ssize_t n, oh, ow, ih, iw, c, h0, h1, hp, w0, w1, wp
+    cdef const floating* src
+    cdef floating* dst
+    cdef floating d, share
+    for n in range(n0, n1):
+        memset(gi + n * H * W * C, 0, H * W * C * sizeof(floating))
+        for oh in range(OH):
+            hp = _avg_divisor(oh, g.kh, g.sh, g.ph, H, &h0, &h1)
+            for ow in range(OW):
+                wp = _avg_divisor(ow, g.kw, g.sw, g.pw, W, &w0, &w1)
+                d = <floating>_avg_factor(hp, wp, h1 - h0, w1 - w0, incl, override, divisor)
+                src = go + ((n * OH + oh) * OW + ow) * C
+                for ih in range(h0, h1):
+                    for iw in range(w0, w1):
+                        dst = gi + ((n * H + ih) * W + iw) * C
+                        for c in range(C):
+                            share = src[c] / d
+                            dst[c] = share if share != share else share + dst[c]
+
+
+cdef void _avg_backward_run(const floating* go, floating* gi, Py_ssize_t P, Geometry g, Py_ssize_t C,
+                            bint incl, bint override, int64_t divisor, int n_threads) noexcept:
+    # P planes (C == 0) or P images of C channels, each written by one thread.
+    cdef Py_ssize_t c
+    cdef int n = <int>max(1, min(<Py_ssize_t>n_threads, P))
+    if P == 0:
+        return
+    if n == 1:
+        with nogil:
+            if C > 0:
+                _avg_backward_images(go, gi, 0, P, g, C, incl, override, divisor)
+            else:
+                _avg_backward_planes(go, gi, 0, P, g, incl, override, divisor)
+        return
+    for c in prange(P, nogil=True, schedule="dynamic", num_threads=n):
+        if C > 0:
+            _avg_backward_images(go, gi, c, c + 1, g, C, incl, override, divisor)
+        else:
+            _avg_backward_planes(go, gi, c, c + 1, g, incl, override, divisor)
