@@ -29,8 +29,10 @@ if ! command -v clang >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/cpool-ci-fuzz.XXXXXX")
-cleanup() { if [ "${FUZZ_KEEP:-0}" = 1 ] || [ -n "$(ls "$work"/crash-* 2>/dev/null)" ]; then
-    echo "fuzz: kept $work"; else rm -rf "$work"; fi; }
+cleanup() {
+    local found=("$work"/crash-*)
+    if [ "${FUZZ_KEEP:-0}" = 1 ] || { [ "${#found[@]}" -gt 0 ] && [ -e "${found[0]}" ]; }; then echo "fuzz: kept $work"; else rm -rf "$work"; fi
+}
 trap cleanup EXIT
 FUZZ_LOG_DIR="$work/reports" PYTHON="$PYTHON" bash tools/fuzz_build.sh "$work/build"
 # the sanitizer environment (LD_PRELOAD, ...) for the Python runs only, not for grep & co
@@ -58,7 +60,7 @@ for isa in $isas; do
             >"$work/$target-$isa.log" 2>&1
         rc=$?
         set -e
-        grep -E "^#[0-9]+ +DONE|stat::number_of_executed_units|^INFO: +[0-9]+ files found" "$work/$target-$isa.log" || true
+        grep -E "^#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|^INFO: +[0-9]+ files found" "$work/$target-$isa.log" || true
         if [ "$rc" -ne 0 ]; then
             tail -n 60 "$work/$target-$isa.log" >&2
             for f in "$work"/crash-*; do

@@ -145,6 +145,8 @@ print(f"cpool {info['version']} from {os.path.dirname(where)}: backend={info['ba
       f"openmp={info['openmp']}, isa={info['isa']}, available={info['available_isas']}")
 EOF
     )
+    say "CPython $m: python -m cpool (configuration and self-check) from the installed wheel"
+    (cd "$work/suite" && "${nocc[@]}" python -m cpool --require-compiled)
     say "CPython $m: the suite against the installed wheel"
     if [ "$m" = "$TORCH_MINOR" ]; then
         # Two OpenMP runtimes in one process: the wheel's vendored libgomp

@@ -43,9 +43,31 @@ static CPOOL_ALWAYS_INLINE void cpool_nhwc_tap_range(Py_ssize_t start, Py_ssize_
     *hi = b > a ? b : a;
 }
 
+/* The last C % 8 channels of a tap at q: a plain load wherever 8 floats
+   from q stay inside the input (the lanes past the channels then hold the
+   next pixel's, which are folded but never stored), a masked load only at
+   the input's end: masked moves are microcoded and slow on some CPUs (AMD's). */
+static CPOOL_ALWAYS_INLINE __m256 cpool_tail_load(const float *q, const float *end, __m256i mask)
+{
+    return q + 8 <= end ? _mm256_loadu_ps(q) : _mm256_maskload_ps(q, mask);
+}
+
+/* The same for the store of the last C % 8 channels at o: a plain store
+   when the 8 lanes stay inside the output row (the lanes past the channels
+   land on the next pixel's, which is written after, by the same thread). */
+static CPOOL_ALWAYS_INLINE void cpool_tail_store(float *o, const float *row_end, __m256i mask, __m256 v)
+{
+    if (o + 8 <= row_end)
+        _mm256_storeu_ps(o, v);
+    else
+        _mm256_maskstore_ps(o, mask, v);
+}
+
 /* One window, NV vectors of channels from `p` (the window's first tap's
-   channel c), with `mask` lanes only when MASKED (NV == 1 then). */
-static CPOOL_ALWAYS_INLINE void cpool_nhwc_fold(const float *p, const cpool_geometry *g, Py_ssize_t C, Py_ssize_t first,
+   channel c), with `mask` lanes only when MASKED (NV == 1 then); `end`
+   bounds the input. */
+static CPOOL_ALWAYS_INLINE void cpool_nhwc_fold(const float *p, const float *end, const cpool_geometry *g,
+                                                Py_ssize_t C, Py_ssize_t first,
                                                 Py_ssize_t ilo, Py_ssize_t ihi, Py_ssize_t jlo, Py_ssize_t jhi,
                                                 const int NV, const int MASKED, __m256i mask, const int WITH_IDX,
                                                 __m256 *best, __m256i *bi)
@@ -54,7 +76,7 @@ static CPOOL_ALWAYS_INLINE void cpool_nhwc_fold(const float *p, const cpool_geom
     const Py_ssize_t rowstep = g->dh * g->W, colstep = g->dw;
     /* The first tap seeds every lane. */
     for (v = 0; v < NV; v++) {
-        best[v] = MASKED ? _mm256_maskload_ps(p, mask) : _mm256_loadu_ps(p + 8 * v);
+        best[v] = MASKED ? cpool_tail_load(p, end, mask) : _mm256_loadu_ps(p + 8 * v);
         if (WITH_IDX)
             bi[v] = _mm256_set1_epi32((int32_t)first);
     }
@@ -65,7 +87,7 @@ static CPOOL_ALWAYS_INLINE void cpool_nhwc_fold(const float *p, const cpool_geom
             const float *q = p + (pos - first) * C;
             __m256i at = _mm256_set1_epi32((int32_t)pos);
             for (v = 0; v < NV; v++) {
-                __m256 x = MASKED ? _mm256_maskload_ps(q, mask) : _mm256_loadu_ps(q + 8 * v);
+                __m256 x = MASKED ? cpool_tail_load(q, end, mask) : _mm256_loadu_ps(q + 8 * v);
                 __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
                 if (WITH_IDX) {
                     __m256 take = _mm256_or_ps(_mm256_cmp_ps(x, best[v], _CMP_GT_OQ), nan);
@@ -105,7 +127,8 @@ static CPOOL_ALWAYS_INLINE void cpool_nhwc_store_index(int32_t *i32, int64_t *i6
     }
 }
 
-static CPOOL_ALWAYS_INLINE void cpool_nhwc_pixel(const float *xn, float *o, int32_t *i32, int64_t *i64, Py_ssize_t at,
+static CPOOL_ALWAYS_INLINE void cpool_nhwc_pixel(const float *xn, const float *end, float *o, const float *row_end,
+                                                 int32_t *i32, int64_t *i64, Py_ssize_t at,
                                                  const cpool_geometry *g, Py_ssize_t C, Py_ssize_t first,
                                                  Py_ssize_t ilo, Py_ssize_t ihi, Py_ssize_t jlo, Py_ssize_t jhi,
                                                  const int WITH_IDX)
@@ -116,7 +139,8 @@ static CPOOL_ALWAYS_INLINE void cpool_nhwc_pixel(const float *xn, float *o, int3
     Py_ssize_t c = 0;
     int v;
     for (; c + 32 <= C; c += 32) {
-        cpool_nhwc_fold(p + c, g, C, first, ilo, ihi, jlo, jhi, 4, 0, _mm256_setzero_si256(), WITH_IDX, best, bi);
+        cpool_nhwc_fold(p + c, end, g, C, first, ilo, ihi, jlo, jhi, 4, 0, _mm256_setzero_si256(), WITH_IDX, best,
+                        bi);
         for (v = 0; v < 4; v++) {
             _mm256_storeu_ps(o + c + 8 * v, best[v]);
             if (WITH_IDX)
@@ -124,7 +148,8 @@ static CPOOL_ALWAYS_INLINE void cpool_nhwc_pixel(const float *xn, float *o, int3
         }
     }
     for (; c + 8 <= C; c += 8) {
-        cpool_nhwc_fold(p + c, g, C, first, ilo, ihi, jlo, jhi, 1, 0, _mm256_setzero_si256(), WITH_IDX, best, bi);
+        cpool_nhwc_fold(p + c, end, g, C, first, ilo, ihi, jlo, jhi, 1, 0, _mm256_setzero_si256(), WITH_IDX, best,
+                        bi);
         _mm256_storeu_ps(o + c, best[0]);
         if (WITH_IDX)
             cpool_nhwc_store_index(i32, i64, at + c, bi[0], 8);
@@ -132,8 +157,8 @@ static CPOOL_ALWAYS_INLINE void cpool_nhwc_pixel(const float *xn, float *o, int3
     if (c < C) {
         int rest = (int)(C - c);
         __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rest), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        cpool_nhwc_fold(p + c, g, C, first, ilo, ihi, jlo, jhi, 1, 1, mask, WITH_IDX, best, bi);
-        _mm256_maskstore_ps(o + c, mask, best[0]);
+        cpool_nhwc_fold(p + c, end, g, C, first, ilo, ihi, jlo, jhi, 1, 1, mask, WITH_IDX, best, bi);
+        cpool_tail_store(o + c, row_end, mask, best[0]);
         if (WITH_IDX)
             cpool_nhwc_store_index(i32, i64, at + c, bi[0], rest);
     }
@@ -141,7 +166,8 @@ static CPOOL_ALWAYS_INLINE void cpool_nhwc_pixel(const float *xn, float *o, int3
 
 /* Kernel 2, stride 2, no padding or dilation, every window complete (the
    MNIST case): the four taps at fixed offsets, no per-pixel bounds. */
-static CPOOL_ALWAYS_INLINE void cpool_nhwc_fold2x2(const float *p, Py_ssize_t C, Py_ssize_t W, Py_ssize_t first,
+static CPOOL_ALWAYS_INLINE void cpool_nhwc_fold2x2(const float *p, const float *end, Py_ssize_t C, Py_ssize_t W,
+                                                   Py_ssize_t first,
                                                    const int NV, const int MASKED, __m256i mask, const int WITH_IDX,
                                                    __m256 *best, __m256i *bi)
 {
@@ -149,14 +175,14 @@ static CPOOL_ALWAYS_INLINE void cpool_nhwc_fold2x2(const float *p, Py_ssize_t C,
     const Py_ssize_t pos[4] = {first, first + 1, first + W, first + W + 1};
     int t, v;
     for (v = 0; v < NV; v++) {
-        best[v] = MASKED ? _mm256_maskload_ps(p, mask) : _mm256_loadu_ps(p + 8 * v);
+        best[v] = MASKED ? cpool_tail_load(p, end, mask) : _mm256_loadu_ps(p + 8 * v);
         if (WITH_IDX)
             bi[v] = _mm256_set1_epi32((int32_t)first);
     }
     for (t = 1; t < 4; t++) {
         const __m256i at = _mm256_set1_epi32((int32_t)pos[t]);
         for (v = 0; v < NV; v++) {
-            __m256 x = MASKED ? _mm256_maskload_ps(p + off[t], mask) : _mm256_loadu_ps(p + off[t] + 8 * v);
+            __m256 x = MASKED ? cpool_tail_load(p + off[t], end, mask) : _mm256_loadu_ps(p + off[t] + 8 * v);
             __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
             if (WITH_IDX) {
                 __m256 take = _mm256_or_ps(_mm256_cmp_ps(x, best[v], _CMP_GT_OQ), nan);
@@ -174,6 +200,8 @@ static CPOOL_ALWAYS_INLINE void cpool_nhwc_rows_2x2(const float *x, float *out, 
                                                     Py_ssize_t C, const int WITH_IDX)
 {
     const Py_ssize_t W = g->W, OW = g->OW;
+    /* The input of the block's images: tail loads stay inside it. */
+    const float *end = x + ((r1 - 1) / g->OH + 1) * g->H * W * C;
     __m256 best[4];
     __m256i bi[4];
     Py_ssize_t r, ow, c;
@@ -181,12 +209,13 @@ static CPOOL_ALWAYS_INLINE void cpool_nhwc_rows_2x2(const float *x, float *out, 
     for (r = r0; r < r1; r++) {
         Py_ssize_t n = r / g->OH, oh = r - n * g->OH;
         const float *xn = x + n * g->H * W * C;
+        const float *row_end = out + (r + 1) * OW * C;
         for (ow = 0; ow < OW; ow++) {
             const Py_ssize_t first = 2 * oh * W + 2 * ow, at = (r * OW + ow) * C;
             const float *p = xn + first * C;
             float *o = out + at;
             for (c = 0; c + 32 <= C; c += 32) {
-                cpool_nhwc_fold2x2(p + c, C, W, first, 4, 0, _mm256_setzero_si256(), WITH_IDX, best, bi);
+                cpool_nhwc_fold2x2(p + c, end, C, W, first, 4, 0, _mm256_setzero_si256(), WITH_IDX, best, bi);
                 for (v = 0; v < 4; v++) {
                     _mm256_storeu_ps(o + c + 8 * v, best[v]);
                     if (WITH_IDX)
@@ -194,7 +223,7 @@ static CPOOL_ALWAYS_INLINE void cpool_nhwc_rows_2x2(const float *x, float *out, 
                 }
             }
             for (; c + 8 <= C; c += 8) {
-                cpool_nhwc_fold2x2(p + c, C, W, first, 1, 0, _mm256_setzero_si256(), WITH_IDX, best, bi);
+                cpool_nhwc_fold2x2(p + c, end, C, W, first, 1, 0, _mm256_setzero_si256(), WITH_IDX, best, bi);
                 _mm256_storeu_ps(o + c, best[0]);
                 if (WITH_IDX)
                     cpool_nhwc_store_index(i32, i64, at + c, bi[0], 8);
@@ -202,8 +231,8 @@ static CPOOL_ALWAYS_INLINE void cpool_nhwc_rows_2x2(const float *x, float *out, 
             if (c < C) {
                 int rest = (int)(C - c);
                 __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rest), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-                cpool_nhwc_fold2x2(p + c, C, W, first, 1, 1, mask, WITH_IDX, best, bi);
-                _mm256_maskstore_ps(o + c, mask, best[0]);
+                cpool_nhwc_fold2x2(p + c, end, C, W, first, 1, 1, mask, WITH_IDX, best, bi);
+                cpool_tail_store(o + c, row_end, mask, best[0]);
                 if (WITH_IDX)
                     cpool_nhwc_store_index(i32, i64, at + c, bi[0], rest);
             }
@@ -215,10 +244,12 @@ static CPOOL_ALWAYS_INLINE void cpool_nhwc_rows(const float *x, float *out, int3
                                                 Py_ssize_t r0, Py_ssize_t r1, const cpool_geometry *g, Py_ssize_t C,
                                                 const int WITH_IDX)
 {
+    const float *end = x + ((r1 - 1) / g->OH + 1) * g->H * g->W * C;  /* as in cpool_nhwc_rows_2x2 */
     Py_ssize_t r, ow, c;
     for (r = r0; r < r1; r++) {
         Py_ssize_t n = r / g->OH, oh = r - n * g->OH;
         const float *xn = x + n * g->H * g->W * C;
+        const float *row_end = out + (r + 1) * g->OW * C;
         Py_ssize_t ih0 = oh * g->sh - g->ph, ilo, ihi;
         cpool_nhwc_tap_range(ih0, g->kh, g->dh, g->H, &ilo, &ihi);
         for (ow = 0; ow < g->OW; ow++) {
@@ -227,7 +258,7 @@ static CPOOL_ALWAYS_INLINE void cpool_nhwc_rows(const float *x, float *out, int3
             cpool_nhwc_tap_range(iw0, g->kw, g->dw, g->W, &jlo, &jhi);
             if (ilo < ihi && jlo < jhi) {
                 Py_ssize_t first = (ih0 + ilo * g->dh) * g->W + iw0 + jlo * g->dw;
-                cpool_nhwc_pixel(xn, out + at, i32, i64, at, g, C, first, ilo, ihi, jlo, jhi, WITH_IDX);
+                cpool_nhwc_pixel(xn, end, out + at, row_end, i32, i64, at, g, C, first, ilo, ihi, jlo, jhi, WITH_IDX);
             } else { /* no in-bounds tap (dilation only): -inf, index -1 */
                 for (c = 0; c < C; c++) {
                     out[at + c] = -INFINITY;
