@@ -20,7 +20,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 PYTHON=${PYTHON:-python}
 runs=${FUZZ_RUNS:-1500}
 seed=${FUZZ_SEED:-1}
-targets="max_pool2d max_pool2d_backward MaxPool2d"
+targets="max_pool2d max_pool2d_backward MaxPool2d avg_pool2d avg_pool2d_backward"
 
 "$PYTHON" -m pip install -q atheris
 if ! command -v clang >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then

@@ -23,7 +23,7 @@ sys.path.insert(0, HERE)
 
 def _parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], add_help=True)
-    parser.add_argument("--target", default="all", help="max_pool2d, max_pool2d_backward, MaxPool2d or all")
+    parser.add_argument("--target", default="all", help="one of harness.TARGETS (max_pool2d, avg_pool2d, ...) or all")
     parser.add_argument("--replay", nargs="+", metavar="FILE", help="run these inputs once each, without atheris")
     parser.add_argument("--describe", action="store_true", help="with --replay: print each decoded spec")
     parser.add_argument("--allow-numpy", action="store_true",

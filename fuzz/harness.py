@@ -28,7 +28,8 @@ takes them: adding one to the API does not change how existing corpus and
 crash files decode.
 
 Entry points (targets): ``max_pool2d``, ``max_pool2d_backward``,
-``MaxPool2d``; ``all`` picks one of them from the first byte.
+``MaxPool2d``, ``avg_pool2d``, ``avg_pool2d_backward``; ``all`` picks one of
+them from the first byte.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import collections
 import inspect
 import os
 import sys
+import warnings
 
 import numpy as np
 
@@ -140,12 +142,13 @@ def decode_array(fdp, shape=None, dtype=None, pool=SUPPORTED, ndims=NDIMS):
 # Pool arguments: name -> (low, high) of the plain valid values; the decoder
 # mixes in every odd type and value PyTorch's argument rules must reject.
 POOL_ARGS = {
+    "divisor_override": (-2, 6),
     "kernel_size": (1, 5),
     "stride": (1, 4),
     "padding": (0, 2),
     "dilation": (1, 3),
 }
-BOOL_ARGS = ("ceil_mode", "return_indices")
+BOOL_ARGS = ("ceil_mode", "return_indices", "count_include_pad")
 _ODD_VALUES = [0, -1, -2, 2**31 - 1, 2**31, 2**32 + 1, 2**63, -(2**63), True, False, 2.0, "2", b"2", None,
                (1, 2, 3), (), (1.0, 2), (True, 1), [2, None], float("nan"), 1 + 0j, object()]
 _ODD_BOOLS = [np.True_, np.False_, 0, 1, None, "True", 1.0, np.array(True), [True]]
@@ -675,7 +678,12 @@ def _hostile_value(v, plane, valid):
 
 def _with_layout(values, layout_spec, dtype=None):
     """``values`` in the layout (and byte order) a layout spec describes."""
-    base = values.astype(dtype) if dtype is not None else values
+    if dtype is not None:
+        with warnings.catch_warnings():  # complex values to a real gradient dtype: the casting is the point
+            warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+            base = values.astype(dtype)
+    else:
+        base = values
     if base.dtype == object or base.ndim == 0:
         return base, []
     return materialize(layout_spec, base)
@@ -853,10 +861,55 @@ def run_MaxPool2d(spec, cpool):
             raise Finding("MaxPool2d.gradInput differs after backward")
 
 
+AVG_PARAMS = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override")
+AVG_GRAD_DTYPES = ["float32", "float32", "float64", "float16", "int64", "int32"]
+
+
+def decode_avg_pool2d(fdp):
+    return {"x": decode_array(fdp), "args": decode_pool_args(fdp, AVG_PARAMS),
+            "npos": fdp.ConsumeIntInRange(0, len(AVG_PARAMS)), "optional": decode_optional(fdp)}
+
+
+def run_avg_pool2d(spec, cpool):
+    x, buffers = materialize(spec["x"])
+    args, kwargs = _arguments(AVG_PARAMS, spec["args"], spec["npos"])
+    extra, out = _optional_kwargs(spec, [cpool.avg_pool2d, cpool.slow.avg_pool2d])
+    checked_call("avg_pool2d", cpool.avg_pool2d, cpool.slow.avg_pool2d, [x] + args, dict(kwargs, **extra),
+                 buffers, out)
+
+
+def decode_avg_pool2d_backward(fdp):
+    # The gradient has the shape of a real forward's output (of the decoded
+    # input and arguments), then the input shape may be edited.
+    return {"x": decode_array(fdp, pool=["float32", "float64", "float16", "int64"], ndims=[4, 4, 3, 3, 4, 5, 2]),
+            "args": decode_pool_args(fdp, AVG_PARAMS), "npos": fdp.ConsumeIntInRange(0, len(AVG_PARAMS)),
+            "shape_edit": fdp.PickValueInList(SHAPE_EDITS), "go_dtype": decode_dtype(fdp, AVG_GRAD_DTYPES),
+            "go_layout": decode_array(fdp, shape=(), dtype="float32"), "optional": decode_optional(fdp)}
+
+
+def run_avg_pool2d_backward(spec, cpool):
+    x, _ = materialize(spec["x"])
+    args, kwargs = _arguments(AVG_PARAMS, spec["args"], spec["npos"])
+    fmt = spec["optional"].get("data_format")
+    fwd_kwargs = dict(kwargs, data_format=fmt) if isinstance(fmt, str) and fmt in ("NCHW", "NHWC") else kwargs
+    try:
+        with np.errstate(all="ignore"):
+            values = np.asarray(cpool.slow.avg_pool2d(x, *args, **fwd_kwargs))
+    except ACCEPTED:
+        values = np.asarray(x)  # a gradient of the input's own shape, for the error paths
+    go, buffers = _with_layout(values, spec["go_layout"], spec["go_dtype"])
+    shape = _edit_shape(np.shape(x), spec["shape_edit"])
+    extra, out = _optional_kwargs(spec, [cpool.avg_pool2d_backward, cpool.slow.avg_pool2d_backward])
+    checked_call("avg_pool2d_backward", cpool.avg_pool2d_backward, cpool.slow.avg_pool2d_backward,
+                 [go, shape] + args, dict(kwargs, **extra), buffers, out)
+
+
 TARGETS = {
     "max_pool2d": (decode_max_pool2d, run_max_pool2d),
     "max_pool2d_backward": (decode_max_pool2d_backward, run_max_pool2d_backward),
     "MaxPool2d": (decode_MaxPool2d, run_MaxPool2d),
+    "avg_pool2d": (decode_avg_pool2d, run_avg_pool2d),
+    "avg_pool2d_backward": (decode_avg_pool2d_backward, run_avg_pool2d_backward),
 }
 TARGET_NAMES = list(TARGETS)
 

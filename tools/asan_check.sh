@@ -156,4 +156,6 @@ if [ "$rc" -ne 0 ]; then
 fi
 sanitizers="AddressSanitizer"
 [ "${ASAN_CHECK_UBSAN:-0}" = 1 ] && sanitizers="AddressSanitizer + UndefinedBehaviorSanitizer"
-echo "asan_check: OK: the whole suite passed under $sanitizers with zero reports (CPOOL_ISA: $isas)"
+what="the whole suite"
+[ "$#" -eq 0 ] || what="the suite (pytest $*)"
+echo "asan_check: OK: $what passed under $sanitizers with zero reports (CPOOL_ISA: $isas)"
