@@ -22,7 +22,10 @@ runs=${FUZZ_RUNS:-1500}
 seed=${FUZZ_SEED:-1}
 targets="max_pool2d max_pool2d_backward MaxPool2d avg_pool2d avg_pool2d_backward"
 
-"$PYTHON" -m pip install -q atheris
+# atheris, and what tools/fuzz_build.sh's in-place build of the extension
+# needs (a pip install of cpool builds in an isolated environment, so a
+# fresh machine has no Cython of its own).
+"$PYTHON" -m pip install -q atheris "Cython>=3.1" "setuptools>=77" "numpy>=2"
 if ! command -v clang >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     { apt-get update -qq && apt-get install -y -qq clang libomp-dev; } >/dev/null 2>&1 ||
         echo "fuzz: could not install clang; the gcc build fuzzes without coverage guidance"
