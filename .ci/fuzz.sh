@@ -42,7 +42,8 @@ FUZZ_LOG_DIR="$work/reports" PYTHON="$PYTHON" bash tools/fuzz_build.sh "$work/bu
 # shellcheck disable=SC1091
 sanitized() { (. "$work/build/env.sh" && PYTHONHASHSEED=0 "$@"); }
 
-isas=$(sanitized "$PYTHON" -c "import cpool._compiled as c; print(' '.join(c.AVAILABLE_ISAS))")
+# (from $work: run in the checkout, `python -c` would import its cpool/, which has no extension)
+isas=$(cd "$work" && sanitized "$PYTHON" -c "import cpool._compiled as c; print(' '.join(c.AVAILABLE_ISAS))")
 echo "fuzz: kernel variants: $isas"
 shopt -s nullglob
 crashes=(fuzz/crashes/*.bin)
