@@ -308,7 +308,9 @@ def test_gil_is_released_during_kernel_calls(restore_threads):
     old = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
     try:
-        x = np.random.default_rng(0).standard_normal((4, 16, 512, 512)).astype(np.float32)
+        # Big enough that even the separable 7x7 kernel (input rows folded
+        # once) takes well over 0.05 s on a fast machine.
+        x = np.random.default_rng(0).standard_normal((16, 16, 512, 512)).astype(np.float32)
         # Backward into 128 planes of 1024x1024: the kernel's zero-fill of
         # 512 MB (first-touch page faults included) makes a long call.
         P = 128
