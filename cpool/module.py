@@ -80,7 +80,54 @@ def _reusable(held, shape, dtype):
     return base if base.shape == shape else base.reshape(shape)
 
 
-class MaxPool2d:
+class _PoolingLayer:
+    """The Torch7-style layer protocol every pooling layer shares: a layer
+    defines ``updateOutput`` and ``updateGradInput`` (which set
+    ``self.output`` / ``self.gradInput``); pooling has no parameters."""
+
+    def accGradParameters(self, input, gradOutput):
+        """No-op: pooling has no parameters."""
+
+    def zeroGradParameters(self):
+        """No-op: pooling has no parameters."""
+
+    def getParameters(self):
+        """Pooling has no parameters: returns ``[]``."""
+        return []
+
+    def getGradParameters(self):
+        """Pooling has no parameters: returns ``[]``."""
+        return []
+
+    def forward(self, input):
+        """Same as :meth:`updateOutput`."""
+        return self.updateOutput(input)
+
+    def backward(self, input, gradOutput):
+        """:meth:`updateGradInput` then :meth:`accGradParameters`; returns ``self.gradInput``.
+
+        The arguments are in Torch7's order: the forward's ``input`` first,
+        then ``gradOutput`` (the gradient with respect to this layer's
+        output), unlike PyTorch's ``tensor.backward(grad)``.
+        """
+        self.updateGradInput(input, gradOutput)
+        self.accGradParameters(input, gradOutput)
+        return self.gradInput
+
+    def __call__(self, input):
+        """Same as :meth:`forward`."""
+        return self.forward(input)
+
+    def train(self):
+        """Switch to training mode (no effect on pooling itself)."""
+        self.training = True
+
+    def evaluate(self):
+        """Switch to evaluation mode (no effect on pooling itself)."""
+        self.training = False
+
+
+class MaxPool2d(_PoolingLayer):
     """2-D max pooling layer for NumPy networks, PyTorch-exact.
 
     The arguments are ``torch.nn.MaxPool2d``'s, in its order.
@@ -211,45 +258,6 @@ class MaxPool2d:
         self.gradInput = to_format(self._impl.backward_planes(go, idx, shape, cl, out), swapped, cl)
         return self.gradInput
 
-    def accGradParameters(self, input, gradOutput):
-        """No-op: max pooling has no parameters."""
-
-    def zeroGradParameters(self):
-        """No-op: max pooling has no parameters."""
-
-    def getParameters(self):
-        """Max pooling has no parameters: returns ``[]``."""
-        return []
-
-    def getGradParameters(self):
-        """Max pooling has no parameters: returns ``[]``."""
-        return []
-
-    def forward(self, input):
-        """Same as :meth:`updateOutput`."""
-        return self.updateOutput(input)
-
-    def backward(self, input, gradOutput):
-        """:meth:`updateGradInput` then :meth:`accGradParameters`; returns ``self.gradInput``.
-
-        The arguments are in Torch7's order: the forward's ``input`` first,
-        then ``gradOutput`` (the gradient with respect to this layer's
-        output), unlike PyTorch's ``tensor.backward(grad)``.
-        """
-        self.updateGradInput(input, gradOutput)
-        self.accGradParameters(input, gradOutput)
-        return self.gradInput
-
-    __call__ = forward
-
-    def train(self):
-        """Switch to training mode (no effect on pooling itself)."""
-        self.training = True
-
-    def evaluate(self):
-        """Switch to evaluation mode (no effect on pooling itself)."""
-        self.training = False
-
     # -- extras ----------------------------------------------------------
     @property
     def indices(self):
@@ -281,7 +289,7 @@ class MaxPool2d:
         )
 
 
-class AvgPool2d:
+class AvgPool2d(_PoolingLayer):
     """2-D average pooling layer for NumPy networks, PyTorch-exact.
 
     The arguments are ``torch.nn.AvgPool2d``'s, in its order, as in
@@ -339,41 +347,6 @@ class AvgPool2d:
         self.gradInput = to_format(self._impl.avg_backward_planes(go, shape, g, avg.count_include_pad,
                                                                   avg.divisor, cl), swapped, cl)
         return self.gradInput
-
-    def accGradParameters(self, input, gradOutput):
-        """No-op: average pooling has no parameters."""
-
-    def zeroGradParameters(self):
-        """No-op: average pooling has no parameters."""
-
-    def getParameters(self):
-        """Average pooling has no parameters: returns ``[]``."""
-        return []
-
-    def getGradParameters(self):
-        """Average pooling has no parameters: returns ``[]``."""
-        return []
-
-    def forward(self, input):
-        """Same as :meth:`updateOutput`."""
-        return self.updateOutput(input)
-
-    def backward(self, input, gradOutput):
-        """:meth:`updateGradInput` then :meth:`accGradParameters`; returns
-        ``self.gradInput`` (Torch7's argument order: input, then gradOutput)."""
-        self.updateGradInput(input, gradOutput)
-        self.accGradParameters(input, gradOutput)
-        return self.gradInput
-
-    __call__ = forward
-
-    def train(self):
-        """Switch to training mode (no effect on pooling itself)."""
-        self.training = True
-
-    def evaluate(self):
-        """Switch to evaluation mode (no effect on pooling itself)."""
-        self.training = False
 
     def __repr__(self):
         extra = "" if self.data_format == "NCHW" else f", data_format={self.data_format!r}"
