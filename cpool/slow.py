@@ -50,6 +50,71 @@ def _tap_positions(out_len: int, k_off: int, stride: int, pad: int, size: int) -
     return pos, (pos >= 0) & (pos < size)
 
 
+def _reaching_taps(out_len: int, k: int, s: int, p: int, d: int, size: int) -> np.ndarray:
+    """The kernel taps along one axis that lie inside the input for at
+    least one output position (a superset where the kernel is no longer
+    than the input; exactly those otherwise, since a kernel far larger than
+    the input, a ceil_mode window clipped to it, has few that do)."""
+    if k <= size:
+        return np.arange(k)
+    ranges = []
+    for o in range(out_len):
+        start = o * s - p
+        lo = 0 if start >= 0 else (d - 1 - start) // d
+        hi = min(k, (size - 1 - start) // d + 1) if start < size else 0
+        if hi > lo:
+            ranges.append(np.arange(lo, hi))
+    return np.unique(np.concatenate(ranges)) if ranges else np.arange(0)
+
+
+class _Taps:
+    """Each kernel tap's (..., OH, OW) view of ``x`` (..., H, W): the value
+    the tap sees at every output position, ``fill`` where it is padding.
+
+    Taps are strided slices of ``x`` itself when every tap of every window
+    is inside it (``complete``), else of a copy padded with ``fill``; where
+    that copy would be much larger than the input (huge kernels, strides or
+    padding), gathers instead. ``rows`` / ``cols`` are the taps that can
+    reach the input; the others see only padding.
+    """
+
+    def __init__(self, x: np.ndarray, g: PoolGeometry, fill: float | int) -> None:
+        self.x, self.g, self.fill = x, g, fill
+        self.rows = _reaching_taps(g.OH, g.kh, g.sh, g.ph, g.dh, g.H)
+        self.cols = _reaching_taps(g.OW, g.kw, g.sw, g.pw, g.dw, g.W)
+        self.complete = False
+        if not (self.rows.size and self.cols.size):
+            self.mode = "none"  # no tap reaches the input (dilation only)
+            return
+        # The input coordinates the taps' slices span, padding included.
+        self.r0 = min(0, -g.ph + int(self.rows[0]) * g.dh)
+        r1 = max(g.H, (g.OH - 1) * g.sh - g.ph + int(self.rows[-1]) * g.dh + 1)
+        self.c0 = min(0, -g.pw + int(self.cols[0]) * g.dw)
+        c1 = max(g.W, (g.OW - 1) * g.sw - g.pw + int(self.cols[-1]) * g.dw + 1)
+        self.complete = (self.r0 == 0 and r1 == g.H and self.c0 == 0 and c1 == g.W
+                         and self.rows.size == g.kh and self.cols.size == g.kw)
+        if self.complete:
+            self.mode, self.xp = "slice", x
+        elif (r1 - self.r0) * (c1 - self.c0) <= 4 * g.H * g.W + 4096:
+            self.mode = "slice"
+            self.xp = np.full(x.shape[:-2] + (r1 - self.r0, c1 - self.c0), fill, dtype=x.dtype)
+            self.xp[..., -self.r0:-self.r0 + g.H, -self.c0:-self.c0 + g.W] = x
+        else:
+            self.mode = "gather"
+
+    def __call__(self, i: int, j: int) -> np.ndarray:
+        g = self.g
+        if self.mode == "slice":
+            a = -g.ph + i * g.dh - self.r0
+            b = -g.pw + j * g.dw - self.c0
+            return self.xp[..., a:a + (g.OH - 1) * g.sh + 1:g.sh, b:b + (g.OW - 1) * g.sw + 1:g.sw]
+        ih, row_ok = _tap_positions(g.OH, i * g.dh, g.sh, g.ph, g.H)
+        iw, col_ok = _tap_positions(g.OW, j * g.dw, g.sw, g.pw, g.W)
+        v = self.x[..., np.clip(ih, 0, g.H - 1)[:, None], np.clip(iw, 0, g.W - 1)[None, :]]
+        v[..., ~(row_ok[:, None] & col_ok[None, :])] = self.fill
+        return v
+
+
 # Memory order <-> (..., C, H, W) order, for channels-last memory.
 _PLANES_VIEW = {4: (0, 3, 1, 2), 3: (2, 0, 1)}
 _CHANNELS_LAST_VIEW = {4: (0, 2, 3, 1), 3: (1, 2, 0)}
@@ -93,23 +158,11 @@ def _forward_3d(x: np.ndarray, g: PoolGeometry, with_indices: bool) -> tuple[np.
     # The NaN passes are skipped when the input has none: one read of the
     # input instead of two extra passes per tap.
     has_nan = x.dtype.kind == "f" and bool(np.isnan(x).any())
-    # Pad with the lowest value so every tap is a plain strided slice. A padded
+    # Padding sees the lowest value, so every tap is a plain array. A padded
     # value never beats the running best (ties keep the first), and in the
     # index path taps outside the input are masked out explicitly.
-    top, left = g.ph, g.pw
-    rows = max(g.H, (g.OH - 1) * g.sh - g.ph + (g.kh - 1) * g.dh + 1)
-    cols = max(g.W, (g.OW - 1) * g.sw - g.pw + (g.kw - 1) * g.dw + 1)
-    complete = not (top or left or rows > g.H or cols > g.W)  # every tap of every window is in bounds
-    if complete:
-        xp = x
-    else:
-        xp = np.full(lead + (top + rows, left + cols), lowest, dtype=x.dtype)
-        xp[..., top:top + g.H, left:left + g.W] = x
-
-    def tap(i: int, j: int) -> np.ndarray:
-        # Input row ih = oh*sh - ph + i*dh sits at padded row oh*sh + i*dh.
-        return xp[..., i * g.dh:i * g.dh + (g.OH - 1) * g.sh + 1:g.sh,
-                  j * g.dw:j * g.dw + (g.OW - 1) * g.sw + 1:g.sw]
+    tap = _Taps(x, g, lowest)
+    complete = tap.complete  # every tap of every window is in bounds
 
     shape = lead + (g.OH, g.OW)
     buf = np.empty(shape, dtype=x.dtype)  # the current tap, made contiguous
@@ -171,11 +224,11 @@ def _forward_3d(x: np.ndarray, g: PoolGeometry, with_indices: bool) -> tuple[np.
 
     out = np.full(shape, lowest, dtype=x.dtype)
     idx = np.full(shape, -1, dtype=np.int64) if with_indices else None
-    for i in range(g.kh):
+    for i in tap.rows.tolist():
         ih, row_ok = _tap_positions(g.OH, i * g.dh, g.sh, g.ph, g.H)
         if not row_ok.any():
             continue
-        for j in range(g.kw):
+        for j in tap.cols.tolist():
             iw, col_ok = _tap_positions(g.OW, j * g.dw, g.sw, g.pw, g.W)
             v = compete(i, j, out)
             if idx is not None:  # with_indices
@@ -326,27 +379,28 @@ def _avg_forward(x: np.ndarray, g: PoolGeometry, count_include_pad: bool, diviso
     planes = x.transpose(_PLANES_VIEW[x.ndim]) if channels_last else x
     lead = planes.shape[:-2]
     acc = _acc_dtype(x.dtype)
-    rows = max(g.H, (g.OH - 1) * g.sh - g.ph + g.kh)
-    cols = max(g.W, (g.OW - 1) * g.sw - g.pw + g.kw)
-    if g.ph or g.pw or rows > g.H or cols > g.W:
-        xp = np.zeros(lead + (g.ph + rows, g.pw + cols), dtype=x.dtype)
-        xp[..., g.ph:g.ph + g.H, g.pw:g.pw + g.W] = planes
-    else:
-        xp = planes
+    tap = _Taps(planes, g, 0)  # padding adds +0: no bit changes (the sum is never -0)
     total = np.zeros(lead + (g.OH, g.OW), dtype=acc)
-    # Which NaN a window of two NaN payloads keeps: the planes kernel's sum
-    # (`sum += x`) keeps the running sum's; torch's channels-last vector
-    # lanes (`out + in` as compiled) the tap's. (Its scalar channel tail keeps
-    # the sum's, and how many channels that tail has depends on the CPU
-    # torch runs on: not reproduced.)
+    # Which NaN a sum keeps when a NaN tap meets a NaN running sum is made
+    # explicit (NumPy's add picks either operand, by loop and size): the
+    # planes kernel (`sum += x`) keeps the running sum's NaN; torch's
+    # channels-last vector lanes keep the tap's, quieted. (Its scalar channel
+    # tail keeps the sum's, and how many channels that tail has depends on
+    # the CPU torch runs on: not reproduced.) Without a NaN in the input two
+    # NaNs never meet: an inf - inf NaN only meets finite values and infs.
     tap_first = channels_last and x.ndim == 4
-    for i in range(g.kh):
-        for j in range(g.kw):
-            tap = xp[..., i:i + (g.OH - 1) * g.sh + 1:g.sh, j:j + (g.OW - 1) * g.sw + 1:g.sw]
-            if tap_first:
-                np.add(tap, total, out=total, dtype=acc)
+    has_nan = x.dtype.kind == "f" and bool(np.isnan(x).any())
+    zero = np.zeros((), dtype=acc)
+    for i in tap.rows.tolist():
+        for j in tap.cols.tolist():
+            v = tap(i, j)
+            if not has_nan:
+                np.add(total, v, out=total, dtype=acc)
+            elif tap_first:
+                np.add(total, v, out=total, dtype=acc)
+                np.add(v, zero, out=total, dtype=acc, where=np.isnan(v))
             else:
-                np.add(total, tap, out=total, dtype=acc)
+                np.add(total, v, out=total, dtype=acc, where=~np.isnan(total))
     mean = _divide(total, avg_divisors(g, count_include_pad, divisor), acc).astype(x.dtype, copy=False)
     if not (channels_last and x.ndim == 4):
         np.add(mean, np.zeros((), dtype=x.dtype), out=mean)  # the planes kernel's `out = 0; out += mean`
@@ -393,13 +447,20 @@ def _avg_backward(go: np.ndarray, shape: tuple[int, ...], g: PoolGeometry, count
     first_h = np.maximum(0, -((g.kh - 1 - ih - g.ph) // g.sh))
     first_w = np.maximum(0, -((g.kw - 1 - iw - g.pw) // g.sw))
     zero = np.zeros((), dtype=go.dtype)
-    for r in range(-(-g.kh // g.sh)):
+    # A cell receiving a NaN share while it holds a NaN keeps torch's: the
+    # newer (the share) for float32/64, the older for float16 (c10::Half's
+    # add in float keeps its first operand's), made explicit because NumPy's
+    # add picks either operand by loop and size. Without a NaN share no two
+    # NaNs meet.
+    has_nan = bool(np.isnan(delta).any()) if delta.dtype.kind == "f" else False
+    keep_newer = go.dtype != _F16
+    for r in range(min(-(-g.kh // g.sh), g.OH)):
         oh = first_h + r
         ok_h = (oh < g.OH) & (oh * g.sh - g.ph <= ih)
         if not ok_h.any():
             continue
         oh_c = np.minimum(oh, g.OH - 1)
-        for c in range(-(-g.kw // g.sw)):
+        for c in range(min(-(-g.kw // g.sw), g.OW)):
             ow = first_w + c
             ok_w = (ow < g.OW) & (ow * g.sw - g.pw <= iw)
             if not ok_w.any():
@@ -407,10 +468,13 @@ def _avg_backward(go: np.ndarray, shape: tuple[int, ...], g: PoolGeometry, count
             ow_c = np.minimum(ow, g.OW - 1)
             share = delta[..., oh_c[:, None], ow_c[None, :]]
             np.copyto(share, zero, where=~(ok_h[:, None] & ok_w[None, :]))
-            # Operand order as torch's CPU result: a cell receiving two NaN shares keeps
-            # the newer one for float32/64 and the older for float16 (NumPy's float16
-            # add keeps its second operand's NaN, its float32/64 adds the first's).
-            np.add(share, grad, out=grad)
+            if not has_nan:
+                np.add(grad, share, out=grad)
+            elif keep_newer:
+                np.add(grad, share, out=grad)
+                np.copyto(grad, share, where=np.isnan(share))
+            else:
+                np.add(grad, share, out=grad, where=~np.isnan(grad))
     return _result(grad, channels_last, out)
 
 

@@ -681,7 +681,12 @@ def _with_layout(values, layout_spec, dtype=None):
     if dtype is not None:
         with warnings.catch_warnings():  # complex values to a real gradient dtype: the casting is the point
             warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
-            base = values.astype(dtype)
+            try:
+                base = values.astype(dtype)
+            except (OverflowError, ValueError, TypeError):
+                # Python objects (inf, nan, huge ints) that the gradient dtype
+                # cannot hold: the gradient's shape is what matters then.
+                base = np.zeros(np.shape(values), dtype)
     else:
         base = values
     if base.dtype == object or base.ndim == 0:

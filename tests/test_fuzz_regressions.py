@@ -178,3 +178,65 @@ def test_layer_backward_error_keeps_the_previous_gradInput(backend):
     with pytest.raises(ValueError, match="indices contains"):
         pool.backward(x, np.ones_like(out))
     assert pool.gradInput is first
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("backend_name", ["active", "slow"])
+def test_avg_sum_of_two_nans_keeps_torchs_payload(dtype, backend_name):
+    # A window holding two NaN payloads: torch's planes kernel (`sum += x`)
+    # keeps the running sum's (the first NaN), its channels-last vector lanes
+    # the newer tap's. cpool.slow left the choice to NumPy's add, which
+    # picks either operand depending on the loop it runs (a one-element
+    # output in place kept the newer one).
+    m = cpool if backend_name == "active" else cpool.slow
+    word = np.dtype(f"u{np.dtype(dtype).itemsize}")
+    first, second = _nan(dtype, 1), _nan(dtype, 2, negative=True)
+    x = np.ones((1, 8, 3, 3), dtype)
+    x[:, :, 0, 1] = first
+    x[:, :, 2, 0] = second
+    planes = m.avg_pool2d(x, 3)
+    assert (planes.view(word) == np.array(first).view(word)).all()
+    cl = m.avg_pool2d(np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2), 3)
+    assert (cl.view(word) == np.array(second).view(word)).all()
+    # backward: a cell receiving two NaN shares keeps the newer (both layouts)
+    go = np.ones((1, 1, 2, 1), dtype)
+    go[0, 0, 0, 0], go[0, 0, 1, 0] = first, second
+    with np.errstate(invalid="ignore"):
+        gi = m.avg_pool2d_backward(go, (1, 1, 3, 1), (2, 1), 1)
+    assert gi.view(word)[0, 0, 1, 0] == np.array(second).view(word)
+
+
+def test_avg_nan_payloads_match_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    specials = None
+    for trial in range(40):
+        dtype = (np.float32, np.float64)[trial % 2]
+        word = np.dtype(f"u{np.dtype(dtype).itemsize}")
+        specials = [_nan(dtype, 1), _nan(dtype, 2, True), _nan(dtype, 0x35), np.inf, -np.inf]
+        x = rng.standard_normal((2, 3, 7, 6)).astype(dtype)
+        flat = x.reshape(-1)
+        for j in rng.integers(0, flat.size, 12):
+            flat[j] = rng.choice(specials)
+        k, s, p = int(rng.integers(2, 4)), int(rng.integers(1, 3)), int(rng.integers(0, 2))
+        for channels_last in (False, True):
+            xm = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2) if channels_last else x
+            tx = torch.from_numpy(x)
+            if channels_last:
+                tx = tx.contiguous(memory_format=torch.channels_last)
+            want = torch.nn.functional.avg_pool2d(tx, k, s, p).numpy()
+            go = rng.standard_normal(want.shape).astype(dtype)
+            go.reshape(-1)[rng.integers(0, go.size, 6)] = rng.choice(specials, 6)
+            gom = np.ascontiguousarray(go.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2) if channels_last else go
+            tg = torch.from_numpy(go)
+            if channels_last:
+                tg = tg.contiguous(memory_format=torch.channels_last)
+            want_gi = torch.ops.aten.avg_pool2d_backward(tg, tx, [k, k], [s, s], [p, p], False, True, None).numpy()
+            with np.errstate(invalid="ignore"):
+                for m in (cpool, cpool.slow):
+                    got = m.avg_pool2d(xm, k, s, p)
+                    assert np.ascontiguousarray(got).view(word).tobytes() == \
+                        np.ascontiguousarray(want).view(word).tobytes(), (m.__name__, channels_last, k, s, p)
+                    gi = m.avg_pool2d_backward(gom, x.shape, k, s, p)
+                    assert np.ascontiguousarray(gi).view(word).tobytes() == \
+                        np.ascontiguousarray(want_gi).view(word).tobytes(), (m.__name__, channels_last, k, s, p)

@@ -48,6 +48,33 @@ cdef floating _avg_nan_sum(const floating* plane, Py_ssize_t W, Py_ssize_t h0, P
     return total
 
 
+cdef void _avg_rows_windows(const floating* x, floating* out, Py_ssize_t r0, Py_ssize_t r1, Geometry g,
+                            bint incl, bint override, int64_t divisor) noexcept nogil:
+    # One window at a time over its in-bounds taps: for kernels wider than
+    # the input (a ceil_mode window clipped to it), where _avg_rows' sweep
+    # would visit every tap of the kernel.
+    cdef Py_ssize_t W = g.W, H = g.H, OW = g.OW, OH = g.OH
+    cdef Py_ssize_t r, p, oh, ow, ih, iw, h0, h1, hp, w0, w1, wp
+    cdef const floating* plane
+    cdef floating total
+    cdef floating zero = 0
+    for r in range(r0, r1):
+        p = r // OH
+        oh = r - p * OH
+        plane = x + p * H * W
+        hp = _avg_divisor(oh, g.kh, g.sh, g.ph, H, &h0, &h1)
+        for ow in range(OW):
+            wp = _avg_divisor(ow, g.kw, g.sw, g.pw, W, &w0, &w1)
+            total = 0
+            for ih in range(h0, h1):
+                for iw in range(w0, w1):
+                    total = total + plane[ih * W + iw]
+            if total != total:
+                total = _avg_nan_sum(plane, W, h0, h1, w0, w1)
+            out[r * OW + ow] = zero + total / <floating>_avg_factor(hp, wp, h1 - h0, w1 - w0, incl,
+                                                                    override, divisor)
+
+
 cdef void _avg_rows(const floating* x, floating* out, Py_ssize_t r0, Py_ssize_t r1, Geometry g,
                     bint incl, bint override, int64_t divisor) noexcept nogil:
     cdef Py_ssize_t W = g.W, H = g.H, OW = g.OW, OH = g.OH, sw = g.sw
@@ -55,6 +82,9 @@ cdef void _avg_rows(const floating* x, floating* out, Py_ssize_t r0, Py_ssize_t 
     cdef const floating* row
     cdef floating acc[CHUNK]
     cdef floating zero = 0
+    if g.kw > g.W:
+        _avg_rows_windows(x, out, r0, r1, g, incl, override, divisor)
+        return
     for r in range(r0, r1):
         p = r // OH
         oh = r - p * OH

@@ -27,6 +27,30 @@ static inline int cpool_plane_fits_int32(const cpool_geometry *g)
     return g->H * g->W < CPOOL_INT32_PLANE;
 }
 
+/* Taps t in [*lo, *hi) of a window whose tap t sits at start + t * d along
+   an axis of `size` elements: the ones inside it (the others are padding,
+   never selected and adding nothing). Loops over a window's taps run over
+   these only, so a kernel far larger than the input (a ceil_mode window
+   clipped to it) costs what its in-bounds taps cost. */
+static inline void cpool_tap_range(Py_ssize_t start, Py_ssize_t k, Py_ssize_t d, Py_ssize_t size,
+                                   Py_ssize_t *lo, Py_ssize_t *hi)
+{
+    Py_ssize_t a = start >= 0 ? 0 : (d - 1 - start) / d;
+    Py_ssize_t b = start >= size ? 0 : (size - 1 - start) / d + 1;
+    if (b > k)
+        b = k;
+    *lo = a;
+    *hi = b > a ? b : a;
+}
+
+/* Whether a kernel has more taps along an axis than the input has elements:
+   then most taps of the portable kernels' tap-outer sweeps reach nothing,
+   and the window-at-a-time loops over cpool_tap_range are used instead. */
+static inline int cpool_kernel_oversized(const cpool_geometry *g)
+{
+    return g->kh > g->H || g->kw > g->W;
+}
+
 #if defined(__GNUC__) || defined(__clang__)
 #define CPOOL_ALWAYS_INLINE inline __attribute__((always_inline))
 #define CPOOL_NOINLINE __attribute__((noinline))

@@ -177,6 +177,40 @@ cdef inline void _rows_general(const floating* x, floating* out, index_t* idx,
             c0 = c1
 
 
+cdef inline void _rows_windows(const floating* x, floating* out, index_t* idx,
+                               Py_ssize_t r0, Py_ssize_t r1, Geometry g,
+                               bint with_idx) noexcept nogil:
+    # One window at a time, over its in-bounds taps only: for kernels with
+    # more taps than the input has rows or columns (a ceil_mode window
+    # clipped to the input), where the sweeps above would visit every tap.
+    cdef Py_ssize_t W = g.W, H = g.H, OW = g.OW, OH = g.OH
+    cdef Py_ssize_t r, p, oh, ow, i, j, top, left, ilo, ihi, jlo, jhi, at, chosen
+    cdef const floating* plane
+    cdef floating best, v
+    for r in range(r0, r1):
+        p = r // OH
+        oh = r - p * OH
+        plane = x + p * H * W
+        top = oh * g.sh - g.ph
+        cpool_tap_range(top, g.kh, g.dh, H, &ilo, &ihi)
+        for ow in range(OW):
+            left = ow * g.sw - g.pw
+            cpool_tap_range(left, g.kw, g.dw, W, &jlo, &jhi)
+            best = -INFINITY
+            chosen = -1
+            for i in range(ilo, ihi):
+                for j in range(jlo, jhi):
+                    at = (top + i * g.dh) * W + left + j * g.dw
+                    v = plane[at]
+                    # the first in-bounds tap seeds the window whatever its value
+                    if chosen < 0 or _takes(v, best):
+                        best = v
+                        chosen = at
+            out[r * OW + ow] = best
+            if with_idx:
+                idx[r * OW + ow] = <index_t>chosen
+
+
 cdef inline bint _is_2x2(Geometry g) noexcept nogil:
     return (g.kh == 2 and g.kw == 2 and g.sh == 2 and g.sw == 2
             and g.ph == 0 and g.pw == 0 and g.dh == 1 and g.dw == 1
@@ -214,6 +248,12 @@ cdef void _forward_block(const floating* x, floating* out, index_t* idx,
                          Py_ssize_t r0, Py_ssize_t r1, Geometry g, bint is_2x2) noexcept nogil:
     # One thread's rows. Each (path, with indices?) pair is its own call so
     # that `with_idx` is a constant inside the inlined loops.
+    if cpool_kernel_oversized(&g):
+        if idx == NULL:
+            _rows_windows(x, out, idx, r0, r1, g, False)
+        else:
+            _rows_windows(x, out, idx, r0, r1, g, True)
+        return
     if floating is float:
         if _forward_avx2(x, out, idx, r0, r1, g, is_2x2):
             return

@@ -48,15 +48,14 @@ static CPOOL_NOINLINE void cpool_window_one(const float *plane, const cpool_geom
                                                  Py_ssize_t ow, float *o, int32_t *i32, int64_t *i64, Py_ssize_t at)
 {
     float best = -INFINITY, v;
-    Py_ssize_t i, j, ih, iw, chosen = -1;
-    for (i = 0; i < g->kh; i++) {
-        ih = oh * g->sh - g->ph + i * g->dh;
-        if (ih < 0 || ih >= g->H)
-            continue;
-        for (j = 0; j < g->kw; j++) {
-            iw = ow * g->sw - g->pw + j * g->dw;
-            if (iw < 0 || iw >= g->W)
-                continue;
+    const Py_ssize_t top = oh * g->sh - g->ph, left = ow * g->sw - g->pw;
+    Py_ssize_t i, j, ih, iw, i0, i1, j0, j1, chosen = -1;
+    cpool_tap_range(top, g->kh, g->dh, g->H, &i0, &i1);
+    cpool_tap_range(left, g->kw, g->dw, g->W, &j0, &j1);
+    for (i = i0; i < i1; i++) {
+        ih = top + i * g->dh;
+        for (j = j0; j < j1; j++) {
+            iw = left + j * g->dw;
             v = plane[ih * g->W + iw];
             /* PyTorch's rule; the first in-bounds tap seeds the window whatever its value */
             if (chosen < 0 || v > best || v != v) {

@@ -19,19 +19,6 @@ cdef enum:
     CHANNEL_CHUNK = 256  # channels per stack-buffer chunk (1 KiB of float32)
 
 
-cdef inline void _tap_range(Py_ssize_t start, Py_ssize_t k, Py_ssize_t d, Py_ssize_t size,
-                            Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
-    # Taps t in [lo, hi) of a window whose tap t sits at start + t*d: those
-    # with 0 <= start + t*d < size (the others are padding, never selected).
-    lo[0] = 0 if start >= 0 else (d - 1 - start) // d
-    if start >= size:
-        hi[0] = 0
-    else:
-        hi[0] = min(k, (size - 1 - start) // d + 1)
-    if hi[0] < lo[0]:
-        hi[0] = lo[0]
-
-
 cdef inline void _nhwc_window(const floating* xn, floating* o, index_t* io, Py_ssize_t ih0, Py_ssize_t iw0,
                               Py_ssize_t ilo, Py_ssize_t ihi, Py_ssize_t jlo, Py_ssize_t jhi,
                               Geometry g, Py_ssize_t C, bint with_idx) noexcept nogil:
@@ -90,10 +77,10 @@ cdef inline void _rows_nhwc(const floating* x, floating* out, index_t* idx, Py_s
         oh = r - n * g.OH
         xn = x + n * g.H * g.W * C
         ih0 = oh * g.sh - g.ph
-        _tap_range(ih0, g.kh, g.dh, g.H, &ilo, &ihi)
+        cpool_tap_range(ih0, g.kh, g.dh, g.H, &ilo, &ihi)
         for ow in range(g.OW):
             iw0 = ow * g.sw - g.pw
-            _tap_range(iw0, g.kw, g.dw, g.W, &jlo, &jhi)
+            cpool_tap_range(iw0, g.kw, g.dw, g.W, &jlo, &jhi)
             at = (r * g.OW + ow) * C
             if with_idx:
                 io = idx + at

@@ -61,11 +61,10 @@ static CPOOL_ALWAYS_INLINE void cpool_sep_row(const float *plane, Py_ssize_t ih,
             break;
         {
             float best = -INFINITY, v;
-            Py_ssize_t chosen = -1, iw;
-            for (j = 0; j < kw; j++) {
+            Py_ssize_t chosen = -1, iw, j0, j1;
+            cpool_tap_range(c * sw - g->pw, kw, dw, W, &j0, &j1);
+            for (j = j0; j < j1; j++) {
                 iw = c * sw - g->pw + j * dw;
-                if (iw < 0 || iw >= W)
-                    continue;
                 v = row[iw];
                 if (chosen < 0 || v > best || v != v) {
                     best = v;

@@ -50,6 +50,9 @@ cdef extern from "common.h" nogil:
     ctypedef struct Geometry "cpool_geometry":
         Py_ssize_t kh, kw, sh, sw, ph, pw, dh, dw, H, W, OH, OW
     bint cpool_plane_fits_int32(const Geometry* g)
+    void cpool_tap_range(Py_ssize_t start, Py_ssize_t k, Py_ssize_t d, Py_ssize_t size,
+                         Py_ssize_t* lo, Py_ssize_t* hi)
+    bint cpool_kernel_oversized(const Geometry* g)
     const char* CPOOL_COMPILED_ISA
     enum: CPOOL_VEC_BYTES
     int cpool_cpu_has_avx2()
