@@ -41,7 +41,9 @@ LAYOUT = ("created", "argv", "settings", "machine", "shapes", "ops", "methods", 
 INTRO_OPS = {"fwd_idx": "forward with indices", "fwd": "values-only", "step": "a training step (forward + backward)",
              "bwd": "the backward alone"}
 TABLE_TITLES = {"fwd_idx": "Forward with indices", "fwd": "Forward, values only", "bwd": "Backward",
-                "step": "Training step through the Module API (forward with indices + backward)"}
+                "step": "Training step through the Module API (forward with indices + backward)",
+                "avg_fwd": "Average pooling, forward", "avg_bwd": "Average pooling, backward",
+                "gap": "Global average pooling (adaptive_avg_pool2d(x, 1))"}
 WIDTH = 78  # the README's line length
 
 
