@@ -240,6 +240,9 @@ def prepare(method, threads, case, op, s):
     try:
         if op not in method.ops:
             raise M.Unsupported(f"{method.name} has no {op}")
+        if not all(k in case.ref for k in C.OP_KEYS[op]):
+            raise M.Unsupported(f"no reference outputs for {op} on this shape (average pooling has no dilation; gap's "
+                                "reference needs torch or cpool.slow.adaptive_avg_pool2d)")
         if threads:
             method.set_threads(threads)
         if method.capped:  # the loop: as many images as fit in loop_cap, timed from one image

@@ -180,7 +180,7 @@ def results_section(results):
         for op in ops:
             for layout, names, lbase in R.layout_groups(results):
                 where = ", channels-last memory (the -nhwc shapes)" * (layout == "nhwc")
-                if lbase:
+                if lbase and any(e["op"] == op and e["shape"] in names and R.timed(e) for e in results["entries"]):
                     out += [f"{TABLE_TITLES.get(op, results['ops'][op])}{where}, speed-up over {lbase}:",
                             R.speedup_table(results, op, idx, names, lbase)]
     for b in results["mnist_epoch"]:
