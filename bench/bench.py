@@ -1,11 +1,13 @@
-"""Benchmark cpool's max pooling against the loop from the original question,
-the accepted NumPy answer, cpool's own NumPy fallback, PyTorch (its NCHW
-kernel, channels_last tensors and oneDNN) and (when installed) onnxruntime,
-numba and JAX, on every shape in NCHW memory and in channels-last (NHWC)
-memory (the -nhwc shapes).
+"""Benchmark cpool's max pooling and average pooling against the loop from the
+original question, the accepted NumPy answer (for average pooling: NumPy's
+reshape-mean), cpool's own NumPy fallback, PyTorch (its NCHW kernel,
+channels_last tensors and oneDNN) and (when installed) onnxruntime, numba and
+JAX, on every shape in NCHW memory and in channels-last (NHWC) memory (the
+-nhwc shapes).
 
     python -m pip install ".[bench]" && python bench/bench.py   # install, then a full run (minutes)
     python bench/bench.py --quick                               # smoke run, under a minute
+    python bench/bench.py --ops avg --shapes resnet-stem        # average pooling only (--ops max: max pooling only)
 
 A full run ends with the contention section: cpool at its default thread
 count against 1 thread while busy processes hold every CPU (--no-contention
@@ -68,6 +70,7 @@ class Settings:
     contention_loads: tuple = ()  # busy processes per load phase
     contention_seconds: float = 3.0  # per shape, op and load
     contention_cap: float = 300.0  # seconds the whole section may take: the phases that do not fit are skipped
+    avg_reference: object = None  # Case.filled's avg_reference (None: cpool.slow); run() sets methods.avg_reference's
 
 
 QUICK = {"repeat": 5, "min_time": 0.02, "max_time": 1.0, "passes": 2, "loop_cap": 0.05, "loop_repeat": 1,
@@ -176,26 +179,32 @@ def other_cpus(cpu_s, wall_s, min_wall=0.1):
     return cpu_s / wall_s if cpu_s is not None and wall_s >= min_wall else None
 
 
-def compare(got, ref, grad_rtol=1e-5):
+def compare(got, ref, grad_rtol=1e-5, sums_rtol=None):
     """(ok, exact, detail): values and indices must match exactly (NaN equals NaN); grad_in too, or where the
-    summation order may differ (overlapping windows) to grad_rtol of the largest gradient."""
-    exact, checked = True, [k for k in C.OP_KEYS["step"] if k in got]
+    summation order may differ (overlapping windows) to grad_rtol of the largest gradient. The average-pooling
+    outputs (avg_values, avg_grad_in, gap_values) must match exactly, unless sums_rtol is given: for a peer that
+    sums in its own order, they may differ by rounding, up to sums_rtol of the largest reference value."""
+    exact, checked, loose = True, [k for k in C.GATE_KEYS if k in got], []
     for key in checked:
+        if key not in ref:
+            return False, False, f"{key}: no reference output to check it against"
         r = ref[key]
         g = np.asarray(got[key]).astype(np.int64 if key == "indices" else r.dtype, copy=False)
         if g.shape != r.shape:
             return False, False, f"{key}: shape {g.shape}, expected {r.shape}"
         if np.array_equal(g, r, equal_nan=key != "indices"):
             continue
-        if key == "grad_in" and np.max(np.abs(g.astype(np.float64) - r)) <= grad_rtol * np.max(np.abs(r)):
+        rtol = grad_rtol if key == "grad_in" else sums_rtol if key in C.SUM_KEYS else None
+        if rtol is not None and np.max(np.abs(g.astype(np.float64) - r)) <= rtol * np.max(np.abs(r)):
             exact = False
+            loose.append(f"{key} within rtol {rtol:g} (summation order)")
             continue
         bad = np.argwhere((g != r) & ~(np.isnan(g) & np.isnan(r)))
         at = tuple(int(i) for i in bad[0])
         return False, False, f"{key}: {len(bad)} of {r.size} differ, first at {at}: got {g[at]!r}, expected {r[at]!r}"
     if not checked:
         return False, False, "the method returned no known output"
-    return True, exact, "exact" if exact else f"grad_in within rtol {grad_rtol:g} (summation order)"
+    return True, exact, "exact" if exact else "; ".join(loose)
 
 
 def measure_bandwidth(threads, size_mb, repeats=5):
@@ -231,6 +240,9 @@ def prepare(method, threads, case, op, s):
     try:
         if op not in method.ops:
             raise M.Unsupported(f"{method.name} has no {op}")
+        if not all(k in case.ref for k in C.OP_KEYS[op]):
+            raise M.Unsupported(f"no reference outputs for {op} on this shape (average pooling has no dilation; gap's "
+                                "reference needs torch or cpool.slow.adaptive_avg_pool2d)")
         if threads:
             method.set_threads(threads)
         if method.capped:  # the loop: as many images as fit in loop_cap, timed from one image
@@ -245,7 +257,8 @@ def prepare(method, threads, case, op, s):
         t0 = time.perf_counter()
         ret = call()
         e["first_call_s"] = time.perf_counter() - t0
-        ok, e["exact"], e["reason"] = compare(convert(ret) if convert else M.outputs(op, ret), case.ref)
+        ok, e["exact"], e["reason"] = compare(convert(ret) if convert else M.outputs(op, ret), case.ref,
+                                              sums_rtol=C.SUMS_RTOL if method.own_sums else None)
     except M.Unsupported as exc:
         e.update(status="n/a", reason=str(exc))
         return e, None
@@ -388,7 +401,7 @@ def run_contention(s, methods, progress=None):
                 out["skipped"].append(f"{case.name}: the section's {s.contention_cap:g} s cap")
                 done += len(s.ops) * len(s.contention_loads)
                 continue
-            case.filled(s.seed)
+            case.filled(s.seed, ops=s.ops, avg_reference=s.avg_reference)
             ready = {}
             for op in s.ops:  # built and gated at 1 thread on the idle machine, as in the main tables
                 ready[op] = []
@@ -443,9 +456,24 @@ def contention_estimate(s):
     return min(s.contention_cap, contention_phases(s) * s.contention_seconds + starts) if s.contention else 0.0
 
 
+def op_skips(cpool, ops):
+    """{op: why it is left out of the run} for the ops this cpool cannot do: gap needs adaptive_avg_pool2d."""
+    if "gap" in ops and not hasattr(cpool, "adaptive_avg_pool2d"):
+        return {"gap": f"the cpool imported ({cpool.__version__}, {Path(cpool.__file__).parent}) has no "
+                       "adaptive_avg_pool2d"}
+    return {}
+
+
 def run(s, log=log_line, argv=None):
     import cpool
 
+    skipped_ops = op_skips(cpool, s.ops)
+    for op, why in skipped_ops.items():
+        log(f"[bench] skipping op {op}: {why}")
+    s.ops = [op for op in s.ops if op not in skipped_ops]
+    avg_ref = "none (no average-pooling op in the run)"
+    if any(op in C.AVG_OPS for op in s.ops):
+        avg_ref, s.avg_reference = M.avg_reference()
     methods = M.get_methods(s.methods)
     for m in methods:
         if m.build is None:
@@ -467,7 +495,7 @@ def run(s, log=log_line, argv=None):
     entries, groups, t_measure = [], [(c, op) for c in s.shapes for op in s.ops], time.perf_counter()
     for k, (case, op) in enumerate(groups):
         if case.x is None:
-            case.filled(s.seed)
+            case.filled(s.seed, ops=s.ops, avg_reference=s.avg_reference)
         here = [(m, t) for m, t in variants if case.layout in m.layouts]  # each method on its layouts only
         say(f"{k + 1}/{len(groups)} {case.name} {op}", time.perf_counter() - t_measure, len(entries),
             sum(len([v for v in variants if c.layout in v[0].layouts]) for c, _ in groups[k:]), "entry",
@@ -501,7 +529,8 @@ def run(s, log=log_line, argv=None):
     return R.derive({
         "created": started.isoformat(timespec="seconds"), "duration_s": time.perf_counter() - t_run,
         "argv": sys.argv[1:] if argv is None else list(argv),
-        "settings": dict(asdict(s), shapes=[c.name for c in s.shapes]), "machine": machine,
+        "settings": dict(asdict(s), shapes=[c.name for c in s.shapes], avg_reference=avg_ref), "machine": machine,
+        "skipped_ops": skipped_ops,
         "bandwidth_Bps": bandwidth, "shapes": [c.meta() for c in s.shapes], "ops": {op: C.OPS[op] for op in s.ops},
         "methods": {m.name: {"available": m.build is not None, "description": m.description, "note": m.note,
                              "version": m.version} for m in methods},
@@ -510,11 +539,13 @@ def run(s, log=log_line, argv=None):
 
 # ---- CLI ----------------------------------------------------------------------------------------
 
-def parse_list(text, known, what):
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    for n in names:
-        if n not in known:
-            raise ValueError(f"unknown {what} {n!r}; known: {', '.join(known)}")
+def parse_list(text, known, what, groups=None):
+    """The names in ``text`` (comma-separated), each in ``known`` or a key of ``groups`` (standing for its names)."""
+    names, groups = [], groups or {}
+    for n in (t.strip() for t in text.split(",") if t.strip()):
+        if n not in known and n not in groups:
+            raise ValueError(f"unknown {what} {n!r}; known: {', '.join([*known, *groups])}")
+        names += [m for m in groups.get(n, (n,)) if m not in names]
     return names
 
 
@@ -549,7 +580,8 @@ def build_parser():
     p.add_argument("--methods", default=",".join(M.METHOD_NAMES), help="comma-separated (default: all: "
                    + ",".join(M.METHOD_NAMES) + ")")
     p.add_argument("--ops", default=",".join(C.OPS), help="comma-separated (default: all): "
-                   + "; ".join(f"{k} = {v}" for k, v in C.OPS.items()))
+                   + "; ".join(f"{k} = {v}" for k, v in C.OPS.items()) + "; or a group: "
+                   + "; ".join(f"{k} = {','.join(v)}" for k, v in C.OP_GROUPS.items()))
     p.add_argument("--threads", default="1,all", help="thread counts for cpool, torch and numba: integers or 'all' "
                    f"(default 1,all; {available_cpus()} CPUs here)")
     busy = p.add_mutually_exclusive_group()
@@ -577,7 +609,8 @@ def settings_from_args(args):
     if any(v <= 0 for v in given.values()):
         raise ValueError("--contention-seconds and --contention-cap must be positive")
     return Settings([C.parse_shape(t) for t in names if t.strip()], parse_list(args.methods, M.METHOD_NAMES, "method"),
-                    parse_list(args.ops, C.OPS, "operation"), parse_threads(args.threads), args.out, args.quick,
+                    parse_list(args.ops, C.OPS, "operation", C.OP_GROUPS), parse_threads(args.threads), args.out,
+                    args.quick,
                     chart=not args.no_chart, progress=not args.no_progress,
                     contention=not args.quick if args.contention is None else args.contention,
                     contention_loads=tuple(parse_loads(args.contention_loads)),

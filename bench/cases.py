@@ -1,5 +1,5 @@
-"""The one catalogue the bench scripts share: shapes, operations, the bytes
-each operation must move, and the performance targets.
+"""The one catalogue the bench scripts share: shapes, operations (max pooling and
+average pooling), the bytes each operation must move, and the performance targets.
 
 bench.py times these shapes, report.py checks the targets against a run,
 floors.py times the memory floors of the backward targets' shapes.
@@ -51,9 +51,21 @@ OPS = {
     "fwd_idx": "forward with indices",
     "bwd": "backward (grad_input from grad_output + indices)",
     "step": "training step (forward with indices + backward, Module API)",
+    "avg_fwd": "average pooling forward (avg_pool2d, count_include_pad=True)",
+    "avg_bwd": "average pooling backward (avg_pool2d_backward: grad_input from grad_output)",
+    "gap": "global average pooling (adaptive_avg_pool2d(x, 1); the shape's kernel, stride and padding unused)",
 }
+MAX_OPS = ("fwd", "fwd_idx", "bwd", "step")
+AVG_OPS = ("avg_fwd", "avg_bwd", "gap")
+OP_GROUPS = {"max": MAX_OPS, "avg": AVG_OPS}  # --ops names that stand for a group of ops
+# The outputs of each op, named for the correctness gate; the average-pooling ones have names of their own, so that
+# one case's reference holds them next to max pooling's.
 OP_KEYS = {"fwd": ("values",), "fwd_idx": ("values", "indices"), "bwd": ("grad_in",),
-           "step": ("values", "indices", "grad_in")}
+           "step": ("values", "indices", "grad_in"), "avg_fwd": ("avg_values",), "avg_bwd": ("avg_grad_in",),
+           "gap": ("gap_values",)}
+GATE_KEYS = tuple(dict.fromkeys(k for keys in OP_KEYS.values() for k in keys))  # every output the gate knows
+SUM_KEYS = ("grad_in", "avg_values", "avg_grad_in", "gap_values")  # outputs that are sums: rounding follows the order
+SUMS_RTOL = 1e-5  # how close a peer's average-pooling sums must come where it sums in its own order (own_sums)
 
 # Performance targets checked against every run: (label, asked, ops, shapes, checks). A check
 # (mine, rival, ratio) holds when rival time / mine time >= ratio for every listed shape and op and,
@@ -68,6 +80,7 @@ SMALL_C = ("rgb-stem", "c4")
 NHWC_F32 = nhwc(*K2S2, "resnet-stem", *SMALL_C)  # channels-last float32 shapes with a real batch
 NHWC_C8 = nhwc(*K2S2, "resnet-stem")  # ... of 8 channels or more
 DRAM = ("resnet-stem", "large")
+AVG_SHAPES = K2S2 + ("resnet-stem",)  # the average-pooling targets' shapes: the k2 s2 ones and the ResNet stem
 TARGETS = (
     ("forward with int64 indices, k2 s2", "10x torch", ("fwd_idx",), K2S2, (("cpool t{t}", "torch t{t}", 10),)),
     ("forward with indices, ResNet stem", "4x torch", ("fwd_idx",), ("resnet-stem",),
@@ -79,7 +92,7 @@ TARGETS = (
     ("Module training step", "10x torch", ("step",), ("mnist-conv",), (("cpool t{t}", "torch t{t}", 10),)),
     ("forward, values only", "faster than jax and numpy-maxchain", ("fwd",), K2S2 + ("resnet-stem",),
      (("cpool t{t}", "jax", 1), ("cpool t{t}", "numpy-maxchain", 1))),
-    ("latency, 1x1x28x28", "no slower than torch", tuple(OPS), ("tiny",), (("cpool t{t}", "torch t{t}", 1),)),
+    ("latency, 1x1x28x28", "no slower than torch", MAX_OPS, ("tiny",), (("cpool t{t}", "torch t{t}", 1),)),
     ("DRAM-bound shapes", "within 2x of the roofline bound", ("fwd", "fwd_idx", "bwd"), DRAM,
      (("cpool t{t}", "roofline", 0.5),)),
     ("NumPy fallback, forward with indices", "200x the loop, no slower than torch t1", ("fwd_idx",),
@@ -88,12 +101,25 @@ TARGETS = (
      (("cpool t{t}", "torch-cl t{t}", 3), ("cpool t{t}", "torch-mkldnn t{t}", 1.5))),
     ("NHWC input, forward with indices", "2x torch-cl", ("fwd_idx",), NHWC_F32, (("cpool t{t}", "torch-cl t{t}", 2),)),
     ("NHWC input, backward", "3x torch-cl", ("bwd",), NHWC_F32, (("cpool t{t}", "torch-cl t{t}", 3),)),
-    ("NHWC vs NCHW, same shape, C >= 8", "cpool on NHWC at most 1.2x the time of cpool on NCHW, each op", tuple(OPS),
+    ("NHWC vs NCHW, same shape, C >= 8", "cpool on NHWC at most 1.2x the time of cpool on NCHW, each op", MAX_OPS,
      NHWC_C8, (("cpool t{t}", "cpool t{t}" + ON_NCHW, 1.2, AT_MOST),)),
     ("NCHW forward values only, every shape", "1.2x torch-mkldnn", ("fwd",),
      K2S2 + ("resnet-stem",) + SMALL_C + ("tiny",), (("cpool t{t}", "torch-mkldnn t{t}", 1.2),)),
     ("DRAM-bound shapes, both layouts, out= buffers", "70% of the roofline bound at 1 thread",
      ("fwd", "fwd_idx", "bwd"), DRAM + nhwc(*DRAM), (("cpool-out t1", "roofline", 0.7),)),
+    ("average pooling forward, NCHW", "5x torch, 1.5x torch-cl and 1.5x torch-mkldnn", ("avg_fwd",), AVG_SHAPES,
+     (("cpool t{t}", "torch t{t}", 5), ("cpool t{t}", "torch-cl t{t}", 1.5), ("cpool t{t}", "torch-mkldnn t{t}", 1.5))),
+    ("average pooling forward, NHWC", "5x torch (on the NCHW twin), 1.5x torch-cl and 1.5x torch-mkldnn", ("avg_fwd",),
+     nhwc(*AVG_SHAPES), (("cpool t{t}", "torch t{t}" + ON_NCHW, 5), ("cpool t{t}", "torch-cl t{t}", 1.5),
+                         ("cpool t{t}", "torch-mkldnn t{t}", 1.5))),
+    ("average pooling backward, NCHW", "5x torch and 1.5x torch-cl", ("avg_bwd",), AVG_SHAPES,
+     (("cpool t{t}", "torch t{t}", 5), ("cpool t{t}", "torch-cl t{t}", 1.5))),
+    ("average pooling backward, NHWC", "5x torch (on the NCHW twin) and 1.5x torch-cl", ("avg_bwd",),
+     nhwc(*AVG_SHAPES), (("cpool t{t}", "torch t{t}" + ON_NCHW, 5), ("cpool t{t}", "torch-cl t{t}", 1.5))),
+    ("global average pooling, large shapes", "70% of the roofline bound (the input read once)", ("gap",),
+     DRAM + nhwc(*DRAM), (("cpool t{t}", "roofline", 0.7),)),
+    ("NumPy fallback, average pooling", "no slower than torch t1", ("avg_fwd", "avg_bwd", "gap"), AVG_SHAPES,
+     (("cpool-numpy", "torch t1", 1),)),
 )
 
 # The busy-machine target, checked against the contention section (bench.py --contention): with N busy processes
@@ -153,11 +179,13 @@ class Case:
     def nbytes(self, op):
         """Bytes ``op`` must move at the least, each read or written once: fwd reads the input and writes the
         values, fwd_idx also writes int64 indices, bwd reads grad_output and indices and writes grad_input,
-        step is fwd_idx then bwd."""
-        x = int(np.prod(self.shape)) * np.dtype(self.dtype).itemsize
-        v = int(np.prod(self.out_shape)) * np.dtype(self.dtype).itemsize
+        step is fwd_idx then bwd; avg_fwd reads the input and writes the means, avg_bwd reads grad_output and
+        writes grad_input, gap reads the input and writes one mean per (image, channel)."""
+        item = np.dtype(self.dtype).itemsize
+        x, v = int(np.prod(self.shape)) * item, int(np.prod(self.out_shape)) * item
         i = int(np.prod(self.out_shape)) * 8
-        return {"fwd": x + v, "fwd_idx": x + v + i, "bwd": v + i + x, "step": 2 * (x + v + i)}[op]
+        return {"fwd": x + v, "fwd_idx": x + v + i, "bwd": v + i + x, "step": 2 * (x + v + i), "avg_fwd": x + v,
+                "avg_bwd": v + x, "gap": x + self.shape[0] * self.shape[1] * item}[op]
 
     def meta(self):
         return {"name": self.name, "description": self.describe(), "shape": list(self.shape),
@@ -166,21 +194,37 @@ class Case:
                 "layout": self.layout, "nchw_twin": nchw_twin(self.name),
                 "bytes": {op: self.nbytes(op) for op in OPS}}
 
-    def filled(self, seed=0, reference=None):
-        """This case with random normal data and the reference outputs (default: cpool.slow). A channels-last
-        case has the same data as its NCHW twin, its x, grad_out and reference indices in channels-last memory."""
+    def filled(self, seed=0, reference=None, ops=None, avg_reference=None):
+        """This case with random normal data and the reference outputs of ``ops`` (default: every op). Max
+        pooling's come from ``reference`` (default: cpool.slow); average pooling's from ``avg_reference(case,
+        ops)``, a dict of them computed on the case's own memory layout (default: slow_avg_reference, cpool.slow),
+        only gap's where the case has dilation (average pooling has none). A channels-last case has the same data as its
+        NCHW twin, its x, grad_out and reference indices in channels-last memory."""
+        ops = tuple(OPS) if ops is None else tuple(ops)
         rng = np.random.default_rng(seed)
         self.x = rng.standard_normal(self.shape).astype(self.dtype)
         self.grad_out = rng.standard_normal(self.out_shape).astype(self.dtype)
-        if reference is None:
-            import cpool.slow as reference
-        values, indices = reference.max_pool2d(self.x, *self.args, ceil_mode=self.ceil_mode, return_indices=True)
-        self.ref = {"values": values, "indices": indices,
-                    "grad_in": reference.max_pool2d_backward(self.grad_out, indices, self.x.shape)}
+        self.ref = {}
+        if set(ops) & set(MAX_OPS):
+            if reference is None:
+                import cpool.slow as reference
+            values, indices = reference.max_pool2d(self.x, *self.args, ceil_mode=self.ceil_mode, return_indices=True)
+            self.ref = {"values": values, "indices": indices,
+                        "grad_in": reference.max_pool2d_backward(self.grad_out, indices, self.x.shape)}
         if self.layout == "nhwc":
             self.x, self.grad_out = to_channels_last(self.x), to_channels_last(self.grad_out)
-            self.ref["indices"] = to_channels_last(indices)
+            if "indices" in self.ref:
+                self.ref["indices"] = to_channels_last(self.ref["indices"])
+        avg = [op for op in ops if op in AVG_OPS and (op == "gap" or self.dilation == 1)]
+        if avg:
+            self.ref.update((avg_reference or slow_avg_reference)(self, avg))
         return self
+
+    @property
+    def avg_args(self):
+        """kernel, stride, padding, ceil_mode: avg_pool2d's positional arguments after the input (torch and
+        cpool), count_include_pad left at its default, True."""
+        return self.kernel, self.stride, self.padding, self.ceil_mode
 
     def subset(self, n):
         """The same case on the first ``n`` images of the batch."""
@@ -188,6 +232,21 @@ class Case:
             return self
         return replace(self, shape=(n,) + self.shape[1:], x=self.x[:n], grad_out=self.grad_out[:n],
                        ref={k: v[:n] for k, v in self.ref.items()})
+
+
+def slow_avg_reference(case, ops):
+    """The average-pooling reference outputs of ``ops`` from cpool.slow, on the case's x and grad_out as they lie in
+    memory (gap only where cpool.slow has adaptive_avg_pool2d)."""
+    import cpool.slow as slow
+
+    out = {}
+    if "avg_fwd" in ops:
+        out["avg_values"] = slow.avg_pool2d(case.x, *case.avg_args)
+    if "avg_bwd" in ops:
+        out["avg_grad_in"] = slow.avg_pool2d_backward(case.grad_out, case.shape, *case.avg_args)
+    if "gap" in ops and hasattr(slow, "adaptive_avg_pool2d"):
+        out["gap_values"] = slow.adaptive_avg_pool2d(case.x, 1)
+    return out
 
 
 def to_channels_last(a):

@@ -14,11 +14,11 @@ import inspect
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from cases import LAYOUTS, OP_KEYS, OPS, out_len
+from cases import AVG_OPS, LAYOUTS, MAX_OPS, OP_KEYS, out_len, slow_avg_reference
 
 # The question's loop layer lives in one place, examples/loop_pool.py (it imports examples/npnet.py).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
@@ -30,33 +30,47 @@ TORCH_PIN = "2.13.0"
 # What each method name stands for, in the report's legend (also when the method is not available).
 DESCRIPTIONS = {
     "loop": "the question's 4-deep Python loop layer (examples/loop_pool.py: updateOutput as asked, values-only and "
-            "backward in the same style); timed on part of the batch, cut to fit a time cap, extrapolated per image",
+            "backward in the same style; avg_fwd / avg_bwd: the same loops with a mean per window, written for this "
+            "benchmark); timed on part of the batch, cut to fit a time cap, extrapolated per image",
     "numpy-answer": "the accepted StackOverflow answer's NumPy code (update_output_2 for values, update_output_3 for "
                     "indices) batched over the N*C planes; its (plane, row, col) index tuple scatters the gradient",
     "numpy-maxchain": "np.maximum folded over the kh*kw strided slices of the input (values only; NaN payloads differ "
                       "from torch's)",
-    "cpool-numpy": "cpool.slow, cpool's NumPy fallback (step: MaxPool2d(backend='numpy'))",
-    "cpool": "cpool.max_pool2d / max_pool2d_backward / MaxPool2d, the compiled backend (Cython + OpenMP), fresh "
+    "numpy-mean": "what a NumPy user writes for average pooling: avg_fwd x.reshape(N, C, OH, k, OW, k).mean(axis=(3, "
+                  "5)) and avg_bwd np.repeat of grad_output / k^2 (kernel == stride, no padding only), gap "
+                  "x.mean(axis=(2, 3)); NumPy's own summation order, so its means may differ from torch's in the last "
+                  "bit",
+    "cpool-numpy": "cpool.slow, cpool's NumPy fallback (step: MaxPool2d(backend='numpy'); avg_fwd / avg_bwd / gap: "
+                   "cpool.slow.avg_pool2d / avg_pool2d_backward / adaptive_avg_pool2d)",
+    "cpool": "cpool.max_pool2d / max_pool2d_backward / MaxPool2d (avg_fwd / avg_bwd / gap: cpool.avg_pool2d / "
+             "avg_pool2d_backward / adaptive_avg_pool2d(x, 1)), the compiled backend (Cython + OpenMP), fresh "
              "outputs; on the -nhwc shapes it is given the channels-last array (the NCHW view of (N, H, W) C memory) "
              "and runs its channels-last kernels without a copy, results in channels-last memory; cpool tN: at N "
              "threads (cpool.set_num_threads(N)); cpool default: the default thread count "
              "(cpool.set_num_threads(None)), which drops to one thread while the machine is busy",
     "cpool-out": "cpool.max_pool2d(..., out=) / max_pool2d_backward(..., out=) writing into output buffers allocated "
                  "once (in the input's memory layout) and reused by every call: no fresh pages to fault in; step: "
-                 "the two calls, each with out=",
+                 "the two calls, each with out=; the average-pooling ops likewise with out=",
     "torch": "torch.nn.functional.max_pool2d on torch.from_numpy (zero copy); bwd: "
-             "torch.ops.aten.max_pool2d_with_indices_backward; step: the same two calls; torch tN: at N threads "
+             "torch.ops.aten.max_pool2d_with_indices_backward; step: the same two calls; avg_fwd F.avg_pool2d, avg_bwd "
+             "aten.avg_pool2d_backward, gap F.adaptive_avg_pool2d(x, 1); torch tN: at N threads "
              "(torch.set_num_threads(N)); torch default: its thread count at import",
     "torch-cl": "torch on channels_last tensors (x.contiguous(memory_format=torch.channels_last), converted before "
                 "the timing; zero copy on the -nhwc shapes): F.max_pool2d, aten.max_pool2d_with_indices_backward on "
-                "channels_last grad_output / input / indices; outputs in channels_last; torch-cl tN: at N threads",
+                "channels_last grad_output / input / indices; the average-pooling ops likewise (on an NCHW shape its "
+                "gap sums in another order than torch's NCHW one: close, not exact); outputs in channels_last; "
+                "torch-cl tN: at N threads",
     "torch-mkldnn": "oneDNN through torch: F.max_pool2d on x.to_mkldnn() (the conversion to oneDNN's blocked layout "
                     "before the timing, the result's to_dense() after it); values only: oneDNN's inference pooling "
-                    "computes no indices; torch-mkldnn tN: at N threads (torch.set_num_threads)",
+                    "computes no indices; avg_fwd F.avg_pool2d and gap F.adaptive_avg_pool2d(x, 1) on it likewise "
+                    "(oneDNN's own sums: close to torch's, not always exact); torch-mkldnn tN: at N threads "
+                    "(torch.set_num_threads)",
     "onnxruntime": "onnxruntime: a one-node ONNX MaxPool model (opset 12; pads, dilations, ceil_mode, storage_order 0; "
                    "the Indices output for fwd_idx, flat over N*C*H*W, turned into per-plane indices for the gate), "
                    "NumPy in and out, session built before the timing with intra_op_num_threads = N "
-                   "(onnxruntime tN); NCHW only (no NHWC MaxPool in ONNX); forward only",
+                   "(onnxruntime tN); NCHW only (no NHWC MaxPool in ONNX); forward only; avg_fwd: one AveragePool node "
+                   "(opset 19, count_include_pad=1), gap: one GlobalAveragePool node (its own sums: close to torch's, "
+                   "not always exact)",
     "numba": "generic @njit(parallel=True) kernels written for this benchmark: runtime geometry, torch's NaN rule; "
              "first call per dtype = JIT compile (excluded, reported); numba tN: at N threads (numba.set_num_threads)",
     "jax": "jax.jit(lax.reduce_window) on device arrays (numpy->jax copy excluded); indices: variadic reduce_window "
@@ -74,7 +88,7 @@ class Method:
     name: str
     description: str  # what the name stands for, in the report's legend
     build: Callable | None  # None: not available, see note
-    ops: tuple = tuple(OPS)
+    ops: tuple = MAX_OPS
     set_threads: Callable | None = None  # timed at each thread count when set
     default_threads: Callable | None = None  # back to the library's own default thread count; returns it
     capped: bool = False  # timed on part of the batch, cut to fit the time cap, extrapolated
@@ -82,6 +96,10 @@ class Method:
     layouts: tuple = ("nchw",)  # the memory layouts of the shapes it is timed on (cases.LAYOUTS)
     version: str | None = None
     note: str = ""  # why it is not available
+    # A peer that sums average-pooling windows in its own order (or divides another way): its avg outputs pass the
+    # gate within cases.SUMS_RTOL, reported as close, not exact. cpool's methods and torch's NCHW one have it False:
+    # their averages must equal the reference (torch's) bit for bit.
+    own_sums: bool = False
 
 
 def unavailable(name, note, version=None):
@@ -118,6 +136,17 @@ def _simple(case):
         raise Unsupported("needs kernel == stride, no padding/dilation/ceil")
 
 
+def _avg(case, op):
+    """avg_pool2d's (kernel, stride, padding, ceil_mode) for avg_fwd / avg_bwd; gap needs none of them."""
+    if op != "gap" and case.dilation != 1:
+        raise Unsupported("average pooling has no dilation")
+    return case.avg_args
+
+
+def _gap_shape(case):
+    return case.shape[:2] + (1, 1)
+
+
 # ---- loop: the question's code -----------------------------------------------------------------
 
 class LoopMaxPool2d(QuestionMaxPool2d):
@@ -133,8 +162,43 @@ class LoopMaxPool2d(QuestionMaxPool2d):
         return self.output
 
 
+class LoopAvgPool2d:
+    """Average pooling written as the question's MaxPool2d is: the same four loops over (image, channel, window row,
+    window column), a mean per window, float64 output, kernel == stride, no padding; the backward spreads each
+    output's gradient over its window in the same loops."""
+
+    def __init__(self, kernel_size):
+        self.kernel_size = kernel_size
+
+    def updateOutput(self, input):
+        kernel = self.kernel_size
+        self.output = np.zeros((input.shape[0], input.shape[1], input.shape[2] // kernel, input.shape[3] // kernel))
+        for i in range(input.shape[0]):
+            for j in range(input.shape[1]):
+                for k in range(0, input.shape[2] - kernel+1, kernel):
+                    for m in range(0, input.shape[3] - kernel+1, kernel):
+                        self.output[i, j, k // kernel, m // kernel] = input[i, j, k : k+kernel, m : m+kernel].mean()
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        kernel = self.kernel_size
+        self.gradInput = np.zeros_like(input)
+        for i in range(gradOutput.shape[0]):
+            for j in range(gradOutput.shape[1]):
+                for k in range(gradOutput.shape[2]):
+                    for m in range(gradOutput.shape[3]):
+                        self.gradInput[i, j, k * kernel : (k+1) * kernel, m * kernel : (m+1) * kernel] += \
+                            gradOutput[i, j, k, m] / (kernel * kernel)
+        return self.gradInput
+
+
 def _build_loop(case, op):
     _simple(case)
+    if op in AVG_OPS:
+        layer = LoopAvgPool2d(case.kernel)
+        if op == "avg_fwd":
+            return (lambda: layer.updateOutput(case.x)), None
+        return (lambda: layer.updateGradInput(case.x, case.grad_out)), None
     x, go, W = case.x, case.grad_out, case.shape[3]
     m = LoopMaxPool2d(case.kernel)
 
@@ -226,12 +290,46 @@ def _build_maxchain(case, op):
     return (lambda: maxchain_forward(case.x, *case.args, case.ceil_mode)), None
 
 
+# ---- numpy-mean: average pooling as a NumPy user writes it ---------------------------------------
+
+def _build_numpy_mean(case, op):
+    x, go = case.x, case.grad_out
+    if op == "gap":
+        return (lambda: x.mean(axis=(2, 3), keepdims=True)), None
+    _simple(case)
+    k, (N, C, OH, OW), (H, W) = case.kernel, case.out_shape, case.shape[2:]
+    if op == "avg_fwd":  # crop to whole windows, one axis per window dimension, mean over them
+        return (lambda: x[:, :, :OH * k, :OW * k].reshape(N, C, OH, k, OW, k).mean(axis=(3, 5))), None
+
+    def backward():  # each output's gradient / k^2, repeated over its window; zeros on the cropped edge
+        g = np.repeat(np.repeat(go / (k * k), k, axis=2), k, axis=3)
+        return np.pad(g, ((0, 0), (0, 0), (0, H - OH * k), (0, W - OW * k))) if (H, W) != g.shape[2:] else g
+    return backward, None
+
+
 # ---- cpool, cpool-numpy ------------------------------------------------------------------------
+
+def _cpool_avg(mod, case, op, out=False):
+    """(call, None) for cpool's (or cpool.slow's) average-pooling ops; with out=, into a buffer made once, in the
+    input's memory layout."""
+    x, go, args = case.x, case.grad_out, _avg(case, op)
+    if op == "gap" and not hasattr(mod, "adaptive_avg_pool2d"):
+        raise Unsupported(f"{mod.__name__} has no adaptive_avg_pool2d")
+    shape = {"avg_fwd": case.out_shape, "avg_bwd": case.shape, "gap": _gap_shape(case)}[op]
+    kw = {"out": empty_like_layout(shape, x.dtype, case.layout)} if out else {}
+    if op == "avg_fwd":
+        return (lambda: mod.avg_pool2d(x, *args, **kw)), None
+    if op == "avg_bwd":
+        return (lambda: mod.avg_pool2d_backward(go, x.shape, *args, **kw)), None
+    return (lambda: mod.adaptive_avg_pool2d(x, 1, **kw)), None
+
 
 def _cpool_build(mod, backend):
     def build(case, op):
         import cpool
 
+        if op in AVG_OPS:
+            return _cpool_avg(mod, case, op)
         x, go, args, ceil = case.x, case.grad_out, case.args, case.ceil_mode
         if op == "fwd":
             return (lambda: mod.max_pool2d(x, *args, ceil_mode=ceil)), None
@@ -258,6 +356,8 @@ def empty_like_layout(shape, dtype, layout):
 def _build_cpool_out(case, op):
     import cpool
 
+    if op in AVG_OPS:
+        return _cpool_avg(cpool, case, op, out=True)
     x, go, args, ceil = case.x, case.grad_out, case.args, case.ceil_mode
     wanted = ((case.out_shape, x.dtype, op != "bwd"), (case.out_shape, np.int64, op in ("fwd_idx", "step")),
               (case.shape, x.dtype, op in ("bwd", "step")))  # only the buffers the op writes
@@ -290,7 +390,7 @@ def _cpool(numpy=False, out=False):
 
     if numpy:
         return Method("cpool-numpy", DESCRIPTIONS["cpool-numpy"], _cpool_build(cpool.slow, "numpy"),
-                      version=cpool.__version__)
+                      ops=MAX_OPS + avg_ops(cpool.slow), version=cpool.__version__)
     name = "cpool-out" if out else "cpool"
     if cpool.backend != "cython":
         return unavailable(name, f"cpool's compiled backend is not active (backend={cpool.backend!r}): "
@@ -299,8 +399,13 @@ def _cpool(numpy=False, out=False):
         return unavailable(name, f"the cpool imported ({cpool.__version__}, {Path(cpool.__file__).parent}) has no "
                            "out=: python -m pip install .", cpool.__version__)
     return Method(name, DESCRIPTIONS[name], _build_cpool_out if out else _cpool_build(cpool, None),
-                  set_threads=cpool.set_num_threads, default_threads=_cpool_default_threads,
-                  version=cpool.__version__, layouts=LAYOUTS)
+                  ops=MAX_OPS + avg_ops(cpool), set_threads=cpool.set_num_threads,
+                  default_threads=_cpool_default_threads, version=cpool.__version__, layouts=LAYOUTS)
+
+
+def avg_ops(mod):
+    """The average-pooling ops ``mod`` (cpool or cpool.slow) has: gap only with adaptive_avg_pool2d."""
+    return tuple(op for op in AVG_OPS if op != "gap" or hasattr(mod, "adaptive_avg_pool2d"))
 
 
 # ---- torch -------------------------------------------------------------------------------------
@@ -316,6 +421,8 @@ def _torch():
 
     def build(case, op):
         xt, got = torch.from_numpy(case.x), torch.from_numpy(case.grad_out)
+        if op in AVG_OPS:
+            return _torch_avg(torch, case, op, xt, got), None
         k, s, p, d, ceil = *case.args, case.ceil_mode
         if op in ("fwd", "fwd_idx"):
             return (lambda: F.max_pool2d(xt, k, s, p, d, ceil, return_indices=op == "fwd_idx")), None
@@ -332,12 +439,39 @@ def _torch():
     return _torch_method("torch", build, torch)
 
 
-def _torch_method(name, build, torch, layouts=("nchw",)):
+def _torch_avg(torch, case, op, xt, got):
+    """torch's average-pooling op on the tensors given (their memory format picks torch's kernel)."""
+    import torch.nn.functional as F
+
+    if op == "gap":
+        return lambda: F.adaptive_avg_pool2d(xt, 1)
+    k, s, p, ceil = _avg(case, op)
+    if op == "avg_fwd":
+        return lambda: F.avg_pool2d(xt, k, s, p, ceil, True)
+    return lambda: torch.ops.aten.avg_pool2d_backward(got, xt, [k, k], [s, s], [p, p], ceil, True, None)
+
+
+def _torch_method(name, build, torch, layouts=("nchw",), ops=MAX_OPS + AVG_OPS, own_sums=False):
     if not _TORCH_DEFAULT:  # torch has no "back to the default": the count it had before this benchmark set one
         _TORCH_DEFAULT.append(torch.get_num_threads())
-    return Method(name, DESCRIPTIONS[name], build, set_threads=torch.set_num_threads,
+    return Method(name, DESCRIPTIONS[name], build, ops=ops, set_threads=torch.set_num_threads,
                   default_threads=lambda: torch.set_num_threads(_TORCH_DEFAULT[0]) or _TORCH_DEFAULT[0],
-                  version=torch.__version__, layouts=layouts)
+                  version=torch.__version__, layouts=layouts, own_sums=own_sums)
+
+
+def avg_reference():
+    """(what it is, function) for cases.Case.filled's avg_reference: torch's F.avg_pool2d, aten.avg_pool2d_backward
+    and F.adaptive_avg_pool2d(x, 1) on the case's arrays as they lie in memory (a -nhwc shape's are channels-last:
+    torch's channels-last kernels, whose averages equal its NCHW ones but for a zero's sign, and whose gap sums in
+    another order), where torch 2.13 is installed; else cpool.slow's."""
+    torch, missing = _torch_import("torch")
+    if missing:
+        return f"cpool.slow ({missing.note})", slow_avg_reference
+
+    def reference(case, ops):
+        xt, got = torch.from_numpy(case.x), torch.from_numpy(case.grad_out)
+        return {OP_KEYS[op][0]: _torch_avg(torch, case, op, xt, got)().numpy() for op in ops}
+    return f"torch {torch.__version__} on the shape's memory layout", reference
 
 
 def _torch_import(name):
@@ -363,6 +497,8 @@ def _torch_cl():
     def build(case, op):
         # Zero copy when the case's arrays are channels-last already (the -nhwc shapes).
         xt, got = (torch.from_numpy(a).contiguous(memory_format=cl) for a in (case.x, case.grad_out))
+        if op in AVG_OPS:
+            return _torch_avg(torch, case, op, xt, got), None
         k, s, p, d, ceil = *case.args, case.ceil_mode
         if op in ("fwd", "fwd_idx"):
             return (lambda: F.max_pool2d(xt, k, s, p, d, ceil, return_indices=op == "fwd_idx")), None
@@ -376,7 +512,8 @@ def _torch_cl():
             return out, idx, aten.max_pool2d_with_indices_backward(got, xt, k, s, p, d, ceil, idx)
         return step, None
 
-    return _torch_method("torch-cl", build, torch, LAYOUTS)
+    # own_sums: on an NCHW shape its gap (a channels-last mean) sums in another order than torch's NCHW reference.
+    return _torch_method("torch-cl", build, torch, LAYOUTS, own_sums=True)
 
 
 def _torch_mkldnn():
@@ -389,17 +526,33 @@ def _torch_mkldnn():
     import torch.nn.functional as F
 
     def build(case, op):
-        if op != "fwd":
+        if op == "avg_bwd":
+            raise Unsupported("timed on oneDNN's inference pooling, values only (its average-pool backward is not "
+                              "compared)")
+        if op not in ("fwd", "avg_fwd", "gap"):
             raise Unsupported("oneDNN's inference pooling computes no indices (so no backward from them either)")
         if case.dtype != "float32":
             raise Unsupported(f"torch's mkldnn tensors pool float32 (and bfloat16) only, not {case.dtype}")
-        if case.dilation != 1:
-            raise Unsupported("torch's mkldnn_max_pool2d does not support dilation")
+        if case.dilation != 1 and op != "gap":
+            raise Unsupported("torch's mkldnn_max_pool2d and mkldnn_avg_pool2d do not support dilation")
+        if op == "avg_fwd" and case.ceil_mode and case.out_shape != replace(case, ceil_mode=False).out_shape:
+            # Measured: mkldnn_avg_pool2d pads the extra ceil_mode window on the right and, count_include_pad=True,
+            # divides it by the whole kernel, padding beyond the input's own included; torch does not count that part.
+            raise Unsupported("mkldnn_avg_pool2d divides a ceil_mode window past the padding by the whole kernel "
+                              "(count_include_pad=True); torch does not count that part")
         xm = torch.from_numpy(case.x).to_mkldnn()
-        k, s, p, d, ceil = *case.args, case.ceil_mode
-        return (lambda: F.max_pool2d(xm, k, s, p, d, ceil)), (lambda r: {"values": r.to_dense().numpy()})
 
-    return _torch_method("torch-mkldnn", build, torch, LAYOUTS)
+        def convert(r):
+            return {OP_KEYS[op][0]: r.to_dense().numpy()}
+        if op == "gap":
+            return (lambda: F.adaptive_avg_pool2d(xm, 1)), convert
+        if op == "avg_fwd":
+            k, s, p, ceil = case.avg_args
+            return (lambda: F.avg_pool2d(xm, k, s, p, ceil, True)), convert
+        k, s, p, d, ceil = *case.args, case.ceil_mode
+        return (lambda: F.max_pool2d(xm, k, s, p, d, ceil)), convert
+
+    return _torch_method("torch-mkldnn", build, torch, LAYOUTS, own_sums=True)
 
 
 # ---- onnxruntime ------------------------------------------------------------------------------
@@ -424,6 +577,26 @@ def _onnx_model(case, with_indices):
     return model.SerializeToString()
 
 
+def _onnx_avg_model(case, op):
+    """A serialized one-node ONNX model: AveragePool with the case's geometry (count_include_pad=1; opset 19, whose
+    onnxruntime kernel gave torch's averages bit for bit on the benchmark's shapes where opset 12's differed in the
+    last bit, measured with onnxruntime 1.32), or GlobalAveragePool."""
+    from onnx import TensorProto, helper
+
+    elem = {"float16": TensorProto.FLOAT16, "float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE}[case.dtype]
+    if op == "gap":
+        node = helper.make_node("GlobalAveragePool", ["x"], ["y"])
+    else:
+        k, s, p, ceil = case.avg_args
+        node = helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[k, k], strides=[s, s], pads=[p] * 4,
+                                ceil_mode=int(ceil), count_include_pad=1)
+    graph = helper.make_graph([node], "avgpool", [helper.make_tensor_value_info("x", elem, None)],
+                              [helper.make_tensor_value_info("y", elem, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    model.ir_version = 9  # opset 19's IR version: onnxruntime 1.15 and later read it
+    return model.SerializeToString()
+
+
 def _onnxruntime():
     if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None:
         return unavailable("onnxruntime", "onnxruntime is not installed: pip install onnxruntime onnx (or "
@@ -431,19 +604,31 @@ def _onnxruntime():
     import onnxruntime as ort
 
     def build(case, op):
-        if op not in ("fwd", "fwd_idx"):
+        if op == "avg_bwd":
+            raise Unsupported("ONNX has no average-pool gradient operator (onnxruntime's AveragePoolGrad is "
+                              "training-only)")
+        if op not in ("fwd", "fwd_idx", "avg_fwd", "gap"):
             raise Unsupported("ONNX has no max-pool gradient operator (onnxruntime's MaxPoolGrad is training-only)")
+        avg = op in AVG_OPS
+        if avg:
+            _avg(case, op)  # Unsupported where average pooling cannot run (dilation)
+            if case.dtype != "float32":  # measured: NOT_IMPLEMENTED for float64 (onnxruntime 1.32)
+                raise Unsupported(f"onnxruntime's CPU AveragePool / GlobalAveragePool take float32 here, not "
+                                  f"{case.dtype}")
         so = ort.SessionOptions()
         so.intra_op_num_threads, so.inter_op_num_threads = _ORT_THREADS[0], 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.log_severity_level = 3
-        sess = ort.InferenceSession(_onnx_model(case, op == "fwd_idx"), so, providers=["CPUExecutionProvider"])
-        x = np.ascontiguousarray(case.x)  # ONNX's MaxPool is NCHW
+        model = _onnx_avg_model(case, op) if avg else _onnx_model(case, op == "fwd_idx")
+        sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+        x = np.ascontiguousarray(case.x)  # ONNX's pooling is NCHW
         feed, names = {"x": x}, ["y", "i"][:1 + (op == "fwd_idx")]
-        got = sess.run(names, feed)[0].shape
-        if got != case.out_shape:  # ONNX's own output-size rule (ceil_mode's last window) differs from torch's here
-            raise Unsupported(f"onnxruntime's output shape {got} differs from torch's {case.out_shape} (ceil_mode's "
+        got, want = sess.run(names, feed)[0].shape, _gap_shape(case) if op == "gap" else case.out_shape
+        if got != want:  # ONNX's own output-size rule (ceil_mode's last window) differs from torch's here
+            raise Unsupported(f"onnxruntime's output shape {got} differs from torch's {want} (ceil_mode's "
                               "last-window rule)")
+        if avg:
+            return (lambda: sess.run(names, feed)), (lambda r: {OP_KEYS[op][0]: r[0]})
         N, C, H, W = case.shape
         planes = (np.arange(N * C, dtype=np.int64) * (H * W)).reshape(N, C, 1, 1)
 
@@ -457,7 +642,8 @@ def _onnxruntime():
     def set_threads(n):
         _ORT_THREADS[0] = n
 
-    return Method("onnxruntime", DESCRIPTIONS["onnxruntime"], build, set_threads=set_threads, version=ort.__version__)
+    return Method("onnxruntime", DESCRIPTIONS["onnxruntime"], build, ops=MAX_OPS + AVG_OPS, set_threads=set_threads,
+                  version=ort.__version__, own_sums=True)
 
 
 # ---- numba -------------------------------------------------------------------------------------
@@ -595,9 +781,13 @@ def _jax():
 
 
 FACTORIES = {
-    "loop": lambda: Method("loop", DESCRIPTIONS["loop"], _build_loop, capped=True),
+    # own_sums: the loop's and numpy-mean's means are NumPy's (its own summation order), not torch's.
+    "loop": lambda: Method("loop", DESCRIPTIONS["loop"], _build_loop, ops=MAX_OPS + ("avg_fwd", "avg_bwd"), capped=True,
+                           own_sums=True),
     "numpy-answer": lambda: Method("numpy-answer", DESCRIPTIONS["numpy-answer"], _build_answer),
     "numpy-maxchain": lambda: Method("numpy-maxchain", DESCRIPTIONS["numpy-maxchain"], _build_maxchain, ops=("fwd",)),
+    "numpy-mean": lambda: Method("numpy-mean", DESCRIPTIONS["numpy-mean"], _build_numpy_mean, ops=AVG_OPS,
+                                 own_sums=True),
     "cpool-numpy": lambda: _cpool(numpy=True),
     "cpool": _cpool,
     "cpool-out": lambda: _cpool(out=True),

@@ -41,7 +41,9 @@ LAYOUT = ("created", "argv", "settings", "machine", "shapes", "ops", "methods", 
 INTRO_OPS = {"fwd_idx": "forward with indices", "fwd": "values-only", "step": "a training step (forward + backward)",
              "bwd": "the backward alone"}
 TABLE_TITLES = {"fwd_idx": "Forward with indices", "fwd": "Forward, values only", "bwd": "Backward",
-                "step": "Training step through the Module API (forward with indices + backward)"}
+                "step": "Training step through the Module API (forward with indices + backward)",
+                "avg_fwd": "Average pooling, forward", "avg_bwd": "Average pooling, backward",
+                "gap": "Global average pooling (adaptive_avg_pool2d(x, 1))"}
 WIDTH = 78  # the README's line length
 
 
@@ -178,7 +180,7 @@ def results_section(results):
         for op in ops:
             for layout, names, lbase in R.layout_groups(results):
                 where = ", channels-last memory (the -nhwc shapes)" * (layout == "nhwc")
-                if lbase:
+                if lbase and any(e["op"] == op and e["shape"] in names and R.timed(e) for e in results["entries"]):
                     out += [f"{TABLE_TITLES.get(op, results['ops'][op])}{where}, speed-up over {lbase}:",
                             R.speedup_table(results, op, idx, names, lbase)]
     for b in results["mnist_epoch"]:

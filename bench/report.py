@@ -279,6 +279,11 @@ def warnings(results):
 def notes(results):
     lines = warnings(results) + [f"skipped {n}: {d['note']}" for n, d in results["methods"].items()
                                  if not d["available"]]
+    lines += [f"skipped op {op} ({C.OPS.get(op, op)}): {why}" for op, why in results.get("skipped_ops", {}).items()]
+    if any(op in C.AVG_OPS for op in results["ops"]) and results["settings"].get("avg_reference"):
+        lines.append(f"average-pooling reference (the gate): {results['settings']['avg_reference']}; cpool's methods "
+                     "and torch must equal it bit for bit, the peers that sum in their own order must come within "
+                     f"{C.SUMS_RTOL:g} of the largest value (close, not exact)")
     for e in results["entries"]:
         where = f"{e['variant']} {e['shape']} {e['op']}"
         if e["status"] in ("error", "mismatch"):
@@ -307,7 +312,8 @@ LEGEND = (
     "Times: median ms and, in brackets, the spread: the interquartile range over the median (small = steady); "
     "~ = timed on part of the batch and extrapolated per image; * = stopped by the time cap before the minimum "
     f"count of samples; b = other processes kept {BUSY_OTHER_CPUS:g} CPUs or more busy during that timing; mismatch "
-    "= outputs differ from the reference (cpool.slow), not timed; n/a = the method cannot do that op or shape. "
+    "= outputs differ from the reference (cpool.slow; for the average-pooling ops torch, see the notes), not timed; "
+    "n/a = the method cannot do that op or shape. "
     "Methods were timed in interleaved passes, every other pass in reverse order, so that drift hits all alike. "
     "Speed-up = {base} time / method time (> 1: faster). Roofline: (bytes read + written) / copy bandwidth at the "
     "same thread count, and the fraction of that bound reached. " + ROOFLINE_OVER)
@@ -487,7 +493,8 @@ def write(results, out_dir, chart=True, log=print):
     return paths
 
 
-COLOURS = {"loop": "#7f7f7f", "numpy-answer": "#bcbd22", "numpy-maxchain": "#17becf", "cpool-numpy": "#9467bd",
+COLOURS = {"loop": "#7f7f7f", "numpy-answer": "#bcbd22", "numpy-maxchain": "#17becf", "numpy-mean": "#dbdb8d",
+           "cpool-numpy": "#9467bd",
            "cpool": "#d62728", "cpool-out": "#ff9896", "torch": "#1f77b4", "torch-cl": "#aec7e8",
            "torch-mkldnn": "#393b79", "onnxruntime": "#8c6d31", "numba": "#2ca02c", "jax": "#ff7f0e"}
 

@@ -31,7 +31,11 @@ import bench as B
 def gate(method, case, op):
     call, convert = method.build(case, op)
     ret = call()
-    return B.compare(convert(ret) if convert else M.outputs(op, ret), case.ref)
+    return B.compare(convert(ret) if convert else M.outputs(op, ret), case.ref,
+                     sums_rtol=C.SUMS_RTOL if method.own_sums else None)
+
+
+AVG_REFERENCE = M.avg_reference()  # (what, function): torch's averages where torch 2.13 is installed, else cpool.slow's
 
 
 def test_time_call_batches_and_caps_with_a_fake_clock():
@@ -60,6 +64,14 @@ def test_compare():
     assert B.compare({"grad_in": ref["grad_in"] * (1 + 1e-7)}, ref)[:2] == (True, False)
     assert not B.compare({"grad_in": ref["grad_in"] + 0.1}, ref)[0]
     assert not B.compare({}, ref)[0]
+    # average pooling: exact, unless the method sums in its own order (sums_rtol), and then close only
+    avg = {"avg_values": np.array([0.5, -2.0], np.float32)}
+    one_ulp = {"avg_values": np.nextafter(avg["avg_values"], np.float32(np.inf))}
+    ok, _, detail = B.compare(one_ulp, avg)
+    assert not ok and "avg_values: 2 of 2 differ" in detail
+    assert B.compare(one_ulp, avg, sums_rtol=1e-5) == (True, False, "avg_values within rtol 1e-05 (summation order)")
+    assert not B.compare({"avg_values": avg["avg_values"] * 1.01}, avg, sums_rtol=1e-5)[0]
+    assert "no reference" in B.compare({"gap_values": np.zeros(2)}, avg)[2]
 
 
 def test_shapes_catalogue_and_parser():
@@ -75,6 +87,10 @@ def test_shapes_catalogue_and_parser():
     assert C.out_len(5, 2, 2, 0, 1, True) == 3 and C.out_len(6, 2, 2, 1, 1, True) == 4  # starts in the padding
     mnist = C.parse_shape("mnist-conv")  # 1,605,632 inputs, 401,408 outputs
     assert mnist.nbytes("fwd_idx") == 11_239_424 and mnist.nbytes("step") == 2 * mnist.nbytes("fwd_idx")
+    # average pooling: the input and the means; grad_output and grad_input; the input and N*C means
+    assert mnist.nbytes("avg_fwd") == mnist.nbytes("avg_bwd") == 6_422_528 + 1_605_632
+    assert mnist.nbytes("gap") == 6_422_528 + 64 * 32 * 4 and set(mnist.meta()["bytes"]) == set(C.OPS)
+    assert C.parse_shape("resnet-stem").avg_args == (3, 2, 1, False)
     assert {sh for *_, shapes, _ in C.TARGETS for sh in shapes} <= set(C.SHAPES)
     assert [c.name for c, _ in floors.backward_targets()] == ["mnist-conv", "mnist-first", "14x14x64", "resnet-stem",
                                                               "large"]
@@ -88,7 +104,10 @@ def test_every_shape_has_a_channels_last_twin():
     assert cl.x.shape == nchw.x.shape and cl.x.transpose(0, 2, 3, 1).flags.c_contiguous  # channels-last memory
     assert cl.grad_out.transpose(0, 2, 3, 1).flags.c_contiguous
     assert cl.ref["indices"].transpose(0, 2, 3, 1).flags.c_contiguous
-    assert np.array_equal(cl.x, nchw.x) and all(np.array_equal(cl.ref[k], nchw.ref[k]) for k in nchw.ref)
+    # the same values (gap's sums may be rounded otherwise on channels-last memory, as torch's are)
+    assert np.array_equal(cl.x, nchw.x) and all(np.array_equal(cl.ref[k], nchw.ref[k]) for k in nchw.ref
+                                                if k != "gap_values")
+    assert {"avg_values", "avg_grad_in"} <= set(cl.ref) and cl.ref["avg_grad_in"].shape == cl.shape
     assert cl.nbytes("fwd_idx") == nchw.nbytes("fwd_idx") and cl.meta()["nchw_twin"] == "mnist-first"
     assert C.parse_shape("2x3x8x8:k3:nhwc").layout == "nhwc" and C.nchw_twin("2x3x8x8:k3:nhwc") == "2x3x8x8:k3"
     assert C.nchw_twin("large-nhwc") == "large" == C.nchw_twin("large")
@@ -96,29 +115,39 @@ def test_every_shape_has_a_channels_last_twin():
         assert all(C.nchw_twin(sh) in C.SHAPES for sh in shapes if any(c[1].endswith(C.ON_NCHW) for c in checks))
 
 
-PARTIAL = {"torch-mkldnn": ("fwd",), "onnxruntime": ("fwd", "fwd_idx")}  # the ops of the forward-only peers
+# the ops of the forward-only peers
+PARTIAL = {"torch-mkldnn": ("fwd", "avg_fwd", "gap"), "onnxruntime": ("fwd", "fwd_idx", "avg_fwd", "gap")}
+EXACT_AVG = ("cpool-numpy", "cpool", "cpool-out", "torch")  # their averages must equal the reference bit for bit
 
 
-@pytest.mark.parametrize("name", ["loop", "numpy-answer", "numpy-maxchain", "cpool-numpy", "cpool", "cpool-out",
-                                  "torch", "torch-cl", "torch-mkldnn", "onnxruntime", "numba"])
+@pytest.mark.parametrize("name", ["loop", "numpy-answer", "numpy-maxchain", "numpy-mean", "cpool-numpy", "cpool",
+                                  "cpool-out", "torch", "torch-cl", "torch-mkldnn", "onnxruntime", "numba"])
 def test_methods_pass_the_gate(name):
     method = M.get_methods([name])[0]
     if method.build is None:
         pytest.skip(method.note)
+    assert method.own_sums == (name not in EXACT_AVG) or not set(method.ops) & set(C.AVG_OPS)
     # crop; padding, overlap, ceil; dilation; a ceil window starting in the right padding; float64
     specs = ("2x2x7x9", "2x3x12x12:k3:s2:p1:ceil", "2x2x9x10:s1:d2", "2x3x7x5:p1:ceil", "2x2x7x9:float64")
-    for spec in (sp + f":{layout}" for sp in specs for layout in method.layouts):
-        case = C.parse_shape(spec).filled()
+    # the average-pooling ops against cpool.slow's averages and against the bench's own reference (torch's)
+    for spec, reference in ((sp + f":{layout}", ref) for sp in specs for layout in method.layouts
+                            for ref in {None, AVG_REFERENCE[1]}):
+        case = C.parse_shape(spec).filled(avg_reference=reference)
         for op in method.ops:
             if method.set_threads:
                 method.set_threads(2)
+            if not all(k in case.ref for k in C.OP_KEYS[op]):  # no reference: gap without torch, or dilation
+                assert op in C.AVG_OPS and (op != "gap" or reference is None), (name, spec, op)
+                continue
             try:
-                ok, _, detail = gate(method, case, op)
+                ok, exact, detail = gate(method, case, op)
             except M.Unsupported:
                 assert not case.simple or name == "jax" or op not in PARTIAL.get(name, C.OPS) or (
-                    name == "torch-mkldnn" and case.dtype != "float32"), (name, spec, op)
+                    (name == "torch-mkldnn" or name == "onnxruntime" and op in C.AVG_OPS)
+                    and case.dtype != "float32"), (name, spec, op)
                 continue
             assert ok, (name, spec, op, detail)
+            assert exact or op not in C.AVG_OPS or name not in EXACT_AVG, (name, spec, op, detail)
 
 
 def test_channels_last_methods_keep_channels_last_memory():
@@ -175,6 +204,34 @@ def test_a_wrong_method_is_reported_and_not_timed():
     assert good["status"] == "ok" and good["median_s"] > 0 and len(good["pass_medians_s"]) == 2
 
 
+def test_a_wrong_average_is_caught_by_the_gate(monkeypatch):
+    case = C.parse_shape("2x3x6x8:k3:s2:p1").filled(ops=C.AVG_OPS, avg_reference=AVG_REFERENCE[1])
+    assert "values" not in case.ref  # average-pooling ops only: no max-pooling reference made
+
+    def build(c, op):  # the reference's averages, one of them a last bit off
+        wrong = c.ref["avg_values"].copy()
+        wrong.flat[5] = np.nextafter(wrong.flat[5], np.float32(np.inf))
+        return (lambda: wrong), None
+    s = B.Settings([], repeat=2, min_time=0.0, warmup=0, settle=0.0)
+    exact, peer = M.Method("exact", "", build, ops=C.AVG_OPS), M.Method("peer", "", build, ops=C.AVG_OPS, own_sums=True)
+    bad, close = B.measure(case, "avg_fwd", [(exact, None), (peer, None)], s)
+    assert bad["status"] == "mismatch" and "avg_values: 1 of" in bad["reason"] and "median_s" not in bad
+    assert close["status"] == "ok" and close["exact"] is False and "summation order" in close["reason"]
+    # the real cpool, with a wrong average injected: a mismatch, not timed
+    (cp,) = M.get_methods(["cpool"])
+    if cp.build is None:
+        pytest.skip(cp.note)
+    import cpool
+
+    real = cpool.avg_pool2d
+    monkeypatch.setattr(cpool, "avg_pool2d", lambda *a, **k: real(*a, **k) * np.float32(1 + 2 ** -20))
+    e, call = B.prepare(cp, 1, case, "avg_fwd", s)
+    assert e["status"] == "mismatch" and call is None and e["reason"].startswith("avg_values: ")
+    monkeypatch.setattr(cpool, "avg_pool2d", real)
+    assert B.prepare(cp, 1, case, "avg_fwd", s)[0]["status"] == "ok"
+    assert B.prepare(cp, 1, case, "fwd", s)[0]["reason"].startswith("no reference outputs for fwd")
+
+
 def test_stale_reason(tmp_path, monkeypatch):
     import cpool
 
@@ -214,6 +271,8 @@ def test_cli_settings():
     with pytest.raises(SystemExit):
         p.parse_args(["--contention", "--no-contention"])
     assert B.parse_threads("1,all,1") == sorted({1, B.available_cpus()})
+    assert B.settings_from_args(p.parse_args(["--ops", "avg"])).ops == list(C.AVG_OPS)
+    assert B.settings_from_args(p.parse_args(["--ops", "gap,max,fwd"])).ops == ["gap", *C.MAX_OPS]
 
 
 def test_time_left_learns_from_the_work_done():
@@ -276,6 +335,38 @@ def test_targets_on_channels_last_shapes_and_against_the_nchw_twin():
     assert rows["DRAM-bound shapes, both layouts, out= buffers"] == ["large fwd 75%; large bwd 75%; large-nhwc fwd "
                                                                      "75%; large-nhwc bwd 75%", "met"]
     assert "NHWC input, backward" not in rows
+
+
+def test_average_pooling_targets():
+    def e(shape, op, variant, ms, roof=None):
+        return {"shape": shape, "op": op, "variant": variant, "status": "ok", "median_s": ms / 1e3,
+                **({"roofline": {"bound_s": roof * ms / 1e3}} if roof else {})}
+    es = []
+    for t in (1, 2):
+        # NCHW: 6x torch, 2x torch-cl, 1.6x torch-mkldnn; NHWC: 4x torch on the NCHW twin (not met)
+        es += [e("mnist-conv", op, f"cpool t{t}", 1.0) for op in ("avg_fwd", "avg_bwd")]
+        es += [e("mnist-conv", op, f"torch t{t}", 6.0) for op in ("avg_fwd", "avg_bwd")]
+        es += [e("mnist-conv", op, f"torch-cl t{t}", 2.0) for op in ("avg_fwd", "avg_bwd")]
+        es += [e("mnist-conv", "avg_fwd", f"torch-mkldnn t{t}", 1.6),
+               e("mnist-conv-nhwc", "avg_fwd", f"cpool t{t}", 1.5)]
+        es += [e("mnist-conv-nhwc", "avg_fwd", f"{m} t{t}", 3.0) for m in ("torch-cl", "torch-mkldnn")]
+        es += [e("large", "gap", f"cpool t{t}", 1.0, roof=0.8), e("large-nhwc", "gap", f"cpool t{t}", 1.0, roof=0.6)]
+    es += [e("mnist-conv", op, "cpool-numpy", 5.0) for op in ("avg_fwd", "avg_bwd")]
+    rows = {r[0]: r[2:] for r in R.target_rows({"settings": {"threads": [1, 2]}, "entries": es})}
+    assert rows["average pooling forward, NCHW"] == ["mnist-conv vs torch 6x / 6x; mnist-conv vs torch-cl 2x / 2x; "
+                                                     "mnist-conv vs torch-mkldnn 1.6x / 1.6x", "met"]
+    assert rows["average pooling forward, NHWC"] == ["mnist-conv-nhwc vs torch on mnist-conv 4x / 4x; mnist-conv-nhwc "
+                                                     "vs torch-cl 2x / 2x; mnist-conv-nhwc vs torch-mkldnn 2x / 2x",
+                                                     "**not met**"]
+    assert rows["average pooling backward, NCHW"] == ["mnist-conv vs torch 6x / 6x; mnist-conv vs torch-cl 2x / 2x",
+                                                      "met"]
+    assert rows["global average pooling, large shapes"] == ["large 80% / 80%; large-nhwc 60% / 60%", "**not met**"]
+    assert rows["NumPy fallback, average pooling"] == ["mnist-conv avg_fwd 1.2x; mnist-conv avg_bwd 1.2x", "met"]
+    assert "average pooling backward, NHWC" not in rows  # not measured
+    for label, _, ops, shapes, checks in C.TARGETS:  # every row names known ops, shapes and methods
+        assert set(ops) <= set(C.OPS) and set(shapes) <= set(C.SHAPES), label
+        for mine, rival, *_ in checks:
+            assert {n.split()[0] for n in (mine, rival)} <= {*M.METHOD_NAMES, "roofline"}, label
 
 
 def test_formatting():
@@ -424,7 +515,7 @@ def test_small_run_writes_the_results(small_run, capsys):
     assert code == 0
     data = json.loads((out_dir / "results.json").read_text())
     busy = data["busy"]["busy"]  # the machine may be shared: then there is no headline, by design
-    assert len(data["summary"]) == (1 if busy else len(C.OPS)) and data["baseline"] == "loop"
+    assert len(data["summary"]) == (1 if busy else len(data["ops"])) and data["baseline"] == "loop"
     compiled = ["cpool t1", "cpool t2"] if data["machine"]["cpool"]["backend"] == "cython" else []
     assert {e["variant"] for e in data["entries"]} == {*methods.split(",")[:-1], *compiled}
     assert {e["variant"] for e in data["entries"] if e["shape"] == "1x2x8x8:nhwc"} == set(compiled)  # cpool only
@@ -460,6 +551,59 @@ def test_a_busy_run_warns_first_and_the_legend_names_every_method(small_run, tmp
         assert "above 100%" in legend and "cache" in legend
     if importlib.util.find_spec("matplotlib"):
         assert R.draw_chart(data, tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
+
+
+AVG_METHODS = "loop,numpy-mean,cpool-numpy,cpool,cpool-out,torch,torch-cl,torch-mkldnn,onnxruntime"
+
+
+def fake_adaptive_avg_pool2d(input, output_size, *, data_format="NCHW", out=None):
+    """cpool.adaptive_avg_pool2d's signature, torch's averages (the gate's reference): gap where cpool has none."""
+    import torch
+
+    got = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(input), output_size).numpy()
+    return got if out is None else (np.copyto(out, got), out)[1]
+
+
+@pytest.mark.parametrize("with_gap", [False, True])
+def test_a_tiny_average_pooling_run(with_gap, tmp_path, monkeypatch):
+    import cpool
+
+    if with_gap:
+        if importlib.util.find_spec("torch") is None or M.get_methods(["torch"])[0].build is None:
+            pytest.skip("the stand-in adaptive_avg_pool2d needs torch 2.13")
+        monkeypatch.setattr(cpool, "adaptive_avg_pool2d", fake_adaptive_avg_pool2d, raising=False)
+    else:
+        monkeypatch.delattr(cpool, "adaptive_avg_pool2d", raising=False)
+    lines = []
+    s = B.settings_from_args(B.build_parser().parse_args(
+        ["--quick", "--ops", "avg", "--shapes", "2x3x8x8,2x8x12x12:k3:s2:p1:nhwc", "--methods", AVG_METHODS,
+         "--threads", "1", "--no-chart", "--no-progress", "--out", str(tmp_path)]))
+    results = B.run(s, log=lines.append)
+    ops = list(C.AVG_OPS) if with_gap else ["avg_fwd", "avg_bwd"]
+    assert list(results["ops"]) == ops and ("gap" in results["skipped_ops"]) != with_gap
+    assert not [e for e in results["entries"] if e["status"] in ("error", "mismatch")]
+    timed = {(e["shape"], e["op"], e["variant"]) for e in results["entries"] if R.timed(e)}
+    compiled = cpool.backend == "cython"
+    import cpool.slow
+
+    for op in ops:
+        assert ("2x3x8x8", op, "torch t1") in timed and ("2x3x8x8", op, "torch-cl t1") in timed
+        assert (("2x3x8x8", op, "cpool-numpy") in timed) == (op in M.avg_ops(cpool.slow))
+        assert (("2x8x12x12:k3:s2:p1:nhwc", op, "cpool t1") in timed) == compiled
+        assert ("2x8x12x12:k3:s2:p1:nhwc", op, "torch-cl t1") in timed
+    assert ("2x3x8x8", "avg_fwd", "loop") in timed and ("2x3x8x8", "avg_fwd", "numpy-mean") in timed
+    assert all(e["roofline"]["bytes"] == C.parse_shape(e["shape"]).nbytes(e["op"]) for e in results["entries"]
+               if "roofline" in e)
+    exact = {e["variant"] for e in results["entries"] if R.timed(e) and e["exact"]}
+    assert {"cpool-numpy", "torch t1"} | ({"cpool t1", "cpool-out t1"} if compiled else set()) <= exact
+    text = R.render(results, md=True)
+    assert "## avg_fwd: average pooling forward" in text and "## fwd:" not in text
+    assert ("## gap: global average pooling" in text) == with_gap
+    assert ("skipped op gap" in text) != with_gap and "average-pooling reference (the gate): " in text
+    body = RM.results_section(results)
+    assert "Average pooling, forward, speed-up over torch t1:" in body
+    assert ("Global average pooling (adaptive_avg_pool2d(x, 1)), speed-up" in body) == with_gap
+    json.dumps(R._clean(results), allow_nan=False)  # results.json can be written
 
 
 def test_no_ticket_numbers_in_the_benchmark():
