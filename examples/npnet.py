@@ -390,11 +390,13 @@ class GlobalAvgPool2d(Module):
         import cpool  # only here: the rest of the framework needs NumPy alone
 
         self.size = tuple(size)
-        # A window of the whole map. cpool.AdaptiveAvgPool2d(1, backend=backend),
-        # once cpool has it, can replace this line alone: the methods below use
-        # only the layer protocol every cpool pooling layer shares
-        # (forward / backward) and an (N, C, 1, 1) result, which an adaptive
-        # pool to 1x1 gives too.
+        # One window of the whole map: each output is the map's sum divided by H * W,
+        # which is what an adaptive average pooling to 1x1 computes. Were cpool
+        # to get cpool.AdaptiveAvgPool2d(output_size, backend=...) (torch's
+        # arguments, and cpool's layer protocol), this line alone would change,
+        # to AdaptiveAvgPool2d(1, backend=backend): the methods below use only
+        # forward / backward, which every cpool pooling layer shares, and the
+        # (N, C, 1, 1) result.
         self.pool = cpool.AvgPool2d(kernel_size=self.size, backend=backend)
 
     def updateOutput(self, input):
