@@ -2,17 +2,22 @@
 
 On a tiny float64 batch, the gradient of the loss with respect to the input
 and to every parameter, as back-propagated by the framework (cpool's
-``MaxPool2d.updateGradInput`` included), is compared with
+``MaxPool2d`` / ``AvgPool2d.updateGradInput`` included), is compared with
 
 * central finite differences of the loss (every coordinate, or a random
   sample of them for large tensors), and
 * PyTorch autograd on the same weights (``torch.nn.functional``), when torch
   can be imported. torch is optional: it is imported only here, lazily.
 
+Every variant of the network is checked (max and average pooling, each
+with the flatten and the global-average head) unless ``--pool`` / ``--head``
+pick one.
+
 Usage::
 
-    python examples/gradcheck.py                 # cpool, small net + training architecture
-    python examples/gradcheck.py --pool loop     # the original loop layer
+    python examples/gradcheck.py                          # cpool, every variant, small net + training size
+    python examples/gradcheck.py --pool avg --head gap    # one variant
+    python examples/gradcheck.py --impl loop              # the original loop layer (max pooling)
 """
 
 from __future__ import annotations
@@ -25,8 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from npnet import ClassNLLCriterion, Conv2d, Flatten, Linear, LogSoftMax, ReLU  # noqa: E402
-from train_mnist import POOLS, build_net  # noqa: E402
+from npnet import ClassNLLCriterion, Conv2d, Flatten, GlobalAvgPool2d, Linear, LogSoftMax, ReLU  # noqa: E402
+from train_mnist import HEADS, IMPLS, POOLS, build_net  # noqa: E402
 
 __all__ = ["analytic_gradients", "finite_difference_gradients", "torch_gradients", "compare", "check"]
 
@@ -104,8 +109,10 @@ def torch_gradients(net, x, y):
     """The same loss and gradients by torch autograd, or ``None`` without torch.
 
     The network is rebuilt layer by layer with ``torch.nn.functional`` on
-    copies of the framework's weights; every pooling layer (cpool's or the
-    loop one) becomes ``F.max_pool2d(kernel_size)``.
+    copies of the framework's weights; every max-pooling layer (cpool's or
+    the loop one) becomes ``F.max_pool2d(kernel_size)``, ``cpool.AvgPool2d``
+    ``F.avg_pool2d`` with its arguments, and the global-average head
+    ``F.adaptive_avg_pool2d(h, 1)``.
     """
     try:
         import torch
@@ -130,6 +137,11 @@ def torch_gradients(net, x, y):
             h = F.log_softmax(h, dim=1)
         elif type(m).__name__ == "MaxPool2d":
             h = F.max_pool2d(h, m.kernel_size)
+        elif type(m).__name__ == "AvgPool2d":
+            h = F.avg_pool2d(h, m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad,
+                             m.divisor_override)
+        elif isinstance(m, GlobalAvgPool2d):
+            h = F.adaptive_avg_pool2d(h, 1).flatten(1)
         else:
             raise TypeError(f"torch_gradients: no torch equivalent for layer {i} ({m!r})")
     loss = F.nll_loss(h, torch.as_tensor(np.asarray(y), dtype=torch.int64))
@@ -151,15 +163,15 @@ def compare(reference: dict, grads: dict) -> dict:
     return errors
 
 
-def check(pool="cpool", in_shape=(1, 8, 8), channels=(2, 3), n_classes=4, batch=2, max_coords=None,
-          seed=0, use_torch=True):
+def check(impl="cpool", in_shape=(1, 8, 8), channels=(2, 3), n_classes=4, batch=2, max_coords=None,
+          seed=0, use_torch=True, *, pool="max", head="flatten"):
     """Run both comparisons on a fresh float64 network; returns a results dict.
 
     Keys: ``loss``, ``fd`` (errors vs finite differences), and ``torch``
     (errors vs autograd, with ``torch_loss``) or ``None`` without torch.
     """
     rng = np.random.default_rng(seed)
-    net = build_net(pool, in_shape, n_classes, channels, dtype=np.float64, seed=seed)
+    net = build_net(impl, in_shape, n_classes, channels, dtype=np.float64, seed=seed, pool=pool, head=head)
     crit = ClassNLLCriterion()
     x = rng.standard_normal((batch,) + tuple(in_shape))
     y = rng.integers(0, n_classes, batch)
@@ -186,7 +198,9 @@ def _print(title, res):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="Gradient check of the example CNN (float64).")
-    p.add_argument("--pool", choices=POOLS, default="cpool")
+    p.add_argument("--impl", choices=IMPLS, default="cpool", help="who pools (see train_mnist.py)")
+    p.add_argument("--pool", choices=POOLS + ("all",), default="all", help="max or avg pooling (default: both)")
+    p.add_argument("--head", choices=HEADS + ("all",), default="all", help="flatten or gap head (default: both)")
     p.add_argument("--tol", type=float, default=1e-6,
                    help="largest relative error accepted against finite differences")
     p.add_argument("--torch-tol", type=float, default=1e-10,
@@ -194,13 +208,26 @@ def main(argv=None) -> int:
     p.add_argument("--coords", type=int, default=40,
                    help="coordinates sampled per tensor for the training-size network")
     args = p.parse_args(argv)
-    runs = [("small network, 2 images 1x8x8, every coordinate", check(args.pool))]
-    if args.pool != "loop":  # the loop layer makes hundreds of 28x28 forwards take minutes
-        runs.append((f"training architecture, 2 images 1x28x28, {args.coords} coordinates per tensor",
-                     check(args.pool, (1, 28, 28), (8, 16), 10, max_coords=args.coords)))
+    pools = POOLS if args.pool == "all" else (args.pool,)
+    heads = HEADS if args.head == "all" else (args.head,)
+    if args.impl == "loop":
+        if args.pool == "avg":
+            p.error("--impl loop is max pooling only")
+        pools = ("max",)
+    runs = []
+    for pool in pools:
+        for head in heads:
+            variant = f"impl {args.impl}, {pool} pooling, {head} head"
+            runs.append((f"small network, 2 images 1x8x8, every coordinate ({variant})",
+                         check(args.impl, pool=pool, head=head)))
+            if args.impl != "loop":  # the loop layer makes hundreds of 28x28 forwards take minutes
+                runs.append((f"training architecture, 2 images 1x28x28, {args.coords} coordinates per tensor "
+                             f"({variant})",
+                             check(args.impl, (1, 28, 28), (8, 16), 10, max_coords=args.coords, pool=pool,
+                                   head=head)))
     worst_fd = worst_torch = 0.0
     for title, res in runs:
-        _print(f"{title} (pool: {args.pool})", res)
+        _print(title, res)
         worst_fd = max([worst_fd, *res["fd"].values()])
         worst_torch = max([worst_torch, *(res["torch"] or {}).values()])
     ok = worst_fd <= args.tol

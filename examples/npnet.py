@@ -9,8 +9,9 @@ gradOutput)``; a :class:`Sequential` chains them; a :class:`Criterion` has
 functions ``opt(variables, gradients, config, state)`` that update the
 parameters in place.
 
-``cpool.MaxPool2d`` implements the same protocol, so it goes into a
-:class:`Sequential` exactly like the layers defined here -- no adapter.
+``cpool.MaxPool2d`` and ``cpool.AvgPool2d`` implement the same protocol, so
+they go into a :class:`Sequential` exactly like the layers defined here -- no
+adapter. :class:`GlobalAvgPool2d` (a global-average head) wraps one.
 
 Layers compute in the dtype of their parameters (float32 for training,
 float64 for the gradient check) and cast their input to it, because the
@@ -33,6 +34,7 @@ __all__ = [
     "Conv2d",
     "ReLU",
     "Flatten",
+    "GlobalAvgPool2d",
     "Linear",
     "LogSoftMax",
     "Criterion",
@@ -366,6 +368,52 @@ class Flatten(Module):
     def updateGradInput(self, input, gradOutput):
         self.gradInput = np.asarray(gradOutput).reshape(np.shape(input))
         return self.gradInput
+
+
+class GlobalAvgPool2d(Module):
+    """Global average pooling: (N, C, H, W) -> (N, C), the mean of each feature map.
+
+    A classifier head ("global average pooling", as in Network in Network and
+    ResNet): the linear layer after it sees C features whatever the map's
+    size. Computed by cpool's average pooling over the whole map.
+
+    Parameters
+    ----------
+    size : (int, int)
+        The (H, W) of the feature maps it will be given.
+    backend : str, optional
+        cpool's backend (``None``: the default one; ``"numpy"``).
+    """
+
+    def __init__(self, size, backend=None):
+        super().__init__()
+        import cpool  # only here: the rest of the framework needs NumPy alone
+
+        self.size = tuple(size)
+        # One window of the whole map: each output is the map's sum divided by H * W,
+        # which is what an adaptive average pooling to 1x1 computes. Were cpool
+        # to get cpool.AdaptiveAvgPool2d(output_size, backend=...) (torch's
+        # arguments, and cpool's layer protocol), this line alone would change,
+        # to AdaptiveAvgPool2d(1, backend=backend): the methods below use only
+        # forward / backward, which every cpool pooling layer shares, and the
+        # (N, C, 1, 1) result.
+        self.pool = cpool.AvgPool2d(kernel_size=self.size, backend=backend)
+
+    def updateOutput(self, input):
+        if np.shape(input)[-2:] != self.size:
+            raise ValueError(f"GlobalAvgPool2d({self.size}) was given feature maps of "
+                             f"{tuple(np.shape(input)[-2:])}")
+        pooled = self.pool.forward(input)
+        self.output = pooled.reshape(pooled.shape[:2])
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        g = np.asarray(gradOutput)
+        self.gradInput = self.pool.backward(input, g.reshape(g.shape + (1, 1)))
+        return self.gradInput
+
+    def __repr__(self):
+        return f"GlobalAvgPool2d({self.size[0]}x{self.size[1]} -> 1x1, {self.pool!r})"
 
 
 class Linear(_WeightAndBias):

@@ -1,5 +1,6 @@
 """Tests of the end-to-end example CNN in this folder: the IDX reader, the
-loop and cpool pooling layers, gradients, training and the command line.
+loop and cpool pooling layers (max and average pooling, the global-average
+head), gradients, training and the command line.
 
     python -m pytest examples -q
 
@@ -187,6 +188,35 @@ def test_loop_and_cpool_layers_agree(backend, shape, ties):
     np.testing.assert_array_equal(fast.backward(x, g), loop.backward(x, g))
 
 
+def test_global_average_head():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 5, 7, 6))
+    for backend in (None, "numpy"):
+        gap = npnet.GlobalAvgPool2d((7, 6), backend=backend)
+        out = gap.forward(x)
+        assert out.shape == (3, 5)
+        np.testing.assert_allclose(out, x.mean(axis=(2, 3)), rtol=1e-13)
+        g = rng.standard_normal((3, 5))
+        np.testing.assert_allclose(gap.backward(x, g), np.broadcast_to(g[:, :, None, None] / 42, x.shape),
+                                   rtol=1e-13)
+    with pytest.raises(ValueError, match=r"GlobalAvgPool2d\(\(7, 6\)\) was given feature maps of \(7, 7\)"):
+        gap.forward(np.zeros((1, 5, 7, 7)))
+
+
+def test_make_pool_and_head():
+    assert isinstance(train_mnist.make_pool("cpool", 2, "avg"), cpool.AvgPool2d)
+    assert train_mnist.make_pool("cpool-numpy", 2, "avg").timing_label == "AvgPool2d[cpool-numpy]"
+    assert train_mnist.make_pool("loop", 2, "max").timing_label == "MaxPool2d[loop]"
+    with pytest.raises(ValueError, match="max pooling only"):
+        train_mnist.make_pool("loop", 2, "avg")
+    with pytest.raises(ValueError, match="pool must be one of max, avg"):
+        train_mnist.make_pool("cpool", 2, "min")
+    net = train_mnist.build_net("cpool", (1, 28, 28), 10, (8, 16), pool="avg", head="gap")
+    assert [type(m).__name__ for m in net.modules] == ["Conv2d", "ReLU", "AvgPool2d", "Conv2d", "ReLU",
+                                                       "AvgPool2d", "GlobalAvgPool2d", "Linear", "LogSoftMax"]
+    assert net.modules[6].size == (7, 7) and net.modules[7].W.shape == (10, 16)
+
+
 def test_cpool_layer_fits_the_framework_protocol():
     layer = cpool.MaxPool2d(2)
     net = npnet.Sequential(npnet.ReLU(), layer, npnet.Flatten())
@@ -206,30 +236,43 @@ def test_cpool_layer_fits_the_framework_protocol():
 # Gradients
 # --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("pool", train_mnist.POOLS)
-def test_gradients_match_finite_differences(pool):
-    res = gradcheck.check(pool, use_torch=False)
+@pytest.mark.parametrize("impl, pool, head", train_mnist.VARIANTS)
+def test_gradients_match_finite_differences(impl, pool, head):
+    res = gradcheck.check(impl, use_torch=False, pool=pool, head=head)
     assert set(res["fd"]) == {"input", "0.Conv2d.W", "0.Conv2d.b", "3.Conv2d.W", "3.Conv2d.b",
                               "7.Linear.W", "7.Linear.b"}
     assert max(res["fd"].values()) < 1e-6, res["fd"]
 
 
-def test_training_architecture_gradients_sampled():
-    res = gradcheck.check("cpool", (1, 28, 28), (8, 16), 10, max_coords=8, use_torch=False)
+@pytest.mark.parametrize("pool", train_mnist.POOLS)
+@pytest.mark.parametrize("head", train_mnist.HEADS)
+def test_training_architecture_gradients_sampled(pool, head):
+    res = gradcheck.check("cpool", (1, 28, 28), (8, 16), 10, max_coords=8, use_torch=False, pool=pool, head=head)
     assert max(res["fd"].values()) < 1e-6, res["fd"]
 
 
-@pytest.mark.parametrize("pool", ["cpool", "loop"])
-def test_gradients_match_torch_autograd(pool):
+def test_gradcheck_command_checks_every_variant(capsys):
+    assert gradcheck.main(["--coords", "2"]) == 0
+    out = capsys.readouterr().out
+    for pool in train_mnist.POOLS:
+        for head in train_mnist.HEADS:
+            assert out.count(f"impl cpool, {pool} pooling, {head} head") == 2, (pool, head)
+
+
+@pytest.mark.parametrize("impl, pool, head", [("cpool", "max", "flatten"), ("loop", "max", "flatten"),
+                                              ("cpool", "avg", "flatten"), ("cpool", "max", "gap"),
+                                              ("cpool-numpy", "avg", "gap")])
+def test_gradients_match_torch_autograd(impl, pool, head):
     pytest.importorskip("torch")
-    res = gradcheck.check(pool, max_coords=1)
+    res = gradcheck.check(impl, max_coords=1, pool=pool, head=head)
     assert res["torch"] is not None
     assert abs(res["loss"] - res["torch_loss"]) < 1e-12
     assert max(res["torch"].values()) < 1e-10, res["torch"]
 
 
-def test_layers_keep_float32():
-    net = train_mnist.build_net("cpool", (1, 12, 12), 4, (2, 3))
+@pytest.mark.parametrize("pool, head", [("max", "flatten"), ("avg", "gap")])
+def test_layers_keep_float32(pool, head):
+    net = train_mnist.build_net("cpool", (1, 12, 12), 4, (2, 3), pool=pool, head=head)
     x = np.zeros((2, 1, 12, 12), np.float32)
     out = net.forward(x)
     assert all(a.dtype == np.float32 for a in net.inputs)
@@ -240,6 +283,21 @@ def test_layers_keep_float32():
 # --------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------
+
+def _textures(n, size=12, seed=0):
+    """Learnable without positions (a global-average head): class c is a 4x4
+    patch anywhere over noise, of horizontal stripes, vertical stripes, a
+    checkerboard or uniform brightness."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, n)
+    x = rng.integers(0, 60, (n, size, size)).astype(np.uint8)
+    i, j = np.mgrid[:4, :4]
+    patterns = [(i % 2) * 255, (j % 2) * 255, ((i + j) % 2) * 255, np.full((4, 4), 200)]
+    for k, c in enumerate(y):
+        r0, c0 = rng.integers(0, size - 3, 2)
+        x[k, r0:r0 + 4, c0:c0 + 4] = patterns[int(c)]
+    return x, y.astype(np.uint8)
+
 
 def _synthetic(n, size=12, classes=4, seed=0):
     """Learnable images: class c has a bright 4x4 patch in quadrant c, over noise."""
@@ -271,10 +329,30 @@ def test_training_reduces_loss(optimizer):
     assert "MaxPool2d[cpool-" + cpool.backend + "]" in timer and "Conv2d" in timer
 
 
+@pytest.mark.parametrize("pool, head", [("avg", "flatten"), ("avg", "gap"), ("max", "gap")])
+def test_training_reduces_loss_with_average_pooling(pool, head):
+    images, labels = _textures(320) if head == "gap" else _synthetic(320)
+    X = train_mnist.preprocess(images, images.mean() / 255, images.std() / 255)
+    net = train_mnist.build_net("cpool", X.shape[1:], 4, pool=pool, head=head)
+    crit = npnet.ClassNLLCriterion()
+    opt, config = train_mnist.OPTIMIZERS["adam"]
+    if head == "gap":  # 16 features to learn from, not 16 * 3 * 3: a larger step for this short run
+        config = dict(config, learning_rate=1e-2)
+    state, rng, timer = {}, np.random.default_rng(0), npnet.LayerTimer()
+    first = train_mnist.train_epoch(net, crit, opt, config, state, X, labels, 32, rng, timer)
+    for _ in range(5):
+        last = train_mnist.train_epoch(net, crit, opt, config, state, X, labels, 32, rng, timer)
+    assert last["loss"] < 0.5 * first["loss"], (first["loss"], last["loss"])
+    _, acc = train_mnist.evaluate(net, crit, X, labels)
+    assert acc > 0.9
+    label = ("MaxPool2d" if pool == "max" else "AvgPool2d") + "[cpool-" + cpool.backend + "]"
+    assert label in timer and (head != "gap" or "GlobalAvgPool2d[cpool-" + cpool.backend + "]" in timer)
+
+
 def test_cli_end_to_end(tmp_path, capsys):
     _write_dataset(tmp_path, 96, 32, size=12, classes=3)
     assert train_mnist.main(["--data", str(tmp_path), "--epochs", "1", "--batch-size", "32",
-                             "--pool", "cpool-numpy"]) == 0
+                             "--impl", "cpool-numpy"]) == 0
     captured = capsys.readouterr()
     assert "96/96" in captured.err  # the progress bar
     assert "epoch 1: train loss" in captured.out and "test loss" in captured.out
@@ -283,11 +361,33 @@ def test_cli_end_to_end(tmp_path, capsys):
 
 def test_cli_loop_with_limit_extrapolates(tmp_path, capsys):
     _write_dataset(tmp_path, 64, 16, size=12, classes=3)
-    assert train_mnist.main(["--data", str(tmp_path), "--epochs", "1", "--pool", "loop", "--limit", "16",
+    assert train_mnist.main(["--data", str(tmp_path), "--epochs", "1", "--impl", "loop", "--limit", "16",
                              "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "extrapolated x4.0 to a full epoch of 64 images" in out
     assert "MaxPool2d[loop]" in out and "extrapolated to 64 images" in out
+
+
+def test_cli_average_pooling_and_gap_head(tmp_path, capsys):
+    _write_dataset(tmp_path, 64, 16, size=12, classes=3)
+    assert train_mnist.main(["--data", str(tmp_path), "--epochs", "1", "--batch-size", "32", "--pool", "avg",
+                             "--head", "gap", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "pooling: avg pooling, gap head, cpool" in out and "GlobalAvgPool2d(3x3 -> 1x1" in out
+    assert "AvgPool2d[cpool-" in out and "GlobalAvgPool2d[cpool-" in out
+    assert "average pooling (forward + backward)" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--pool", "cpool"], "'cpool' is an implementation: use --impl cpool"),
+    (["--pool", "min"], "invalid choice: 'min'"),
+    (["--impl", "loop", "--pool", "avg"], "--impl loop is max pooling only"),
+    (["--head", "mean"], "invalid choice: 'mean'"),
+])
+def test_cli_rejects_bad_choices(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        train_mnist.parse_args(argv)
+    assert info.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_progress_bar_plain_stream():

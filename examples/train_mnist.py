@@ -6,9 +6,13 @@ The network is the one from the question that started cpool::
     Conv2d(8->16, 3x3, pad 1) - ReLU - MaxPool2d(2)
     Flatten - Linear(16*7*7 -> 10) - LogSoftMax        + ClassNLLCriterion
 
-and ``--pool`` picks its pooling layer: ``cpool`` (``cpool.MaxPool2d``, the
-default backend), ``cpool-numpy`` (``cpool.MaxPool2d(..., backend='numpy')``)
-or ``loop`` (the original loop layer in :mod:`loop_pool`; use it with
+``--pool`` picks the pooling of the two stages: ``max`` (``MaxPool2d(2)``) or
+``avg`` (``cpool.AvgPool2d(2)``, the same kernel and stride). ``--head``
+picks the classifier head: ``flatten`` (above) or ``gap``, global average
+pooling (``GlobalAvgPool2d``: the mean of each of the 16 7x7 maps) then
+``Linear(16 -> 10)``. ``--impl`` picks who computes the pooling: ``cpool``
+(the default backend), ``cpool-numpy`` (``backend='numpy'``) or ``loop``
+(the original loop layer in :mod:`loop_pool`, max pooling only; use it with
 ``--limit``, a full epoch takes hours). After each epoch it prints the time
 spent in each layer type; with ``--limit`` it also extrapolates that epoch to
 the full training set.
@@ -17,8 +21,9 @@ Examples
 --------
 ::
 
-    python examples/train_mnist.py --epochs 2 --pool cpool
-    python examples/train_mnist.py --epochs 1 --pool loop --limit 300
+    python examples/train_mnist.py --epochs 2
+    python examples/train_mnist.py --epochs 2 --pool avg --head gap
+    python examples/train_mnist.py --epochs 1 --impl loop --limit 300
     python examples/train_mnist.py --data ~/data/mnist --epochs 1
 
 Data are read from disk only (default: Fashion-MNIST from Debian's
@@ -74,6 +79,7 @@ from npnet import (  # noqa: E402
     ClassNLLCriterion,
     Conv2d,
     Flatten,
+    GlobalAvgPool2d,
     LayerTimer,
     Linear,
     LogSoftMax,
@@ -83,9 +89,13 @@ from npnet import (  # noqa: E402
     sgd_momentum,
 )
 
-POOLS = ("cpool", "cpool-numpy", "loop")
+IMPLS = ("cpool", "cpool-numpy", "loop")
+POOLS = ("max", "avg")
+HEADS = ("flatten", "gap")
+#: Every (impl, pool, head) build_net takes (the loop layer is max pooling only).
+VARIANTS = tuple((i, p, h) for i in IMPLS for p in POOLS for h in HEADS if not (i == "loop" and p == "avg"))
 
-__all__ = ["POOLS", "make_pool", "build_net", "preprocess", "train_epoch", "evaluate",
+__all__ = ["IMPLS", "POOLS", "HEADS", "VARIANTS", "make_pool", "build_net", "preprocess", "train_epoch", "evaluate",
            "timing_report", "main"]
 
 
@@ -107,34 +117,61 @@ def import_cpool():
     return cpool
 
 
-def make_pool(kind: str, kernel_size: int = 2):
-    """The pooling layer named by ``kind`` (one of :data:`POOLS`).
+def cpool_backend(impl: str):
+    """(cpool, backend= argument, label) of a cpool implementation (``cpool`` or ``cpool-numpy``)."""
+    cpool = import_cpool()
+    if impl == "cpool-numpy":
+        return cpool, "numpy", impl
+    return cpool, None, f"cpool-{cpool.backend}"
+
+
+def make_pool(impl: str, kernel_size: int = 2, pool: str = "max"):
+    """The pooling layer of ``pool`` (one of :data:`POOLS`) computed by ``impl``
+    (one of :data:`IMPLS`).
 
     The layer gets a ``timing_label`` attribute so the timing table says
     which pooling ran.
     """
-    if kind == "loop":
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
+    if impl == "loop":
+        if pool != "max":
+            raise ValueError("the loop layer is max pooling only: --pool avg needs --impl cpool or cpool-numpy")
         from loop_pool import MaxPool2d
-        layer = MaxPool2d(kernel_size)
-    elif kind in ("cpool", "cpool-numpy"):
-        cpool = import_cpool()  # only here, so --pool loop works without cpool
-        layer = cpool.MaxPool2d(kernel_size, backend="numpy" if kind == "cpool-numpy" else None)
-        if kind == "cpool":
-            kind = f"cpool-{cpool.backend}"
+        layer, label = MaxPool2d(kernel_size), impl
+    elif impl in ("cpool", "cpool-numpy"):
+        cpool, backend, label = cpool_backend(impl)  # only here, so --impl loop works without cpool
+        layer_type = cpool.MaxPool2d if pool == "max" else cpool.AvgPool2d
+        layer = layer_type(kernel_size, backend=backend)
     else:
-        raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {kind!r}")
-    layer.timing_label = f"MaxPool2d[{kind}]"
+        raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
+    layer.timing_label = f"{type(layer).__name__}[{label}]"
     return layer
 
 
-def build_net(pool: str = "cpool", in_shape=(1, 28, 28), n_classes: int = 10, channels=(8, 16),
-              dtype=np.float32, seed: int = 0) -> Sequential:
-    """The example CNN: two (conv 3x3 pad 1, ReLU, max-pool 2) stages, then a linear classifier.
+def make_head(impl: str, head: str, channels: int, size, n_classes: int, dtype, rng):
+    """The classifier head's layers: Flatten + Linear over every feature
+    (``flatten``), or global average pooling + Linear over the channels
+    (``gap``, computed by cpool: its default backend unless ``impl`` is
+    ``cpool-numpy``)."""
+    if head == "flatten":
+        return [Flatten(), Linear(channels * size[0] * size[1], n_classes, dtype=dtype, rng=rng)]
+    if head == "gap":
+        _, backend, label = cpool_backend("cpool-numpy" if impl == "cpool-numpy" else "cpool")
+        gap = GlobalAvgPool2d(size, backend=backend)
+        gap.timing_label = f"GlobalAvgPool2d[{label}]"
+        return [gap, Linear(channels, n_classes, dtype=dtype, rng=rng)]
+    raise ValueError(f"head must be one of {', '.join(HEADS)}, got {head!r}")
+
+
+def build_net(impl: str = "cpool", in_shape=(1, 28, 28), n_classes: int = 10, channels=(8, 16),
+              dtype=np.float32, seed: int = 0, *, pool: str = "max", head: str = "flatten") -> Sequential:
+    """The example CNN: two (conv 3x3 pad 1, ReLU, pool 2) stages, then a linear classifier.
 
     Parameters
     ----------
-    pool : str
-        Pooling layer, see :func:`make_pool`.
+    impl : str
+        Who computes the pooling, see :func:`make_pool`.
     in_shape : (C, H, W)
         One input image's shape.
     n_classes : int
@@ -144,6 +181,11 @@ def build_net(pool: str = "cpool", in_shape=(1, 28, 28), n_classes: int = 10, ch
         Parameter dtype (float32 to train, float64 for gradient checks).
     seed : int
         Seed of the weight initialisation.
+    pool : str
+        ``max`` or ``avg`` pooling in the two stages.
+    head : str
+        ``flatten`` (Flatten + Linear) or ``gap`` (global average pooling +
+        Linear), see :func:`make_head`.
     """
     rng = np.random.default_rng(seed)
     c, h, w = in_shape
@@ -151,12 +193,11 @@ def build_net(pool: str = "cpool", in_shape=(1, 28, 28), n_classes: int = 10, ch
     return Sequential(
         Conv2d(c, c1, 3, padding=1, dtype=dtype, rng=rng),
         ReLU(),
-        make_pool(pool, 2),
+        make_pool(impl, 2, pool),
         Conv2d(c1, c2, 3, padding=1, dtype=dtype, rng=rng),
         ReLU(),
-        make_pool(pool, 2),
-        Flatten(),
-        Linear(c2 * (h // 4) * (w // 4), n_classes, dtype=dtype, rng=rng),
+        make_pool(impl, 2, pool),
+        *make_head(impl, head, c2, (h // 4, w // 4), n_classes, dtype, rng),
         LogSoftMax(),
     )
 
@@ -301,9 +342,10 @@ def timing_report(timer: LayerTimer, epoch_seconds: float, n_images: int, full_n
 
 
 def pool_seconds(timer: LayerTimer) -> float:
-    """Forward + backward seconds of every max-pooling layer in ``timer``."""
+    """Forward + backward seconds of the two stages' pooling layers in ``timer``
+    (not the global-average head)."""
     return sum(t["forward"] + t["backward"] for label, t in timer.seconds.items()
-               if label.startswith("MaxPool2d"))
+               if label.startswith(("MaxPool2d", "AvgPool2d")))
 
 
 def parse_args(argv=None):
@@ -313,9 +355,14 @@ def parse_args(argv=None):
     p.add_argument("--data", metavar="DIR", default=None,
                    help=f"folder with the four MNIST-format IDX files (default {mnist_idx.DEFAULT_DATA_DIR})")
     p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--pool", choices=POOLS, default="cpool",
-                   help="pooling layer: cpool.MaxPool2d (default backend), the same forced to NumPy, "
-                        "or the original loop layer (use with --limit)")
+    p.add_argument("--pool", default="max", type=_pool_choice, metavar="{max,avg}",
+                   help="pooling of the two stages: max (MaxPool2d(2)) or avg (cpool.AvgPool2d(2))")
+    p.add_argument("--head", choices=HEADS, default="flatten",
+                   help="classifier head: flatten (Flatten + Linear) or gap (global average pooling, "
+                        "cpool.AvgPool2d over the whole map, + Linear on the channels)")
+    p.add_argument("--impl", choices=IMPLS, default="cpool",
+                   help="who pools: cpool (default backend), cpool forced to NumPy, or the original loop "
+                        "layer (max pooling only; use with --limit)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="use only the first N training and N test images; the timing table is then "
                         "extrapolated to the full training set")
@@ -336,7 +383,18 @@ def parse_args(argv=None):
         p.error(f"--limit must be at least 1, got {args.limit}")
     if args.blas_threads < 1:
         p.error(f"--blas-threads must be at least 1, got {args.blas_threads}")
+    if args.impl == "loop" and args.pool != "max":
+        p.error("--impl loop is max pooling only: --pool avg needs --impl cpool or cpool-numpy")
     return args
+
+
+def _pool_choice(value: str) -> str:
+    if value in POOLS:
+        return value
+    if value in IMPLS:  # the implementation was once chosen with --pool
+        raise argparse.ArgumentTypeError(f"{value!r} is an implementation: use --impl {value} "
+                                         "(--pool picks max or avg)")
+    raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from max, avg)")
 
 
 def blas_threads_description() -> str:
@@ -371,14 +429,14 @@ def main(argv=None) -> int:
     n_classes = int(max(train_y.max(), test_y.max())) + 1
 
     try:
-        net = build_net(args.pool, X.shape[1:], n_classes, seed=args.seed)
+        net = build_net(args.impl, X.shape[1:], n_classes, seed=args.seed, pool=args.pool, head=args.head)
     except ImportError as exc:
-        print(f"error: --pool {args.pool} needs cpool ({exc}); build it with "
+        print(f"error: --impl {args.impl} --head {args.head} needs cpool ({exc}); build it with "
               "`python setup.py build_ext --inplace` or `pip install .` in the cpool checkout, "
-              "or use --pool loop", file=sys.stderr)
+              "or use --impl loop --head flatten", file=sys.stderr)
         return 2
-    pool_desc = args.pool
-    if args.pool.startswith("cpool"):
+    pool_desc = f"{args.pool} pooling, {args.head} head, {args.impl}"
+    if args.impl.startswith("cpool") or args.head == "gap":
         cpool = import_cpool()
         threads = cpool.get_num_threads() if hasattr(cpool, "get_num_threads") else "?"
         pool_desc += (f" (cpool {getattr(cpool, '__version__', '?')} from {Path(cpool.__file__).parent}, "
@@ -392,8 +450,8 @@ def main(argv=None) -> int:
     print(f"pooling: {pool_desc}; optimizer {args.optimizer} {config}; batch {args.batch_size}")
     print(f"BLAS: {blas_threads_description()}")
     print(net)
-    if args.pool == "loop" and args.limit is None:
-        print("warning: --pool loop without --limit: an epoch of the loop layer takes hours",
+    if args.impl == "loop" and args.limit is None:
+        print("warning: --impl loop without --limit: an epoch of the loop layer takes hours",
               file=sys.stderr)
 
     criterion = ClassNLLCriterion()
@@ -412,7 +470,8 @@ def main(argv=None) -> int:
               f"test loss {test_loss:.4f} acc {test_acc:.4f} ({eval_s:.1f} s)")
         print(timing_report(timer, stats["seconds"], stats["n"], full_n))
         pool_s = pool_seconds(timer)
-        print(f"max pooling (forward + backward): {pool_s:.3f} s = {pool_s / stats['seconds']:.1%} of the "
+        kind = "max" if args.pool == "max" else "average"
+        print(f"{kind} pooling (forward + backward): {pool_s:.3f} s = {pool_s / stats['seconds']:.1%} of the "
               f"epoch, {pool_s / stats['n'] * 1e6:.1f} us per image"
               + (f"; extrapolated to {full_n} images: {pool_s * full_n / stats['n']:.1f} s"
                  if stats["n"] < full_n else ""))

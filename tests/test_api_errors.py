@@ -24,6 +24,7 @@ import pytest
 from helpers import unaligned_copy
 
 import cpool
+from cpool.functional import bind_avg
 
 # ------------------------------------------------------------ the table
 X = np.zeros((1, 2, 6, 6), dtype=np.float32)
@@ -43,6 +44,95 @@ def fwd(*args, **kwargs):
 def bwd(*args):
     return lambda m: m.max_pool2d_backward(*args)
 
+
+# Average pooling: each call is handed an out= array filled with SENTINEL,
+# which the error must leave as it is (test_avg_errors_write_nothing).
+SENTINEL = 7.0
+AVG_OUTS = []
+
+
+def _avg_of(m):
+    """(avg_pool2d, avg_pool2d_backward, AvgPool2d backend name) of a backend or of ``cpool``."""
+    if m is cpool:
+        return cpool.avg_pool2d, cpool.avg_pool2d_backward, None
+    if m.module is cpool.slow:
+        return cpool.slow.avg_pool2d, cpool.slow.avg_pool2d_backward, m.name
+    return (*bind_avg(m.module), m.name)
+
+
+def _sentinel(shape, dtype):
+    out = np.full(shape, SENTINEL, dtype)
+    AVG_OUTS.append(out)
+    return out
+
+
+def avg_fwd(input, *args, **kwargs):
+    out = _sentinel((1, 2, 3, 3), np.float32)
+    return lambda m: _avg_of(m)[0](input, *args, **kwargs, out=out)
+
+
+def avg_bwd(grad_output, input_shape, *args, **kwargs):
+    out = _sentinel(X.shape, np.float32)
+    return lambda m: _avg_of(m)[1](grad_output, input_shape, *args, **kwargs, out=out)
+
+
+def avg_layer(*args, **kwargs):
+    return lambda m: cpool.AvgPool2d(*args, **kwargs, backend=_avg_of(m)[2])
+
+
+def avg_layer_backward(input, grad_output, *args, **kwargs):
+    def call(m):
+        layer = cpool.AvgPool2d(*args, **kwargs, backend=_avg_of(m)[2])
+        layer.forward(input)
+        return layer.backward(input, grad_output)
+    return call
+
+
+AVG_ERROR_CASES = [
+    # rejections of average pooling that the max-pooling rows do not show
+    ("avg_pool2d int32 dtype", avg_fwd(X.astype(np.int32), 2), TypeError,
+     r"avg_pool2d does not support input.dtype=int32; supported dtypes: float16, float32, float64, int64$"),
+    ("avg_pool2d uint8 dtype", avg_fwd(X.astype(np.uint8), 2), TypeError, r"avg_pool2d .*input.dtype=uint8"),
+    ("avg_pool2d bool dtype", avg_fwd(X.astype(bool), 2), TypeError, r"avg_pool2d .*input.dtype=bool"),
+    ("avg_pool2d divisor_override 0", avg_fwd(X, 2, divisor_override=0), ValueError,
+     r"divisor_override must not be zero, got divisor_override=0"),
+    ("avg_pool2d divisor_override float", avg_fwd(X, 2, divisor_override=2.0), TypeError,
+     r"divisor_override must be None or an int, got divisor_override=2.0 \(type float\)"),
+    ("avg_pool2d divisor_override bool", avg_fwd(X, 2, divisor_override=True), TypeError,
+     r"divisor_override=True \(type bool\)"),
+    ("avg_pool2d divisor_override string", avg_fwd(X, 2, divisor_override="2"), TypeError,
+     r"divisor_override='2' \(type str\)"),
+    ("avg_pool2d divisor_override beyond int64", avg_fwd(X, 2, divisor_override=2**63), ValueError,
+     r"divisor_override must fit in int64, got divisor_override=9223372036854775808"),
+    ("avg_pool2d count_include_pad not bool", avg_fwd(X, 2, count_include_pad=1), TypeError,
+     r"count_include_pad must be a bool, got count_include_pad=1 \(type int\)"),
+    ("avg_pool2d count_include_pad None", avg_fwd(X, 2, count_include_pad=None), TypeError,
+     r"count_include_pad=None"),
+    ("avg_pool2d padding above half the kernel", avg_fwd(X, 3, 1, 2), ValueError,
+     r"padding must be at most half of kernel_size, got padding=\(2, 2\) with kernel_size=\(3, 3\)"),
+    ("avg_pool2d_backward int32 grad_output", avg_bwd(G.astype(np.int32), X.shape, 2), TypeError,
+     r"avg_pool2d_backward does not support grad_output.dtype=int32; supported dtypes: float16, float32, float64, "
+     r"int64$"),
+    ("avg_pool2d_backward grad_output of another output size", avg_bwd(G[..., :2], X.shape, 2), ValueError,
+     r"grad_output must have the output size of input_shape=\(1, 2, 6, 6\) \(3x3\), "
+     r"got grad_output.shape=\(1, 2, 3, 2\)"),
+    ("avg_pool2d_backward input_shape negative", avg_bwd(G, (1, 2, -6, 6), 2), ValueError,
+     r"input_shape must not have negative dimensions, got input_shape=\(1, 2, -6, 6\)"),
+    ("avg_pool2d_backward input_shape zero width", avg_bwd(G, (1, 2, 6, 0), 2), ValueError,
+     r"input_shape must have non-zero channel, height and width .*input_shape.shape=\(1, 2, 6, 0\)"),
+    ("avg_pool2d_backward input_shape smaller than the kernel", avg_bwd(G, (1, 2, 1, 1), 2), ValueError,
+     r"output size is too small: input_shape.shape=\(1, 2, 1, 1\)"),
+    ("avg_pool2d_backward divisor_override 0", avg_bwd(G, X.shape, 2, divisor_override=0), ValueError,
+     r"divisor_override must not be zero, got divisor_override=0"),
+    ("AvgPool2d divisor_override 0", avg_layer(2, divisor_override=0), ValueError,
+     r"divisor_override must not be zero, got divisor_override=0"),
+    ("AvgPool2d count_include_pad not bool", avg_layer(2, count_include_pad="yes"), TypeError,
+     r"count_include_pad must be a bool, got count_include_pad='yes'"),
+    ("AvgPool2d padding above half the kernel", avg_layer(2, padding=2), ValueError,
+     r"padding must be at most half of kernel_size, got padding=\(2, 2\) with kernel_size=\(2, 2\)"),
+    ("AvgPool2d.backward grad_output of another output size", avg_layer_backward(X, G[..., :2, :2], 2), ValueError,
+     r"grad_output must have the output size of input_shape=\(1, 2, 6, 6\) \(3x3\)"),
+]
 
 ERROR_CASES = [
     # (what, call, exception, message must match)
@@ -96,7 +186,7 @@ ERROR_CASES = [
     ("input_shape not a tuple", bwd(G, IDX, 36), TypeError, r"input_shape=36"),
     ("input_shape with floats", bwd(G, IDX, (1, 2, 6.0, 6)), TypeError, r"input_shape"),
     ("input_shape zero width", bwd(G, IDX, (1, 2, 6, 0)), ValueError, r"input_shape=\(1, 2, 6, 0\)"),
-]
+] + AVG_ERROR_CASES
 
 
 @pytest.mark.parametrize("case", ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
@@ -110,6 +200,16 @@ def test_public_functions_raise_the_same():
     for _, call, exc, pattern in ERROR_CASES:
         with pytest.raises(exc, match=pattern):
             call(cpool)
+
+
+def test_avg_errors_write_nothing(backend):
+    # every out= handed to an average-pooling row still holds only SENTINEL
+    for _, call, exc, pattern in AVG_ERROR_CASES:
+        with pytest.raises(exc, match=pattern):
+            call(backend)
+    assert len(AVG_OUTS) == sum(1 for c in AVG_ERROR_CASES if not c[0].startswith("AvgPool2d"))
+    for out in AVG_OUTS:
+        assert (out == SENTINEL).all()
 
 
 def test_index_errors_leave_no_partial_work(backend):

@@ -7,6 +7,8 @@
   backward; the sign of a zero mean, which differs between torch's planes
   and channels-last kernels.
 * A scalar loop oracle (torch's loops transcribed) for runs without torch.
+* ``data/golden_avg_torch.npz`` (written by ``tools/make_golden_avg.py``)
+  keeps torch parity checked bit for bit without torch.
 * Argument errors: the exception type and the argument's name, with
   nothing written to ``out``; ``out=`` itself.
 * The gradient property: the gradient of the sum of the outputs gives each
@@ -14,6 +16,8 @@
 * Both backends agree bit for bit (the compiled one behind the public
   signatures, and ``cpool.slow``).
 """
+
+import os
 
 import numpy as np
 import pytest
@@ -304,6 +308,209 @@ def test_which_nan_payload_wins_matches_torch(avg, dtype):
         grad = bwd(ga, xa.shape, **params, data_format=data_format)
         assert_same_bits(np.ascontiguousarray(grad), np.ascontiguousarray(back(torch_backward(gt, t, params))),
                          ("backward", layout))
+
+
+# ------------------------------------------------------------ golden arrays
+GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "golden_avg_torch.npz")
+GOLDEN_LAYOUTS = ("nchw", "channels_last", "3d_channels_last")
+
+
+def load_golden_cases():
+    """(torch version, cases): each case a dict of the recorded parameters and
+    arrays (logical NCHW order), as tools/make_golden_avg.py lays them out."""
+    with np.load(GOLDEN) as data:
+        fields = [str(f) for f in data["fields"]]
+        buffers = {name[len("data/"):]: data[name] for name in data.files if name.startswith("data/")}
+        masks = data["cpu_dependent"]
+        cases = []
+        for row in data["cases"]:
+            c = dict(zip(fields, (int(v) for v in row)))
+            dtype = ("float16", "float32", "float64", "int64")[c["dtype"]]
+            buf = buffers[dtype]
+            shape = (c["C"], c["H"], c["W"]) if c["N"] < 0 else (c["N"], c["C"], c["H"], c["W"])
+            p = dict(kernel_size=(c["kh"], c["kw"]), stride=None if c["stride_none"] else (c["sh"], c["sw"]),
+                     padding=(c["ph"], c["pw"]), ceil_mode=bool(c["ceil_mode"]),
+                     count_include_pad=bool(c["count_include_pad"]), divisor_override=c["divisor"] or None)
+            k, s, pad = pairs(p)
+            oh, ow = out_len(c["H"], k[0], s[0], pad[0], p["ceil_mode"]), out_len(c["W"], k[1], s[1], pad[1],
+                                                                                   p["ceil_mode"])
+            out_shape = shape[:-2] + (oh, ow)
+
+            def take(at, shape_, source=buf):
+                return None if at < 0 else source[at:at + int(np.prod(shape_))].reshape(shape_)
+
+            cases.append(dict(layout=GOLDEN_LAYOUTS[c["layout"]], params=p, x=take(c["x_at"], shape),
+                              out=take(c["out_at"], out_shape), grad_out=take(c["grad_out_at"], out_shape),
+                              grad_in=take(c["grad_in_at"], shape),
+                              cpu_dependent=take(c["mask_at"], out_shape, masks)))
+        return str(data["torch_version"]), cases
+
+
+GOLDEN_VERSION, GOLDEN_CASES = load_golden_cases()
+
+
+def golden_views(a, layout):
+    """``a`` (logical NCHW order) in the case's memory: [(data_format, array, back to NCHW order)]."""
+    if layout == "nchw":
+        return [("NCHW", a, lambda r: r)]
+    if layout == "3d_channels_last":
+        return [("NCHW", np.moveaxis(np.ascontiguousarray(np.moveaxis(a, 0, -1)), -1, 0), lambda r: r)]
+    nhwc = np.ascontiguousarray(np.moveaxis(a, 1, -1))  # channels-last memory, seen in either format
+    views = [("NCHW", np.moveaxis(nhwc, -1, 1), lambda r: r)]
+    if a.shape[1] > 1:
+        # One channel: the memory is planes memory too, and torch runs its planes
+        # kernel (+0.0 for a -0.0 mean); an NHWC-format array has no torch
+        # counterpart then, and cpool runs its channels-last kernel on it.
+        views.append(("NHWC", nhwc, lambda r: np.moveaxis(r, -1, 1)))
+    return views
+
+
+def test_golden_file_is_from_pinned_torch():
+    assert GOLDEN_VERSION.split("+")[0] == "2.13.0", "parity is pinned to torch 2.13.0"
+    assert len(GOLDEN_CASES) >= 400
+
+
+def signalling_nan(a):
+    """Whether float array ``a`` holds a signalling NaN (quiet bit clear)."""
+    if a.dtype.kind != "f":
+        return False
+    quiet = 1 << (np.finfo(a.dtype).nmant - 1)
+    return bool((np.isnan(a) & ((a.view(f"u{a.itemsize}") & quiet) == 0)).any())
+
+
+def nan_shares_meet(c):
+    """Whether two different NaNs of grad_output reach one element of the gradient."""
+    go = c["grad_out"]
+    if go.dtype.kind != "f" or np.isnan(go).sum() < 2:
+        return False
+    k, s, p = pairs(c["params"])
+    H, W = c["x"].shape[-2:]
+    planes = go.reshape((-1,) + go.shape[-2:])
+    for plane in planes:
+        seen = {}
+        for oh, ow in np.argwhere(np.isnan(plane)):
+            h0, w0 = max(oh * s[0] - p[0], 0), max(ow * s[1] - p[1], 0)
+            h1, w1 = min(oh * s[0] - p[0] + k[0], H), min(ow * s[1] - p[1] + k[1], W)
+            bits = plane[oh, ow:ow + 1].view(f"u{go.itemsize}")[0]
+            for ih in range(h0, h1):
+                for iw in range(w0, w1):
+                    if seen.setdefault((ih, iw), bits) != bits:
+                        return True
+    return False
+
+
+def nans_meet_in_a_window(c):
+    """Whether some window of the forward sums two NaNs: two different NaN
+    inputs, or a NaN input and an infinity (inf - inf makes another NaN)."""
+    x = c["x"]
+    if x.dtype.kind != "f" or not np.isnan(x).any():
+        return False
+    k, s, p = pairs(c["params"])
+    H, W = x.shape[-2:]
+    OH, OW = c["out"].shape[-2:]
+    for plane in x.reshape((-1, H, W)):
+        if not np.isnan(plane).any():
+            continue
+        for oh in range(OH):
+            for ow in range(OW):
+                h0, w0 = oh * s[0] - p[0], ow * s[1] - p[1]
+                win = plane[max(h0, 0):max(h0 + k[0], 0), max(w0, 0):max(w0 + k[1], 0)]
+                nans = win[np.isnan(win)]
+                if len(np.unique(nans.view(f"u{x.itemsize}"))) > 1 or (nans.size and np.isinf(win).any()):
+                    return True
+    return False
+
+
+def open_nan_finding(c, direction, numpy_backend):
+    """Whether a golden case falls under an open finding on NaN payloads
+    (fuzz/open/README.md: the NaN a sum keeps differs from torch's):
+
+    * forward, both backends: the input holds a signalling NaN (torch's
+      float16 conversion and its planes kernel keep other payloads);
+    * forward, where the sum runs in NumPy (``cpool.slow``; in the compiled
+      backend float16, int64 and 3-D channels-last memory): a window sums
+      two NaNs (which one NumPy's add keeps depends on its loop: strided
+      taps keep the other operand's);
+    * backward, ``cpool.slow``: two different NaN shares of grad_output
+      reach one element (which one it keeps depends on NumPy's add loop).
+    """
+    if direction == "forward":
+        in_numpy = numpy_backend or c["x"].dtype in (np.float16, np.int64) or c["layout"] == "3d_channels_last"
+        return signalling_nan(c["x"]) or (in_numpy and nans_meet_in_a_window(c))
+    return numpy_backend and nan_shares_meet(c)
+
+
+WORD = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def golden_results(avg, c):
+    """[(direction, data_format, got, expected, elements left out)] of one golden case."""
+    fwd, bwd = avg
+    x, p, layout = c["x"], c["params"], c["layout"]
+    results = []
+    for data_format, a, back in golden_views(x, layout):
+        got = np.ascontiguousarray(back(fwd(a, **p, data_format=data_format)))
+        results.append(("forward", data_format, got, c["out"], c["cpu_dependent"]))
+        if c["grad_out"] is not None:
+            (_, go, _), = [v for v in golden_views(c["grad_out"], layout) if v[0] == data_format]
+            grad = np.ascontiguousarray(back(bwd(go, a.shape, **p, data_format=data_format)))
+            results.append(("backward", data_format, grad, c["grad_in"], None))
+    return results
+
+
+def test_golden_cases(avg):
+    numpy_backend = avg[0] is cpool.slow.avg_pool2d
+    compared = excluded = with_grad = open_cases = results = 0
+    seen = set()
+    for i, c in enumerate(GOLDEN_CASES):
+        seen.add((c["x"].dtype.name, c["layout"], c["x"].ndim))
+        for direction, data_format, got, expected, left_out in golden_results(avg, c):
+            what = f"case {i} {direction} {data_format} {c['layout']} {c['params']}"
+            results += 1
+            assert got.dtype == expected.dtype and got.shape == expected.shape, what
+            got_bits, want_bits = got.view(WORD[got.itemsize]), expected.view(WORD[got.itemsize])
+            keep = np.ones(got.shape, bool)
+            if left_out is not None:
+                # Left out, not loosened: in these elements the window holds two NaN
+                # payloads, and which one torch's channels-last forward keeps differs
+                # between its vectorised channels and its scalar channel tail, whose
+                # length depends on the CPU torch runs on (README "### Average
+                # pooling"; cpool keeps the vector lanes' choice in every channel).
+                # tools/make_golden_avg.py found them by running torch both ways.
+                keep &= ~left_out
+                excluded += int(left_out.sum())
+            if open_nan_finding(c, direction, numpy_backend):
+                # An open finding (see open_nan_finding; test_golden_open_nan_findings
+                # holds them bitwise, as expected failures): every element but the
+                # NaN ones is still compared bit for bit, and a NaN must be a NaN.
+                assert (np.isnan(got) == np.isnan(expected)).all(), what
+                keep &= ~np.isnan(expected)
+                open_cases += 1
+            elif direction == "backward":
+                with_grad += 1
+            np.testing.assert_array_equal(got_bits[keep], want_bits[keep], err_msg=what)
+            compared += int(keep.sum())
+    assert with_grad > 400 and excluded < compared // 20, (with_grad, excluded, compared)
+    assert open_cases < results // 5, (open_cases, results)
+    assert {(d, layout, nd) for d in ("float16", "float32", "float64", "int64")
+            for layout, nd in (("nchw", 3), ("nchw", 4), ("channels_last", 4), ("3d_channels_last", 3))} <= seen
+
+
+@pytest.mark.xfail(strict=True, reason="open finding (fuzz/open/README.md): the NaN payload of a sum of two NaNs "
+                                       "differs from torch's (signalling NaN input; sums run in NumPy)")
+def test_golden_open_nan_findings(avg):
+    # The golden cases test_golden_cases compares without their NaN payloads,
+    # bit for bit: this passes (and, strict, fails as an XPASS) once they are fixed.
+    numpy_backend = avg[0] is cpool.slow.avg_pool2d
+    mismatched = []
+    for i, c in enumerate(GOLDEN_CASES):
+        for direction, data_format, got, expected, left_out in golden_results(avg, c):
+            if not open_nan_finding(c, direction, numpy_backend):
+                continue
+            keep = np.ones(got.shape, bool) if left_out is None else ~left_out
+            if (got.view(WORD[got.itemsize])[keep] != expected.view(WORD[got.itemsize])[keep]).any():
+                mismatched.append((i, direction, data_format))
+    assert not mismatched, mismatched
 
 
 # ------------------------------------------------------------ without torch
