@@ -370,76 +370,6 @@ def test_golden_file_is_from_pinned_torch():
     assert len(GOLDEN_CASES) >= 400
 
 
-def signalling_nan(a):
-    """Whether float array ``a`` holds a signalling NaN (quiet bit clear)."""
-    if a.dtype.kind != "f":
-        return False
-    quiet = 1 << (np.finfo(a.dtype).nmant - 1)
-    return bool((np.isnan(a) & ((a.view(f"u{a.itemsize}") & quiet) == 0)).any())
-
-
-def nan_shares_meet(c):
-    """Whether two different NaNs of grad_output reach one element of the gradient."""
-    go = c["grad_out"]
-    if go.dtype.kind != "f" or np.isnan(go).sum() < 2:
-        return False
-    k, s, p = pairs(c["params"])
-    H, W = c["x"].shape[-2:]
-    planes = go.reshape((-1,) + go.shape[-2:])
-    for plane in planes:
-        seen = {}
-        for oh, ow in np.argwhere(np.isnan(plane)):
-            h0, w0 = max(oh * s[0] - p[0], 0), max(ow * s[1] - p[1], 0)
-            h1, w1 = min(oh * s[0] - p[0] + k[0], H), min(ow * s[1] - p[1] + k[1], W)
-            bits = plane[oh, ow:ow + 1].view(f"u{go.itemsize}")[0]
-            for ih in range(h0, h1):
-                for iw in range(w0, w1):
-                    if seen.setdefault((ih, iw), bits) != bits:
-                        return True
-    return False
-
-
-def nans_meet_in_a_window(c):
-    """Whether some window of the forward sums two NaNs: two different NaN
-    inputs, or a NaN input and an infinity (inf - inf makes another NaN)."""
-    x = c["x"]
-    if x.dtype.kind != "f" or not np.isnan(x).any():
-        return False
-    k, s, p = pairs(c["params"])
-    H, W = x.shape[-2:]
-    OH, OW = c["out"].shape[-2:]
-    for plane in x.reshape((-1, H, W)):
-        if not np.isnan(plane).any():
-            continue
-        for oh in range(OH):
-            for ow in range(OW):
-                h0, w0 = oh * s[0] - p[0], ow * s[1] - p[1]
-                win = plane[max(h0, 0):max(h0 + k[0], 0), max(w0, 0):max(w0 + k[1], 0)]
-                nans = win[np.isnan(win)]
-                if len(np.unique(nans.view(f"u{x.itemsize}"))) > 1 or (nans.size and np.isinf(win).any()):
-                    return True
-    return False
-
-
-def open_nan_finding(c, direction, numpy_backend):
-    """Whether a golden case falls under an open finding on NaN payloads
-    (fuzz/open/README.md: the NaN a sum keeps differs from torch's):
-
-    * forward, both backends: the input holds a signalling NaN (torch's
-      float16 conversion and its planes kernel keep other payloads);
-    * forward, where the sum runs in NumPy (``cpool.slow``; in the compiled
-      backend float16, int64 and 3-D channels-last memory): a window sums
-      two NaNs (which one NumPy's add keeps depends on its loop: strided
-      taps keep the other operand's);
-    * backward, ``cpool.slow``: two different NaN shares of grad_output
-      reach one element (which one it keeps depends on NumPy's add loop).
-    """
-    if direction == "forward":
-        in_numpy = numpy_backend or c["x"].dtype in (np.float16, np.int64) or c["layout"] == "3d_channels_last"
-        return signalling_nan(c["x"]) or (in_numpy and nans_meet_in_a_window(c))
-    return numpy_backend and nan_shares_meet(c)
-
-
 WORD = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
@@ -459,8 +389,7 @@ def golden_results(avg, c):
 
 
 def test_golden_cases(avg):
-    numpy_backend = avg[0] is cpool.slow.avg_pool2d
-    compared = excluded = with_grad = open_cases = results = 0
+    compared = excluded = with_grad = results = 0
     seen = set()
     for i, c in enumerate(GOLDEN_CASES):
         seen.add((c["x"].dtype.name, c["layout"], c["x"].ndim))
@@ -479,38 +408,13 @@ def test_golden_cases(avg):
                 # tools/make_golden_avg.py found them by running torch both ways.
                 keep &= ~left_out
                 excluded += int(left_out.sum())
-            if open_nan_finding(c, direction, numpy_backend):
-                # An open finding (see open_nan_finding; test_golden_open_nan_findings
-                # holds them bitwise, as expected failures): every element but the
-                # NaN ones is still compared bit for bit, and a NaN must be a NaN.
-                assert (np.isnan(got) == np.isnan(expected)).all(), what
-                keep &= ~np.isnan(expected)
-                open_cases += 1
-            elif direction == "backward":
+            if direction == "backward":
                 with_grad += 1
             np.testing.assert_array_equal(got_bits[keep], want_bits[keep], err_msg=what)
             compared += int(keep.sum())
     assert with_grad > 400 and excluded < compared // 20, (with_grad, excluded, compared)
-    assert open_cases < results // 5, (open_cases, results)
     assert {(d, layout, nd) for d in ("float16", "float32", "float64", "int64")
             for layout, nd in (("nchw", 3), ("nchw", 4), ("channels_last", 4), ("3d_channels_last", 3))} <= seen
-
-
-@pytest.mark.xfail(strict=True, reason="open finding (fuzz/open/README.md): the NaN payload of a sum of two NaNs "
-                                       "differs from torch's (signalling NaN input; sums run in NumPy)")
-def test_golden_open_nan_findings(avg):
-    # The golden cases test_golden_cases compares without their NaN payloads,
-    # bit for bit: this passes (and, strict, fails as an XPASS) once they are fixed.
-    numpy_backend = avg[0] is cpool.slow.avg_pool2d
-    mismatched = []
-    for i, c in enumerate(GOLDEN_CASES):
-        for direction, data_format, got, expected, left_out in golden_results(avg, c):
-            if not open_nan_finding(c, direction, numpy_backend):
-                continue
-            keep = np.ones(got.shape, bool) if left_out is None else ~left_out
-            if (got.view(WORD[got.itemsize])[keep] != expected.view(WORD[got.itemsize])[keep]).any():
-                mismatched.append((i, direction, data_format))
-    assert not mismatched, mismatched
 
 
 # ------------------------------------------------------------ without torch
