@@ -20,6 +20,7 @@ from typing import Any
 
 from . import slow
 from ._backend import BACKEND as backend
+from ._indices import INDEX_FORMATS, indices_from, indices_to
 from ._threads import get_num_threads, set_num_threads
 from .functional import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
 from .module import AvgPool2d, BackwardBeforeForwardError, MaxPool2d
@@ -34,6 +35,9 @@ __all__ = [
     "avg_pool2d_backward",
     "AvgPool2d",
     "BackwardBeforeForwardError",
+    "indices_to",
+    "indices_from",
+    "INDEX_FORMATS",
     "set_num_threads",
     "get_num_threads",
     "show_config",
