@@ -22,7 +22,14 @@ from . import slow
 from ._backend import BACKEND as backend
 from ._indices import INDEX_FORMATS, indices_from, indices_to
 from ._threads import get_num_threads, set_num_threads
-from .functional import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
+from .functional import (
+    avg_pool2d,
+    avg_pool2d_backward,
+    max_pool2d,
+    max_pool2d_backward,
+    max_unpool2d,
+    max_unpool2d_backward,
+)
 from .module import AvgPool2d, BackwardBeforeForwardError, MaxPool2d
 
 __all__ = [
@@ -34,6 +41,8 @@ __all__ = [
     "avg_pool2d",
     "avg_pool2d_backward",
     "AvgPool2d",
+    "max_unpool2d",
+    "max_unpool2d_backward",
     "BackwardBeforeForwardError",
     "indices_to",
     "indices_from",

@@ -235,23 +235,23 @@ def facts() -> dict[str, Any]:
 # Average pooling: float32 and float64 run in the kernels; float16 and int64
 # (whose sums or per-add rounding need their own types) in cpool.slow, as does
 # everything with an extension built without the average-pooling entry points.
-_AVG_KERNELS: dict[tuple[ModuleType, str], dict[np.dtype, Any]] = {}
+_FLOAT_KERNELS: dict[tuple[ModuleType, str], dict[np.dtype, Any]] = {}
 
 
-def _avg_kernel(name: str, dtype: np.dtype) -> Any:
+def _float_kernel(name: str, dtype: np.dtype) -> Any:
     key = (_ACTIVE.module, name)
-    table = _AVG_KERNELS.get(key)
+    table = _FLOAT_KERNELS.get(key)
     if table is None:
         fused = getattr(_ACTIVE.module, name, None)
         table = {} if fused is None else {d: fused[_CYTHON_NAMES[d]] for d in (_F32, _F64)}
-        _AVG_KERNELS[key] = table
+        _FLOAT_KERNELS[key] = table
     return table.get(dtype)
 
 
 def avg_forward_planes(x: np.ndarray, g: PoolGeometry, count_include_pad: bool, divisor: Optional[int],
                        channels_last: bool = False, out: np.ndarray | None = None) -> np.ndarray:
     """Average-pool ``x`` by geometry ``g``; see :func:`cpool.slow.avg_forward_planes`."""
-    fn = _avg_kernel("avg_pool2d_forward_into", x.dtype)
+    fn = _float_kernel("avg_pool2d_forward_into", x.dtype)
     if fn is None:
         from . import slow
         return slow.avg_forward_planes(x, g, count_include_pad, divisor, channels_last, out)
@@ -271,7 +271,7 @@ def avg_backward_planes(go: np.ndarray, shape: tuple[int, ...], g: PoolGeometry,
                         divisor: Optional[int], channels_last: bool = False,
                         out: np.ndarray | None = None) -> np.ndarray:
     """Gradient of :func:`avg_forward_planes`; see :func:`cpool.slow.avg_backward_planes`."""
-    fn = _avg_kernel("avg_pool2d_backward_into", go.dtype)
+    fn = _float_kernel("avg_pool2d_backward_into", go.dtype)
     if fn is None:
         from . import slow
         return slow.avg_backward_planes(go, shape, g, count_include_pad, divisor, channels_last, out)
@@ -282,3 +282,37 @@ def avg_backward_planes(go: np.ndarray, shape: tuple[int, ...], g: PoolGeometry,
 
 
 __all__ += ["avg_forward_planes", "avg_backward_planes"]
+
+
+# ------------------------------------------------------------ max unpooling
+# float32 / float64 in the kernels; float16 in cpool.slow, as is everything
+# with an extension built without the unpooling entry points.
+
+def unpool_planes(x: np.ndarray, idx: np.ndarray, size: tuple[int, int], channels_last: bool = False,
+                  out: np.ndarray | None = None) -> np.ndarray:
+    """Max-unpool ``x`` through ``idx``; see :func:`cpool.slow.unpool_planes`."""
+    fn = _float_kernel("max_unpool2d_forward_into", x.dtype)
+    if fn is None or (channels_last and x.ndim == 3):
+        from . import slow
+        return slow.unpool_planes(x, idx, size, channels_last, out)
+    x4, i4 = (x, idx) if x.ndim == 4 else (x[None], idx[None])
+    shape = x4.shape[:1] + ((size + x4.shape[3:]) if channels_last else (x4.shape[1],) + size)
+    o4 = np.empty(shape, dtype=x.dtype) if out is None else _as_4d(out)
+    fn(x4, i4, o4, threads_for(o4.size), channels_last)
+    return o4 if x.ndim == 4 else o4[0]
+
+
+def unpool_backward_planes(go: np.ndarray, idx: np.ndarray, channels_last: bool = False,
+                           out: np.ndarray | None = None) -> np.ndarray:
+    """Gradient of :func:`unpool_planes`; see :func:`cpool.slow.unpool_backward_planes`."""
+    fn = _float_kernel("max_unpool2d_backward_into", go.dtype)
+    if fn is None or (channels_last and go.ndim == 3):
+        from . import slow
+        return slow.unpool_backward_planes(go, idx, channels_last, out)
+    g4, i4 = (go, idx) if go.ndim == 4 else (go[None], idx[None])
+    gi = np.empty(i4.shape, dtype=go.dtype) if out is None else _as_4d(out)
+    fn(g4, i4, gi, threads_for(gi.size), channels_last)
+    return gi if go.ndim == 4 else gi[0]
+
+
+__all__ += ["unpool_planes", "unpool_backward_planes"]

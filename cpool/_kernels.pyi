@@ -73,3 +73,15 @@ class _FusedAvgBackward:
 
 avg_pool2d_forward_into: _FusedAvgForward
 avg_pool2d_backward_into: _FusedAvgBackward
+
+class UnpoolInto(Protocol):
+    """One specialisation of ``max_unpool2d_forward_into`` / ``max_unpool2d_backward_into``."""
+
+    def __call__(self, source: np.ndarray, indices: np.ndarray, target: np.ndarray, n_threads: int,
+                 channels_last: bool = False) -> None: ...
+
+class _FusedUnpool:
+    def __getitem__(self, signature: str) -> UnpoolInto: ...
+
+max_unpool2d_forward_into: _FusedUnpool
+max_unpool2d_backward_into: _FusedUnpool

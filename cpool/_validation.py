@@ -679,3 +679,122 @@ def prepare_avg_backward(grad_output: Any, input_shape: Any, kernel_size: Any, s
 
 
 __all__ += ["AVG_DTYPES", "AvgArgs", "parse_avg_args", "prepare_avg_forward", "prepare_avg_backward"]
+
+
+# ----------------------------------------------------------------- max unpooling
+#: dtypes max_unpool2d takes (PyTorch 2.13's CPU kernel: FLOATING_TYPES_AND2(Half, BFloat16), minus bfloat16).
+UNPOOL_DTYPES = BACKWARD_DTYPES
+
+
+def _check_unpool_indices(indices: Any, values: np.ndarray, values_name: str, what: str) -> np.ndarray:
+    idx = as_input_array(indices, "indices")
+    if idx.dtype.kind != "i" or idx.dtype.itemsize != 8:
+        raise TypeError(f"indices must be an int64 array as returned by max_pool2d(..., return_indices=True), "
+                        f"got indices.dtype={idx.dtype!s}")
+    if idx.shape != values.shape:
+        raise ValueError(f"indices and {values_name} must have the same shape for {what}, got "
+                         f"indices.shape={idx.shape!r} and {values_name}.shape={values.shape!r}")
+    return idx
+
+
+def unpool_output_size(hw: tuple[int, int], kernel: _Pair, stride: _Pair, padding: _Pair,
+                       output_size: Any) -> tuple[int, int]:
+    """PyTorch's ``_unpool_output_size``: ``(H - 1) * stride - 2 * padding +
+    kernel_size`` per axis, or ``output_size`` (its last two entries), each
+    strictly within ``stride`` of that default."""
+    default = tuple((hw[d] - 1) * stride[d] - 2 * padding[d] + kernel[d] for d in range(2))
+    if output_size is None:
+        size = default
+    else:
+        if isinstance(output_size, np.ndarray):
+            output_size = output_size.tolist()
+        if not isinstance(output_size, (tuple, list)) or not all(_is_int(v) for v in output_size):
+            raise TypeError(f"output_size must be None or a sequence of ints, got "
+                            f"output_size={_describe(output_size)}")
+        items = tuple(operator.index(v) for v in output_size)
+        if len(items) == 4:
+            items = items[2:]
+        if len(items) != 2:
+            raise ValueError(f"output_size must have 2 or 4 elements, got output_size={output_size!r} "
+                             f"with {len(items)}")
+        for d in range(2):
+            lo, hi = default[d] - stride[d], default[d] + stride[d]
+            if not lo < items[d] < hi:
+                raise ValueError(f"output_size must be strictly between {lo} and {hi} in dimension {d} "
+                                 f"(the default size {default[d]} plus or minus the stride), "
+                                 f"got output_size={output_size!r}")
+        size = items
+    if min(size) <= 0:
+        raise ValueError(f"the unpooled output must have a positive height and width, got {size[0]}x{size[1]} "
+                         f"from input height and width {hw[0]}x{hw[1]}, kernel_size={kernel}, stride={stride}, "
+                         f"padding={padding}")
+    return cast(Tuple[int, int], size)
+
+
+def _unpool_args(kernel_size: Any, stride: Any, padding: Any) -> tuple[_Pair, _Pair, _Pair]:
+    kernel = _pair(kernel_size, "kernel_size")
+    stride_ = kernel if stride is None else _pair(stride, "stride")
+    pad = _pair(padding, "padding")
+    for name, pair, low in (("kernel_size", kernel, 1), ("stride", stride_, 1), ("padding", pad, 0)):
+        if min(pair) < low or max(pair) > _INT_MAX:
+            raise ValueError(f"{name} must be {'positive' if low else 'non-negative'} and at most {_INT_MAX}, "
+                             f"got {name}={pair}")
+    return kernel, stride_, pad
+
+
+def check_unpool_index_range(indices: np.ndarray, OH: int, OW: int) -> None:
+    """Raise for the first index outside ``[0, OH * OW)`` (memory order)."""
+    size = OH * OW
+    if indices.size and (indices.min() < 0 or indices.max() >= size):
+        bad = int(indices[(indices < 0) | (indices >= size)].flat[0])
+        raise ValueError(f"indices contains {bad}, outside the unpooled plane of {OH}x{OW}={size} elements; "
+                         f"valid indices are 0 <= index < {size}")
+
+
+def prepare_unpool(input: Any, indices: Any, kernel_size: Any, stride: Any, padding: Any, output_size: Any,
+                   data_format: Any = "NCHW"
+                   ) -> tuple[np.ndarray, np.ndarray, tuple[int, int], bool, bool]:
+    """Validate a max_unpool2d call. Returns ``(input memory, indices
+    memory, (OH, OW), channels_last, swapped)``; every index has been
+    checked to lie in the unpooled plane."""
+    kernel, stride_, pad = _unpool_args(kernel_size, stride, padding)
+    nhwc = check_data_format(data_format)
+    arr = as_input_array(input)
+    _check_dtype(arr, "input", UNPOOL_DTYPES, "max_unpool2d")
+    _check_ndim(arr, "input", nhwc)
+    idx = _check_unpool_indices(indices, arr, "input", "max_unpool2d")
+    hw = nchw_order(arr.shape, nhwc)[-2:]
+    OH, OW = unpool_output_size((hw[0], hw[1]), kernel, stride_, pad, output_size)
+    mem, channels_last, swapped = resolve_layout(arr, nhwc)
+    idx_mem = as_native(to_memory(idx, swapped, channels_last))
+    check_unpool_index_range(idx_mem, OH, OW)
+    return mem, idx_mem, (OH, OW), channels_last, swapped
+
+
+def prepare_unpool_backward(grad_output: Any, indices: Any, data_format: Any = "NCHW"
+                            ) -> tuple[np.ndarray, np.ndarray, bool, bool]:
+    """Validate a max_unpool2d_backward call. Returns ``(grad_output memory,
+    indices memory, channels_last, swapped)``: ``grad_output`` (the
+    unpooled output's gradient) decides the layout, ``indices`` (shaped as
+    the unpooled input) must lie in its plane and agree in batch and
+    channels."""
+    nhwc = check_data_format(data_format)
+    go = as_input_array(grad_output, "grad_output")
+    _check_dtype(go, "grad_output", UNPOOL_DTYPES, "max_unpool2d_backward")
+    _check_ndim(go, "grad_output", nhwc)
+    idx = as_input_array(indices, "indices")
+    if idx.dtype.kind != "i" or idx.dtype.itemsize != 8:
+        raise TypeError(f"indices must be an int64 array as returned by max_pool2d(..., return_indices=True), "
+                        f"got indices.dtype={idx.dtype!s}")
+    nchw_go, nchw_idx = nchw_order(go.shape, nhwc), nchw_order(idx.shape, nhwc) if idx.ndim == go.ndim else None
+    if nchw_idx is None or nchw_idx[:-2] != nchw_go[:-2]:
+        raise ValueError(f"indices must have grad_output's batch and channel dimensions, got "
+                         f"indices.shape={idx.shape!r} and grad_output.shape={go.shape!r}")
+    go_mem, channels_last, swapped = resolve_layout(go, nhwc)
+    idx_mem = as_native(to_memory(idx, swapped, channels_last))
+    check_unpool_index_range(idx_mem, nchw_go[-2], nchw_go[-1])
+    return go_mem, idx_mem, channels_last, swapped
+
+
+__all__ += ["UNPOOL_DTYPES", "unpool_output_size", "check_unpool_index_range", "prepare_unpool",
+            "prepare_unpool_backward"]

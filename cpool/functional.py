@@ -25,6 +25,8 @@ from ._validation import (
     prepare_avg_forward,
     prepare_backward,
     prepare_forward,
+    prepare_unpool,
+    prepare_unpool_backward,
     to_format,
     writable_memory,
 )
@@ -362,6 +364,115 @@ _AVG_POOL2D_BACKWARD_DOC = """Gradient of :func:`avg_pool2d` with respect to its
     """
 
 
+def bind_unpool(impl, module=__name__):
+    """``(max_unpool2d, max_unpool2d_backward)`` computed by backend module
+    ``impl`` (its ``unpool_planes`` / ``unpool_backward_planes``), as :func:`bind`."""
+
+    def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None, *,
+                     data_format="NCHW", out=None):
+        x, idx, size, cl, swapped = prepare_unpool(input, indices, kernel_size, stride, padding, output_size,
+                                                   data_format)
+        if out is None:
+            return to_format(impl.unpool_planes(x, idx, size, cl), swapped, cl)
+        mem_shape = x.shape[:-3] + ((size + (x.shape[-1],)) if cl else ((x.shape[-3],) + size))
+        target = check_out(out, "out", format_shape(mem_shape, swapped, cl), x.dtype,
+                           (("input", input), ("input", x), ("indices", indices), ("indices", idx)))
+        mem = writable_memory(target, swapped, cl)
+        values = impl.unpool_planes(x, idx, size, cl, mem)
+        if mem is None:
+            np.copyto(target, to_format(values, swapped, cl))
+        return out
+
+    def max_unpool2d_backward(grad_output, indices, *, data_format="NCHW", out=None):
+        go, idx, cl, swapped = prepare_unpool_backward(grad_output, indices, data_format)
+        if out is None:
+            return to_format(impl.unpool_backward_planes(go, idx, cl), swapped, cl)
+        target = check_out(out, "out", format_shape(idx.shape, swapped, cl), go.dtype,
+                           (("grad_output", grad_output), ("grad_output", go), ("indices", indices),
+                            ("indices", idx)))
+        mem = writable_memory(target, swapped, cl)
+        grad = impl.unpool_backward_planes(go, idx, cl, mem)
+        if mem is None:
+            np.copyto(target, to_format(grad, swapped, cl))
+        return out
+
+    max_unpool2d.__doc__ = _MAX_UNPOOL2D_DOC
+    max_unpool2d_backward.__doc__ = _MAX_UNPOOL2D_BACKWARD_DOC
+    for fn in (max_unpool2d, max_unpool2d_backward):
+        fn.__module__ = module
+        fn.__qualname__ = fn.__name__
+    return max_unpool2d, max_unpool2d_backward
+
+
+_MAX_UNPOOL2D_DOC = """Partial inverse of :func:`max_pool2d`: each value put back at its index, zeros elsewhere.
+
+    ``torch.nn.functional.max_unpool2d`` on the CPU, bit for bit.
+
+    Parameters
+    ----------
+    input : array_like
+        The pooled values, a 4-D (N, C, H, W) or 3-D (C, H, W) array of
+        float16, float32 or float64 (PyTorch's CPU kernel's types).
+    indices : array_like of int64
+        ``input``'s shape: the position ``h * OW + w`` of each value in its
+        (n, c) plane of the output, as :func:`max_pool2d` returns them.
+        Every index is checked (0 <= index < OH * OW) before anything is
+        written; -1 (a window without an input element) is rejected, as in
+        PyTorch.
+    kernel_size, stride, padding : int or tuple of two ints
+        Those of the pooling being inverted (``stride`` defaults to
+        ``kernel_size``); they set the output size
+        ``(H - 1) * stride - 2 * padding + kernel_size``.
+    output_size : sequence of 2 (or 4: N, C, OH, OW) ints, optional
+        The output's height and width instead, each strictly within
+        ``stride`` of that default (PyTorch's rule; it resolves the sizes a
+        floor-mode pooling maps to one).
+    data_format : {"NCHW", "NHWC"}, default "NCHW"
+        As for :func:`max_pool2d`; channels-last memory gives a
+        channels-last result.
+    out : numpy.ndarray, optional
+        The result's array (shape, dtype and no overlap with the inputs
+        checked before anything is written).
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, C, OH, OW) (or (N, OH, OW, C) with ``"NHWC"``). Where two values
+        share an index, the later one (in the input's (h, w) order) is kept:
+        PyTorch's result on one thread (with several, its choice varies from
+        run to run).
+
+    Raises
+    ------
+    ValueError, TypeError
+        As PyTorch rejects, naming the argument and value.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> x = np.array([[[[1, 5], [3, 2]]]], np.float32)
+    >>> v, i = cpool.max_pool2d(x, 2, return_indices=True)
+    >>> cpool.max_unpool2d(v, i, 2)[0, 0]
+    array([[0., 5.],
+           [0., 0.]], dtype=float32)
+    """
+
+_MAX_UNPOOL2D_BACKWARD_DOC = """Gradient of :func:`max_unpool2d` with respect to its input.
+
+    ``grad_output`` (the unpooled output's gradient, (N, C, OH, OW) or
+    (C, OH, OW)) read at each of ``indices`` (shaped as the unpooled input):
+    the result has ``indices``' shape. Every index is checked first.
+    ``data_format`` and ``out`` are as for :func:`max_unpool2d`.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> g = np.arange(4, dtype=np.float32).reshape(1, 1, 2, 2)
+    >>> cpool.max_unpool2d_backward(g, np.array([[[[3]]]]))
+    array([[[[3.]]]], dtype=float32)
+    """
+
+
 # Imported after bind() is defined: choosing the backend may import
 # cpool.slow, which binds its own public functions with it.
 from . import _backend  # noqa: E402
@@ -371,3 +482,7 @@ max_pool2d, max_pool2d_backward = bind(_backend.IMPL)
 # Average pooling, bound to the same backend.
 avg_pool2d, avg_pool2d_backward = bind_avg(_backend.IMPL)
 __all__ += ["avg_pool2d", "avg_pool2d_backward"]
+
+# Max unpooling, bound to the same backend.
+max_unpool2d, max_unpool2d_backward = bind_unpool(_backend.IMPL)
+__all__ += ["max_unpool2d", "max_unpool2d_backward"]

@@ -482,3 +482,56 @@ from .functional import bind_avg  # noqa: E402
 
 avg_pool2d, avg_pool2d_backward = bind_avg(sys.modules[__name__], module=__name__)
 __all__ += ["avg_pool2d", "avg_pool2d_backward", "avg_forward_planes", "avg_backward_planes"]
+
+
+# ----------------------------------------------------------------- max unpooling
+# PyTorch 2.13's CPU kernels (aten/src/ATen/native/cpu/MaxUnpoolKernel.cpp):
+# the output starts at zero, and each input element is written to its index
+# in its own (n, c) plane, in input order. Two elements with one index: the
+# later one is what torch's loop leaves (on one thread; its parallel loop
+# makes the choice nondeterministic across threads), and what cpool always
+# gives. The backward gathers grad_output at each index.
+
+def _planes_of(a: np.ndarray, channels_last: bool) -> tuple[np.ndarray, tuple[int, ...]]:
+    """(P, L): the (n, c) planes of a (..., C, H, W) or (..., H, W, C) array, flattened."""
+    planes = a.transpose(_PLANES_VIEW[a.ndim]) if channels_last else a
+    return planes.reshape(-1, planes.shape[-2] * planes.shape[-1]), planes.shape[:-2]
+
+
+def unpool_planes(x: np.ndarray, idx: np.ndarray, size: tuple[int, int], channels_last: bool = False,
+                  out: np.ndarray | None = None) -> np.ndarray:
+    """Max-unpool ``x`` through ``idx`` (same shape, checked to lie in an
+    ``size`` = (OH, OW) plane) into a zero (..., C, OH, OW) array, or
+    (..., OH, OW, C) with ``channels_last``."""
+    values, lead = _planes_of(x, channels_last)
+    targets, _ = _planes_of(idx, channels_last)
+    P, L = values.shape
+    OL = size[0] * size[1]
+    flat = (targets + (np.arange(P, dtype=np.int64) * OL)[:, None]).ravel()
+    # Keep the last element of each index, explicitly (NumPy leaves the order
+    # of a fancy assignment with repeated indices unspecified).
+    order = np.argsort(flat, kind="stable")
+    ordered = flat[order]
+    last = np.ones(ordered.size, dtype=bool)
+    last[:-1] = ordered[1:] != ordered[:-1]
+    winners = order[last]
+    result = np.zeros(P * OL, dtype=x.dtype)
+    result[flat[winners]] = values.ravel()[winners]
+    return _result(result.reshape(lead + size), channels_last, out)
+
+
+def unpool_backward_planes(go: np.ndarray, idx: np.ndarray, channels_last: bool = False,
+                           out: np.ndarray | None = None) -> np.ndarray:
+    """Gradient of :func:`unpool_planes`: ``go`` at each index of ``idx``
+    (``idx``'s shape and layout)."""
+    grads, _ = _planes_of(go, channels_last)
+    targets, lead = _planes_of(idx, channels_last)
+    planes_shape = idx.transpose(_PLANES_VIEW[idx.ndim]).shape if channels_last else idx.shape
+    gathered = np.take_along_axis(grads, targets, axis=1)
+    return _result(gathered.reshape(planes_shape), channels_last, out)
+
+
+from .functional import bind_unpool  # noqa: E402
+
+max_unpool2d, max_unpool2d_backward = bind_unpool(sys.modules[__name__], module=__name__)
+__all__ += ["max_unpool2d", "max_unpool2d_backward", "unpool_planes", "unpool_backward_planes"]

@@ -1,0 +1,84 @@
+# Max unpooling: PyTorch 2.13's CPU kernels (MaxUnpoolKernel.cpp), float32
+# and float64. Each output plane starts at zero and receives its input
+# plane's values at their indices, in input order (a repeated index keeps
+# the later value, torch's result on one thread); the backward gathers
+# grad_output at each index. The indices were range-checked by the caller;
+# the loops still skip any that is not (they never write outside the
+# output). Planes ((N, C, H, W) memory): one plane per work item;
+# channels-last ((N, H, W, C) memory): one image per work item, positions
+# in order, channels inner, so each (n, c) plane still sees its inputs in
+# order.
+
+
+cdef void _unpool_items(const floating* x, const int64_t* idx, floating* out, Py_ssize_t i0, Py_ssize_t i1,
+                        Py_ssize_t L, Py_ssize_t OL, Py_ssize_t C) noexcept nogil:
+    # Items i0..i1: planes (C == 0) or images of C channels.
+    cdef Py_ssize_t i, j, c, t
+    cdef const floating* src
+    cdef const int64_t* at
+    cdef floating* dst
+    for i in range(i0, i1):
+        if C == 0:
+            src = x + i * L
+            at = idx + i * L
+            dst = out + i * OL
+            memset(dst, 0, OL * sizeof(floating))
+            for j in range(L):
+                t = at[j]
+                if 0 <= t < OL:
+                    dst[t] = src[j]
+        else:
+            src = x + i * L * C
+            at = idx + i * L * C
+            dst = out + i * OL * C
+            memset(dst, 0, OL * C * sizeof(floating))
+            for j in range(L):
+                for c in range(C):
+                    t = at[j * C + c]
+                    if 0 <= t < OL:
+                        dst[t * C + c] = src[j * C + c]
+
+
+cdef void _unpool_backward_items(const floating* go, const int64_t* idx, floating* gi, Py_ssize_t i0,
+                                 Py_ssize_t i1, Py_ssize_t L, Py_ssize_t OL, Py_ssize_t C) noexcept nogil:
+    cdef Py_ssize_t i, j, t, n = L if C == 0 else L * C
+    cdef Py_ssize_t c
+    cdef const floating* src
+    cdef const int64_t* at
+    cdef floating* dst
+    for i in range(i0, i1):
+        dst = gi + i * n
+        at = idx + i * n
+        if C == 0:
+            src = go + i * OL
+            for j in range(L):
+                t = at[j]
+                dst[j] = src[t] if 0 <= t < OL else 0
+        else:
+            src = go + i * OL * C
+            for j in range(L):
+                for c in range(C):
+                    t = at[j * C + c]
+                    dst[j * C + c] = src[t * C + c] if 0 <= t < OL else 0
+
+
+cdef void _unpool_run(const floating* x, const int64_t* idx, floating* out, Py_ssize_t items, Py_ssize_t L,
+                      Py_ssize_t OL, Py_ssize_t C, bint backward, int n_threads) noexcept:
+    # `items` planes (C == 0) or images, split among the team in chunks.
+    cdef Py_ssize_t c, chunks
+    cdef int n = <int>max(1, min(<Py_ssize_t>n_threads, items))
+    if items == 0:
+        return
+    if n == 1:
+        with nogil:
+            if backward:
+                _unpool_backward_items(x, idx, out, 0, items, L, OL, C)
+            else:
+                _unpool_items(x, idx, out, 0, items, L, OL, C)
+        return
+    chunks = min(items, <Py_ssize_t>CPOOL_CHUNKS_PER_THREAD * n)
+    for c in prange(chunks, nogil=True, schedule="dynamic", num_threads=n):
+        if backward:
+            _unpool_backward_items(x, idx, out, items * c // chunks, items * (c + 1) // chunks, L, OL, C)
+        else:
+            _unpool_items(x, idx, out, items * c // chunks, items * (c + 1) // chunks, L, OL, C)
