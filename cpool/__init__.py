@@ -7,7 +7,10 @@
 
 Public API: :func:`max_pool2d`, :func:`max_pool2d_backward`,
 :class:`MaxPool2d`, :func:`avg_pool2d`, :func:`avg_pool2d_backward`,
-:class:`AvgPool2d`, :data:`backend`, :func:`set_num_threads`,
+:class:`AvgPool2d`, :func:`adaptive_avg_pool2d`,
+:func:`adaptive_avg_pool2d_backward`, :func:`adaptive_max_pool2d`,
+:func:`adaptive_max_pool2d_backward`, :class:`AdaptiveAvgPool2d`,
+:class:`AdaptiveMaxPool2d`, :data:`backend`, :func:`set_num_threads`,
 :func:`get_num_threads`, :func:`show_config`, :func:`config`, and the NumPy
 reference implementation :mod:`cpool.slow`.
 """
@@ -21,8 +24,17 @@ from typing import Any
 from . import slow
 from ._backend import BACKEND as backend
 from ._threads import get_num_threads, set_num_threads
-from .functional import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
-from .module import AvgPool2d, BackwardBeforeForwardError, MaxPool2d
+from .functional import (
+    adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward,
+    adaptive_max_pool2d,
+    adaptive_max_pool2d_backward,
+    avg_pool2d,
+    avg_pool2d_backward,
+    max_pool2d,
+    max_pool2d_backward,
+)
+from .module import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, BackwardBeforeForwardError, MaxPool2d
 
 __all__ = [
     "__version__",
@@ -33,6 +45,12 @@ __all__ = [
     "avg_pool2d",
     "avg_pool2d_backward",
     "AvgPool2d",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool2d_backward",
+    "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool2d",
     "BackwardBeforeForwardError",
     "set_num_threads",
     "get_num_threads",

@@ -282,3 +282,35 @@ def avg_backward_planes(go: np.ndarray, shape: tuple[int, ...], g: PoolGeometry,
 
 
 __all__ += ["avg_forward_planes", "avg_backward_planes"]
+
+
+# Adaptive pooling: float32 and float64 run in the kernels where the
+# extension has them (the 1x1 average, torch's mean, and other dtypes in
+# cpool.slow); the max backward is the max-pooling scatter (backward_planes).
+def _adaptive_kernel(name: str, dtype: np.dtype) -> Any:
+    return _avg_kernel(name, dtype)
+
+
+def adaptive_avg_forward_planes(x: np.ndarray, g: Any, channels_last: bool = False,
+                                out: np.ndarray | None = None) -> np.ndarray:
+    """Adaptive-average-pool ``x``; see :func:`cpool.slow.adaptive_avg_forward_planes`."""
+    from . import slow
+    return slow.adaptive_avg_forward_planes(x, g, channels_last, out)
+
+
+def adaptive_avg_backward_planes(go: np.ndarray, shape: tuple[int, ...], channels_last: bool = False,
+                                 out: np.ndarray | None = None) -> np.ndarray:
+    """Gradient of :func:`adaptive_avg_forward_planes`; see :func:`cpool.slow.adaptive_avg_backward_planes`."""
+    from . import slow
+    return slow.adaptive_avg_backward_planes(go, shape, channels_last, out)
+
+
+def adaptive_max_forward_planes(x: np.ndarray, g: Any, with_indices: bool, channels_last: bool = False,
+                                out: np.ndarray | None = None, indices_out: np.ndarray | None = None
+                                ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Adaptive-max-pool ``x``; see :func:`cpool.slow.adaptive_max_forward_planes`."""
+    from . import slow
+    return slow.adaptive_max_forward_planes(x, g, with_indices, channels_last, out, indices_out)
+
+
+__all__ += ["adaptive_avg_forward_planes", "adaptive_avg_backward_planes", "adaptive_max_forward_planes"]
