@@ -714,24 +714,20 @@ def _global_sum_channels_last(img: np.ndarray) -> np.ndarray:
 
 def adaptive_global_mean(x: np.ndarray, channels_last: bool = False, out: np.ndarray | None = None) -> np.ndarray:
     """adaptive_avg_pool2d(x, 1) as PyTorch computes it: ``x.mean((-1, -2))``.
-    ``x`` is (..., C, H, W) memory, or 4-D (N, H, W, C) with ``channels_last``."""
+    ``x`` is (..., C, H, W) memory, or (..., H, W, C) with ``channels_last``."""
     with np.errstate(all="ignore"):
         acc = _acc_dtype(x.dtype)
-        if channels_last and x.ndim == 4:
-            N, H, W, C = x.shape
-            total = _global_sum_channels_last(x.reshape(N, H * W, C).astype(acc, copy=False))
-            shape = (N, 1, 1, C)
+        if channels_last:  # (N, H, W, C) or (H, W, C) memory: torch's mean follows the strides
+            x4 = x if x.ndim == 4 else x[None]
+            N, H, W, C = x4.shape
+            total = _global_sum_channels_last(x4.reshape(N, H * W, C).astype(acc, copy=False))
+            shape = x.shape[:-3] + (1, 1, C)
         else:
-            if channels_last:  # 3-D channels-last memory: torch reduces it as planes
-                x = np.ascontiguousarray(x.transpose(_PLANES_VIEW[3]))
             H, W = x.shape[-2:]
-            lead = x.shape[:-2]
             total = _global_sum_planes(x.reshape(-1, H * W).astype(acc, copy=False))
-            shape = lead + (1, 1)
+            shape = x.shape[:-2] + (1, 1)
         total = np.add(np.zeros((), acc), total)  # the sum's output starts from 0
         mean = np.divide(total, acc.type(H * W), dtype=acc).astype(x.dtype, copy=False).reshape(shape)
-        if channels_last and x.ndim == 3:
-            mean = mean.transpose(1, 2, 0)
         if out is None:
             return np.ascontiguousarray(mean)
         np.copyto(out, mean)
