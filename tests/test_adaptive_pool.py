@@ -375,7 +375,7 @@ def test_gradient_is_each_elements_share_of_its_windows(ad):
 def test_golden_arrays(ad):
     # torch's results stored by tools/make_golden_adaptive.py, for runs without torch
     with np.load(GOLDEN) as data:
-        names = sorted({k.rsplit("/", 1)[0] for k in data.files})
+        names = sorted({k.rsplit("/", 1)[0] for k in data.files if "/" in k})
         assert len(names) >= 20
         for name in names:
             x = data[name + "/x"]
