@@ -264,7 +264,8 @@ def test_max_forward_and_backward_match_torch(ad, layout, dtype):
 @needs_torch
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("shape", [(2, 5, 7, 7), (1, 64, 7, 7), (2, 3, 56, 56), (3, 40, 13, 9), (2, 7, 3, 2),
-                                   (1, 33, 1, 5), (5, 9, 9), (2, 130, 4, 4)])
+                                   (1, 33, 1, 5), (5, 9, 9), (2, 130, 4, 4), (2, 3, 1, 31), (1, 2, 160, 170),
+                                   (1, 41, 90, 91), (2, 6, 40, 41)])
 def test_global_average_matches_torch(ad, dtype, shape, one_torch_thread):
     # output 1x1: torch computes input.mean((-1, -2)) (its sum's cascade order), in both layouts
     rng = np.random.default_rng(sum(shape))

@@ -81,6 +81,52 @@ cdef void _cascade(const floating* base, Py_ssize_t row_stride, Py_ssize_t nsub,
         out[a] = acc[0][a]
 
 
+cdef void _cascade_vec(const floating* base, Py_ssize_t row_stride, Py_ssize_t size,
+                       floating* out) noexcept nogil:
+    # _cascade of rows of 4 vectors (4 * L contiguous elements, L = 32 bytes of
+    # floating): a compile-time width, so the adds stay in vector registers.
+    cdef floating acc0[32]
+    cdef floating acc1[32]
+    cdef floating acc2[32]
+    cdef floating acc3[32]
+    cdef Py_ssize_t i = 0, r, a, power, step, mask
+    cdef const floating* row
+    power = max(<Py_ssize_t>4, _ceil_log2(size) // 4)
+    step = (<Py_ssize_t>1) << power
+    mask = step - 1
+    for a in range(4 * (32 // sizeof(floating))):
+        acc0[a] = 0
+        acc1[a] = 0
+        acc2[a] = 0
+        acc3[a] = 0
+    while i + step <= size:
+        for r in range(step):
+            row = base + i * row_stride
+            for a in range(4 * (32 // sizeof(floating))):
+                acc0[a] = acc0[a] + row[a]
+            i += 1
+        for a in range(4 * (32 // sizeof(floating))):
+            acc1[a] = acc1[a] + acc0[a]
+            acc0[a] = 0
+        if i & (mask << power):
+            continue
+        for a in range(4 * (32 // sizeof(floating))):
+            acc2[a] = acc2[a] + acc1[a]
+            acc1[a] = 0
+        if i & (mask << (2 * power)):
+            continue
+        for a in range(4 * (32 // sizeof(floating))):
+            acc3[a] = acc3[a] + acc2[a]
+            acc2[a] = 0
+    while i < size:
+        row = base + i * row_stride
+        for a in range(4 * (32 // sizeof(floating))):
+            acc0[a] = acc0[a] + row[a]
+        i += 1
+    for a in range(4 * (32 // sizeof(floating))):
+        out[a] = ((acc0[a] + acc1[a]) + acc2[a]) + acc3[a]
+
+
 cdef void _row_sum(const floating* base, Py_ssize_t item_stride, Py_ssize_t width, Py_ssize_t size,
                    floating* out) noexcept nogil:
     # SumKernel.cpp's row_sum: items i (width elements at base + i * item_stride)
@@ -101,18 +147,44 @@ cdef void _row_sum(const floating* base, Py_ssize_t item_stride, Py_ssize_t widt
 
 cdef floating _plane_sum(const floating* p, Py_ssize_t n) noexcept nogil:
     # vectorized_inner_sum (n >= the vector width) or a scalar row_sum.
-    cdef Py_ssize_t L = 32 // sizeof(floating), nvec, k
-    cdef floating vacc[8]
+    cdef Py_ssize_t L = 32 // sizeof(floating), nvec, k, l
+    cdef floating part[32]
     cdef floating final = 0
+    cdef floating zero = 0
     if n < L:
         _row_sum(p, 1, 1, n, &final)
         return final
     nvec = n // L
-    _row_sum(p, L, L, nvec, vacc)
+    # row_sum over the vectors: rows of 4 consecutive vectors, then the rest
+    if nvec < 4:
+        # no row of 4 vectors: the cascades are 0 and the vectors go to the first
+        for l in range(32 // sizeof(floating)):
+            part[l] = zero + p[l]
+        for k in range(1, nvec):
+            for l in range(32 // sizeof(floating)):
+                part[l] = part[l] + p[k * L + l]
+    else:
+        if 1 <= nvec // 4 < 16:
+            # fewer rows than a cascade level: one level, its adds in order (the
+            # other levels stay 0, and adding 0 to a sum that is never -0.0 is
+            # exact); the first row is added to 0 as it is loaded
+            for l in range(4 * (32 // sizeof(floating))):
+                part[l] = zero + p[l]
+            for k in range(1, nvec // 4):
+                for l in range(4 * (32 // sizeof(floating))):
+                    part[l] = part[l] + p[k * 4 * L + l]
+        else:
+            _cascade_vec(p, 4 * L, nvec // 4, part)
+        for k in range(nvec // 4 * 4, nvec):
+            for l in range(32 // sizeof(floating)):
+                part[l] = part[l] + p[k * L + l]
+        for k in range(1, 4):
+            for l in range(32 // sizeof(floating)):
+                part[l] = part[l] + part[k * L + l]
     for k in range(nvec * L, n):
         final = final + p[k]
     for k in range(L):
-        final = final + vacc[k]
+        final = final + part[k]
     return final
 
 
@@ -121,7 +193,7 @@ cdef void _image_sum(const floating* img, Py_ssize_t n, Py_ssize_t C, floating* 
     cdef Py_ssize_t L = 32 // sizeof(floating), j = 0
     if C >= L:
         while j + 4 * L <= C:
-            _cascade(img + j, C, 1, 0, 4 * L, n, out + j)
+            _cascade_vec(img + j, C, n, out + j)
             j += 4 * L
         while j + L <= C:
             _row_sum(img + j, C, L, n, out + j)
@@ -199,8 +271,9 @@ cdef void _ad_avg_rows_nhwc(const floating* x, floating* out, Py_ssize_t r0, Py_
     cdef Py_ssize_t r, n, oh, ow, c, ih, iw, h0, h1, w0, w1
     cdef const floating* tap
     cdef floating* o
-    cdef floating d, dh, dw
+    cdef floating d, dh, dw, v
     cdef floating zero = 0
+    cdef bint nan
     for r in range(r0, r1):
         n = r // OH
         oh = r - n * OH
@@ -213,12 +286,23 @@ cdef void _ad_avg_rows_nhwc(const floating* x, floating* out, Py_ssize_t r0, Py_
             for ih in range(h0, h1):
                 for iw in range(w0, w1):
                     tap = x + ((n * H + ih) * W + iw) * C
-                    for c in range(split):
-                        # vector lanes: the tap's NaN wins (quieted: + 0)
-                        o[c] = tap[c] + zero if tap[c] != tap[c] else tap[c] + o[c]
-                    for c in range(split, C):
-                        # scalar tail: the running sum's NaN wins
-                        o[c] = o[c] if o[c] != o[c] else o[c] + tap[c]
+                    for c in range(C):
+                        o[c] = o[c] + tap[c]
+            nan = False
+            for c in range(C):
+                nan = nan | (o[c] != o[c])
+            if nan:  # again, with torch's NaN rules made explicit per channel
+                for c in range(C):
+                    if o[c] == o[c]:
+                        continue
+                    o[c] = 0
+                    for ih in range(h0, h1):
+                        for iw in range(w0, w1):
+                            v = x[((n * H + ih) * W + iw) * C + c]
+                            if c < split:  # vector lanes: the tap's NaN wins (quieted: + 0)
+                                o[c] = v + zero if v != v else v + o[c]
+                            else:  # scalar tail: the running sum's NaN wins
+                                o[c] = o[c] if o[c] != o[c] else o[c] + v
             d = <floating>((h1 - h0) * (w1 - w0))
             dh, dw = <floating>(h1 - h0), <floating>(w1 - w0)
             for c in range(split):
