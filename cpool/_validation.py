@@ -774,7 +774,7 @@ def _adaptive_backward_shapes(go: np.ndarray, input_shape: Any, nhwc: bool, op: 
         )
     if nchw_shape[-1] * nchw_shape[-2] > 2**62:
         raise ValueError(f"input_shape is too large, got input_shape={shape!r}")
-    g = _adaptive_geometry(shape, nchw_go[-2:], "input_shape", nhwc, op)
+    g = _adaptive_geometry(shape, (nchw_go[-2], nchw_go[-1]), "input_shape", nhwc, op)
     return shape, g
 
 

@@ -15,13 +15,13 @@ import numpy as np
 from . import _backend
 from ._validation import (
     check_data_format,
+    index_dtype_for,
+    parse_avg_args,
     parse_output_size,
+    parse_pool_args,
     prepare_adaptive_avg_backward,
     prepare_adaptive_forward,
     prepare_adaptive_max_backward,
-    index_dtype_for,
-    parse_avg_args,
-    parse_pool_args,
     prepare_avg_backward,
     prepare_avg_forward,
     prepare_backward,

@@ -24,7 +24,7 @@ the last NaN wins.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -449,7 +449,7 @@ def adaptive_windows(out_len: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     return (o * size) // out_len, -((-(o + 1) * size) // out_len)
 
 
-def _adaptive_taps(g: Any):
+def _adaptive_taps(g: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
     """(h0, kh, w0, kw, KH, KW): window starts and lengths, and the largest."""
     h0, h1 = adaptive_windows(g.OH, g.H)
     w0, w1 = adaptive_windows(g.OW, g.W)
@@ -566,10 +566,10 @@ def adaptive_avg_backward_planes(go: np.ndarray, shape: Sequence[int], channels_
         grad = np.zeros(pshape, dtype=go.dtype)
         if channels_last and go.ndim == 4:
             split = _lanes_split(pshape[-3], go.dtype)
-            grad[..., :split, :, :] = _adaptive_scatter(go_p[..., :split, :, :], pshape[-2:], vector=True)
-            grad[..., split:, :, :] = _adaptive_scatter(go_p[..., split:, :, :], pshape[-2:], vector=False)
+            grad[..., :split, :, :] = _adaptive_scatter(go_p[..., :split, :, :], (pshape[-2], pshape[-1]), vector=True)
+            grad[..., split:, :, :] = _adaptive_scatter(go_p[..., split:, :, :], (pshape[-2], pshape[-1]), vector=False)
         else:
-            grad[...] = _adaptive_scatter(go_p, pshape[-2:], vector=False)
+            grad[...] = _adaptive_scatter(go_p, (pshape[-2], pshape[-1]), vector=False)
         return _result(grad, channels_last, out)
 
 
@@ -628,7 +628,7 @@ def _ceil_log2(x: int) -> int:
     return 1 if x <= 2 else (x - 1).bit_length()
 
 
-def _multi_row_sum(get, size: int, zeros):
+def _multi_row_sum(get: Callable[[int], np.ndarray], size: int, zeros: Callable[[], np.ndarray]) -> np.ndarray:
     """SumKernel.cpp's multi_row_sum: a 4-level cascade over ``size`` items
     (``get(i)``: an array of the accumulators' shape)."""
     levels = 4
