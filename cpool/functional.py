@@ -513,13 +513,13 @@ _ADAPTIVE_AVG_POOL2D_DOC = """2-D adaptive average pooling over (N, C, H, W) or 
 
     Notes
     -----
-    Two deliberate differences from torch: the results are those torch
-    gives on the input made contiguous (torch's 1x1 mean follows an input's
-    own strides when it is contiguous in neither layout), and those of
-    torch on one thread where torch's own depend on its thread count (a
-    1x1 output of a single plane over 32768 elements). Which payload a
-    channels-last window mixing two different NaNs keeps can differ from
-    torch (its compiled operand order is not reproduced).
+    Deliberate differences from torch: an input contiguous in neither
+    layout is computed as torch computes it made contiguous (torch's 1x1
+    mean follows such an input's own strides, in another order); the
+    results never depend on the thread count (torch's were checked at one
+    and two threads); and which payload a channels-last window mixing two
+    different NaNs keeps can differ from torch's (its compiled operand
+    order in the channel tail is not reproduced).
 
     Examples
     --------
