@@ -642,3 +642,36 @@ def test_module_errors():
     pool = cpool.AdaptiveAvgPool2d(2)
     with pytest.raises(ValueError, match="input_shape"):
         pool.backward(np.ones((2, 3, 0, 2)), np.ones((2, 3, 2, 2), np.float32))
+
+
+# ------------------------------------------------------------ compiled kernels
+def test_compiled_kernels_on_threads_and_isas_match_numpy(compiled):
+    # float32/64 run in the extension's kernels (both layouts, the 1x1 mean's
+    # cascades included), on a team of threads and on every instruction set;
+    # bits equal cpool.slow's.
+    assert COMPILED._avg_kernel("adaptive_pool2d_forward_into", np.dtype(np.float32)) is not None
+    ours = Adaptive(bind_adaptive(COMPILED))
+    rng = np.random.default_rng(21)
+    before = cpool.get_num_threads()
+    cpool.set_num_threads(2)
+    try:
+        for isa in COMPILED.AVAILABLE_ISAS:
+            with COMPILED.use_isa(isa):
+                for size in (1, (7, 5), (40, 41), (None, 3)):
+                    dtype = (np.float32, np.float64)[int(rng.integers(2))]
+                    x = random_input(rng, dtype, (3, 37, 40, 36))
+                    for data_format, a in (("NCHW", x), ("NHWC", np.ascontiguousarray(np.moveaxis(x, 1, -1)))):
+                        out = ours.avg(a, size, data_format=data_format)
+                        assert_same_bits(out, cpool.slow.adaptive_avg_pool2d(a, size, data_format=data_format),
+                                         (isa, size, data_format))
+                        go = random_input(rng, dtype, out.shape, specials=False)
+                        assert_same_bits(ours.avg_backward(go, a.shape, data_format=data_format),
+                                         cpool.slow.adaptive_avg_pool2d_backward(go, a.shape,
+                                                                                 data_format=data_format),
+                                         (isa, size, data_format))
+                        v, i = ours.max(a, size, True, data_format=data_format)
+                        ev, ei = cpool.slow.adaptive_max_pool2d(a, size, True, data_format=data_format)
+                        assert_same_bits(v, ev, (isa, size, data_format))
+                        assert_same_bits(i, ei, (isa, size, data_format))
+    finally:
+        cpool.set_num_threads(before)
