@@ -321,8 +321,9 @@ def _adaptive_run(x: np.ndarray, g: Any, is_max: bool, with_indices: bool, chann
     i4 = None
     if with_indices:
         i4 = np.empty(shape, dtype=_I64) if indices_out is None else _as_4d(indices_out)
-    split = _adaptive_lanes_split(x4.shape[3], x.dtype) if channels_last else 0
-    fn(x4, o4, i4, is_max, split, threads_for(x.size), channels_last)
+    from .slow import channel_groups
+    split, sse, vector_tap_first = channel_groups(x4.shape[3], x.dtype) if channels_last else (0, 0, False)
+    fn(x4, o4, i4, is_max, split, sse, vector_tap_first, threads_for(x.size), channels_last)
     if half:
         if out is None:
             o4 = o4.astype(_F16)

@@ -78,7 +78,7 @@ class AdaptiveForwardInto(Protocol):
     """One specialisation of ``adaptive_pool2d_forward_into`` (fills ``out`` and ``indices``)."""
 
     def __call__(self, x: np.ndarray, out: np.ndarray, indices: np.ndarray | None, is_max: bool, split: int,
-                 n_threads: int, channels_last: bool = False) -> None: ...
+                 sse: int, vector_tap_first: bool, n_threads: int, channels_last: bool = False) -> None: ...
 
 class AdaptiveBackwardInto(Protocol):
     """One specialisation of ``adaptive_avg_pool2d_backward_into`` (overwrites ``grad_input``)."""

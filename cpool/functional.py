@@ -513,13 +513,13 @@ _ADAPTIVE_AVG_POOL2D_DOC = """2-D adaptive average pooling over (N, C, H, W) or 
 
     Notes
     -----
-    Deliberate differences from torch: an input contiguous in neither
-    layout is computed as torch computes it made contiguous (torch's 1x1
-    mean follows such an input's own strides, in another order); the
-    results never depend on the thread count (torch's were checked at one
-    and two threads); and which payload a channels-last window mixing two
-    different NaNs keeps can differ from torch's (its compiled operand
-    order in the channel tail is not reproduced).
+    Which NaN a window of several NaN payloads keeps is torch's on one
+    thread (its channels-last kernel keeps another with more threads: its
+    serial and threaded code were compiled with different operand orders);
+    for a 1x1 output only where the NaN is, not which payload, is
+    reproduced. An input contiguous in neither layout is computed as torch
+    computes it made contiguous (torch's 1x1 mean would follow its
+    strides). cpool's results never depend on its thread count.
 
     Examples
     --------

@@ -434,12 +434,32 @@ __all__ += ["avg_pool2d", "avg_pool2d_backward", "avg_forward_planes", "avg_back
 # `sum / kh / kw` (two roundings) rounded to the dtype.
 # Average, channels-last kernel (4-D channels-last memory): vector lanes
 # (the first C - C % L channels, L = 32 bytes / element size: torch's AVX2
-# Vectorized width) compute `in + out` (the tap's NaN wins) and divide once
-# by kh * kw; the remaining scalar channels `out += in` and `out / kh / kw`.
+# Vectorized width; 16 for float16, summed in float32) divide once by kh * kw;
+# the remaining channels (the scalar tail) `out / kh / kw`. Which NaN a sum of
+# two NaNs keeps follows torch's compiled code, measured per channel group
+# (CL_NAN_RULES): the tap's ("tap first") or the running sum's.
 
 #: torch's Vectorized<T>::size() on its AVX2 build: the channels-last kernels'
 #: vector lanes per step (float16 goes through float32 sums, 16 at a time).
 TORCH_LANES = {np.dtype(np.float16): 16, np.dtype(np.float32): 8, np.dtype(np.float64): 4}
+
+#: Per dtype: (vector lanes keep the tap's NaN, width of the tail's compiled
+#: SSE part, whose lanes keep the tap's NaN); the rest of the tail keeps the
+#: running sum's. (float16: every channel keeps the tap's.)
+CL_NAN_RULES = {np.dtype(np.float16): (True, 1), np.dtype(np.float32): (True, 4),
+                np.dtype(np.float64): (True, 2)}
+
+
+def channel_groups(C: int, dtype: np.dtype) -> tuple[int, int, bool]:
+    """torch's channels-last average kernel's channel groups for C channels:
+    ``(split, sse, vector_tap_first)``: channels [0, split) are vector lanes,
+    [split, sse) tail lanes keeping the tap's NaN, [sse, C) tail lanes keeping
+    the running sum's."""
+    dtype = np.dtype(dtype)
+    lanes = TORCH_LANES[dtype]
+    vector_tap_first, width = CL_NAN_RULES[dtype]
+    split = C - C % lanes
+    return split, split + (C - split) // width * width, vector_tap_first
 
 
 def adaptive_windows(out_len: int, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -459,8 +479,7 @@ def _adaptive_taps(g: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
 
 def _lanes_split(C: int, dtype: np.dtype) -> int:
     """How many leading channels torch's channels-last kernels run in vector lanes."""
-    lanes = TORCH_LANES[np.dtype(dtype)]
-    return C - C % lanes
+    return channel_groups(C, dtype)[0]
 
 
 def adaptive_avg_forward_planes(x: np.ndarray, g: Any, channels_last: bool = False,
@@ -477,35 +496,47 @@ def adaptive_avg_forward_planes(x: np.ndarray, g: Any, channels_last: bool = Fal
     with np.errstate(all="ignore"):
         planes = x.transpose(_PLANES_VIEW[x.ndim]) if channels_last else x
         if channels_last and x.ndim == 4:  # torch's channels-last kernel
-            split = _lanes_split(planes.shape[-3], x.dtype)
+            split, sse, vector_tap_first = channel_groups(planes.shape[-3], x.dtype)
             mean = np.empty(planes.shape[:-2] + (g.OH, g.OW), dtype=x.dtype)
-            mean[..., :split, :, :] = _adaptive_mean(planes[..., :split, :, :], g, vector=True)
-            mean[..., split:, :, :] = _adaptive_mean(planes[..., split:, :, :], g, vector=False)
+            for lo, hi, once, tap_first in ((0, split, True, vector_tap_first), (split, sse, False, True),
+                                            (sse, planes.shape[-3], False, False)):
+                mean[..., lo:hi, :, :] = _adaptive_mean(planes[..., lo:hi, :, :], g, once, tap_first)
         else:
-            mean = _adaptive_mean(planes, g, vector=False)
+            mean = _adaptive_mean(planes, g, False, False)
         return _result(mean, channels_last, out)
 
 
-def _adaptive_mean(planes: np.ndarray, g: Any, vector: bool, tap_first: bool = False) -> np.ndarray:
+def _add_first_nan(first: np.ndarray, second: np.ndarray, acc: np.dtype, has_nan: bool) -> np.ndarray:
+    """``first + second`` in ``acc``, where two NaNs give ``first``'s (quieted),
+    as a compiled ``first + second`` on x86 does; NumPy's own loops may
+    return either operand's."""
+    total = np.add(first, second, dtype=acc)
+    if has_nan:
+        first_nan = np.isnan(first)
+        if first_nan.any():
+            quiet = np.add(first, np.zeros((), acc), dtype=acc)  # one NaN operand: its payload, quieted
+            np.copyto(total, quiet, where=first_nan)
+    return total
+
+
+def _adaptive_mean(planes: np.ndarray, g: Any, one_division: bool, tap_first: bool) -> np.ndarray:
     lead = planes.shape[:-2]
     acc = _acc_dtype(planes.dtype)
     total = np.zeros(lead + (g.OH, g.OW), dtype=acc)
     h0, kh, w0, kw, KH, KW = _adaptive_taps(g)
     if total.size == 0:
         return total.astype(planes.dtype)
+    has_nan = bool(np.isnan(planes).any())
     for i in range(KH):
         rows, row_ok = np.minimum(h0 + i, g.H - 1), i < kh
         for j in range(KW):
             cols, col_ok = np.minimum(w0 + j, g.W - 1), j < kw
             tap = planes[..., rows[:, None], cols[None, :]]
             mask = row_ok[:, None] & col_ok[None, :]
-            where = True if mask.all() else mask
-            if vector or tap_first:
-                np.add(tap, total, out=total, dtype=acc, where=where)
-            else:
-                np.add(total, tap, out=total, dtype=acc, where=where)
+            new = _add_first_nan(tap, total, acc, has_nan) if tap_first else _add_first_nan(total, tap, acc, has_nan)
+            np.copyto(total, new, where=mask)
     kh_, kw_ = kh.astype(acc)[:, None], kw.astype(acc)[None, :]
-    if vector:
+    if one_division:
         mean = total / (kh[:, None] * kw[None, :]).astype(acc)
     else:
         mean = total / kh_ / kw_
@@ -598,7 +629,7 @@ def _adaptive_scatter(go: np.ndarray, plane: tuple[int, int], vector: bool) -> n
     count_h = np.searchsorted(h0, ih, side="right") - first_h
     first_w = np.searchsorted(w1, iw, side="right")
     count_w = np.searchsorted(w0, iw, side="right") - first_w
-    zero = np.zeros((), dtype=go.dtype)
+    has_nan = bool(np.isnan(delta).any())
     for r in range(int(count_h.max())):
         ok_h = r < count_h
         oh = np.minimum(first_h + r, OH - 1)
@@ -607,9 +638,13 @@ def _adaptive_scatter(go: np.ndarray, plane: tuple[int, int], vector: bool) -> n
             ow = np.minimum(first_w + c, OW - 1)
             share = delta[..., oh[:, None], ow[None, :]]
             mask = ok_h[:, None] & ok_w[None, :]
-            if not mask.all():
-                np.copyto(share, zero, where=~mask)
-            np.add(share, grad, out=grad)
+            # Two NaNs: torch keeps the newer share's for float32/64, the
+            # element's for float16.
+            if go.dtype == _F16:
+                new = _add_first_nan(grad, share, grad.dtype, has_nan)
+            else:
+                new = _add_first_nan(share, grad, grad.dtype, has_nan)
+            np.copyto(grad, new, where=mask)
     return grad
 
 
@@ -628,7 +663,20 @@ def _ceil_log2(x: int) -> int:
     return 1 if x <= 2 else (x - 1).bit_length()
 
 
-def _multi_row_sum(get: Callable[[int], np.ndarray], size: int, zeros: Callable[[], np.ndarray]) -> np.ndarray:
+def _accumulate(acc: np.ndarray, item: np.ndarray) -> None:
+    """``acc += item`` keeping ``acc``'s NaN when both are NaN (torch's `acc += x`)."""
+    np.copyto(acc, _add_first_nan(acc, item, acc.dtype, True))
+
+
+_Add = Callable[[np.ndarray, np.ndarray], None]
+
+
+def _plain_add(acc: np.ndarray, item: np.ndarray) -> None:
+    np.add(acc, item, out=acc)
+
+
+def _multi_row_sum(get: Callable[[int], np.ndarray], size: int, zeros: Callable[[], np.ndarray],
+                   add: _Add) -> np.ndarray:
     """SumKernel.cpp's multi_row_sum: a 4-level cascade over ``size`` items
     (``get(i)``: an array of the accumulators' shape)."""
     levels = 4
@@ -638,54 +686,54 @@ def _multi_row_sum(get: Callable[[int], np.ndarray], size: int, zeros: Callable[
     i = 0
     while i + step <= size:
         for _ in range(step):
-            np.add(acc[0], get(i), out=acc[0])
+            add(acc[0], get(i))
             i += 1
         for j in range(1, levels):
-            np.add(acc[j], acc[j - 1], out=acc[j])
+            add(acc[j], acc[j - 1])
             acc[j - 1][...] = 0
             if i & (mask << (j * power)):
                 break
     while i < size:
-        np.add(acc[0], get(i), out=acc[0])
+        add(acc[0], get(i))
         i += 1
     for j in range(1, levels):
-        np.add(acc[0], acc[j], out=acc[0])
+        add(acc[0], acc[j])
     return acc[0]
 
 
-def _row_sum(items: np.ndarray) -> np.ndarray:
+def _row_sum(items: np.ndarray, add: _Add) -> np.ndarray:
     """SumKernel.cpp's row_sum over axis 0 of ``items``: four interleaved
     cascades (item i in the (i % 4)-th), the leftover items into the first,
     then the four combined in order."""
     size = items.shape[0]
     ilp = size // 4
     grouped = items[:ilp * 4].reshape((ilp, 4) + items.shape[1:])
-    part = _multi_row_sum(lambda i: grouped[i], ilp, lambda: np.zeros((4,) + items.shape[1:], items.dtype))
+    part = _multi_row_sum(lambda i: grouped[i], ilp, lambda: np.zeros((4,) + items.shape[1:], items.dtype), add)
     for i in range(ilp * 4, size):
-        np.add(part[0], items[i], out=part[0])
+        add(part[0], items[i])
     for k in range(1, 4):
-        np.add(part[0], part[k], out=part[0])
+        add(part[0], part[k])
     return part[0]
 
 
-def _global_sum_planes(planes: np.ndarray) -> np.ndarray:
+def _global_sum_planes(planes: np.ndarray, add: _Add) -> np.ndarray:
     # planes: (P, HW) contiguous, in the accumulation type; returns (P,).
     P, n = planes.shape
     lanes = TORCH_LANES[np.dtype(np.float32) if planes.dtype == _F32 else planes.dtype]
     if n < lanes:
-        return _row_sum(planes.T)
+        return _row_sum(planes.T, add)
     nvec = n // lanes
     vec = planes[:, :nvec * lanes].reshape(P, nvec, lanes).transpose(1, 0, 2)  # (nvec, P, lanes)
-    vacc = _row_sum(vec)
+    vacc = _row_sum(vec, add)
     final = np.zeros(P, dtype=planes.dtype)
     for k in range(nvec * lanes, n):
-        np.add(final, planes[:, k], out=final)
+        add(final, planes[:, k])
     for k in range(lanes):
-        np.add(final, vacc[:, k], out=final)
+        add(final, vacc[:, k])
     return final
 
 
-def _global_sum_channels_last(img: np.ndarray) -> np.ndarray:
+def _global_sum_channels_last(img: np.ndarray, add: _Add) -> np.ndarray:
     # img: (N, HW, C) in the accumulation type; returns (N, C).
     N, n, C = img.shape
     lanes = TORCH_LANES[np.dtype(np.float32) if img.dtype == _F32 else img.dtype]
@@ -696,19 +744,20 @@ def _global_sum_channels_last(img: np.ndarray) -> np.ndarray:
         wide = C // (4 * lanes) * 4 * lanes
         if wide:
             total[:, :wide] = _multi_row_sum(lambda i: items[i, :, :wide], n,
-                                             lambda: np.zeros((N, wide), img.dtype))
+                                             lambda: np.zeros((N, wide), img.dtype), add)
             j = wide
         narrow = j + (C - j) // lanes * lanes
         if narrow > j:
-            total[:, j:narrow] = _row_sum(items[:, :, j:narrow])
+            total[:, j:narrow] = _row_sum(items[:, :, j:narrow], add)
         if narrow < C:
-            total[:, narrow:] = _row_sum(items[:, :, narrow:])
+            total[:, narrow:] = _row_sum(items[:, :, narrow:], add)
         return total
     quad = C // 4 * 4
     if quad:
-        total[:, :quad] = _multi_row_sum(lambda i: items[i, :, :quad], n, lambda: np.zeros((N, quad), img.dtype))
+        total[:, :quad] = _multi_row_sum(lambda i: items[i, :, :quad], n, lambda: np.zeros((N, quad), img.dtype),
+                                         add)
     if quad < C:
-        total[:, quad:] = _row_sum(items[:, :, quad:])
+        total[:, quad:] = _row_sum(items[:, :, quad:], add)
     return total
 
 
@@ -717,14 +766,15 @@ def adaptive_global_mean(x: np.ndarray, channels_last: bool = False, out: np.nda
     ``x`` is (..., C, H, W) memory, or (..., H, W, C) with ``channels_last``."""
     with np.errstate(all="ignore"):
         acc = _acc_dtype(x.dtype)
+        add = _accumulate if np.isnan(x).any() else _plain_add
         if channels_last:  # (N, H, W, C) or (H, W, C) memory: torch's mean follows the strides
             x4 = x if x.ndim == 4 else x[None]
             N, H, W, C = x4.shape
-            total = _global_sum_channels_last(x4.reshape(N, H * W, C).astype(acc, copy=False))
+            total = _global_sum_channels_last(x4.reshape(N, H * W, C).astype(acc, copy=False), add)
             shape = x.shape[:-3] + (1, 1, C)
         else:
             H, W = x.shape[-2:]
-            total = _global_sum_planes(x.reshape(-1, H * W).astype(acc, copy=False))
+            total = _global_sum_planes(x.reshape(-1, H * W).astype(acc, copy=False), add)
             shape = x.shape[:-2] + (1, 1)
         total = np.add(np.zeros((), acc), total)  # the sum's output starts from 0
         mean = np.divide(total, acc.type(H * W), dtype=acc).astype(x.dtype, copy=False).reshape(shape)

@@ -281,27 +281,61 @@ def test_global_average_matches_torch(ad, dtype, shape, one_torch_thread):
 
 
 @needs_torch
-def test_special_values_match_torch(ad):
+def test_special_values_match_torch(ad, one_torch_thread):
+    # NaN payloads included: which NaN a sum of two keeps is torch's at one
+    # thread (its channels-last kernel keeps another with more threads)
     rng = np.random.default_rng(3)
     for dtype in DTYPES:
-        x = random_input(rng, dtype, (2, 11, 9, 7))
+        x = random_input(rng, dtype, (2, 23, 9, 7))
         x.flat[rng.integers(0, x.size, 12)] = np.inf
         x.flat[rng.integers(0, x.size, 12)] = -np.inf
-        x.flat[rng.integers(0, x.size, 6)] = np.nan
+        x.flat[rng.integers(0, x.size, 30)] = np.nan
+        nan = np.isnan(x)
+        word = x.view(f"u{x.itemsize}")
+        word[nan] ^= rng.integers(1, 64, nan.sum()).astype(word.dtype)  # distinct payloads
         for size in ((4, 3), 1, (13, 2), (None, 5)):
             for layout in ("nchw", "channels_last", "nhwc"):
                 a, data_format, t, back = as_layout(x, layout)
                 got = np.ascontiguousarray(ad.avg(a, size, data_format=data_format))
                 expected = np.ascontiguousarray(back(F.adaptive_avg_pool2d(t, size)))
-                if layout != "nchw":
-                    # windows mixing NaNs (np.nan and inf - inf): which payload torch's
-                    # channels-last kernel keeps depends on its compiled code; compare NaN as NaN
+                if size == 1:
+                    # which payload torch's 1x1 mean (its sum kernel) keeps of several NaNs: not reproduced
                     got, expected = canonical_nan(got), canonical_nan(expected)
                 assert_same_bits(got, expected, (dtype, layout, size))
                 v, i = ad.max(a, size, True, data_format=data_format)
                 ev, ei = F.adaptive_max_pool2d(t, size, True)
                 assert_same_bits(np.ascontiguousarray(v), np.ascontiguousarray(back(ev)), (dtype, layout, size))
                 assert_same_bits(np.ascontiguousarray(i), np.ascontiguousarray(back(ei)), (dtype, layout, size))
+
+
+def nan_with_payload(dtype, payload):
+    word = np.dtype(f"u{np.dtype(dtype).itemsize}")
+    nm = np.finfo(dtype).nmant
+    bits = ((1 << (8 * word.itemsize - 1)) - 1) ^ ((1 << nm) - 1) | (1 << (nm - 1)) | payload
+    return np.array(bits, word).view(dtype)
+
+
+@needs_torch
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("C", [1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 16, 17, 23, 31])
+def test_which_nan_payload_wins_matches_torch(ad, dtype, C, one_torch_thread):
+    # Two NaN payloads in one window (forward) or two NaN shares reaching one
+    # element (backward), for every channel group of torch's channels-last
+    # kernel (vector lanes, the tail's compiled SSE part, its scalar rest).
+    a, b = nan_with_payload(dtype, 1), nan_with_payload(dtype, 3)
+    x = np.zeros((1, C, 2, 3), dtype)
+    x[..., 0, 0], x[..., 1, 1] = a, b
+    go = np.zeros((1, C, 1, 2), dtype)
+    go[..., 0, 0], go[..., 0, 1] = a, b
+    for layout in ("nchw", "channels_last", "nhwc"):
+        xa, data_format, t, back = as_layout(x, layout)
+        assert_same_bits(np.ascontiguousarray(ad.avg(xa, (1, 2), data_format=data_format)),
+                         np.ascontiguousarray(back(F.adaptive_avg_pool2d(t, (1, 2)))), layout)
+        ga, gt = grad_layout(go if layout != "nhwc" else np.moveaxis(go, 1, -1), layout)
+        grad = ad.avg_backward(ga, xa.shape, data_format=data_format)
+        assert_same_bits(np.ascontiguousarray(grad),
+                         np.ascontiguousarray(back(torch.ops.aten._adaptive_avg_pool2d_backward(gt, t))),
+                         ("backward", layout))
 
 
 @needs_torch

@@ -7,7 +7,9 @@
 # `sum / kh / kw`. Channels-last ((N, H, W, C) memory): the first `split`
 # channels are torch's vector lanes (`v + acc`: the tap's NaN wins; one
 # division by kh * kw), the others its scalar tail (`acc + v`, two
-# divisions). An output of 1x1 is torch's `mean((-1, -2))`: the cascade
+# divisions); which NaN a sum of two NaNs keeps is torch's per channel
+# group (the tap's in `sse`-bounded tail lanes and, per dtype, vector lanes).
+# An output of 1x1 is torch's `mean((-1, -2))`: the cascade
 # order of SumKernel.cpp (multi_row_sum / row_sum), one division by H * W.
 # Max: the first maximum in row-major order, a NaN always taken (the last
 # NaN wins), the index `h * W + w`.
@@ -266,8 +268,9 @@ cdef void _ad_avg_rows(const floating* x, floating* out, Py_ssize_t r0, Py_ssize
 
 cdef void _ad_avg_rows_nhwc(const floating* x, floating* out, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t H,
                             Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t C,
-                            Py_ssize_t split) noexcept nogil:
-    # Rows r = n * OH + oh of (N, OH, OW, C) output.
+                            Py_ssize_t split, Py_ssize_t sse, bint vector_tap_first) noexcept nogil:
+    # Rows r = n * OH + oh of (N, OH, OW, C) output; channel groups as
+    # cpool.slow.channel_groups.
     cdef Py_ssize_t r, n, oh, ow, c, ih, iw, h0, h1, w0, w1
     cdef const floating* tap
     cdef floating* o
@@ -299,9 +302,10 @@ cdef void _ad_avg_rows_nhwc(const floating* x, floating* out, Py_ssize_t r0, Py_
                     for ih in range(h0, h1):
                         for iw in range(w0, w1):
                             v = x[((n * H + ih) * W + iw) * C + c]
-                            if c < split:  # vector lanes: the tap's NaN wins (quieted: + 0)
+                            if (c < split and vector_tap_first) or (split <= c < sse):
+                                # the tap's NaN wins (quieted: + 0)
                                 o[c] = v + zero if v != v else v + o[c]
-                            else:  # scalar tail: the running sum's NaN wins
+                            else:  # the running sum's NaN wins
                                 o[c] = o[c] if o[c] != o[c] else o[c] + v
             d = <floating>((h1 - h0) * (w1 - w0))
             dh, dw = <floating>(h1 - h0), <floating>(w1 - w0)
@@ -376,7 +380,7 @@ cdef void _ad_max_rows_nhwc(const floating* x, floating* out, int64_t* idx, Py_s
 
 cdef void _ad_forward_run(const floating* x, floating* out, int64_t* idx, bint is_max, Py_ssize_t P,
                           Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t C,
-                          Py_ssize_t split, int n_threads) noexcept:
+                          Py_ssize_t split, Py_ssize_t sse, bint vector_tap_first, int n_threads) noexcept:
     # P planes (C == 0) or P images of C channels; P * OH output rows in
     # chunks claimed dynamically by the team (each output on its own: any
     # split gives the same bits). The 1x1 average: planes or images.
@@ -389,17 +393,19 @@ cdef void _ad_forward_run(const floating* x, floating* out, int64_t* idx, bint i
     n = <int>max(1, min(<Py_ssize_t>n_threads, units))
     if n == 1:
         with nogil:
-            _ad_forward_chunk(x, out, idx, is_max, glob, 0, units, H, W, OH, OW, C, split)
+            _ad_forward_chunk(x, out, idx, is_max, glob, 0, units, H, W, OH, OW, C, split, sse,
+                              vector_tap_first)
         return
     chunks = min(units, <Py_ssize_t>CPOOL_CHUNKS_PER_THREAD * n)
     for c in prange(chunks, nogil=True, schedule="dynamic", num_threads=n):
         _ad_forward_chunk(x, out, idx, is_max, glob, units * c // chunks, units * (c + 1) // chunks,
-                          H, W, OH, OW, C, split)
+                          H, W, OH, OW, C, split, sse, vector_tap_first)
 
 
 cdef void _ad_forward_chunk(const floating* x, floating* out, int64_t* idx, bint is_max, bint glob,
                             Py_ssize_t u0, Py_ssize_t u1, Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH,
-                            Py_ssize_t OW, Py_ssize_t C, Py_ssize_t split) noexcept nogil:
+                            Py_ssize_t OW, Py_ssize_t C, Py_ssize_t split, Py_ssize_t sse,
+                            bint vector_tap_first) noexcept nogil:
     if glob:
         if C > 0:
             _ad_global_images(x, out, u0, u1, H * W, C)
@@ -412,6 +418,6 @@ cdef void _ad_forward_chunk(const floating* x, floating* out, int64_t* idx, bint
             _ad_max_rows(x, out, idx, u0, u1, H, W, OH, OW)
     else:
         if C > 0:
-            _ad_avg_rows_nhwc(x, out, u0, u1, H, W, OH, OW, C, split)
+            _ad_avg_rows_nhwc(x, out, u0, u1, H, W, OH, OW, C, split, sse, vector_tap_first)
         else:
             _ad_avg_rows(x, out, u0, u1, H, W, OH, OW)

@@ -365,20 +365,23 @@ def avg_pool2d_backward_into(const floating[:, :, :, ::1] grad_output not None,
 # ------------------------------------------------------------ adaptive pooling
 
 def adaptive_pool2d_forward_into(const floating[:, :, :, ::1] x not None, floating[:, :, :, ::1] out not None,
-                                 int64_t[:, :, :, ::1] indices, bint is_max, Py_ssize_t split, int n_threads,
-                                 bint channels_last=False):
+                                 int64_t[:, :, :, ::1] indices, bint is_max, Py_ssize_t split, Py_ssize_t sse,
+                                 bint vector_tap_first, int n_threads, bint channels_last=False):
     """Fill ``out`` (N, C, OH, OW) with the adaptive average (``is_max``
     False) or maximum of ``x`` (N, C, H, W), and ``indices`` (int64, may be
     None) with the maxima's positions; the output size is ``out``'s.
 
     ``channels_last``: the arrays are (N, H, W, C) and (N, OH, OW, C), and
-    the first ``split`` channels take torch's vector-lane rules.
+    the channels fall in torch's groups (``cpool.slow.channel_groups``):
+    [0, split) vector lanes (their NaN rule ``vector_tap_first``), [split,
+    sse) tail lanes keeping the tap's NaN, [sse, C) the running sum's.
     """
     cdef Py_ssize_t H, W, OH, OW
     cdef int64_t* idx = NULL
     if channels_last:
         H, W, OH, OW = x.shape[1], x.shape[2], out.shape[1], out.shape[2]
-        ok = out.shape[0] == x.shape[0] and out.shape[3] == x.shape[3] and 0 <= split <= x.shape[3]
+        ok = (out.shape[0] == x.shape[0] and out.shape[3] == x.shape[3]
+              and 0 <= split <= sse <= x.shape[3])
     else:
         H, W, OH, OW = x.shape[2], x.shape[3], out.shape[2], out.shape[3]
         ok = out.shape[0] == x.shape[0] and out.shape[1] == x.shape[1]
@@ -392,10 +395,10 @@ def adaptive_pool2d_forward_into(const floating[:, :, :, ::1] x not None, floati
         idx = &indices[0, 0, 0, 0]
     if channels_last:
         _ad_forward_run(&x[0, 0, 0, 0], &out[0, 0, 0, 0], idx, is_max, x.shape[0], H, W, OH, OW, x.shape[3],
-                        split, n_threads)
+                        split, sse, vector_tap_first, n_threads)
     else:
         _ad_forward_run(&x[0, 0, 0, 0], &out[0, 0, 0, 0], idx, is_max, x.shape[0] * x.shape[1], H, W, OH, OW, 0,
-                        0, n_threads)
+                        0, 0, False, n_threads)
 
 
 def adaptive_avg_pool2d_backward_into(const floating[:, :, :, ::1] grad_output not None,
