@@ -147,7 +147,7 @@ cdef void _row_sum(const floating* base, Py_ssize_t item_stride, Py_ssize_t widt
         out[l] = part[l]
 
 
-cdef floating _plane_sum(const floating* p, Py_ssize_t n) noexcept nogil:
+cdef inline floating _plane_sum(const floating* p, Py_ssize_t n) noexcept nogil:
     # vectorized_inner_sum (n >= the vector width) or a scalar row_sum.
     cdef Py_ssize_t L = 32 // sizeof(floating), nvec, k, l
     cdef floating part[32]
