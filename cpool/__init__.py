@@ -7,7 +7,10 @@
 
 Public API: :func:`max_pool2d`, :func:`max_pool2d_backward`,
 :class:`MaxPool2d`, :func:`avg_pool2d`, :func:`avg_pool2d_backward`,
-:class:`AvgPool2d`, :data:`backend`, :func:`set_num_threads`,
+:class:`AvgPool2d`, :func:`adaptive_avg_pool2d`,
+:func:`adaptive_avg_pool2d_backward`, :func:`adaptive_max_pool2d`,
+:func:`adaptive_max_pool2d_backward`, :class:`AdaptiveAvgPool2d`,
+:class:`AdaptiveMaxPool2d`, :data:`backend`, :func:`set_num_threads`,
 :func:`get_num_threads`, :func:`show_config`, :func:`config`, and the NumPy
 reference implementation :mod:`cpool.slow`.
 """
@@ -23,6 +26,10 @@ from ._backend import BACKEND as backend
 from ._indices import INDEX_FORMATS, indices_from, indices_to
 from ._threads import get_num_threads, set_num_threads
 from .functional import (
+    adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward,
+    adaptive_max_pool2d,
+    adaptive_max_pool2d_backward,
     avg_pool2d,
     avg_pool2d_backward,
     max_pool2d,
@@ -30,7 +37,7 @@ from .functional import (
     max_unpool2d,
     max_unpool2d_backward,
 )
-from .module import AvgPool2d, BackwardBeforeForwardError, MaxPool2d
+from .module import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, BackwardBeforeForwardError, MaxPool2d
 
 __all__ = [
     "__version__",
@@ -43,6 +50,12 @@ __all__ = [
     "AvgPool2d",
     "max_unpool2d",
     "max_unpool2d_backward",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool2d_backward",
+    "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool2d",
     "BackwardBeforeForwardError",
     "indices_to",
     "indices_from",

@@ -316,3 +316,90 @@ def unpool_backward_planes(go: np.ndarray, idx: np.ndarray, channels_last: bool 
 
 
 __all__ += ["unpool_planes", "unpool_backward_planes"]
+# Adaptive pooling: float32 and float64 run in the kernels (float16 forward
+# through the float32 kernel: torch sums float16 in float32 and rounds the
+# float32 result once; max values widen and narrow exactly), float16 backward
+# and 3-D channels-last memory (torch's planes kernel on a copy) in
+# cpool.slow, as does the 1x1 backward (a division and a broadcast). The max
+# backward is the max-pooling scatter (backward_planes).
+def _adaptive_lanes_split(C: int, dtype: np.dtype) -> int:
+    from .slow import TORCH_LANES
+    return C - C % TORCH_LANES[dtype]
+
+
+def _adaptive_run(x: np.ndarray, g: Any, is_max: bool, with_indices: bool, channels_last: bool,
+                  out: np.ndarray | None, indices_out: np.ndarray | None
+                  ) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """Run the adaptive kernel on ``x`` (float16 through float32), or None when it does not apply."""
+    fn = _float_kernel("adaptive_pool2d_forward_into", _F32 if x.dtype == _F16 else x.dtype)
+    glob = not is_max and g.OH == 1 and g.OW == 1
+    if fn is None or (channels_last and x.ndim == 3 and not glob and not is_max):
+        return None
+    if channels_last and x.shape[-1] == 1:  # one channel: the planes kernel's results
+        planes = _one_channel_as_planes(x)
+        r = _adaptive_run(planes, g, is_max, with_indices, False,
+                          None if out is None else _one_channel_as_planes(out),
+                          None if indices_out is None else _one_channel_as_planes(indices_out))
+        if r is None:
+            return None
+        shape = x.shape[:-3] + (g.OH, g.OW, 1)
+        return r[0].reshape(shape), None if r[1] is None else r[1].reshape(shape)
+    x4 = x if x.ndim == 4 else x[None]
+    shape = x4.shape[:1] + ((g.OH, g.OW, x4.shape[3]) if channels_last else (x4.shape[1], g.OH, g.OW))
+    half = x.dtype == _F16
+    if half:
+        x4 = x4.astype(_F32)
+    o4 = np.empty(shape, dtype=x4.dtype) if (out is None or half) else _as_4d(out)
+    i4 = None
+    if with_indices:
+        i4 = np.empty(shape, dtype=_I64) if indices_out is None else _as_4d(indices_out)
+    from .slow import channel_groups
+    split, sse, vector_tap_first = channel_groups(x4.shape[3], x.dtype) if channels_last else (0, 0, False)
+    fn(x4, o4, i4, is_max, split, sse, vector_tap_first, threads_for(x.size), channels_last)
+    if half:
+        if out is None:
+            o4 = o4.astype(_F16)
+        else:
+            np.copyto(_as_4d(out), o4, casting="same_kind")
+            o4 = _as_4d(out)
+    if x.ndim == 3:
+        return o4[0], None if i4 is None else i4[0]
+    return o4, i4
+
+
+def adaptive_avg_forward_planes(x: np.ndarray, g: Any, channels_last: bool = False,
+                                out: np.ndarray | None = None) -> np.ndarray:
+    """Adaptive-average-pool ``x``; see :func:`cpool.slow.adaptive_avg_forward_planes`."""
+    r = _adaptive_run(x, g, False, False, channels_last, out, None)
+    if r is None:
+        from . import slow
+        return slow.adaptive_avg_forward_planes(x, g, channels_last, out)
+    return r[0]
+
+
+def adaptive_max_forward_planes(x: np.ndarray, g: Any, with_indices: bool, channels_last: bool = False,
+                                out: np.ndarray | None = None, indices_out: np.ndarray | None = None
+                                ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Adaptive-max-pool ``x``; see :func:`cpool.slow.adaptive_max_forward_planes`."""
+    r = _adaptive_run(x, g, True, with_indices, channels_last, out, indices_out)
+    if r is None:
+        from . import slow
+        return slow.adaptive_max_forward_planes(x, g, with_indices, channels_last, out, indices_out)
+    return r
+
+
+def adaptive_avg_backward_planes(go: np.ndarray, shape: tuple[int, ...], channels_last: bool = False,
+                                 out: np.ndarray | None = None) -> np.ndarray:
+    """Gradient of :func:`adaptive_avg_forward_planes`; see :func:`cpool.slow.adaptive_avg_backward_planes`."""
+    fn = _float_kernel("adaptive_avg_pool2d_backward_into", go.dtype)
+    one = (go.shape[-3:-1] if channels_last else go.shape[-2:]) == (1, 1)
+    if fn is None or one or (channels_last and go.ndim == 3):
+        from . import slow
+        return slow.adaptive_avg_backward_planes(go, shape, channels_last, out)
+    gi = np.empty(shape, dtype=go.dtype) if out is None else out
+    split = _adaptive_lanes_split(shape[-1], go.dtype) if channels_last else 0
+    fn(go if go.ndim == 4 else go[None], _as_4d(gi), split, threads_for(gi.size), channels_last)
+    return gi
+
+
+__all__ += ["adaptive_avg_forward_planes", "adaptive_avg_backward_planes", "adaptive_max_forward_planes"]

@@ -85,3 +85,23 @@ class _FusedUnpool:
 
 max_unpool2d_forward_into: _FusedUnpool
 max_unpool2d_backward_into: _FusedUnpool
+class AdaptiveForwardInto(Protocol):
+    """One specialisation of ``adaptive_pool2d_forward_into`` (fills ``out`` and ``indices``)."""
+
+    def __call__(self, x: np.ndarray, out: np.ndarray, indices: np.ndarray | None, is_max: bool, split: int,
+                 sse: int, vector_tap_first: bool, n_threads: int, channels_last: bool = False) -> None: ...
+
+class AdaptiveBackwardInto(Protocol):
+    """One specialisation of ``adaptive_avg_pool2d_backward_into`` (overwrites ``grad_input``)."""
+
+    def __call__(self, grad_output: np.ndarray, grad_input: np.ndarray, split: int, n_threads: int,
+                 channels_last: bool = False) -> None: ...
+
+class _FusedAdaptiveForward:
+    def __getitem__(self, signature: str) -> AdaptiveForwardInto: ...
+
+class _FusedAdaptiveBackward:
+    def __getitem__(self, signature: str) -> AdaptiveBackwardInto: ...
+
+adaptive_pool2d_forward_into: _FusedAdaptiveForward
+adaptive_avg_pool2d_backward_into: _FusedAdaptiveBackward

@@ -798,3 +798,124 @@ def prepare_unpool_backward(grad_output: Any, indices: Any, data_format: Any = "
 
 __all__ += ["UNPOOL_DTYPES", "unpool_output_size", "check_unpool_index_range", "prepare_unpool",
             "prepare_unpool_backward"]
+# ----------------------------------------------------------------- adaptive pooling
+#: dtypes accepted by the adaptive poolings and their backwards (PyTorch 2.13's
+#: CPU kernels: AT_DISPATCH_FLOATING_TYPES_AND2(BFloat16, Half), minus bfloat16).
+ADAPTIVE_DTYPES = BACKWARD_DTYPES
+
+
+class AdaptiveGeometry(NamedTuple):
+    """An adaptive pooling problem: the input plane and the output plane.
+
+    Output row ``oh`` pools input rows ``[floor(oh * H / OH), ceil((oh + 1)
+    * H / OH))`` (PyTorch's ``start_index`` / ``end_index``), and likewise
+    for the columns."""
+
+    H: int
+    W: int
+    OH: int
+    OW: int
+
+
+def _output_item(value: Any, given: Any) -> int | None:
+    if value is None:
+        return None
+    if not _is_int(value):
+        raise TypeError(f"output_size must be an int or a tuple of two ints or Nones, "
+                        f"got output_size={_describe(given)}")
+    size = operator.index(value)
+    if size < 0:
+        raise ValueError(f"output_size must be non-negative, got output_size={given!r}")
+    if size > _INT_MAX:
+        raise ValueError(f"output_size must be at most 2**31 - 1, got output_size={given!r}")
+    return size
+
+
+def parse_output_size(output_size: Any) -> tuple[int | None, int | None]:
+    """Check an adaptive pooling's ``output_size`` on its own: an int, or a
+    pair of ints or Nones (None keeps that input dimension), each >= 0
+    (0 gives an empty output, as in PyTorch)."""
+    if type(output_size) is int and 0 <= output_size <= _INT_MAX:
+        return output_size, output_size
+    if isinstance(output_size, np.ndarray):
+        output_size = output_size.item() if output_size.ndim == 0 else output_size.tolist()
+    if isinstance(output_size, (tuple, list)):
+        if len(output_size) != 2:
+            raise ValueError(f"output_size must be an int or a tuple of two ints or Nones, "
+                             f"got output_size={output_size!r} with {len(output_size)} elements")
+        return _output_item(output_size[0], output_size), _output_item(output_size[1], output_size)
+    if output_size is None:
+        raise TypeError("output_size must be an int or a tuple of two ints or Nones, got output_size=None")
+    size = _output_item(output_size, output_size)
+    return size, size
+
+
+def _adaptive_geometry(shape: tuple[int, ...], size: tuple[int | None, int | None], name: str, nhwc: bool,
+                       op: str) -> AdaptiveGeometry:
+    C, H, W = nchw_order(shape, nhwc)[-3:]
+    # PyTorch's adaptive_avg_pool2d needs a non-empty plane; adaptive_max_pool2d
+    # also a channel (its check covers every non-batch dimension).
+    if H == 0 or W == 0 or (C == 0 and op == "adaptive_max_pool2d"):
+        what = "channel, height and width" if op == "adaptive_max_pool2d" else "height and width"
+        raise ValueError(f"{op}: {name} must have non-zero {what} dimensions, got {name}.shape={tuple(shape)!r}")
+    OH = H if size[0] is None else size[0]
+    OW = W if size[1] is None else size[1]
+    return AdaptiveGeometry(H, W, OH, OW)
+
+
+def prepare_adaptive_forward(input: Any, output_size: Any, data_format: Any, op: str
+                             ) -> tuple[np.ndarray, AdaptiveGeometry, bool, bool]:
+    """Validate an adaptive pooling forward (``op`` names it in messages).
+    Returns ``(memory, geometry, channels_last, swapped)`` (see
+    :func:`resolve_layout`)."""
+    size = parse_output_size(output_size)
+    nhwc = check_data_format(data_format)
+    arr = as_input_array(input)
+    _check_dtype(arr, "input", ADAPTIVE_DTYPES, op)
+    _check_ndim(arr, "input", nhwc)
+    g = _adaptive_geometry(arr.shape, size, "input", nhwc, op)
+    mem, channels_last, swapped = resolve_layout(arr, nhwc)
+    return mem, g, channels_last, swapped
+
+
+def _adaptive_backward_shapes(go: np.ndarray, input_shape: Any, nhwc: bool, op: str
+                              ) -> tuple[tuple[int, ...], AdaptiveGeometry]:
+    shape = _as_shape(input_shape, go.ndim)
+    if min(shape) < 0:
+        raise ValueError(f"input_shape must not have negative dimensions, got input_shape={shape!r}")
+    nchw_shape, nchw_go = nchw_order(shape, nhwc), nchw_order(go.shape, nhwc)
+    if nchw_shape[:-2] != nchw_go[:-2]:
+        raise ValueError(
+            f"input_shape and grad_output must agree in their leading (batch, channel) dimensions, "
+            f"got input_shape={shape!r} and grad_output.shape={go.shape!r}"
+        )
+    if nchw_shape[-1] * nchw_shape[-2] > 2**62:
+        raise ValueError(f"input_shape is too large, got input_shape={shape!r}")
+    g = _adaptive_geometry(shape, (nchw_go[-2], nchw_go[-1]), "input_shape", nhwc, op)
+    return shape, g
+
+
+def prepare_adaptive_avg_backward(grad_output: Any, input_shape: Any, data_format: Any = "NCHW"
+                                  ) -> tuple[np.ndarray, tuple[int, ...], AdaptiveGeometry, bool, bool]:
+    """Validate an adaptive_avg_pool2d_backward call: the output size is
+    ``grad_output``'s. Returns ``(grad_output memory, grad_input memory
+    shape, geometry, channels_last, swapped)``."""
+    nhwc = check_data_format(data_format)
+    go = as_input_array(grad_output, "grad_output")
+    _check_dtype(go, "grad_output", ADAPTIVE_DTYPES, "adaptive_avg_pool2d_backward")
+    _check_ndim(go, "grad_output", nhwc)
+    shape, g = _adaptive_backward_shapes(go, input_shape, nhwc, "adaptive_avg_pool2d_backward")
+    mem, channels_last, swapped = resolve_layout(go, nhwc)
+    return mem, _memory_shape(shape, swapped, channels_last), g, channels_last, swapped
+
+
+def prepare_adaptive_max_backward(grad_output: Any, indices: Any, input_shape: Any, data_format: Any = "NCHW"
+                                  ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], bool, bool]:
+    """Validate an adaptive_max_pool2d_backward call, as :func:`prepare_backward`
+    (same returns), with adaptive_max_pool2d's non-empty input rule."""
+    go, idx, shape, cl, swapped = prepare_backward(grad_output, indices, input_shape, data_format=data_format)
+    return go, idx, shape, cl, swapped
+
+
+__all__ += ["ADAPTIVE_DTYPES", "AdaptiveGeometry", "parse_output_size", "prepare_adaptive_forward",
+            "prepare_adaptive_avg_backward", "prepare_adaptive_max_backward"]

@@ -21,6 +21,9 @@ from ._validation import (
     check_index_range,
     check_out,
     format_shape,
+    prepare_adaptive_avg_backward,
+    prepare_adaptive_forward,
+    prepare_adaptive_max_backward,
     prepare_avg_backward,
     prepare_avg_forward,
     prepare_backward,
@@ -486,3 +489,278 @@ __all__ += ["avg_pool2d", "avg_pool2d_backward"]
 # Max unpooling, bound to the same backend.
 max_unpool2d, max_unpool2d_backward = bind_unpool(_backend.IMPL)
 __all__ += ["max_unpool2d", "max_unpool2d_backward"]
+
+# Adaptive pooling, bound to the same backend.
+def bind_adaptive(impl, module=__name__):
+    """``(adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d,
+    adaptive_max_pool2d_backward)`` computed by backend module ``impl`` (its
+    ``adaptive_avg_forward_planes``, ``adaptive_avg_backward_planes``,
+    ``adaptive_max_forward_planes`` and ``backward_planes``), as :func:`bind`."""
+
+    def adaptive_avg_pool2d(input, output_size, *, data_format="NCHW", out=None):
+        x, g, cl, swapped = prepare_adaptive_forward(input, output_size, data_format, "adaptive_avg_pool2d")
+        if out is None:
+            return to_format(impl.adaptive_avg_forward_planes(x, g, cl), swapped, cl)
+        target = check_out(out, "out", format_shape(_adaptive_shape(x, g, cl), swapped, cl), x.dtype,
+                           (("input", input), ("input", x)))
+        mem = writable_memory(target, swapped, cl)
+        values = impl.adaptive_avg_forward_planes(x, g, cl, mem)
+        if mem is None:
+            np.copyto(target, to_format(values, swapped, cl))
+        return out
+
+    def adaptive_avg_pool2d_backward(grad_output, input_shape, *, data_format="NCHW", out=None):
+        go, shape, g, cl, swapped = prepare_adaptive_avg_backward(grad_output, input_shape, data_format)
+        if out is None:
+            return to_format(impl.adaptive_avg_backward_planes(go, shape, cl), swapped, cl)
+        target = check_out(out, "out", format_shape(shape, swapped, cl), go.dtype,
+                           (("grad_output", grad_output), ("grad_output", go)))
+        mem = writable_memory(target, swapped, cl)
+        grad = impl.adaptive_avg_backward_planes(go, shape, cl, mem)
+        if mem is None:
+            np.copyto(target, to_format(grad, swapped, cl))
+        return out
+
+    def adaptive_max_pool2d(input, output_size, return_indices=False, *, data_format="NCHW", out=None):
+        if type(return_indices) is not bool and not isinstance(return_indices, np.bool_):
+            raise TypeError(f"return_indices must be a bool, got return_indices={return_indices!r} "
+                            f"(type {type(return_indices).__name__})")
+        with_indices = bool(return_indices)
+        x, g, cl, swapped = prepare_adaptive_forward(input, output_size, data_format, "adaptive_max_pool2d")
+        if out is None:
+            values, idx = impl.adaptive_max_forward_planes(x, g, with_indices, cl)
+            values = to_format(values, swapped, cl)
+            return (values, to_format(idx, swapped, cl)) if with_indices else values
+        shape = format_shape(_adaptive_shape(x, g, cl), swapped, cl)
+        sources = (("input", input), ("input", x))
+        if with_indices:
+            if not (isinstance(out, tuple) and len(out) == 2):
+                raise TypeError(f"out must be a (values, indices) tuple of two arrays with return_indices=True, "
+                                f"got out of type {type(out).__name__}")
+            out_values = check_out(out[0], "out[0]", shape, x.dtype, sources)
+            out_indices = check_out(out[1], "out[1]", shape, _INT64, sources + (("out[0]", out_values),))
+        else:
+            if isinstance(out, tuple):
+                raise TypeError("out must be one array with return_indices=False, got a tuple")
+            out_values, out_indices = check_out(out, "out", shape, x.dtype, sources), None
+        mem_values = writable_memory(out_values, swapped, cl)
+        mem_indices = None if out_indices is None else writable_memory(out_indices, swapped, cl)
+        values, idx = impl.adaptive_max_forward_planes(x, g, with_indices, cl, mem_values, mem_indices)
+        if mem_values is None:
+            np.copyto(out_values, to_format(values, swapped, cl))
+        if out_indices is not None and mem_indices is None:
+            np.copyto(out_indices, to_format(idx, swapped, cl))
+        return out
+
+    def adaptive_max_pool2d_backward(grad_output, indices, input_shape, *, data_format="NCHW", out=None):
+        go, idx, shape, cl, swapped = prepare_adaptive_max_backward(grad_output, indices, input_shape, data_format)
+        if out is None:
+            return to_format(impl.backward_planes(go, idx, shape, cl), swapped, cl)
+        target = check_out(out, "out", format_shape(shape, swapped, cl), go.dtype,
+                           (("grad_output", grad_output), ("indices", indices),
+                            ("grad_output", go), ("indices", idx)))
+        check_index_range(idx, *((shape[-3], shape[-2]) if cl else (shape[-2], shape[-1])))
+        mem = writable_memory(target, swapped, cl)
+        grad = impl.backward_planes(go, idx, shape, cl, mem)
+        if mem is None:
+            np.copyto(target, to_format(grad, swapped, cl))
+        return out
+
+    fns = (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d, adaptive_max_pool2d_backward)
+    docs = (_ADAPTIVE_AVG_POOL2D_DOC, _ADAPTIVE_AVG_POOL2D_BACKWARD_DOC, _ADAPTIVE_MAX_POOL2D_DOC,
+            _ADAPTIVE_MAX_POOL2D_BACKWARD_DOC)
+    for fn, doc in zip(fns, docs):
+        fn.__doc__ = doc
+        fn.__module__ = module
+        fn.__qualname__ = fn.__name__
+    return fns
+
+
+def _adaptive_shape(x, g, channels_last):
+    """The result's memory shape for memory ``x``."""
+    return x.shape[:-3] + ((g.OH, g.OW, x.shape[-1]) if channels_last else (x.shape[-3], g.OH, g.OW))
+
+
+_ADAPTIVE_AVG_POOL2D_DOC = """2-D adaptive average pooling over (N, C, H, W) or (C, H, W) arrays, as in PyTorch.
+
+    Same arguments, output shape and values as
+    ``torch.nn.functional.adaptive_avg_pool2d`` on the CPU, bit for bit.
+    Output ``(oh, ow)`` averages input rows ``floor(oh * H / OH)`` to
+    ``ceil((oh + 1) * H / OH) - 1`` and the columns likewise, so windows
+    may differ in size and overlap.
+
+    Parameters
+    ----------
+    input : array_like
+        A 4-D (N, C, H, W) or 3-D (C, H, W) array of float16, float32 or
+        float64 (PyTorch's CPU kernels take no integer type). H and W must
+        be non-zero; N and C may be 0.
+    output_size : int or tuple of two (int or None)
+        The output's height and width; None keeps that input dimension, 0
+        gives an empty result.
+    data_format : {"NCHW", "NHWC"}, keyword-only, default "NCHW"
+        As for :func:`max_pool2d`: 4-D channels-last memory runs PyTorch's
+        channels-last kernel.
+    out : ndarray, keyword-only
+        An array of the result's shape and the input's dtype to write into.
+
+    Returns
+    -------
+    out : ndarray
+        The window means, as PyTorch's kernels compute them: the planes
+        kernel ((N, C, H, W) memory and all 3-D input) sums each window in
+        row-major order from 0 (in float32 for float16) and divides twice,
+        ``sum / kh / kw``; the channels-last kernel sums the same way but
+        divides once by ``kh * kw`` in its vector lanes (the first
+        ``C - C % L`` channels, ``L`` = 16 float16, 8 float32 or 4 float64
+        channels: torch's AVX2 vector width) and twice in the others. An
+        output of 1x1 is PyTorch's ``input.mean((-1, -2))``: its sum
+        reduction's cascade order, then one division by ``H * W``.
+
+    Raises
+    ------
+    TypeError
+        For a non-integer ``output_size`` entry or an unsupported dtype.
+    ValueError
+        For a negative ``output_size``, a 1-, 2- or 5-D input, or a zero
+        height or width.
+
+    Notes
+    -----
+    Which NaN a window of several NaN payloads keeps is torch's on one
+    thread (its channels-last kernel keeps another with more threads: its
+    serial and threaded code were compiled with different operand orders);
+    for a 1x1 output only where the NaN is, not which payload, is
+    reproduced. An input contiguous in neither layout is computed as torch
+    computes it made contiguous (torch's 1x1 mean would follow its
+    strides). cpool's results never depend on its thread count.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> cpool.adaptive_avg_pool2d(x, 2)[0, 0]
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]], dtype=float32)
+    >>> cpool.adaptive_avg_pool2d(x, (3, None)).shape
+    (1, 1, 3, 4)
+    """
+
+_ADAPTIVE_AVG_POOL2D_BACKWARD_DOC = """Gradient of :func:`adaptive_avg_pool2d` with respect to its input.
+
+    PyTorch's ``_adaptive_avg_pool2d_backward``: each output's share
+    ``grad_output / kh / kw`` (channels-last vector lanes: ``/ (kh * kw)``),
+    in the dtype, is added to every element of its window, outputs in
+    row-major order, rounding after each add in the dtype. For a 1x1 output
+    it is the gradient torch's autograd gives the mean the forward computes:
+    ``grad_output / (H * W)`` (float16: in float32, rounded once) everywhere.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        (N, C, OH, OW) or (C, OH, OW), float16, float32 or float64; its
+        height and width are the forward's output size.
+    input_shape : tuple of ints
+        Shape of the forward input, in ``data_format`` order.
+    data_format, out : keyword-only
+        As for :func:`adaptive_avg_pool2d`; ``grad_output``'s memory decides the layout.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Of ``input_shape`` and ``grad_output``'s dtype, or ``out``.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> cpool.adaptive_avg_pool2d_backward(np.ones((1, 1, 1, 1), np.float32), (1, 1, 2, 2))[0, 0]
+    array([[0.25, 0.25],
+           [0.25, 0.25]], dtype=float32)
+    """
+
+_ADAPTIVE_MAX_POOL2D_DOC = """2-D adaptive max pooling over (N, C, H, W) or (C, H, W) arrays, as in PyTorch.
+
+    Same arguments, output shape, values and indices as
+    ``torch.nn.functional.adaptive_max_pool2d`` on the CPU, bit for bit,
+    with the windows of :func:`adaptive_avg_pool2d`.
+
+    Parameters
+    ----------
+    input : array_like
+        A 4-D (N, C, H, W) or 3-D (C, H, W) array of float16, float32 or
+        float64, with non-zero C, H and W (N may be 0).
+    output_size : int or tuple of two (int or None)
+        As for :func:`adaptive_avg_pool2d`.
+    return_indices : bool, default False
+        Also return the position of each maximum.
+    data_format : {"NCHW", "NHWC"}, keyword-only, default "NCHW"
+        As for :func:`max_pool2d`.
+    out : ndarray, or tuple (values, indices) with ``return_indices``, keyword-only
+        As for :func:`max_pool2d`.
+
+    Returns
+    -------
+    out : ndarray
+        Each window's maximum. Ties go to the first in row-major window
+        order; a NaN always replaces the running maximum (the last NaN of a
+        window is returned, with its index).
+    indices : ndarray of int64, only if ``return_indices``
+        Flat position ``h * W + w`` of each maximum within its plane.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`adaptive_avg_pool2d`, and for a zero channel dimension.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> out, idx = cpool.adaptive_max_pool2d(x, 3, return_indices=True)
+    >>> out[0, 0]
+    array([[ 5.,  6.,  7.],
+           [ 9., 10., 11.],
+           [13., 14., 15.]], dtype=float32)
+    >>> idx[0, 0, 0]
+    array([5, 6, 7])
+    """
+
+_ADAPTIVE_MAX_POOL2D_BACKWARD_DOC = """Gradient of :func:`adaptive_max_pool2d` with respect to its input.
+
+    PyTorch's ``adaptive_max_pool2d_backward``: each element of
+    ``grad_output`` is added to the input position its index names,
+    outputs in row-major order (as :func:`max_pool2d_backward`, whose
+    arguments and checks these are).
+
+    Parameters
+    ----------
+    grad_output : array_like
+        (N, C, OH, OW) or (C, OH, OW), float16, float32 or float64.
+    indices : array_like of int64
+        The indices of ``adaptive_max_pool2d(..., return_indices=True)``.
+    input_shape : tuple of ints
+        Shape of the forward input, in ``data_format`` order.
+    data_format, out : keyword-only
+        As for :func:`max_pool2d_backward`.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Of ``input_shape`` and ``grad_output``'s dtype, or ``out``.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> out, idx = cpool.adaptive_max_pool2d(x, 1, return_indices=True)
+    >>> cpool.adaptive_max_pool2d_backward(np.ones_like(out), idx, x.shape)[0, 0]
+    array([[0., 0., 0., 0.],
+           [0., 0., 0., 0.],
+           [0., 0., 0., 0.],
+           [0., 0., 0., 1.]], dtype=float32)
+    """
+
+(adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d,
+ adaptive_max_pool2d_backward) = bind_adaptive(_backend.IMPL)
+__all__ += ["adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max_pool2d",
+            "adaptive_max_pool2d_backward"]

@@ -17,7 +17,11 @@ from ._validation import (
     check_data_format,
     index_dtype_for,
     parse_avg_args,
+    parse_output_size,
     parse_pool_args,
+    prepare_adaptive_avg_backward,
+    prepare_adaptive_forward,
+    prepare_adaptive_max_backward,
     prepare_avg_backward,
     prepare_avg_forward,
     prepare_backward,
@@ -354,3 +358,142 @@ class AvgPool2d(_PoolingLayer):
 
 
 __all__ += ["AvgPool2d"]
+
+
+def _output_size_repr(output_size):
+    return repr(tuple(output_size)) if isinstance(output_size, (tuple, list)) else repr(output_size)
+
+
+class AdaptiveAvgPool2d(_PoolingLayer):
+    """2-D adaptive average pooling layer for NumPy networks, PyTorch-exact.
+
+    ``output_size`` is ``torch.nn.AdaptiveAvgPool2d``'s, as in
+    :func:`cpool.adaptive_avg_pool2d`; ``data_format`` and ``backend`` are
+    as for :class:`MaxPool2d`. The backward needs only the forward input's
+    shape. Like :class:`MaxPool2d`, the layer writes its next output and
+    gradient into the memory of the last ones when nothing else refers to
+    them.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> pool = cpool.AdaptiveAvgPool2d((1, 1))
+    >>> pool
+    AdaptiveAvgPool2d(output_size=(1, 1))
+    >>> x = np.random.rand(8, 3, 7, 7).astype(np.float32)
+    >>> pool.forward(x).shape
+    (8, 3, 1, 1)
+    >>> pool.backward(x, np.ones((8, 3, 1, 1), np.float32)).shape
+    (8, 3, 7, 7)
+    """
+
+    def __init__(self, output_size, *, data_format="NCHW", backend=None):
+        parse_output_size(output_size)  # checked now: a bad layer fails where it is built
+        self.data_format = "NHWC" if check_data_format(data_format) else "NCHW"
+        self._impl = _backend.load(backend)
+        self.output_size = output_size
+        self.output = None
+        self.gradInput = None
+        self.training = True
+
+    def updateOutput(self, input):
+        """Pool ``input``; sets and returns ``self.output``."""
+        x, g, cl, swapped = prepare_adaptive_forward(input, self.output_size, self.data_format,
+                                                     "adaptive_avg_pool2d")
+        shape = x.shape[:-3] + ((g.OH, g.OW, x.shape[-1]) if cl else (x.shape[-3], g.OH, g.OW))
+        out = _reusable(self.output, shape, x.dtype)
+        self.output = None  # dropped first: a failure leaves no stale result
+        self.output = to_format(self._impl.adaptive_avg_forward_planes(x, g, cl, out), swapped, cl)
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        """Gradient with respect to ``input`` (only its shape is read); sets and returns ``self.gradInput``."""
+        go, shape, g, cl, swapped = prepare_adaptive_avg_backward(gradOutput, np.shape(input), self.data_format)
+        out = _reusable(self.gradInput, shape, go.dtype)
+        self.gradInput = None
+        self.gradInput = to_format(self._impl.adaptive_avg_backward_planes(go, shape, cl, out), swapped, cl)
+        return self.gradInput
+
+    def __repr__(self):
+        extra = "" if self.data_format == "NCHW" else f", data_format={self.data_format!r}"
+        return f"AdaptiveAvgPool2d(output_size={_output_size_repr(self.output_size)}{extra})"
+
+
+class AdaptiveMaxPool2d(_PoolingLayer):
+    """2-D adaptive max pooling layer for NumPy networks, PyTorch-exact.
+
+    The arguments are ``torch.nn.AdaptiveMaxPool2d``'s, as in
+    :func:`cpool.adaptive_max_pool2d`; ``data_format`` and ``backend`` are
+    as for :class:`MaxPool2d`. With ``return_indices`` :meth:`forward`
+    returns ``(output, indices)``; the indices (int64, ``h * W + w`` per
+    plane) are kept in ``self.indices`` for :meth:`backward` either way.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> pool = cpool.AdaptiveMaxPool2d((2, None))
+    >>> pool
+    AdaptiveMaxPool2d(output_size=(2, None))
+    >>> x = np.random.rand(8, 3, 5, 6).astype(np.float32)
+    >>> pool.forward(x).shape
+    (8, 3, 2, 6)
+    >>> pool.backward(x, np.ones((8, 3, 2, 6), np.float32)).shape
+    (8, 3, 5, 6)
+    """
+
+    def __init__(self, output_size, return_indices=False, *, data_format="NCHW", backend=None):
+        parse_output_size(output_size)
+        self.data_format = "NHWC" if check_data_format(data_format) else "NCHW"
+        if type(return_indices) is not bool:
+            raise TypeError(f"return_indices must be a bool, got return_indices={return_indices!r} "
+                            f"(type {type(return_indices).__name__})")
+        self._impl = _backend.load(backend)
+        self.output_size = output_size
+        self.return_indices = return_indices
+        self.output = None
+        self.gradInput = None
+        self.indices = None
+        self.training = True
+        self._input_shape = None
+
+    def updateOutput(self, input):
+        """Pool ``input``; sets ``self.output`` and ``self.indices`` and returns
+        ``self.output``, or ``(self.output, self.indices)`` with ``return_indices``."""
+        x, g, cl, swapped = prepare_adaptive_forward(input, self.output_size, self.data_format,
+                                                     "adaptive_max_pool2d")
+        shape = x.shape[:-3] + ((g.OH, g.OW, x.shape[-1]) if cl else (x.shape[-3], g.OH, g.OW))
+        out = _reusable(self.output, shape, x.dtype)
+        idx = _reusable(self.indices, shape, np.dtype(np.int64))
+        self.output = self.indices = None  # dropped first: a failure leaves no stale result
+        values, idx = self._impl.adaptive_max_forward_planes(x, g, True, cl, out, idx)
+        self.output, self.indices = to_format(values, swapped, cl), to_format(idx, swapped, cl)
+        self._input_shape = np.shape(input)
+        if self.return_indices:
+            return self.output, self.indices
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        """Gradient with respect to the last forward's input; sets and returns ``self.gradInput``."""
+        if self.indices is None:
+            raise BackwardBeforeForwardError(
+                "AdaptiveMaxPool2d.updateGradInput() was called before forward(): there are no indices to "
+                "route gradOutput through"
+            )
+        shape = np.shape(input)
+        if tuple(shape) != tuple(self._input_shape):
+            raise ValueError(
+                f"input.shape={tuple(shape)!r} differs from the shape of the last forward input "
+                f"{tuple(self._input_shape)!r}; call forward() on this input first"
+            )
+        go, idx, shape, cl, swapped = prepare_adaptive_max_backward(gradOutput, self.indices, self._input_shape,
+                                                                    self.data_format)
+        self.gradInput = None
+        self.gradInput = to_format(self._impl.backward_planes(go, idx, shape, cl), swapped, cl)
+        return self.gradInput
+
+    def __repr__(self):
+        extra = "" if self.data_format == "NCHW" else f", data_format={self.data_format!r}"
+        return f"AdaptiveMaxPool2d(output_size={_output_size_repr(self.output_size)}{extra})"
+
+
+__all__ += ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d"]

@@ -24,7 +24,7 @@ the last NaN wins.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -535,3 +535,388 @@ from .functional import bind_unpool  # noqa: E402
 
 max_unpool2d, max_unpool2d_backward = bind_unpool(sys.modules[__name__], module=__name__)
 __all__ += ["max_unpool2d", "max_unpool2d_backward", "unpool_planes", "unpool_backward_planes"]
+# ----------------------------------------------------------------- adaptive pooling
+# PyTorch 2.13's CPU kernels (aten/src/ATen/native/cpu/AdaptiveAvgPoolKernel.cpp,
+# AdaptiveMaxPoolKernel.cpp; windows from AdaptivePooling.h's start_index /
+# end_index). Output (oh, ow) pools rows [floor(oh*H/OH), ceil((oh+1)*H/OH))
+# and the columns likewise; windows differ in size, so the taps are visited
+# as (i, j) offsets from each window's start up to the largest window, each
+# masked by whether the window has it: every output still sees its own taps
+# in row-major order.
+#
+# Average, planes kernel ((N, C, H, W) memory, and all 3-D input): the sum
+# from 0 in the accumulation type (float32 for float16), `sum += x`, then
+# `sum / kh / kw` (two roundings) rounded to the dtype.
+# Average, channels-last kernel (4-D channels-last memory): vector lanes
+# (the first C - C % L channels, L = 32 bytes / element size: torch's AVX2
+# Vectorized width; 16 for float16, summed in float32) divide once by kh * kw;
+# the remaining channels (the scalar tail) `out / kh / kw`. Which NaN a sum of
+# two NaNs keeps follows torch's compiled code, measured per channel group
+# (CL_NAN_RULES): the tap's ("tap first") or the running sum's.
+
+#: torch's Vectorized<T>::size() on its AVX2 build: the channels-last kernels'
+#: vector lanes per step (float16 goes through float32 sums, 16 at a time).
+TORCH_LANES = {np.dtype(np.float16): 16, np.dtype(np.float32): 8, np.dtype(np.float64): 4}
+
+#: Per dtype: (vector lanes keep the tap's NaN, width of the tail's compiled
+#: SSE part, whose lanes keep the tap's NaN); the rest of the tail keeps the
+#: running sum's. (float16: every channel keeps the tap's.)
+CL_NAN_RULES = {np.dtype(np.float16): (True, 1), np.dtype(np.float32): (True, 4),
+                np.dtype(np.float64): (True, 2)}
+
+
+def channel_groups(C: int, dtype: np.dtype) -> tuple[int, int, bool]:
+    """torch's channels-last average kernel's channel groups for C channels:
+    ``(split, sse, vector_tap_first)``: channels [0, split) are vector lanes,
+    [split, sse) tail lanes keeping the tap's NaN, [sse, C) tail lanes keeping
+    the running sum's."""
+    dtype = np.dtype(dtype)
+    lanes = TORCH_LANES[dtype]
+    vector_tap_first, width = CL_NAN_RULES[dtype]
+    split = C - C % lanes
+    return split, split + (C - split) // width * width, vector_tap_first
+
+
+def adaptive_windows(out_len: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """First and last+1 input index of each output's window along one axis
+    (PyTorch's start_index / end_index, exact integer arithmetic)."""
+    o = np.arange(out_len, dtype=np.int64)
+    return (o * size) // out_len, -((-(o + 1) * size) // out_len)
+
+
+def _adaptive_taps(g: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """(h0, kh, w0, kw, KH, KW): window starts and lengths, and the largest."""
+    h0, h1 = adaptive_windows(g.OH, g.H)
+    w0, w1 = adaptive_windows(g.OW, g.W)
+    kh, kw = h1 - h0, w1 - w0
+    return h0, kh, w0, kw, int(kh.max(initial=0)), int(kw.max(initial=0))
+
+
+def _lanes_split(C: int, dtype: np.dtype) -> int:
+    """How many leading channels torch's channels-last kernels run in vector lanes."""
+    return channel_groups(C, dtype)[0]
+
+
+def adaptive_avg_forward_planes(x: np.ndarray, g: Any, channels_last: bool = False,
+                                out: np.ndarray | None = None) -> np.ndarray:
+    """Adaptive-average-pool ``x``: (..., C, H, W) memory, or (..., H, W, C)
+    with ``channels_last``; the result is laid out the same way, in ``out``
+    when given."""
+    if channels_last and x.shape[-1] == 1:  # one channel: planes memory
+        planes_out = None if out is None else out.reshape(out.shape[:-3] + (1,) + out.shape[-3:-1])
+        result = adaptive_avg_forward_planes(x.reshape(x.shape[:-3] + (1,) + x.shape[-3:-1]), g, False, planes_out)
+        return result.reshape(result.shape[:-3] + result.shape[-2:] + (1,)) if out is None else out
+    if g.OH == 1 and g.OW == 1:
+        return adaptive_global_mean(x, channels_last, out)
+    with np.errstate(all="ignore"):
+        planes = x.transpose(_PLANES_VIEW[x.ndim]) if channels_last else x
+        if channels_last and x.ndim == 4:  # torch's channels-last kernel
+            split, sse, vector_tap_first = channel_groups(planes.shape[-3], x.dtype)
+            mean = np.empty(planes.shape[:-2] + (g.OH, g.OW), dtype=x.dtype)
+            for lo, hi, once, tap_first in ((0, split, True, vector_tap_first), (split, sse, False, True),
+                                            (sse, planes.shape[-3], False, False)):
+                mean[..., lo:hi, :, :] = _adaptive_mean(planes[..., lo:hi, :, :], g, once, tap_first)
+        else:
+            mean = _adaptive_mean(planes, g, False, False)
+        return _result(mean, channels_last, out)
+
+
+def _add_first_nan(first: np.ndarray, second: np.ndarray, acc: np.dtype, has_nan: bool) -> np.ndarray:
+    """``first + second`` in ``acc``, where two NaNs give ``first``'s (quieted),
+    as a compiled ``first + second`` on x86 does; NumPy's own loops may
+    return either operand's."""
+    total = np.add(first, second, dtype=acc)
+    if has_nan:
+        first_nan = np.isnan(first)
+        if first_nan.any():
+            quiet = np.add(first, np.zeros((), acc), dtype=acc)  # one NaN operand: its payload, quieted
+            np.copyto(total, quiet, where=first_nan)
+    return total
+
+
+def _adaptive_mean(planes: np.ndarray, g: Any, one_division: bool, tap_first: bool) -> np.ndarray:
+    lead = planes.shape[:-2]
+    acc = _acc_dtype(planes.dtype)
+    total = np.zeros(lead + (g.OH, g.OW), dtype=acc)
+    h0, kh, w0, kw, KH, KW = _adaptive_taps(g)
+    if total.size == 0:
+        return total.astype(planes.dtype)
+    has_nan = bool(np.isnan(planes).any())
+    for i in range(KH):
+        rows, row_ok = np.minimum(h0 + i, g.H - 1), i < kh
+        for j in range(KW):
+            cols, col_ok = np.minimum(w0 + j, g.W - 1), j < kw
+            tap = planes[..., rows[:, None], cols[None, :]]
+            mask = row_ok[:, None] & col_ok[None, :]
+            new = _add_first_nan(tap, total, acc, has_nan) if tap_first else _add_first_nan(total, tap, acc, has_nan)
+            np.copyto(total, new, where=mask)
+    kh_, kw_ = kh.astype(acc)[:, None], kw.astype(acc)[None, :]
+    if one_division:
+        mean = total / (kh[:, None] * kw[None, :]).astype(acc)
+    else:
+        mean = total / kh_ / kw_
+    return mean.astype(planes.dtype, copy=False)
+
+
+def adaptive_max_forward_planes(x: np.ndarray, g: Any, with_indices: bool, channels_last: bool = False,
+                                out: np.ndarray | None = None, indices_out: np.ndarray | None = None
+                                ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Adaptive-max-pool ``x`` (memory as :func:`adaptive_avg_forward_planes`).
+    Returns ``(values, int64 indices or None)``: each window's maximum, ties
+    to the first, the last NaN winning, as PyTorch (both kernels alike)."""
+    planes = x.transpose(_PLANES_VIEW[x.ndim]) if channels_last else x
+    lead = planes.shape[:-2]
+    h0, kh, w0, kw, KH, KW = _adaptive_taps(g)
+    shape = lead + (g.OH, g.OW)
+    best = np.full(shape, -np.inf, dtype=x.dtype)
+    idx = np.empty(shape, dtype=np.int64)
+    idx[...] = h0[:, None] * g.W + w0[None, :]
+    if best.size:
+        take = np.empty(shape, dtype=bool)
+        for i in range(KH):
+            rows, row_ok = np.minimum(h0 + i, g.H - 1), i < kh
+            for j in range(KW):
+                cols, col_ok = np.minimum(w0 + j, g.W - 1), j < kw
+                tap = planes[..., rows[:, None], cols[None, :]]
+                np.greater(tap, best, out=take)
+                np.logical_or(take, np.isnan(tap), out=take)
+                np.logical_and(take, row_ok[:, None] & col_ok[None, :], out=take)
+                np.copyto(best, tap, where=take)
+                np.copyto(idx, (rows[:, None] * g.W + cols[None, :]), where=take)
+    values = _result(best, channels_last, out)
+    if not with_indices:
+        return values, None
+    return values, _result(idx, channels_last, indices_out)
+
+
+def adaptive_avg_backward_planes(go: np.ndarray, shape: Sequence[int], channels_last: bool = False,
+                                 out: np.ndarray | None = None) -> np.ndarray:
+    """Gradient of :func:`adaptive_avg_forward_planes`: ``go`` (..., C, OH, OW)
+    memory (or (..., OH, OW, C)) into an array of ``shape``.
+
+    As PyTorch's kernels: each output's share (planes: ``g / kh / kw``,
+    rounding after each division in the dtype; channels-last vector lanes:
+    ``g / (kh * kw)``) is added to every element of its window, outputs in
+    row-major order, rounding after every add in the dtype. Here each input
+    element receives its windows' shares in that order.
+    """
+    with np.errstate(all="ignore"):
+        shape = tuple(shape)
+        if (go.shape[-3:-1] if channels_last else go.shape[-2:]) == (1, 1):
+            return _global_mean_backward(go, shape, channels_last, out)
+        if channels_last:
+            go_p = go.transpose(_PLANES_VIEW[go.ndim])
+            pshape = tuple(shape[i] for i in _PLANES_VIEW[len(shape)])
+        else:
+            go_p, pshape = go, shape
+        grad = np.zeros(pshape, dtype=go.dtype)
+        if channels_last and go.ndim == 4:
+            split = _lanes_split(pshape[-3], go.dtype)
+            grad[..., :split, :, :] = _adaptive_scatter(go_p[..., :split, :, :], (pshape[-2], pshape[-1]), vector=True)
+            grad[..., split:, :, :] = _adaptive_scatter(go_p[..., split:, :, :], (pshape[-2], pshape[-1]), vector=False)
+        else:
+            grad[...] = _adaptive_scatter(go_p, (pshape[-2], pshape[-1]), vector=False)
+        return _result(grad, channels_last, out)
+
+
+def _divide_by(a: np.ndarray, d: np.ndarray) -> np.ndarray:
+    # a / d in a's dtype, d an int64 count converted to that dtype first (for
+    # float16 c10::Half's operator/(Half, int64_t): the count rounded to half).
+    return np.divide(a, d.astype(a.dtype), dtype=a.dtype)
+
+
+def _adaptive_scatter(go: np.ndarray, plane: tuple[int, int], vector: bool) -> np.ndarray:
+    H, W = plane
+    OH, OW = go.shape[-2:]
+    grad = np.zeros(go.shape[:-2] + (H, W), dtype=go.dtype)
+    if grad.size == 0 or OH == 0 or OW == 0:
+        return grad
+    h0, h1 = adaptive_windows(OH, H)
+    w0, w1 = adaptive_windows(OW, W)
+    kh, kw = (h1 - h0)[:, None], (w1 - w0)[None, :]
+    if vector:
+        delta = _divide_by(go, kh * kw)
+    else:
+        delta = _divide_by(_divide_by(go, kh), kw)
+    # Windows holding input row ih: output rows first_h[ih] .. first_h[ih] + count_h[ih] - 1.
+    ih, iw = np.arange(H), np.arange(W)
+    first_h = np.searchsorted(h1, ih, side="right")
+    count_h = np.searchsorted(h0, ih, side="right") - first_h
+    first_w = np.searchsorted(w1, iw, side="right")
+    count_w = np.searchsorted(w0, iw, side="right") - first_w
+    has_nan = bool(np.isnan(delta).any())
+    for r in range(int(count_h.max())):
+        ok_h = r < count_h
+        oh = np.minimum(first_h + r, OH - 1)
+        for c in range(int(count_w.max())):
+            ok_w = c < count_w
+            ow = np.minimum(first_w + c, OW - 1)
+            share = delta[..., oh[:, None], ow[None, :]]
+            mask = ok_h[:, None] & ok_w[None, :]
+            # Two NaNs: torch keeps the newer share's for float32/64, the
+            # element's for float16.
+            if go.dtype == _F16:
+                new = _add_first_nan(grad, share, grad.dtype, has_nan)
+            else:
+                new = _add_first_nan(share, grad, grad.dtype, has_nan)
+            np.copyto(grad, new, where=mask)
+    return grad
+
+
+# Global average (output 1x1): PyTorch's adaptive_avg_pool2d computes it as
+# ``input.mean((-1, -2), keepdim=True)`` (aten/src/ATen/native/
+# AdaptiveAveragePooling.cpp), the sum reduction's cascade order
+# (aten/src/ATen/native/cpu/SumKernel.cpp) then one division by H * W (float16:
+# summed in float32, divided in float32, rounded once). Emulated here: planes
+# memory sums each plane as `vectorized_inner_sum` (H*W >= L: L-element
+# vectors in 4 interleaved cascades, the scalar tail, then the lanes) or
+# `row_sum` (H*W < L); channels-last memory as `vectorized_outer_sum` (groups
+# of 32 channels in one cascade each, then 8, then single channels in 4
+# interleaved cascades) or `scalar_outer_sum` (C < L).
+
+def _ceil_log2(x: int) -> int:
+    return 1 if x <= 2 else (x - 1).bit_length()
+
+
+def _accumulate(acc: np.ndarray, item: np.ndarray) -> None:
+    """``acc += item`` keeping ``acc``'s NaN when both are NaN (torch's `acc += x`)."""
+    np.copyto(acc, _add_first_nan(acc, item, acc.dtype, True))
+
+
+_Add = Callable[[np.ndarray, np.ndarray], None]
+
+
+def _plain_add(acc: np.ndarray, item: np.ndarray) -> None:
+    np.add(acc, item, out=acc)
+
+
+def _multi_row_sum(get: Callable[[int], np.ndarray], size: int, zeros: Callable[[], np.ndarray],
+                   add: _Add) -> np.ndarray:
+    """SumKernel.cpp's multi_row_sum: a 4-level cascade over ``size`` items
+    (``get(i)``: an array of the accumulators' shape)."""
+    levels = 4
+    power = max(4, _ceil_log2(size) // levels)
+    step, mask = 1 << power, (1 << power) - 1
+    acc = [zeros() for _ in range(levels)]
+    i = 0
+    while i + step <= size:
+        for _ in range(step):
+            add(acc[0], get(i))
+            i += 1
+        for j in range(1, levels):
+            add(acc[j], acc[j - 1])
+            acc[j - 1][...] = 0
+            if i & (mask << (j * power)):
+                break
+    while i < size:
+        add(acc[0], get(i))
+        i += 1
+    for j in range(1, levels):
+        add(acc[0], acc[j])
+    return acc[0]
+
+
+def _row_sum(items: np.ndarray, add: _Add) -> np.ndarray:
+    """SumKernel.cpp's row_sum over axis 0 of ``items``: four interleaved
+    cascades (item i in the (i % 4)-th), the leftover items into the first,
+    then the four combined in order."""
+    size = items.shape[0]
+    ilp = size // 4
+    grouped = items[:ilp * 4].reshape((ilp, 4) + items.shape[1:])
+    part = _multi_row_sum(lambda i: grouped[i], ilp, lambda: np.zeros((4,) + items.shape[1:], items.dtype), add)
+    for i in range(ilp * 4, size):
+        add(part[0], items[i])
+    for k in range(1, 4):
+        add(part[0], part[k])
+    return part[0]
+
+
+def _global_sum_planes(planes: np.ndarray, add: _Add) -> np.ndarray:
+    # planes: (P, HW) contiguous, in the accumulation type; returns (P,).
+    P, n = planes.shape
+    lanes = TORCH_LANES[np.dtype(np.float32) if planes.dtype == _F32 else planes.dtype]
+    if n < lanes:
+        return _row_sum(planes.T, add)
+    nvec = n // lanes
+    vec = planes[:, :nvec * lanes].reshape(P, nvec, lanes).transpose(1, 0, 2)  # (nvec, P, lanes)
+    vacc = _row_sum(vec, add)
+    final = np.zeros(P, dtype=planes.dtype)
+    for k in range(nvec * lanes, n):
+        add(final, planes[:, k])
+    for k in range(lanes):
+        add(final, vacc[:, k])
+    return final
+
+
+def _global_sum_channels_last(img: np.ndarray, add: _Add) -> np.ndarray:
+    # img: (N, HW, C) in the accumulation type; returns (N, C).
+    N, n, C = img.shape
+    lanes = TORCH_LANES[np.dtype(np.float32) if img.dtype == _F32 else img.dtype]
+    total = np.zeros((N, C), dtype=img.dtype)
+    items = img.transpose(1, 0, 2)  # (HW, N, C)
+    if C >= lanes:
+        j = 0
+        wide = C // (4 * lanes) * 4 * lanes
+        if wide:
+            total[:, :wide] = _multi_row_sum(lambda i: items[i, :, :wide], n,
+                                             lambda: np.zeros((N, wide), img.dtype), add)
+            j = wide
+        narrow = j + (C - j) // lanes * lanes
+        if narrow > j:
+            total[:, j:narrow] = _row_sum(items[:, :, j:narrow], add)
+        if narrow < C:
+            total[:, narrow:] = _row_sum(items[:, :, narrow:], add)
+        return total
+    quad = C // 4 * 4
+    if quad:
+        total[:, :quad] = _multi_row_sum(lambda i: items[i, :, :quad], n, lambda: np.zeros((N, quad), img.dtype),
+                                         add)
+    if quad < C:
+        total[:, quad:] = _row_sum(items[:, :, quad:], add)
+    return total
+
+
+def adaptive_global_mean(x: np.ndarray, channels_last: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+    """adaptive_avg_pool2d(x, 1) as PyTorch computes it: ``x.mean((-1, -2))``.
+    ``x`` is (..., C, H, W) memory, or (..., H, W, C) with ``channels_last``."""
+    with np.errstate(all="ignore"):
+        acc = _acc_dtype(x.dtype)
+        add = _accumulate if np.isnan(x).any() else _plain_add
+        if channels_last:  # (N, H, W, C) or (H, W, C) memory: torch's mean follows the strides
+            x4 = x if x.ndim == 4 else x[None]
+            N, H, W, C = x4.shape
+            total = _global_sum_channels_last(x4.reshape(N, H * W, C).astype(acc, copy=False), add)
+            shape = x.shape[:-3] + (1, 1, C)
+        else:
+            H, W = x.shape[-2:]
+            total = _global_sum_planes(x.reshape(-1, H * W).astype(acc, copy=False), add)
+            shape = x.shape[:-2] + (1, 1)
+        total = np.add(np.zeros((), acc), total)  # the sum's output starts from 0
+        mean = np.divide(total, acc.type(H * W), dtype=acc).astype(x.dtype, copy=False).reshape(shape)
+        if out is None:
+            return np.ascontiguousarray(mean)
+        np.copyto(out, mean)
+        return out
+
+
+def _global_mean_backward(go: np.ndarray, shape: tuple[int, ...], channels_last: bool,
+                          out: np.ndarray | None) -> np.ndarray:
+    # The gradient of x.mean((-1, -2)) as torch's autograd computes it:
+    # grad_output / (H * W) (float16: in float32, rounded once), broadcast.
+    H, W = (shape[-3], shape[-2]) if channels_last else (shape[-2], shape[-1])
+    acc = _acc_dtype(go.dtype)
+    share = np.divide(go.astype(acc, copy=False), acc.type(H * W), dtype=acc).astype(go.dtype, copy=False)
+    grad = np.broadcast_to(share, shape)
+    if out is None:
+        return np.ascontiguousarray(grad)
+    np.copyto(out, grad)
+    return out
+
+
+from .functional import bind_adaptive  # noqa: E402
+
+(adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d,
+ adaptive_max_pool2d_backward) = bind_adaptive(sys.modules[__name__], module=__name__)
+__all__ += ["adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max_pool2d",
+            "adaptive_max_pool2d_backward", "adaptive_avg_forward_planes", "adaptive_avg_backward_planes",
+            "adaptive_max_forward_planes"]

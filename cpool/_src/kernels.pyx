@@ -111,6 +111,8 @@ include "backward_nhwc.pxi"
 include "avg_forward.pxi"
 include "avg_backward.pxi"
 include "unpool.pxi"
+include "adaptive_forward.pxi"
+include "adaptive_backward.pxi"
 
 
 # ------------------------------------------------------------ module facts
@@ -426,3 +428,69 @@ def max_unpool2d_backward_into(const floating[:, :, :, ::1] grad_output not None
     else:
         _unpool_run(&grad_output[0, 0, 0, 0], &indices[0, 0, 0, 0], &grad_input[0, 0, 0, 0], N * C, L, OL, 0,
                     True, n_threads)
+# ------------------------------------------------------------ adaptive pooling
+
+def adaptive_pool2d_forward_into(const floating[:, :, :, ::1] x not None, floating[:, :, :, ::1] out not None,
+                                 int64_t[:, :, :, ::1] indices, bint is_max, Py_ssize_t split, Py_ssize_t sse,
+                                 bint vector_tap_first, int n_threads, bint channels_last=False):
+    """Fill ``out`` (N, C, OH, OW) with the adaptive average (``is_max``
+    False) or maximum of ``x`` (N, C, H, W), and ``indices`` (int64, may be
+    None) with the maxima's positions; the output size is ``out``'s.
+
+    ``channels_last``: the arrays are (N, H, W, C) and (N, OH, OW, C), and
+    the channels fall in torch's groups (``cpool.slow.channel_groups``):
+    [0, split) vector lanes (their NaN rule ``vector_tap_first``), [split,
+    sse) tail lanes keeping the tap's NaN, [sse, C) the running sum's.
+    """
+    cdef Py_ssize_t H, W, OH, OW
+    cdef int64_t* idx = NULL
+    if channels_last:
+        H, W, OH, OW = x.shape[1], x.shape[2], out.shape[1], out.shape[2]
+        ok = (out.shape[0] == x.shape[0] and out.shape[3] == x.shape[3]
+              and 0 <= split <= sse <= x.shape[3])
+    else:
+        H, W, OH, OW = x.shape[2], x.shape[3], out.shape[2], out.shape[3]
+        ok = out.shape[0] == x.shape[0] and out.shape[1] == x.shape[1]
+    if indices is not None:
+        ok = ok and all(indices.shape[d] == out.shape[d] for d in range(4))
+    if not ok:
+        raise ValueError("adaptive_pool2d_forward_into: x, out and indices disagree in their shapes")
+    if out.size == 0 or H == 0 or W == 0:
+        return
+    if indices is not None:
+        idx = &indices[0, 0, 0, 0]
+    if channels_last:
+        _ad_forward_run(&x[0, 0, 0, 0], &out[0, 0, 0, 0], idx, is_max, x.shape[0], H, W, OH, OW, x.shape[3],
+                        split, sse, vector_tap_first, n_threads)
+    else:
+        _ad_forward_run(&x[0, 0, 0, 0], &out[0, 0, 0, 0], idx, is_max, x.shape[0] * x.shape[1], H, W, OH, OW, 0,
+                        0, 0, False, n_threads)
+
+
+def adaptive_avg_pool2d_backward_into(const floating[:, :, :, ::1] grad_output not None,
+                                      floating[:, :, :, ::1] grad_input not None, Py_ssize_t split,
+                                      int n_threads, bint channels_last=False):
+    """Overwrite ``grad_input`` (N, C, H, W) with the gradient of adaptive
+    average pooling for ``grad_output`` (N, C, OH, OW); ``channels_last`` and
+    ``split`` as for :func:`adaptive_pool2d_forward_into`."""
+    cdef Py_ssize_t H, W, OH, OW
+    if channels_last:
+        H, W, OH, OW = grad_input.shape[1], grad_input.shape[2], grad_output.shape[1], grad_output.shape[2]
+        ok = (grad_output.shape[0] == grad_input.shape[0] and grad_output.shape[3] == grad_input.shape[3]
+              and 0 <= split <= grad_input.shape[3])
+    else:
+        H, W, OH, OW = grad_input.shape[2], grad_input.shape[3], grad_output.shape[2], grad_output.shape[3]
+        ok = grad_output.shape[0] == grad_input.shape[0] and grad_output.shape[1] == grad_input.shape[1]
+    if not ok:
+        raise ValueError("adaptive_avg_pool2d_backward_into: grad_output and grad_input disagree in their shapes")
+    if grad_input.size == 0:
+        return
+    if grad_output.size == 0:
+        memset(&grad_input[0, 0, 0, 0], 0, grad_input.size * sizeof(floating))
+        return
+    if channels_last:
+        _ad_backward_run(&grad_output[0, 0, 0, 0], &grad_input[0, 0, 0, 0], grad_input.shape[0], H, W, OH, OW,
+                         grad_input.shape[3], split, n_threads)
+    else:
+        _ad_backward_run(&grad_output[0, 0, 0, 0], &grad_input[0, 0, 0, 0],
+                         grad_input.shape[0] * grad_input.shape[1], H, W, OH, OW, 0, 0, n_threads)
