@@ -37,7 +37,14 @@ from .functional import (
     max_unpool2d,
     max_unpool2d_backward,
 )
-from .module import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, BackwardBeforeForwardError, MaxPool2d
+from .module import (
+    AdaptiveAvgPool2d,
+    AdaptiveMaxPool2d,
+    AvgPool2d,
+    BackwardBeforeForwardError,
+    MaxPool2d,
+    MaxUnpool2d,
+)
 
 __all__ = [
     "__version__",
@@ -50,6 +57,7 @@ __all__ = [
     "AvgPool2d",
     "max_unpool2d",
     "max_unpool2d_backward",
+    "MaxUnpool2d",
     "adaptive_avg_pool2d",
     "adaptive_avg_pool2d_backward",
     "adaptive_max_pool2d",

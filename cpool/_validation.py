@@ -731,7 +731,7 @@ def unpool_output_size(hw: tuple[int, int], kernel: _Pair, stride: _Pair, paddin
     return cast(Tuple[int, int], size)
 
 
-def _unpool_args(kernel_size: Any, stride: Any, padding: Any) -> tuple[_Pair, _Pair, _Pair]:
+def parse_unpool_args(kernel_size: Any, stride: Any, padding: Any) -> tuple[_Pair, _Pair, _Pair]:
     kernel = _pair(kernel_size, "kernel_size")
     stride_ = kernel if stride is None else _pair(stride, "stride")
     pad = _pair(padding, "padding")
@@ -757,7 +757,7 @@ def prepare_unpool(input: Any, indices: Any, kernel_size: Any, stride: Any, padd
     """Validate a max_unpool2d call. Returns ``(input memory, indices
     memory, (OH, OW), channels_last, swapped)``; every index has been
     checked to lie in the unpooled plane."""
-    kernel, stride_, pad = _unpool_args(kernel_size, stride, padding)
+    kernel, stride_, pad = parse_unpool_args(kernel_size, stride, padding)
     nhwc = check_data_format(data_format)
     arr = as_input_array(input)
     _check_dtype(arr, "input", UNPOOL_DTYPES, "max_unpool2d")
@@ -796,7 +796,7 @@ def prepare_unpool_backward(grad_output: Any, indices: Any, data_format: Any = "
     return go_mem, idx_mem, channels_last, swapped
 
 
-__all__ += ["UNPOOL_DTYPES", "unpool_output_size", "check_unpool_index_range", "prepare_unpool",
+__all__ += ["UNPOOL_DTYPES", "parse_unpool_args", "unpool_output_size", "check_unpool_index_range", "prepare_unpool",
             "prepare_unpool_backward"]
 # ----------------------------------------------------------------- adaptive pooling
 #: dtypes accepted by the adaptive poolings and their backwards (PyTorch 2.13's

@@ -19,6 +19,7 @@ from ._validation import (
     parse_avg_args,
     parse_output_size,
     parse_pool_args,
+    parse_unpool_args,
     prepare_adaptive_avg_backward,
     prepare_adaptive_forward,
     prepare_adaptive_max_backward,
@@ -26,6 +27,8 @@ from ._validation import (
     prepare_avg_forward,
     prepare_backward,
     prepare_forward,
+    prepare_unpool,
+    prepare_unpool_backward,
     to_format,
 )
 
@@ -497,3 +500,84 @@ class AdaptiveMaxPool2d(_PoolingLayer):
 
 
 __all__ += ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d"]
+
+
+class MaxUnpool2d(_PoolingLayer):
+    """Max unpooling layer (:func:`cpool.max_unpool2d`), PyTorch-exact.
+
+    ``kernel_size``, ``stride`` and ``padding`` are ``torch.nn.MaxUnpool2d``'s.
+    As in PyTorch, ``forward(input, indices, output_size=None)`` takes the
+    indices of the pooling being inverted. As in Torch7's
+    ``SpatialMaxUnpooling``, the layer can instead be built on that pooling
+    layer (``pool=``, a :class:`MaxPool2d`): then ``forward(input)`` (and so
+    ``updateOutput``, for a ``Sequential``) reads ``pool.indices``, and the
+    output has the shape of ``pool``'s last input unless ``output_size`` is
+    given. ``backward(input, gradOutput)`` gathers the gradient at the
+    indices of the last forward.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> pool = cpool.MaxPool2d(2)
+    >>> unpool = cpool.MaxUnpool2d(2, pool=pool)
+    >>> x = np.random.rand(2, 3, 5, 5).astype(np.float32)
+    >>> unpool.forward(pool.forward(x)).shape
+    (2, 3, 5, 5)
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, *, pool=None, data_format="NCHW", backend=None):
+        # checked now, so a bad layer fails where it is built
+        self._pairs = parse_unpool_args(kernel_size, stride, padding)
+        if pool is not None and not isinstance(pool, MaxPool2d):
+            raise TypeError(f"pool must be None or a cpool.MaxPool2d, got pool={pool!r} (type {type(pool).__name__})")
+        self.data_format = "NHWC" if check_data_format(data_format) else "NCHW"
+        self._impl = _backend.load(backend)
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding = padding
+        self.pool = pool
+        self.output = None
+        self.gradInput = None
+        self.training = True
+        self._last_indices = None
+
+    def updateOutput(self, input, indices=None, output_size=None):
+        """Unpool ``input`` through ``indices`` (default: ``pool.indices``); sets and returns ``self.output``."""
+        if indices is None:
+            if self.pool is None or self.pool.indices is None:
+                raise ValueError("indices must be given (or the layer built with pool= on a MaxPool2d that "
+                                 "has run forward)")
+            indices = self.pool.indices
+            if output_size is None:
+                output_size = self.pool._input_shape
+        x, idx, size, cl, swapped = prepare_unpool(input, indices, self.kernel_size, self.stride, self.padding,
+                                                   output_size, self.data_format)
+        self.output = None  # dropped first: a failure leaves no stale result
+        self.output = to_format(self._impl.unpool_planes(x, idx, size, cl), swapped, cl)
+        self._last_indices = indices
+        return self.output
+
+    def forward(self, input, indices=None, output_size=None):
+        """Same as :meth:`updateOutput`."""
+        return self.updateOutput(input, indices, output_size)
+
+    def __call__(self, input, indices=None, output_size=None):
+        """Same as :meth:`forward`."""
+        return self.forward(input, indices, output_size)
+
+    def updateGradInput(self, input, gradOutput):
+        """Gradient with respect to ``input``: ``gradOutput`` at the last forward's indices."""
+        if self._last_indices is None:
+            raise BackwardBeforeForwardError("MaxUnpool2d.backward needs a forward first (it reads its indices)")
+        go, idx, cl, swapped = prepare_unpool_backward(gradOutput, self._last_indices, self.data_format)
+        self.gradInput = None
+        self.gradInput = to_format(self._impl.unpool_backward_planes(go, idx, cl), swapped, cl)
+        return self.gradInput
+
+    def __repr__(self):
+        extra = "" if self.data_format == "NCHW" else f", data_format={self.data_format!r}"
+        kernel, stride, padding = self._pairs  # as torch prints them: pairs
+        return f"MaxUnpool2d(kernel_size={kernel}, stride={stride}, padding={padding}{extra})"
+
+
+__all__ += ["MaxUnpool2d"]

@@ -683,7 +683,7 @@ def test_compiled_kernels_on_threads_and_isas_match_numpy(compiled):
     # float32/64 run in the extension's kernels (both layouts, the 1x1 mean's
     # cascades included), on a team of threads and on every instruction set;
     # bits equal cpool.slow's.
-    assert COMPILED._avg_kernel("adaptive_pool2d_forward_into", np.dtype(np.float32)) is not None
+    assert COMPILED._float_kernel("adaptive_pool2d_forward_into", np.dtype(np.float32)) is not None
     ours = Adaptive(bind_adaptive(COMPILED))
     rng = np.random.default_rng(21)
     before = cpool.get_num_threads()

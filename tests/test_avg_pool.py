@@ -644,7 +644,7 @@ def test_module_errors():
 def test_compiled_kernels_on_threads_and_isas_match_numpy(compiled):
     # float32/64 run in the extension's kernels (both layouts), on a team of
     # threads and on every instruction set; bits equal cpool.slow's.
-    assert COMPILED._avg_kernel("avg_pool2d_forward_into", np.dtype(np.float32)) is not None
+    assert COMPILED._float_kernel("avg_pool2d_forward_into", np.dtype(np.float32)) is not None
     fwd, bwd = bind_avg(COMPILED)
     rng = np.random.default_rng(21)
     before = cpool.get_num_threads()
