@@ -375,12 +375,14 @@ class GlobalAvgPool2d(Module):
 
     A classifier head ("global average pooling", as in Network in Network and
     ResNet): the linear layer after it sees C features whatever the map's
-    size. Computed by cpool's average pooling over the whole map.
+    size. Computed by ``cpool.AdaptiveAvgPool2d(1)``, PyTorch's
+    ``adaptive_avg_pool2d(x, 1)`` (the mean of each map), bit for bit.
 
     Parameters
     ----------
     size : (int, int)
-        The (H, W) of the feature maps it will be given.
+        The (H, W) of the feature maps it will be given (checked on every
+        call: a head trained on one map size sees the same features).
     backend : str, optional
         cpool's backend (``None``: the default one; ``"numpy"``).
     """
@@ -390,14 +392,7 @@ class GlobalAvgPool2d(Module):
         import cpool  # only here: the rest of the framework needs NumPy alone
 
         self.size = tuple(size)
-        # One window of the whole map: each output is the map's sum divided by H * W,
-        # which is what an adaptive average pooling to 1x1 computes. Were cpool
-        # to get cpool.AdaptiveAvgPool2d(output_size, backend=...) (torch's
-        # arguments, and cpool's layer protocol), this line alone would change,
-        # to AdaptiveAvgPool2d(1, backend=backend): the methods below use only
-        # forward / backward, which every cpool pooling layer shares, and the
-        # (N, C, 1, 1) result.
-        self.pool = cpool.AvgPool2d(kernel_size=self.size, backend=backend)
+        self.pool = cpool.AdaptiveAvgPool2d(1, backend=backend)
 
     def updateOutput(self, input):
         if np.shape(input)[-2:] != self.size:
