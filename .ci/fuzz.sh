@@ -20,7 +20,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 PYTHON=${PYTHON:-python}
 runs=${FUZZ_RUNS:-1500}
 seed=${FUZZ_SEED:-1}
-targets="max_pool2d max_pool2d_backward MaxPool2d avg_pool2d avg_pool2d_backward"
+targets="max_pool2d max_pool2d_backward MaxPool2d avg_pool2d avg_pool2d_backward adaptive_avg_pool2d adaptive_max_pool2d max_unpool2d indices"
 
 # atheris, and what tools/fuzz_build.sh's in-place build of the extension
 # needs (a pip install of cpool builds in an isolated environment, so a

@@ -3,8 +3,10 @@
     python fuzz/fuzz_cpool.py --target max_pool2d [libFuzzer flags] [corpus dirs]
     python fuzz/fuzz_cpool.py --replay FILE...      # no atheris needed
 
-Targets: max_pool2d, max_pool2d_backward, MaxPool2d, all (the first byte
-picks one). The invariants are in fuzz/harness.py; fuzz/README.md has the
+Targets: those of harness.TARGETS (max_pool2d, max_pool2d_backward,
+MaxPool2d, avg_pool2d, avg_pool2d_backward, adaptive_avg_pool2d,
+adaptive_max_pool2d, max_unpool2d, indices), or all (the first byte picks
+one). The invariants are in fuzz/harness.py; fuzz/README.md has the
 sanitizer build and the commands. A broken invariant raises harness.Finding,
 which atheris reports as a crash (and writes the input to a crash-* file);
 an ASan/UBSan report aborts the process, which libFuzzer reports likewise.

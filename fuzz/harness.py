@@ -28,8 +28,11 @@ takes them: adding one to the API does not change how existing corpus and
 crash files decode.
 
 Entry points (targets): ``max_pool2d``, ``max_pool2d_backward``,
-``MaxPool2d``, ``avg_pool2d``, ``avg_pool2d_backward``; ``all`` picks one of
-them from the first byte.
+``MaxPool2d``, ``avg_pool2d``, ``avg_pool2d_backward``,
+``adaptive_avg_pool2d`` and ``adaptive_max_pool2d`` (each with its
+backward), ``max_unpool2d`` (with its backward), ``indices``
+(``indices_to`` / ``indices_from``); ``all`` picks one of them from the
+first byte.
 """
 
 from __future__ import annotations
@@ -147,6 +150,7 @@ POOL_ARGS = {
     "stride": (1, 4),
     "padding": (0, 2),
     "dilation": (1, 3),
+    "output_size": (0, 7),
 }
 BOOL_ARGS = ("ceil_mode", "return_indices", "count_include_pad")
 _ODD_VALUES = [0, -1, -2, 2**31 - 1, 2**31, 2**32 + 1, 2**63, -(2**63), True, False, 2.0, "2", b"2", None,
@@ -909,12 +913,173 @@ def run_avg_pool2d_backward(spec, cpool):
                  [go, shape] + args, dict(kwargs, **extra), buffers, out)
 
 
+# ---------------------------------------------------------------- adaptive pooling
+def decode_adaptive(fdp):
+    spec = {"x": decode_array(fdp), "output_size": decode_pool_value(fdp, *POOL_ARGS["output_size"]),
+            "none_entry": fdp.ConsumeIntInRange(0, 5), "return_indices": decode_bool(fdp),
+            "npos": fdp.ConsumeIntInRange(0, 2), "optional": decode_optional(fdp)}
+    return spec
+
+
+def _output_size(spec):
+    size = make_pool_value(spec["output_size"])
+    if isinstance(size, tuple) and len(size) == 2 and spec["none_entry"] < 2:
+        size = tuple(None if i == spec["none_entry"] else v for i, v in enumerate(size))  # None keeps that size
+    return size
+
+
+def _run_adaptive(name, spec, cpool, with_indices_arg):
+    x, buffers = materialize(spec["x"])
+    fast, ref = getattr(cpool, name), getattr(cpool.slow, name)
+    values = [_output_size(spec)] + ([make_bool(spec["return_indices"])] if with_indices_arg else [])
+    names = ("output_size", "return_indices")[:len(values)]
+    npos = spec["npos"]
+    extra, out = _optional_kwargs(spec, [fast, ref])
+    checked_call(name, fast, ref, [x] + values[:npos], dict(zip(names[npos:], values[npos:]), **extra),
+                 buffers, out)
+    # the backward of what the forward gave, through the same arguments
+    try:
+        with np.errstate(all="ignore"):
+            res = cpool.slow.adaptive_max_pool2d(x, _output_size(spec), True, **extra) if with_indices_arg \
+                else cpool.slow.adaptive_avg_pool2d(x, _output_size(spec), **extra)
+    except ACCEPTED:
+        return
+    bwd = name + "_backward"
+    if with_indices_arg:
+        vals, idx = res
+        args = [vals, idx, np.shape(x)]
+    else:
+        args = [res, np.shape(x)]
+    checked_call(bwd, getattr(cpool, bwd), getattr(cpool.slow, bwd), args, dict(extra), [], None)
+
+
+def run_adaptive_avg_pool2d(spec, cpool):
+    _run_adaptive("adaptive_avg_pool2d", spec, cpool, False)
+
+
+def run_adaptive_max_pool2d(spec, cpool):
+    _run_adaptive("adaptive_max_pool2d", spec, cpool, True)
+
+
+# ---------------------------------------------------------------- max unpooling
+UNPOOL_PARAMS = ("kernel_size", "stride", "padding", "output_size")
+
+
+def decode_max_unpool2d(fdp):
+    return {"x": decode_array(fdp, pool=["float32", "float64", "float16", "float32", "int64"],
+                              ndims=[4, 4, 3, 3, 4, 5, 2]),
+            "pool_args": decode_pool_args(fdp, FORWARD_PARAMS[:5]),
+            "args": decode_pool_args(fdp, UNPOOL_PARAMS[:3]),
+            "output_size": decode_pool_value(fdp, 0, 14), "size_kind": fdp.ConsumeIntInRange(0, 4),
+            "edits": [(fdp.ConsumeIntInRange(0, 2**16), fdp.PickValueInList(HOSTILE))
+                      for _ in range(fdp.ConsumeIntInRange(0, 3))],
+            "idx_dtype": fdp.PickValueInList(INDEX_DTYPES), "idx_layout": decode_array(fdp, shape=(), dtype="int64"),
+            "go_layout": decode_array(fdp, shape=(), dtype="float32"),
+            "npos": fdp.ConsumeIntInRange(0, 5), "optional": decode_optional(fdp)}
+
+
+def run_max_unpool2d(spec, cpool):
+    """max_unpool2d of a real max_pool2d's values and (edited) indices, then its backward."""
+    slow = cpool.slow
+    x = _values(spec["x"])
+    pargs, pkw = _arguments(FORWARD_PARAMS[:5], spec["pool_args"], 5)
+    try:
+        with np.errstate(all="ignore"):
+            vals, idx = slow.max_pool2d(x, *pargs, return_indices=True, **pkw)
+    except ACCEPTED:
+        vals, idx = x, np.zeros(np.shape(x), np.int64)
+    idx = np.array(idx, copy=True)
+    if idx.size:
+        flat = idx.reshape(-1)
+        plane = int(np.prod(np.shape(x)[-2:])) if np.ndim(x) >= 2 else 1
+        for pos, v in spec["edits"]:
+            p = pos % idx.size
+            flat[p] = _wrap64(_hostile_value(v, plane, int(flat[p])))
+    kind = spec["size_kind"]
+    size = {0: None, 1: np.shape(x)[-2:], 2: np.shape(x), 3: make_pool_value(spec["output_size"])}.get(kind)
+    with np.errstate(all="ignore"):
+        idx_typed = idx.astype(spec["idx_dtype"])
+    v_arr, v_buf = _with_layout(np.asarray(vals), spec["go_layout"])
+    i_arr, i_buf = _with_layout(idx_typed, spec["idx_layout"])
+    args, kwargs = _arguments(UNPOOL_PARAMS[:3], spec["args"], 3)
+    values = [v_arr, i_arr] + args + [size]
+    names = ("input", "indices") + UNPOOL_PARAMS
+    npos = min(spec["npos"] + 2, len(values))
+    if kwargs:  # an omitted argument ends the positional run
+        npos = min(npos, 2 + len(args))
+    call_kwargs = dict(zip(names[npos:], values[npos:]), **kwargs)
+    extra, out = _optional_kwargs(spec, [cpool.max_unpool2d, slow.max_unpool2d])
+    checked_call("max_unpool2d", cpool.max_unpool2d, slow.max_unpool2d, values[:npos], dict(call_kwargs, **extra),
+                 v_buf + i_buf, out)
+    try:
+        with np.errstate(all="ignore"):
+            restored = slow.max_unpool2d(*values[:npos], **call_kwargs, **extra)
+    except ACCEPTED:
+        return
+    checked_call("max_unpool2d_backward", cpool.max_unpool2d_backward, slow.max_unpool2d_backward,
+                 [restored, i_arr], dict(extra), v_buf + i_buf, None)
+
+
+# ---------------------------------------------------------------- index formats
+def decode_indices(fdp):
+    return {"x": decode_array(fdp, pool=["float32", "float64"], ndims=[4, 4, 3, 3, 4, 5, 2]),
+            "pool_args": decode_pool_args(fdp, FORWARD_PARAMS[:5]),
+            "format": fdp.ConsumeIntInRange(0, 6), "direction": fdp.ConsumeIntInRange(0, 1),
+            "edits": [(fdp.ConsumeIntInRange(0, 2**16), fdp.PickValueInList(HOSTILE))
+                      for _ in range(fdp.ConsumeIntInRange(0, 3))],
+            "shape_edit": fdp.PickValueInList(SHAPE_EDITS), "optional": decode_optional(fdp)}
+
+
+def run_indices(spec, cpool):
+    """indices_to / indices_from: never a crash, a clear error or a round trip back to cpool's indices."""
+    x = _values(spec["x"])
+    fmt = (list(cpool.INDEX_FORMATS) + ["caffe", None])[spec["format"]]
+    pargs, pkw = _arguments(FORWARD_PARAMS[:5], spec["pool_args"], 5)
+    fmt_kw = {k: v for k, v in spec["optional"].items() if k == "data_format"}
+    try:
+        with np.errstate(all="ignore"):
+            _, idx = cpool.slow.max_pool2d(x, *pargs, return_indices=True, **fmt_kw)
+    except ACCEPTED:
+        idx = np.zeros(np.shape(x), np.int64)
+    idx = np.array(idx, copy=True)
+    shape = _edit_shape(np.shape(x), spec["shape_edit"])
+    if spec["direction"] == 1 and isinstance(fmt, str) and fmt in cpool.INDEX_FORMATS:
+        try:
+            idx = cpool.indices_to(idx, fmt, shape, **fmt_kw)
+        except ACCEPTED:
+            pass
+    if idx.size:
+        flat = idx.reshape(-1)
+        for pos, v in spec["edits"]:
+            p = pos % idx.size
+            flat[p] = _wrap64(_hostile_value(v, max(idx.size, 1), int(flat[p])))
+    fn = cpool.indices_from if spec["direction"] == 1 else cpool.indices_to
+    before = idx.copy()
+    STATS[(fn.__name__, "call")] += 1
+    try:
+        result = fn(idx, fmt, shape, **fmt_kw)
+    except ACCEPTED:
+        if not np.array_equal(idx, before):
+            raise Finding(f"{fn.__name__} wrote to its input before raising") from None
+        return
+    if not np.array_equal(idx, before) or np.shares_memory(result, idx):
+        raise Finding(f"{fn.__name__} modified or returned its input")
+    back = cpool.indices_from(result, fmt, shape, **fmt_kw) if fn is cpool.indices_to \
+        else cpool.indices_to(result, fmt, shape, **fmt_kw)
+    if not np.array_equal(back, idx):
+        raise Finding(f"{fn.__name__} then its inverse did not give the indices back ({fmt!r})")
+
+
 TARGETS = {
     "max_pool2d": (decode_max_pool2d, run_max_pool2d),
     "max_pool2d_backward": (decode_max_pool2d_backward, run_max_pool2d_backward),
     "MaxPool2d": (decode_MaxPool2d, run_MaxPool2d),
     "avg_pool2d": (decode_avg_pool2d, run_avg_pool2d),
     "avg_pool2d_backward": (decode_avg_pool2d_backward, run_avg_pool2d_backward),
+    "adaptive_avg_pool2d": (decode_adaptive, run_adaptive_avg_pool2d),
+    "adaptive_max_pool2d": (decode_adaptive, run_adaptive_max_pool2d),
+    "max_unpool2d": (decode_max_unpool2d, run_max_unpool2d),
+    "indices": (decode_indices, run_indices),
 }
 TARGET_NAMES = list(TARGETS)
 

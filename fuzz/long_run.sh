@@ -16,7 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=${1:?usage: long_run.sh BUILD_DIR SECONDS_PER_SEGMENT OUT_DIR}
 seconds=${2:?seconds per segment}
 out=${3:?output folder}
-targets=${FUZZ_TARGETS:-max_pool2d max_pool2d_backward MaxPool2d avg_pool2d avg_pool2d_backward}
+targets=${FUZZ_TARGETS:-max_pool2d max_pool2d_backward MaxPool2d avg_pool2d avg_pool2d_backward adaptive_avg_pool2d adaptive_max_pool2d max_unpool2d indices}
 isas=${FUZZ_ISAS:-baseline avx2}
 # shellcheck disable=SC1091
 . "$build/env.sh"
