@@ -36,7 +36,7 @@ import numpy as np
 
 from . import _kernels as _baseline
 from ._threads import adaptive_threads, threads_for
-from ._validation import GEOMETRY_FIELDS, PoolGeometry, check_index_range
+from ._validation import GEOMETRY_FIELDS, PoolGeometry, check_index_range, check_unpool_index_range
 
 if TYPE_CHECKING:
     from ._kernels import BackwardInto, ForwardInto
@@ -298,7 +298,8 @@ def unpool_planes(x: np.ndarray, idx: np.ndarray, size: tuple[int, int], channel
     x4, i4 = (x, idx) if x.ndim == 4 else (x[None], idx[None])
     shape = x4.shape[:1] + ((size + x4.shape[3:]) if channels_last else (x4.shape[1],) + size)
     o4 = np.empty(shape, dtype=x.dtype) if out is None else _as_4d(out)
-    fn(x4, i4, o4, threads_for(o4.size), channels_last)
+    if fn(x4, i4, o4, threads_for(o4.size), channels_last):  # indices outside the plane: skipped and counted
+        check_unpool_index_range(idx, *size)
     return o4 if x.ndim == 4 else o4[0]
 
 
@@ -311,7 +312,8 @@ def unpool_backward_planes(go: np.ndarray, idx: np.ndarray, channels_last: bool 
         return slow.unpool_backward_planes(go, idx, channels_last, out)
     g4, i4 = (go, idx) if go.ndim == 4 else (go[None], idx[None])
     gi = np.empty(i4.shape, dtype=go.dtype) if out is None else _as_4d(out)
-    fn(g4, i4, gi, threads_for(gi.size), channels_last)
+    if fn(g4, i4, gi, threads_for(gi.size), channels_last):
+        check_unpool_index_range(idx, *(g4.shape[1:3] if channels_last else g4.shape[2:]))
     return gi if go.ndim == 4 else gi[0]
 
 

@@ -75,10 +75,11 @@ avg_pool2d_forward_into: _FusedAvgForward
 avg_pool2d_backward_into: _FusedAvgBackward
 
 class UnpoolInto(Protocol):
-    """One specialisation of ``max_unpool2d_forward_into`` / ``max_unpool2d_backward_into``."""
+    """One specialisation of ``max_unpool2d_forward_into`` / ``max_unpool2d_backward_into``:
+    returns how many indices were outside the plane (skipped)."""
 
     def __call__(self, source: np.ndarray, indices: np.ndarray, target: np.ndarray, n_threads: int,
-                 channels_last: bool = False) -> None: ...
+                 channels_last: bool = False) -> int: ...
 
 class _FusedUnpool:
     def __getitem__(self, signature: str) -> UnpoolInto: ...

@@ -755,8 +755,10 @@ def prepare_unpool(input: Any, indices: Any, kernel_size: Any, stride: Any, padd
                    data_format: Any = "NCHW"
                    ) -> tuple[np.ndarray, np.ndarray, tuple[int, int], bool, bool]:
     """Validate a max_unpool2d call. Returns ``(input memory, indices
-    memory, (OH, OW), channels_last, swapped)``; every index has been
-    checked to lie in the unpooled plane."""
+    memory, (OH, OW), channels_last, swapped)``. The index values are
+    checked by the backend (:func:`check_unpool_index_range`; the compiled
+    kernel counts them as it goes), or by the caller first where the output
+    is the caller's own array."""
     kernel, stride_, pad = parse_unpool_args(kernel_size, stride, padding)
     nhwc = check_data_format(data_format)
     arr = as_input_array(input)
@@ -767,7 +769,6 @@ def prepare_unpool(input: Any, indices: Any, kernel_size: Any, stride: Any, padd
     OH, OW = unpool_output_size((hw[0], hw[1]), kernel, stride_, pad, output_size)
     mem, channels_last, swapped = resolve_layout(arr, nhwc)
     idx_mem = as_native(to_memory(idx, swapped, channels_last))
-    check_unpool_index_range(idx_mem, OH, OW)
     return mem, idx_mem, (OH, OW), channels_last, swapped
 
 
@@ -776,8 +777,8 @@ def prepare_unpool_backward(grad_output: Any, indices: Any, data_format: Any = "
     """Validate a max_unpool2d_backward call. Returns ``(grad_output memory,
     indices memory, channels_last, swapped)``: ``grad_output`` (the
     unpooled output's gradient) decides the layout, ``indices`` (shaped as
-    the unpooled input) must lie in its plane and agree in batch and
-    channels."""
+    the unpooled input) must agree in batch and channels; their values are
+    checked as for :func:`prepare_unpool`."""
     nhwc = check_data_format(data_format)
     go = as_input_array(grad_output, "grad_output")
     _check_dtype(go, "grad_output", UNPOOL_DTYPES, "max_unpool2d_backward")
@@ -792,7 +793,6 @@ def prepare_unpool_backward(grad_output: Any, indices: Any, data_format: Any = "
                          f"indices.shape={idx.shape!r} and grad_output.shape={go.shape!r}")
     go_mem, channels_last, swapped = resolve_layout(go, nhwc)
     idx_mem = as_native(to_memory(idx, swapped, channels_last))
-    check_unpool_index_range(idx_mem, nchw_go[-2], nchw_go[-1])
     return go_mem, idx_mem, channels_last, swapped
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from ._validation import (
     check_index_range,
     check_out,
+    check_unpool_index_range,
     format_shape,
     prepare_adaptive_avg_backward,
     prepare_adaptive_forward,
@@ -380,6 +381,7 @@ def bind_unpool(impl, module=__name__):
         mem_shape = x.shape[:-3] + ((size + (x.shape[-1],)) if cl else ((x.shape[-3],) + size))
         target = check_out(out, "out", format_shape(mem_shape, swapped, cl), x.dtype,
                            (("input", input), ("input", x), ("indices", indices), ("indices", idx)))
+        check_unpool_index_range(idx, *size)  # before the caller's array is written
         mem = writable_memory(target, swapped, cl)
         values = impl.unpool_planes(x, idx, size, cl, mem)
         if mem is None:
@@ -393,6 +395,7 @@ def bind_unpool(impl, module=__name__):
         target = check_out(out, "out", format_shape(idx.shape, swapped, cl), go.dtype,
                            (("grad_output", grad_output), ("grad_output", go), ("indices", indices),
                             ("indices", idx)))
+        check_unpool_index_range(idx, *((go.shape[-3:-1]) if cl else go.shape[-2:]))
         mem = writable_memory(target, swapped, cl)
         grad = impl.unpool_backward_planes(go, idx, cl, mem)
         if mem is None:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from ._validation import PoolGeometry, check_index_range
+from ._validation import PoolGeometry, check_index_range, check_unpool_index_range
 
 if TYPE_CHECKING:
     from numpy.typing import DTypeLike
@@ -503,6 +503,7 @@ def unpool_planes(x: np.ndarray, idx: np.ndarray, size: tuple[int, int], channel
     """Max-unpool ``x`` through ``idx`` (same shape, checked to lie in an
     ``size`` = (OH, OW) plane) into a zero (..., C, OH, OW) array, or
     (..., OH, OW, C) with ``channels_last``."""
+    check_unpool_index_range(idx, *size)
     values, lead = _planes_of(x, channels_last)
     targets, _ = _planes_of(idx, channels_last)
     P, L = values.shape
@@ -524,6 +525,7 @@ def unpool_backward_planes(go: np.ndarray, idx: np.ndarray, channels_last: bool 
                            out: np.ndarray | None = None) -> np.ndarray:
     """Gradient of :func:`unpool_planes`: ``go`` at each index of ``idx``
     (``idx``'s shape and layout)."""
+    check_unpool_index_range(idx, *(go.shape[-3:-1] if channels_last else go.shape[-2:]))
     grads, _ = _planes_of(go, channels_last)
     targets, lead = _planes_of(idx, channels_last)
     planes_shape = idx.transpose(_PLANES_VIEW[idx.ndim]).shape if channels_last else idx.shape

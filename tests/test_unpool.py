@@ -285,3 +285,20 @@ def test_module_with_its_pooling_layer(backend):
 @pytest.mark.parametrize("args", [(2,), (3, 2, 1), ((2, 3), (1, 2), (1, 0))])
 def test_module_repr_is_torchs(args):
     assert repr(cpool.MaxUnpool2d(*args)) == repr(torch.nn.MaxUnpool2d(*args))
+
+
+@pytest.mark.parametrize("hostile", [-1, 16, 2**31, 2**62, -(2**63)])
+@pytest.mark.parametrize("memory", ["nchw", "channels_last"])
+def test_hostile_index_without_out(unpool, hostile, memory):
+    # No out=: the compiled kernel skips and counts the index as it goes, then the call raises.
+    forward, backward = unpool
+    x = np.ones((2, 3, 2, 2), np.float32)
+    idx = np.tile(np.array([0, 5, 10, 15]).reshape(2, 2), (2, 3, 1, 1)).astype(np.int64)
+    idx[1, 2, 1, 0] = hostile
+    go = np.ones((2, 3, 4, 4), np.float32)
+    if memory == "channels_last":
+        x, idx, go = channels_last(x), channels_last(idx), channels_last(go)
+    with pytest.raises(ValueError, match=f"indices contains {hostile}, outside the unpooled plane of 4x4"):
+        forward(x, idx, 2)
+    with pytest.raises(ValueError, match=f"indices contains {hostile}, outside the unpooled plane of 4x4"):
+        backward(go, idx)

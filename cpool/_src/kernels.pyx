@@ -373,8 +373,8 @@ def max_unpool2d_forward_into(const floating[:, :, :, ::1] x not None, const int
     """Fill ``out`` (N, C, OH, OW) with zeros and each value of ``x`` (N, C,
     H, W) at its index in its plane (PyTorch's max_unpool2d; a repeated
     index keeps the later value). ``channels_last``: (N, H, W, C) and (N,
-    OH, OW, C). Indices outside the plane are skipped (the caller rejects
-    them first)."""
+    OH, OW, C). Returns how many indices were outside the plane (skipped:
+    the caller raises and discards ``out``)."""
     cdef Py_ssize_t N = x.shape[0], C, L, OL
     if indices.shape[0] != N or indices.shape[1] != x.shape[1] or indices.shape[2] != x.shape[2] \
             or indices.shape[3] != x.shape[3] or out.shape[0] != N:
@@ -387,12 +387,14 @@ def max_unpool2d_forward_into(const floating[:, :, :, ::1] x not None, const int
         C, L, OL = x.shape[1], x.shape[2] * x.shape[3], out.shape[2] * out.shape[3]
         if out.shape[1] != C:
             raise ValueError("max_unpool2d_forward_into: out must have x's channels")
-    if N == 0 or C == 0 or OL == 0:
-        return
+    if N == 0 or C == 0:
+        return 0
+    if OL == 0:
+        return N * C * L
     if channels_last:
-        _unpool_run(&x[0, 0, 0, 0], &indices[0, 0, 0, 0], &out[0, 0, 0, 0], N, L, OL, C, False, n_threads)
-    else:
-        _unpool_run(&x[0, 0, 0, 0], &indices[0, 0, 0, 0], &out[0, 0, 0, 0], N * C, L, OL, 0, False, n_threads)
+        return _unpool_run(&x[0, 0, 0, 0], &indices[0, 0, 0, 0], &out[0, 0, 0, 0], N, L, OL, C, False,
+                           n_threads)
+    return _unpool_run(&x[0, 0, 0, 0], &indices[0, 0, 0, 0], &out[0, 0, 0, 0], N * C, L, OL, 0, False, n_threads)
 
 
 def max_unpool2d_backward_into(const floating[:, :, :, ::1] grad_output not None,
@@ -400,8 +402,8 @@ def max_unpool2d_backward_into(const floating[:, :, :, ::1] grad_output not None
                                floating[:, :, :, ::1] grad_input not None, int n_threads,
                                bint channels_last=False):
     """Fill ``grad_input`` (``indices``' shape) with ``grad_output`` read at
-    each index of its plane; ``channels_last`` as for
-    :func:`max_unpool2d_forward_into`."""
+    each index of its plane (0 for an index outside it); ``channels_last``
+    and the return value as for :func:`max_unpool2d_forward_into`."""
     cdef Py_ssize_t N = grad_input.shape[0], C, L, OL
     if indices.shape[0] != N or indices.shape[1] != grad_input.shape[1] \
             or indices.shape[2] != grad_input.shape[2] or indices.shape[3] != grad_input.shape[3] \
@@ -418,16 +420,14 @@ def max_unpool2d_backward_into(const floating[:, :, :, ::1] grad_output not None
         if grad_output.shape[1] != C:
             raise ValueError("max_unpool2d_backward_into: grad_output must have grad_input's channels")
     if N == 0 or C == 0 or L == 0:
-        return
+        return 0
     if OL == 0:
-        memset(&grad_input[0, 0, 0, 0], 0, N * C * L * sizeof(floating))
-        return
+        return N * C * L
     if channels_last:
-        _unpool_run(&grad_output[0, 0, 0, 0], &indices[0, 0, 0, 0], &grad_input[0, 0, 0, 0], N, L, OL, C, True,
-                    n_threads)
-    else:
-        _unpool_run(&grad_output[0, 0, 0, 0], &indices[0, 0, 0, 0], &grad_input[0, 0, 0, 0], N * C, L, OL, 0,
-                    True, n_threads)
+        return _unpool_run(&grad_output[0, 0, 0, 0], &indices[0, 0, 0, 0], &grad_input[0, 0, 0, 0], N, L, OL, C,
+                           True, n_threads)
+    return _unpool_run(&grad_output[0, 0, 0, 0], &indices[0, 0, 0, 0], &grad_input[0, 0, 0, 0], N * C, L, OL, 0,
+                       True, n_threads)
 # ------------------------------------------------------------ adaptive pooling
 
 def adaptive_pool2d_forward_into(const floating[:, :, :, ::1] x not None, floating[:, :, :, ::1] out not None,
