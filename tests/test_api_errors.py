@@ -24,7 +24,7 @@ import pytest
 from helpers import unaligned_copy
 
 import cpool
-from cpool.functional import bind_avg
+from cpool.functional import bind_adaptive, bind_avg, bind_unpool
 
 # ------------------------------------------------------------ the table
 X = np.zeros((1, 2, 6, 6), dtype=np.float32)
@@ -134,6 +134,78 @@ AVG_ERROR_CASES = [
      r"grad_output must have the output size of input_shape=\(1, 2, 6, 6\) \(3x3\)"),
 ]
 
+def _public(m, name):
+    """Public function ``name`` of a backend (``cpool``, or a helpers.Backend)."""
+    if m is cpool:
+        return getattr(cpool, name)
+    if m.module is cpool.slow:
+        return getattr(cpool.slow, name)
+    fns = dict(zip(("adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max_pool2d",
+                    "adaptive_max_pool2d_backward"), bind_adaptive(m.module)))
+    fns.update(zip(("max_unpool2d", "max_unpool2d_backward"), bind_unpool(m.module)))
+    return fns[name]
+
+
+def api(name, *args, **kwargs):
+    return lambda m: _public(m, name)(*args, **kwargs)
+
+
+U_IDX = np.zeros((1, 2, 3, 3), np.int64)
+OTHER_ERROR_CASES = [
+    # adaptive pooling, max unpooling and the index formats
+    ("adaptive_avg_pool2d int32 input", api("adaptive_avg_pool2d", X.astype(np.int32), 2), TypeError,
+     r"adaptive_avg_pool2d does not support input.dtype=int32; supported dtypes: float16, float32, float64$"),
+    ("adaptive_max_pool2d int64 input", api("adaptive_max_pool2d", X.astype(np.int64), 2), TypeError,
+     r"adaptive_max_pool2d does not support input.dtype=int64"),
+    ("adaptive output_size negative", api("adaptive_avg_pool2d", X, -1), ValueError,
+     r"output_size must be non-negative, got output_size=-1"),
+    ("adaptive output_size of 3 entries", api("adaptive_max_pool2d", X, (1, 2, 3)), ValueError,
+     r"output_size must be an int or a tuple of two ints or Nones, got output_size=\(1, 2, 3\) with 3 elements"),
+    ("adaptive output_size float", api("adaptive_avg_pool2d", X, 2.0), TypeError,
+     r"output_size=2.0 \(type float\)"),
+    ("adaptive output_size bool", api("adaptive_avg_pool2d", X, True), TypeError, r"output_size=True \(type bool\)"),
+    ("adaptive_avg_pool2d zero height", api("adaptive_avg_pool2d", np.zeros((1, 2, 0, 6), np.float32), 2),
+     ValueError, r"input must have non-zero height and width dimensions, got input.shape=\(1, 2, 0, 6\)"),
+    ("adaptive_max_pool2d zero channels", api("adaptive_max_pool2d", np.zeros((1, 0, 6, 6), np.float32), 2),
+     ValueError, r"input must have non-zero channel, height and width dimensions"),
+    ("adaptive_avg_pool2d_backward other channels",
+     api("adaptive_avg_pool2d_backward", np.ones((1, 3, 2, 2), np.float32), X.shape), ValueError,
+     r"input_shape and grad_output must agree in their leading \(batch, channel\) dimensions"),
+    ("adaptive_max_pool2d_backward index outside the plane",
+     api("adaptive_max_pool2d_backward", np.ones((1, 2, 2, 2), np.float32), np.full((1, 2, 2, 2), 36), X.shape),
+     ValueError, r"indices contains 36, outside the plane of 6x6=36 elements"),
+    ("max_unpool2d int64 input", api("max_unpool2d", U_IDX, U_IDX, 2), TypeError,
+     r"max_unpool2d does not support input.dtype=int64"),
+    ("max_unpool2d int32 indices", api("max_unpool2d", OUT, IDX.astype(np.int32), 2), TypeError,
+     r"indices must be an int64 array"),
+    ("max_unpool2d indices of another shape", api("max_unpool2d", OUT, U_IDX[..., :2], 2), ValueError,
+     r"indices and input must have the same shape for max_unpool2d"),
+    ("max_unpool2d index -1", api("max_unpool2d", OUT, U_IDX - 1, 2), ValueError,
+     r"indices contains -1, outside the unpooled plane of 6x6=36 elements"),
+    ("max_unpool2d index past the plane", api("max_unpool2d", OUT, U_IDX + 36, 2), ValueError,
+     r"indices contains 36, outside the unpooled plane of 6x6=36 elements"),
+    ("max_unpool2d output_size out of range", api("max_unpool2d", OUT, IDX, 2, output_size=(8, 6)), ValueError,
+     r"output_size must be strictly between 4 and 8 in dimension 0"),
+    ("max_unpool2d output_size of 3 entries", api("max_unpool2d", OUT, IDX, 2, output_size=(1, 6, 6)), ValueError,
+     r"output_size must have 2 or 4 elements"),
+    ("max_unpool2d output_size not a sequence", api("max_unpool2d", OUT, IDX, 2, output_size=6), TypeError,
+     r"output_size must be None or a sequence of ints"),
+    ("max_unpool2d stride 0", api("max_unpool2d", OUT, IDX, 2, 0), ValueError, r"stride must be positive"),
+    ("max_unpool2d padding leaving no output", api("max_unpool2d", OUT, IDX, 2, 2, 3), ValueError,
+     r"the unpooled output must have a positive height and width"),
+    ("max_unpool2d_backward index past the plane",
+     api("max_unpool2d_backward", X, np.full((1, 2, 3, 3), 36)), ValueError,
+     r"indices contains 36, outside the unpooled plane of 6x6=36 elements"),
+    ("max_unpool2d_backward other channels", api("max_unpool2d_backward", X, np.zeros((1, 3, 3, 3), np.int64)),
+     ValueError, r"indices must have grad_output's batch and channel dimensions"),
+    ("indices_to unknown format", lambda m: cpool.indices_to(IDX, "caffe", X.shape), ValueError,
+     r"format must be one of 'torch', 'onnx', 'onnx-column-major', 'tensorflow', 'tensorflow-with-batch', "
+     r"got format='caffe'"),
+    ("indices_from index in another plane", lambda m: cpool.indices_from(np.zeros((1, 2, 3, 3), np.int64), "onnx",
+                                                                          X.shape), ValueError,
+     r"which points into another \(n, c\) plane than its output's"),
+]
+
 ERROR_CASES = [
     # (what, call, exception, message must match)
     ("input with 2 dims", fwd(np.zeros((6, 6)), 2), ValueError, r"3-D .* 4-D .*input.ndim=2"),
@@ -186,7 +258,7 @@ ERROR_CASES = [
     ("input_shape not a tuple", bwd(G, IDX, 36), TypeError, r"input_shape=36"),
     ("input_shape with floats", bwd(G, IDX, (1, 2, 6.0, 6)), TypeError, r"input_shape"),
     ("input_shape zero width", bwd(G, IDX, (1, 2, 6, 0)), ValueError, r"input_shape=\(1, 2, 6, 0\)"),
-] + AVG_ERROR_CASES
+] + AVG_ERROR_CASES + OTHER_ERROR_CASES
 
 
 @pytest.mark.parametrize("case", ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
