@@ -19,13 +19,15 @@
  *   channels are divided once and added to each cell of the window, a NaN
  *   share replacing the cell's value.
  * - backward, planes: per output row and window row, for each window column
- *   j from kw - 1 down to 0, 8 output columns' shares at once: stride 1
- *   adds them to 8 consecutive cells, stride 2 to 16 consecutive cells as
- *   (share, 0) pairs (a cell is never -0.0, so adding +0.0 to the odd cells
- *   changes no bit, and a NaN cell keeps its NaN). Each cell still receives
- *   its shares in output row-major order: a pass over j descending gives
- *   ascending output columns, blocks of columns go left to right, rows top
- *   to bottom. Border columns go one output at a time, in order.
+ *   j from kw - 1 down to 0, a pass over a chunk of interior output
+ *   columns, whose shares are divided once into a buffer: stride 1 adds 8
+ *   shares to 8 consecutive cells, stride 2 to 16 consecutive cells as
+ *   (share, 0) pairs (a cell is never -0.0, so adding +0.0 changes no bit,
+ *   and a NaN cell keeps its NaN; a partial last block adds +0.0 in its
+ *   missing lanes). Each cell still receives its shares in output
+ *   row-major order: the passes over j descending give ascending output
+ *   columns, chunks go left to right, rows top to bottom. Border columns go
+ *   one output at a time, before and after the chunks.
  */
 #ifndef CPOOL_AVG_AVX2_H
 #define CPOOL_AVG_AVX2_H
@@ -187,6 +189,12 @@ static CPOOL_ALWAYS_INLINE void cpool_avg_rows_sw(const float *x, float *out, Py
             cpool_avg_sum8(plane, g, sw, ow, h0, h1, 1, acc);
             cpool_avg_store8(plane, g, sw, ow, h0, h1, acc[0], d, dv, o + ow);
         }
+        if (ow < b && b - a >= 8) {
+            /* the last 8 interior columns again: stores the same bits twice */
+            cpool_avg_sum8(plane, g, sw, b - 8, h0, h1, 1, acc);
+            cpool_avg_store8(plane, g, sw, b - 8, h0, h1, acc[0], d, dv, o + b - 8);
+            ow = b;
+        }
         for (; ow < OW; ow++)
             cpool_avg_window_one(plane, g, h0, h1, hp, ow, o + ow, incl, override, divisor);
     }
@@ -213,11 +221,45 @@ static void cpool_avg_rows_avx2(const float *x, float *out, Py_ssize_t r0, Py_ss
     }
 }
 
+/* a + b with a as VADDPS's first source: where both are NaN the result is
+   a's NaN, quieted (one NaN: that one, quieted). GCC and clang may swap the
+   operands of _mm256_add_ps, so the order is fixed with inline assembly;
+   elsewhere a blend makes the rule explicit. */
+static CPOOL_ALWAYS_INLINE __m256 cpool_avg_add_first(__m256 a, __m256 b)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    __m256 r;
+    __asm__("vaddps %2, %1, %0" : "=x"(r) : "x"(a), "xm"(b));
+    return r;
+#else
+    __m256 nan = _mm256_cmp_ps(a, a, _CMP_UNORD_Q);
+    return _mm256_blendv_ps(_mm256_add_ps(a, b), _mm256_add_ps(a, _mm256_setzero_ps()), nan);
+#endif
+}
+
 /* `tap + sum`, a NaN tap replacing the sum (quieted). */
 static CPOOL_ALWAYS_INLINE __m256 cpool_avg_tap_add(__m256 sum, __m256 tap)
 {
-    __m256 nan = _mm256_cmp_ps(tap, tap, _CMP_UNORD_Q);
-    return _mm256_blendv_ps(_mm256_add_ps(tap, sum), _mm256_add_ps(tap, _mm256_setzero_ps()), nan);
+    return cpool_avg_add_first(tap, sum);
+}
+
+/* Lanes [0, n) of 8 floats at p (n < 8), zero elsewhere, and the mask. */
+static CPOOL_ALWAYS_INLINE __m256i cpool_avg_mask(Py_ssize_t n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* The channel tail's rule, lane by lane: `tail` lanes (torch's scalar
+   channels) keep a NaN sum, the others take a NaN tap (quieted). */
+static CPOOL_ALWAYS_INLINE __m256 cpool_avg_tail_add(__m256 sum, __m256 tap, __m256 tail)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return _mm256_blendv_ps(cpool_avg_add_first(tap, sum), cpool_avg_add_first(sum, tap), tail);
+#else
+    __m256 r = _mm256_blendv_ps(_mm256_add_ps(tap, sum), _mm256_add_ps(tap, _mm256_setzero_ps()),
+                                _mm256_andnot_ps(tail, _mm256_cmp_ps(tap, tap, _CMP_UNORD_Q)));
+    return _mm256_blendv_ps(r, sum, _mm256_and_ps(tail, _mm256_cmp_ps(sum, sum, _CMP_UNORD_Q)));
+#endif
 }
 
 /* Channels-last forward, rows r = n * OH + oh of (N, OH, OW, C) output. */
@@ -260,22 +302,19 @@ static void cpool_avg_rows_nhwc_avx2(const float *x, float *out, Py_ssize_t r0, 
                 }
                 _mm256_storeu_ps(o + c, _mm256_div_ps(a0, d));
             }
-            for (; c < C; c++) {
-                /* torch's 4-lane vectors keep a NaN tap's NaN; its scalar
-                   tail (the last C % 4 channels) keeps the sum's */
-                const int tail = c >= lanes;
-                float s = 0.0f;
+            if (c < C) {
+                /* the last C % 8 channels, masked; torch's 4-lane vectors
+                   keep a NaN tap's NaN, its scalar tail (the last C % 4
+                   channels) keeps the sum's */
+                __m256i m = cpool_avg_mask(C - c);
+                __m256 tail = _mm256_castsi256_ps(_mm256_andnot_si256(cpool_avg_mask(lanes - c), m));
+                __m256 a0 = _mm256_setzero_ps();
                 for (ih = h0; ih < h1; ih++) {
                     const float *t = img + (ih * W + w0) * C + c;
-                    for (iw = w0; iw < w1; iw++, t += C) {
-                        float v = *t;
-                        if (tail ? s != s : v != v)
-                            s = tail ? s : v + 0.0f;
-                        else
-                            s = v + s;
-                    }
+                    for (iw = w0; iw < w1; iw++, t += C)
+                        a0 = cpool_avg_tail_add(a0, _mm256_maskload_ps(t, m), tail);
                 }
-                o[c] = s / dv;
+                _mm256_maskstore_ps(o + c, m, _mm256_div_ps(a0, d));
             }
         }
     }
@@ -284,7 +323,10 @@ static void cpool_avg_rows_nhwc_avx2(const float *x, float *out, Py_ssize_t r0, 
 /* `share + cell`, a NaN share replacing the cell's value. */
 static CPOOL_ALWAYS_INLINE __m256 cpool_avg_share_add(__m256 cell, __m256 share, __m256 nan)
 {
-    return _mm256_blendv_ps(_mm256_add_ps(share, cell), share, nan);
+    /* a share is a quotient, so a NaN share is quiet: share + cell with the
+       share first is then the share itself */
+    (void)nan;
+    return cpool_avg_add_first(share, cell);
 }
 
 /* Channels-last backward, images [n0, n1); zeroes their grad_input first. */
@@ -330,16 +372,18 @@ static void cpool_avg_backward_images_avx2(const float *go, float *gi, Py_ssize_
                             _mm256_storeu_ps(t, cpool_avg_share_add(_mm256_loadu_ps(t), s0, m0));
                     }
                 }
-                for (; c < C; c++) {
-                    float s = src[c] / dv;
+                if (c < C) {
+                    /* one channel at a time: masked stores to overlapping
+                       cells would stall on each other */
+                    float sh[8];
+                    Py_ssize_t r = C - c, q;
+                    for (q = 0; q < r; q++)
+                        sh[q] = src[c + q] / dv;
                     for (ih = h0; ih < h1; ih++) {
                         float *t = img + (ih * W + w0) * C + c;
-                        for (iw = w0; iw < w1; iw++, t += C) {
-                            if (s != s)
-                                *t = s;
-                            else
-                                *t = s + *t;
-                        }
+                        for (iw = w0; iw < w1; iw++, t += C)
+                            for (q = 0; q < r; q++)
+                                t[q] = sh[q] != sh[q] ? sh[q] : sh[q] + t[q];
                     }
                 }
             }
@@ -365,47 +409,64 @@ static CPOOL_ALWAYS_INLINE void cpool_avg_scatter_one(float *plane, const cpool_
     }
 }
 
+#define CPOOL_AVG_CHUNK 256
+
 static CPOOL_ALWAYS_INLINE void cpool_avg_backward_planes_sw(const float *go, float *gi, Py_ssize_t p0,
                                                              Py_ssize_t p1, const cpool_geometry *g, int incl,
                                                              int override, int64_t divisor, Py_ssize_t sw)
 {
     const Py_ssize_t W = g->W, H = g->H, OW = g->OW, OH = g->OH, kw = g->kw;
-    Py_ssize_t p, oh, ow, ih, j, a, b;
+    Py_ssize_t p, oh, ow, ih, j, a, b, c0, c1, q;
     const __m256 zero = _mm256_setzero_ps();
-    /* stride 2 touches one cell past the last window's: keep it in the row */
-    cpool_avg_interior(g, sw == 2 ? 1 : 0, &a, &b);
+    /* shares of up to CPOOL_AVG_CHUNK columns, as stored to 8 (stride 1) or
+       16 (stride 2, with zeros between) consecutive cells per block of 8 */
+    float buf[2 * CPOOL_AVG_CHUNK + 16];
+    cpool_avg_interior(g, 0, &a, &b);
     for (p = p0; p < p1; p++) {
         float *plane = gi + p * H * W;
         memset(plane, 0, (size_t)(H * W) * sizeof(float));
         for (oh = 0; oh < OH; oh++) {
-            Py_ssize_t h0, h1, hp = cpool_avg_extent(oh, g->kh, g->sh, g->ph, H, &h0, &h1);
+            Py_ssize_t h0, h1, hp = cpool_avg_extent(oh, g->kh, g->sh, g->ph, H, &h0, &h1), bv = b;
             const float *src = go + (p * OH + oh) * OW;
             __m256 d = _mm256_set1_ps(cpool_avg_div(hp, kw, h1 - h0, kw, incl, override, divisor));
+            if (h1 <= h0)
+                bv = a;
+            /* the last block may be partial (its missing lanes add +0) and
+               may reach past the row's end, but never past the plane's */
+            while (bv > a && (h1 - 1) * W + (a + (bv - a - 1) / 8 * 8) * sw - g->pw + kw - 1 + 8 * sw > H * W)
+                bv = a + (bv - a - 1) / 8 * 8;
             for (ow = 0; ow < a; ow++)
                 cpool_avg_scatter_one(plane, g, h0, h1, hp, ow, src[ow], incl, override, divisor);
-            for (; ow + 8 <= b; ow += 8) {
-                __m256 s = _mm256_div_ps(_mm256_loadu_ps(src + ow), d);
-                if (sw == 1) {
-                    __m256 m = _mm256_cmp_ps(s, s, _CMP_UNORD_Q);
-                    for (ih = h0; ih < h1; ih++) {
-                        float *row = plane + ih * W + ow - g->pw;
-                        for (j = kw - 1; j >= 0; j--)
-                            _mm256_storeu_ps(row + j, cpool_avg_share_add(_mm256_loadu_ps(row + j), s, m));
+            for (c0 = a; c0 < bv; c0 = c1) {
+                Py_ssize_t nb;
+                c1 = c0 + CPOOL_AVG_CHUNK < bv ? c0 + CPOOL_AVG_CHUNK : bv;
+                nb = (c1 - c0 + 7) / 8;
+                for (q = 0; q < nb; q++) {
+                    Py_ssize_t n = c1 - c0 - 8 * q;
+                    __m256 v = n >= 8 ? _mm256_loadu_ps(src + c0 + 8 * q)
+                                      : _mm256_maskload_ps(src + c0 + 8 * q, cpool_avg_mask(n));
+                    __m256 s = _mm256_div_ps(v, d);
+                    if (sw == 1) {
+                        _mm256_storeu_ps(buf + 8 * q, s);
+                    } else {
+                        __m256 lo = _mm256_unpacklo_ps(s, zero), hi = _mm256_unpackhi_ps(s, zero);
+                        _mm256_storeu_ps(buf + 16 * q, _mm256_permute2f128_ps(lo, hi, 0x20));
+                        _mm256_storeu_ps(buf + 16 * q + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
                     }
-                } else {
-                    __m256 lo = _mm256_unpacklo_ps(s, zero), hi = _mm256_unpackhi_ps(s, zero);
-                    __m256 s0 = _mm256_permute2f128_ps(lo, hi, 0x20), s1 = _mm256_permute2f128_ps(lo, hi, 0x31);
-                    __m256 m0 = _mm256_cmp_ps(s0, s0, _CMP_UNORD_Q), m1 = _mm256_cmp_ps(s1, s1, _CMP_UNORD_Q);
-                    for (ih = h0; ih < h1; ih++) {
-                        float *row = plane + ih * W + 2 * ow - g->pw;
-                        for (j = kw - 1; j >= 0; j--) {
-                            _mm256_storeu_ps(row + j, cpool_avg_share_add(_mm256_loadu_ps(row + j), s0, m0));
-                            _mm256_storeu_ps(row + j + 8, cpool_avg_share_add(_mm256_loadu_ps(row + j + 8), s1, m1));
-                        }
+                }
+                /* window column j descending, each pass over the whole
+                   chunk: a cell gets its shares in ascending columns */
+                for (ih = h0; ih < h1; ih++) {
+                    float *row = plane + ih * W + c0 * sw - g->pw;
+                    for (j = kw - 1; j >= 0; j--) {
+                        float *t = row + j;
+                        for (q = 0; q < nb * sw; q++)
+                            _mm256_storeu_ps(t + 8 * q,
+                                             cpool_avg_add_first(_mm256_loadu_ps(buf + 8 * q), _mm256_loadu_ps(t + 8 * q)));
                     }
                 }
             }
-            for (; ow < OW; ow++)
+            for (ow = bv; ow < OW; ow++)
                 cpool_avg_scatter_one(plane, g, h0, h1, hp, ow, src[ow], incl, override, divisor);
         }
     }
