@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import COMPILED
 
 import cpool
-from helpers import COMPILED
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.skipif(COMPILED is None, reason="compiled extension not built")
@@ -77,7 +77,7 @@ def _check(x, go_rng, k, s, p, ceil, incl, div, channels_last):
 def _valid(H, W, k, s, p, ceil):
     if any(pp > kk // 2 for pp, kk in zip(p, k)):
         return False
-    for L, kk, ss, pp in ((H, k[0], s[0], p[0]), (W, k[1], s[1], p[1])):
+    for L, kk, pp in ((H, k[0], p[0]), (W, k[1], p[1])):
         if L + 2 * pp < kk:
             return False
     return True
