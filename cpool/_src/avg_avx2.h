@@ -111,9 +111,11 @@ static CPOOL_ALWAYS_INLINE void cpool_avg_interior(const cpool_geometry *g, Py_s
 
 /* Sums of NB blocks of 8 interior windows starting at output column c. */
 static CPOOL_ALWAYS_INLINE void cpool_avg_sum8(const float *plane, const cpool_geometry *g, Py_ssize_t sw,
-                                               Py_ssize_t c, Py_ssize_t h0, Py_ssize_t h1, int NB, __m256 *acc)
+                                               Py_ssize_t KW, Py_ssize_t c, Py_ssize_t h0, Py_ssize_t h1, int NB,
+                                               __m256 *acc)
 {
-    const Py_ssize_t W = g->W, kw = g->kw, col0 = c * sw - g->pw;
+    /* KW: the kernel width when a constant after inlining, else 0 */
+    const Py_ssize_t W = g->W, kw = KW ? KW : g->kw, col0 = c * sw - g->pw;
     Py_ssize_t ih, j;
     int b;
     for (b = 0; b < NB; b++)
@@ -165,7 +167,7 @@ static CPOOL_ALWAYS_INLINE void cpool_avg_store8(const float *plane, const cpool
 
 static CPOOL_ALWAYS_INLINE void cpool_avg_rows_sw(const float *x, float *out, Py_ssize_t r0, Py_ssize_t r1,
                                                   const cpool_geometry *g, int incl, int override, int64_t divisor,
-                                                  Py_ssize_t sw)
+                                                  Py_ssize_t sw, Py_ssize_t KW)
 {
     const Py_ssize_t W = g->W, H = g->H, OW = g->OW, OH = g->OH;
     Py_ssize_t r, a, b, ow;
@@ -181,17 +183,17 @@ static CPOOL_ALWAYS_INLINE void cpool_avg_rows_sw(const float *x, float *out, Py
             cpool_avg_window_one(plane, g, h0, h1, hp, ow, o + ow, incl, override, divisor);
         for (; ow + 32 <= b; ow += 32) {
             int k;
-            cpool_avg_sum8(plane, g, sw, ow, h0, h1, 4, acc);
+            cpool_avg_sum8(plane, g, sw, KW, ow, h0, h1, 4, acc);
             for (k = 0; k < 4; k++)
                 cpool_avg_store8(plane, g, sw, ow + 8 * k, h0, h1, acc[k], d, dv, o + ow + 8 * k);
         }
         for (; ow + 8 <= b; ow += 8) {
-            cpool_avg_sum8(plane, g, sw, ow, h0, h1, 1, acc);
+            cpool_avg_sum8(plane, g, sw, KW, ow, h0, h1, 1, acc);
             cpool_avg_store8(plane, g, sw, ow, h0, h1, acc[0], d, dv, o + ow);
         }
         if (ow < b && b - a >= 8) {
             /* the last 8 interior columns again: stores the same bits twice */
-            cpool_avg_sum8(plane, g, sw, b - 8, h0, h1, 1, acc);
+            cpool_avg_sum8(plane, g, sw, KW, b - 8, h0, h1, 1, acc);
             cpool_avg_store8(plane, g, sw, b - 8, h0, h1, acc[0], d, dv, o + b - 8);
             ow = b;
         }
@@ -205,10 +207,16 @@ static CPOOL_ALWAYS_INLINE void cpool_avg_rows_sw(const float *x, float *out, Py
 static void cpool_avg_rows_avx2(const float *x, float *out, Py_ssize_t r0, Py_ssize_t r1, cpool_geometry g, int incl,
                                 int override, int64_t divisor)
 {
-    if (g.sw == 1)
-        cpool_avg_rows_sw(x, out, r0, r1, &g, incl, override, divisor, 1);
+    if (g.sw == 1 && g.kw == 3)
+        cpool_avg_rows_sw(x, out, r0, r1, &g, incl, override, divisor, 1, 3);
+    else if (g.sw == 1)
+        cpool_avg_rows_sw(x, out, r0, r1, &g, incl, override, divisor, 1, 0);
+    else if (g.sw == 2 && g.kw == 2)
+        cpool_avg_rows_sw(x, out, r0, r1, &g, incl, override, divisor, 2, 2);
+    else if (g.sw == 2 && g.kw == 3)
+        cpool_avg_rows_sw(x, out, r0, r1, &g, incl, override, divisor, 2, 3);
     else if (g.sw == 2)
-        cpool_avg_rows_sw(x, out, r0, r1, &g, incl, override, divisor, 2);
+        cpool_avg_rows_sw(x, out, r0, r1, &g, incl, override, divisor, 2, 0);
     else {
         Py_ssize_t r, ow;
         for (r = r0; r < r1; r++) {
@@ -437,7 +445,53 @@ static CPOOL_ALWAYS_INLINE void cpool_avg_backward_planes_sw(const float *go, fl
                 bv = a + (bv - a - 1) / 8 * 8;
             for (ow = 0; ow < a; ow++)
                 cpool_avg_scatter_one(plane, g, h0, h1, hp, ow, src[ow], incl, override, divisor);
-            for (c0 = a; c0 < bv; c0 = c1) {
+            if (sw == 2 && (kw == 2 || kw == 3)) {
+                /* 16 cells per block of 8 columns, with window columns 0 and
+                   1 of column i on cells 2i and 2i + 1 (D) and column 2 of
+                   column i - 1 on cell 2i (P, added first); column 2 of the
+                   block's last column is the next block's lane 0 (carry) */
+                __m256 carry = zero, s = zero;
+                const __m256i back = _mm256_setr_epi32(7, 0, 1, 2, 3, 4, 5, 6);
+                for (ow = a; ow < bv; ow += 8) {
+                    Py_ssize_t n = bv - ow;
+                    __m256 v = n >= 8 ? _mm256_loadu_ps(src + ow) : _mm256_maskload_ps(src + ow, cpool_avg_mask(n));
+                    __m256 dl, dh, d0, d1, p0 = zero, p1 = zero;
+                    s = _mm256_div_ps(v, d);
+                    dl = _mm256_unpacklo_ps(s, s);
+                    dh = _mm256_unpackhi_ps(s, s);
+                    d0 = _mm256_permute2f128_ps(dl, dh, 0x20);
+                    d1 = _mm256_permute2f128_ps(dl, dh, 0x31);
+                    if (kw == 3) {
+                        __m256 sh = _mm256_blend_ps(_mm256_permutevar8x32_ps(s, back), carry, 1);
+                        __m256 pl = _mm256_unpacklo_ps(sh, zero), ph = _mm256_unpackhi_ps(sh, zero);
+                        p0 = _mm256_permute2f128_ps(pl, ph, 0x20);
+                        p1 = _mm256_permute2f128_ps(pl, ph, 0x31);
+                        carry = _mm256_permutevar8x32_ps(s, _mm256_set1_epi32(7));
+                    }
+                    for (ih = h0; ih < h1; ih++) {
+                        float *t = plane + ih * W + ow * 2 - g->pw;
+                        __m256 c0v = _mm256_loadu_ps(t), c1v = _mm256_loadu_ps(t + 8);
+                        if (kw == 3) {
+                            c0v = cpool_avg_add_first(p0, c0v);
+                            c1v = cpool_avg_add_first(p1, c1v);
+                        }
+                        _mm256_storeu_ps(t, cpool_avg_add_first(d0, c0v));
+                        _mm256_storeu_ps(t + 8, cpool_avg_add_first(d1, c1v));
+                    }
+                }
+                if (kw == 3 && bv > a && (bv - a) % 8 == 0) {
+                    /* the last block's carry: its last column's window column 2 */
+                    float sv = _mm256_cvtss_f32(carry);
+                    for (ih = h0; ih < h1; ih++) {
+                        float *t = plane + ih * W + bv * 2 - g->pw;
+                        *t = sv != sv ? sv : sv + *t;
+                    }
+                }
+                c0 = bv;
+            } else {
+                c0 = a;
+            }
+            for (; c0 < bv; c0 = c1) {
                 Py_ssize_t nb;
                 c1 = c0 + CPOOL_AVG_CHUNK < bv ? c0 + CPOOL_AVG_CHUNK : bv;
                 nb = (c1 - c0 + 7) / 8;
