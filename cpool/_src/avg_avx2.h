@@ -110,11 +110,11 @@ static CPOOL_ALWAYS_INLINE void cpool_avg_interior(const cpool_geometry *g, Py_s
 }
 
 /* Sums of NB blocks of 8 interior windows starting at output column c. */
-static CPOOL_ALWAYS_INLINE void cpool_avg_sum8(const float *plane, const cpool_geometry *g, Py_ssize_t sw,
-                                               Py_ssize_t KW, Py_ssize_t c, Py_ssize_t h0, Py_ssize_t h1, int NB,
-                                               __m256 *acc)
+static CPOOL_ALWAYS_INLINE void cpool_avg_sum8_step(const float *plane, const cpool_geometry *g, Py_ssize_t sw,
+                                                    Py_ssize_t KW, Py_ssize_t c, Py_ssize_t step, Py_ssize_t h0,
+                                                    Py_ssize_t h1, int NB, __m256 *acc)
 {
-    /* KW: the kernel width when a constant after inlining, else 0 */
+    /* blocks at output columns c + step * b; KW: the kernel width when a constant after inlining, else 0 */
     const Py_ssize_t W = g->W, kw = KW ? KW : g->kw, col0 = c * sw - g->pw;
     Py_ssize_t ih, j;
     int b;
@@ -125,19 +125,19 @@ static CPOOL_ALWAYS_INLINE void cpool_avg_sum8(const float *plane, const cpool_g
         if (sw == 1) {
             for (j = 0; j < kw; j++)
                 for (b = 0; b < NB; b++)
-                    acc[b] = _mm256_add_ps(acc[b], _mm256_loadu_ps(row + j + 8 * b));
+                    acc[b] = _mm256_add_ps(acc[b], _mm256_loadu_ps(row + j + step * b));
         } else {
             /* lanes in order 0 1 4 5 | 2 3 6 7 until the permute below */
             for (j = 0; j + 1 < kw; j += 2)
                 for (b = 0; b < NB; b++) {
-                    __m256 u = _mm256_loadu_ps(row + j + 16 * b), v = _mm256_loadu_ps(row + j + 16 * b + 8);
+                    __m256 u = _mm256_loadu_ps(row + j + 2 * step * b), v = _mm256_loadu_ps(row + j + 2 * step * b + 8);
                     acc[b] = _mm256_add_ps(acc[b], _mm256_shuffle_ps(u, v, _MM_SHUFFLE(2, 0, 2, 0)));
                     acc[b] = _mm256_add_ps(acc[b], _mm256_shuffle_ps(u, v, _MM_SHUFFLE(3, 1, 3, 1)));
                 }
             if (j < kw)
                 for (b = 0; b < NB; b++) {
                     /* the 15 floats spanned: row[j + 16b .. j + 16b + 15) */
-                    __m256 u = _mm256_loadu_ps(row + j + 16 * b), v = _mm256_loadu_ps(row + j + 16 * b + 7);
+                    __m256 u = _mm256_loadu_ps(row + j + 2 * step * b), v = _mm256_loadu_ps(row + j + 2 * step * b + 7);
                     acc[b] = _mm256_add_ps(acc[b], _mm256_shuffle_ps(u, v, _MM_SHUFFLE(3, 1, 2, 0)));
                 }
         }
@@ -145,6 +145,13 @@ static CPOOL_ALWAYS_INLINE void cpool_avg_sum8(const float *plane, const cpool_g
     if (sw == 2)
         for (b = 0; b < NB; b++)
             acc[b] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(acc[b]), 0xD8));
+}
+
+static CPOOL_ALWAYS_INLINE void cpool_avg_sum8(const float *plane, const cpool_geometry *g, Py_ssize_t sw,
+                                               Py_ssize_t KW, Py_ssize_t c, Py_ssize_t h0, Py_ssize_t h1, int NB,
+                                               __m256 *acc)
+{
+    cpool_avg_sum8_step(plane, g, sw, KW, c, 8, h0, h1, NB, acc);
 }
 
 static CPOOL_ALWAYS_INLINE void cpool_avg_store8(const float *plane, const cpool_geometry *g, Py_ssize_t sw,
@@ -171,10 +178,15 @@ static CPOOL_ALWAYS_INLINE void cpool_avg_rows_sw(const float *x, float *out, Py
 {
     const Py_ssize_t W = g->W, H = g->H, OW = g->OW, OH = g->OH;
     Py_ssize_t r, a, b, ow;
+    Py_ssize_t p = r0 / OH, oh = r0 - p * OH;
     cpool_avg_interior(g, 0, &a, &b);
-    for (r = r0; r < r1; r++) {
-        Py_ssize_t p = r / OH, oh = r - p * OH, h0, h1;
-        Py_ssize_t hp = cpool_avg_extent(oh, g->kh, g->sh, g->ph, H, &h0, &h1);
+    for (r = r0; r < r1; r++, oh++) {
+        Py_ssize_t h0, h1, hp;
+        if (oh == OH) {
+            oh = 0;
+            p++;
+        }
+        hp = cpool_avg_extent(oh, g->kh, g->sh, g->ph, H, &h0, &h1);
         const float *plane = x + p * H * W;
         float *o = out + r * OW;
         float dv = cpool_avg_div(hp, g->kw, h1 - h0, g->kw, incl, override, divisor);
@@ -186,6 +198,13 @@ static CPOOL_ALWAYS_INLINE void cpool_avg_rows_sw(const float *x, float *out, Py
             cpool_avg_sum8(plane, g, sw, KW, ow, h0, h1, 4, acc);
             for (k = 0; k < 4; k++)
                 cpool_avg_store8(plane, g, sw, ow + 8 * k, h0, h1, acc[k], d, dv, o + ow + 8 * k);
+        }
+        if (b - ow > 8 && b - ow < 16) {
+            /* the last two blocks, overlapping: the same bits stored twice */
+            cpool_avg_sum8_step(plane, g, sw, KW, ow, b - 8 - ow, h0, h1, 2, acc);
+            cpool_avg_store8(plane, g, sw, ow, h0, h1, acc[0], d, dv, o + ow);
+            cpool_avg_store8(plane, g, sw, b - 8, h0, h1, acc[1], d, dv, o + b - 8);
+            ow = b;
         }
         for (; ow + 8 <= b; ow += 8) {
             cpool_avg_sum8(plane, g, sw, KW, ow, h0, h1, 1, acc);
