@@ -221,31 +221,29 @@ static CPOOL_ALWAYS_INLINE void cpool_avg_rows_sw(const float *x, float *out, Py
     }
 }
 
-/* Planes forward, output rows [r0, r1) of (P * OH, OW); any column stride
-   (strides other than 1 and 2 go one window at a time). */
-static void cpool_avg_rows_avx2(const float *x, float *out, Py_ssize_t r0, Py_ssize_t r1, cpool_geometry g, int incl,
-                                int override, int64_t divisor)
+/* Planes forward, output rows [r0, r1) of (P * OH, OW), column stride 1 or
+   2 with at least 8 interior columns; returns 0 (nothing written) for the
+   rest, which the portable loops do faster one window at a time. */
+static int cpool_avg_rows_avx2(const float *x, float *out, Py_ssize_t r0, Py_ssize_t r1, cpool_geometry g, int incl,
+                               int override, int64_t divisor)
 {
+    Py_ssize_t a, b;
+    if (g.sw > 2)
+        return 0;
+    cpool_avg_interior(&g, 0, &a, &b);
+    if (b - a < 8)
+        return 0;
     if (g.sw == 1 && g.kw == 3)
         cpool_avg_rows_sw(x, out, r0, r1, &g, incl, override, divisor, 1, 3);
     else if (g.sw == 1)
         cpool_avg_rows_sw(x, out, r0, r1, &g, incl, override, divisor, 1, 0);
-    else if (g.sw == 2 && g.kw == 2)
+    else if (g.kw == 2)
         cpool_avg_rows_sw(x, out, r0, r1, &g, incl, override, divisor, 2, 2);
-    else if (g.sw == 2 && g.kw == 3)
+    else if (g.kw == 3)
         cpool_avg_rows_sw(x, out, r0, r1, &g, incl, override, divisor, 2, 3);
-    else if (g.sw == 2)
+    else
         cpool_avg_rows_sw(x, out, r0, r1, &g, incl, override, divisor, 2, 0);
-    else {
-        Py_ssize_t r, ow;
-        for (r = r0; r < r1; r++) {
-            Py_ssize_t p = r / g.OH, oh = r - p * g.OH, h0, h1;
-            Py_ssize_t hp = cpool_avg_extent(oh, g.kh, g.sh, g.ph, g.H, &h0, &h1);
-            for (ow = 0; ow < g.OW; ow++)
-                cpool_avg_window_one(x + p * g.H * g.W, &g, h0, h1, hp, ow, out + r * g.OW + ow, incl, override,
-                                     divisor);
-        }
-    }
+    return 1;
 }
 
 /* a + b with a as VADDPS's first source: where both are NaN the result is
@@ -289,12 +287,15 @@ static CPOOL_ALWAYS_INLINE __m256 cpool_avg_tail_add(__m256 sum, __m256 tap, __m
 #endif
 }
 
-/* Channels-last forward, rows r = n * OH + oh of (N, OH, OW, C) output. */
-static void cpool_avg_rows_nhwc_avx2(const float *x, float *out, Py_ssize_t r0, Py_ssize_t r1, cpool_geometry g,
-                                     Py_ssize_t C, int incl, int override, int64_t divisor)
+/* Channels-last forward, rows r = n * OH + oh of (N, OH, OW, C) output, at
+   least 8 channels; returns 0 (nothing written) for fewer. */
+static int cpool_avg_rows_nhwc_avx2(const float *x, float *out, Py_ssize_t r0, Py_ssize_t r1, cpool_geometry g,
+                                    Py_ssize_t C, int incl, int override, int64_t divisor)
 {
     const Py_ssize_t W = g.W, H = g.H, OW = g.OW, OH = g.OH, lanes = C - C % 4;
     Py_ssize_t r, ow, c, ih, iw;
+    if (C < 8)
+        return 0;
     for (r = r0; r < r1; r++) {
         Py_ssize_t n = r / OH, oh = r - n * OH, h0, h1;
         Py_ssize_t hp = cpool_avg_extent(oh, g.kh, g.sh, g.ph, H, &h0, &h1);
@@ -345,6 +346,7 @@ static void cpool_avg_rows_nhwc_avx2(const float *x, float *out, Py_ssize_t r0, 
             }
         }
     }
+    return 1;
 }
 
 /* `share + cell`, a NaN share replacing the cell's value. */
@@ -545,40 +547,33 @@ static CPOOL_ALWAYS_INLINE void cpool_avg_backward_planes_sw(const float *go, fl
     }
 }
 
-/* Planes backward, planes [p0, p1); zeroes their grad_input first. */
-static void cpool_avg_backward_planes_avx2(const float *go, float *gi, Py_ssize_t p0, Py_ssize_t p1,
-                                           cpool_geometry g, int incl, int override, int64_t divisor)
+/* Planes backward, planes [p0, p1), column stride 1 or 2; zeroes their
+   grad_input first. Returns 0 (nothing written) for other strides. */
+static int cpool_avg_backward_planes_avx2(const float *go, float *gi, Py_ssize_t p0, Py_ssize_t p1,
+                                          cpool_geometry g, int incl, int override, int64_t divisor)
 {
     if (g.sw == 1)
         cpool_avg_backward_planes_sw(go, gi, p0, p1, &g, incl, override, divisor, 1);
     else if (g.sw == 2)
         cpool_avg_backward_planes_sw(go, gi, p0, p1, &g, incl, override, divisor, 2);
-    else {
-        Py_ssize_t p, oh, ow;
-        for (p = p0; p < p1; p++) {
-            float *plane = gi + p * g.H * g.W;
-            memset(plane, 0, (size_t)(g.H * g.W) * sizeof(float));
-            for (oh = 0; oh < g.OH; oh++) {
-                Py_ssize_t h0, h1, hp = cpool_avg_extent(oh, g.kh, g.sh, g.ph, g.H, &h0, &h1);
-                for (ow = 0; ow < g.OW; ow++)
-                    cpool_avg_scatter_one(plane, &g, h0, h1, hp, ow, go[(p * g.OH + oh) * g.OW + ow], incl,
-                                          override, divisor);
-            }
-        }
-    }
+    else
+        return 0;
+    return 1;
 }
 
 #else /* no AVX2: never called (CPOOL_HAVE_AVG_AVX2 is 0); the .pxi loops run */
 #define CPOOL_HAVE_AVG_AVX2 0
-static void cpool_avg_rows_avx2(const float *x, float *out, Py_ssize_t r0, Py_ssize_t r1, cpool_geometry g, int incl,
-                                int override, int64_t divisor)
+static int cpool_avg_rows_avx2(const float *x, float *out, Py_ssize_t r0, Py_ssize_t r1, cpool_geometry g, int incl,
+                               int override, int64_t divisor)
 {
     (void)x; (void)out; (void)r0; (void)r1; (void)g; (void)incl; (void)override; (void)divisor;
+    return 0;
 }
-static void cpool_avg_rows_nhwc_avx2(const float *x, float *out, Py_ssize_t r0, Py_ssize_t r1, cpool_geometry g,
-                                     Py_ssize_t C, int incl, int override, int64_t divisor)
+static int cpool_avg_rows_nhwc_avx2(const float *x, float *out, Py_ssize_t r0, Py_ssize_t r1, cpool_geometry g,
+                                    Py_ssize_t C, int incl, int override, int64_t divisor)
 {
     (void)x; (void)out; (void)r0; (void)r1; (void)g; (void)C; (void)incl; (void)override; (void)divisor;
+    return 0;
 }
 static void cpool_avg_backward_images_avx2(const float *go, float *gi, Py_ssize_t n0, Py_ssize_t n1,
                                            cpool_geometry g, Py_ssize_t C, int incl, int override,
@@ -586,10 +581,11 @@ static void cpool_avg_backward_images_avx2(const float *go, float *gi, Py_ssize_
 {
     (void)go; (void)gi; (void)n0; (void)n1; (void)g; (void)C; (void)incl; (void)override; (void)divisor;
 }
-static void cpool_avg_backward_planes_avx2(const float *go, float *gi, Py_ssize_t p0, Py_ssize_t p1,
-                                           cpool_geometry g, int incl, int override, int64_t divisor)
+static int cpool_avg_backward_planes_avx2(const float *go, float *gi, Py_ssize_t p0, Py_ssize_t p1,
+                                          cpool_geometry g, int incl, int override, int64_t divisor)
 {
     (void)go; (void)gi; (void)p0; (void)p1; (void)g; (void)incl; (void)override; (void)divisor;
+    return 0;
 }
 #endif
 

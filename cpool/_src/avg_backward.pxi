@@ -14,8 +14,8 @@ cdef void _avg_backward_planes(const floating* go, floating* gi, Py_ssize_t p0, 
     cdef floating share
     cdef floating* plane
     cdef floating* dst
-    if floating is float and CPOOL_HAVE_AVG_AVX2:
-        cpool_avg_backward_planes_avx2(go, gi, p0, p1, g, incl, override, divisor)
+    if floating is float and CPOOL_HAVE_AVG_AVX2 and cpool_avg_backward_planes_avx2(go, gi, p0, p1, g, incl,
+                                                                                     override, divisor):
         return
     for p in range(p0, p1):
         plane = gi + p * H * W

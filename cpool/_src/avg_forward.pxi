@@ -87,8 +87,8 @@ cdef void _avg_rows(const floating* x, floating* out, Py_ssize_t r0, Py_ssize_t 
     if g.kw > g.W:
         _avg_rows_windows(x, out, r0, r1, g, incl, override, divisor)
         return
-    if floating is float and CPOOL_HAVE_AVG_AVX2:
-        cpool_avg_rows_avx2(x, out, r0, r1, g, incl, override, divisor)
+    if floating is float and CPOOL_HAVE_AVG_AVX2 and cpool_avg_rows_avx2(x, out, r0, r1, g, incl, override,
+                                                                          divisor):
         return
     for r in range(r0, r1):
         p = r // OH
@@ -130,8 +130,8 @@ cdef void _avg_rows_nhwc(const floating* x, floating* out, Py_ssize_t r0, Py_ssi
     cdef floating zero = 0
     # torch's channels-last lanes: 16-byte vectors at least, then a scalar tail
     cdef Py_ssize_t lanes = C - C % <Py_ssize_t>(16 // sizeof(floating))
-    if floating is float and CPOOL_HAVE_AVG_AVX2:
-        cpool_avg_rows_nhwc_avx2(x, out, r0, r1, g, C, incl, override, divisor)
+    if floating is float and CPOOL_HAVE_AVG_AVX2 and cpool_avg_rows_nhwc_avx2(x, out, r0, r1, g, C, incl,
+                                                                               override, divisor):
         return
     for r in range(r0, r1):
         n = r // OH
