@@ -191,6 +191,12 @@ static CPOOL_ALWAYS_INLINE void cpool_avg_rows_sw(const float *x, float *out, Py
         float *o = out + r * OW;
         float dv = cpool_avg_div(hp, g->kw, h1 - h0, g->kw, incl, override, divisor);
         __m256 d = _mm256_set1_ps(dv), acc[4];
+        {
+            /* the rows the next output row adds that this one does not */
+            Py_ssize_t q, e = (h1 + g->sh) * W < H * W ? (h1 + g->sh) * W : H * W;
+            for (q = h1 * W; q < e; q += 16)
+                _mm_prefetch((const char *)(plane + q), _MM_HINT_T0);
+        }
         for (ow = 0; ow < a; ow++)
             cpool_avg_window_one(plane, g, h0, h1, hp, ow, o + ow, incl, override, divisor);
         for (; ow + 32 <= b; ow += 32) {
