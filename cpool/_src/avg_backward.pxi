@@ -14,6 +14,9 @@ cdef void _avg_backward_planes(const floating* go, floating* gi, Py_ssize_t p0, 
     cdef floating share
     cdef floating* plane
     cdef floating* dst
+    if floating is float and CPOOL_HAVE_AVG_AVX2 and cpool_avg_backward_planes_avx2(go, gi, p0, p1, g, incl,
+                                                                                     override, divisor):
+        return
     for p in range(p0, p1):
         plane = gi + p * H * W
         memset(plane, 0, H * W * sizeof(floating))
@@ -44,6 +47,9 @@ cdef void _avg_backward_images(const floating* go, floating* gi, Py_ssize_t n0, 
     cdef const floating* src
     cdef floating* dst
     cdef floating d, share
+    if floating is float and CPOOL_HAVE_AVG_AVX2:
+        cpool_avg_backward_images_avx2(go, gi, n0, n1, g, C, incl, override, divisor)
+        return
     for n in range(n0, n1):
         memset(gi + n * H * W * C, 0, H * W * C * sizeof(floating))
         for oh in range(OH):

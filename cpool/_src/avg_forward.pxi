@@ -9,7 +9,9 @@
 # kernel does (a -0.0 mean becomes +0.0); `acc = acc + v` keeps the running
 # sum's NaN when both are NaN, as torch's `sum += v`.
 # Channels-last ((N, H, W, C) memory): vectorised across channels, storing
-# the mean itself; `v + acc` keeps the tap's NaN, as torch's vector lanes.
+# the mean itself; `v + acc` keeps the tap's NaN, as torch's vector lanes
+# (the last C % 4 float / C % 2 double channels, torch's scalar tail, keep
+# the running sum's).
 
 
 cdef inline Py_ssize_t _avg_divisor(Py_ssize_t o, Py_ssize_t k, Py_ssize_t s, Py_ssize_t p, Py_ssize_t size,
@@ -85,6 +87,9 @@ cdef void _avg_rows(const floating* x, floating* out, Py_ssize_t r0, Py_ssize_t 
     if g.kw > g.W:
         _avg_rows_windows(x, out, r0, r1, g, incl, override, divisor)
         return
+    if floating is float and CPOOL_HAVE_AVG_AVX2 and cpool_avg_rows_avx2(x, out, r0, r1, g, incl, override,
+                                                                          divisor):
+        return
     for r in range(r0, r1):
         p = r // OH
         oh = r - p * OH
@@ -123,6 +128,11 @@ cdef void _avg_rows_nhwc(const floating* x, floating* out, Py_ssize_t r0, Py_ssi
     cdef floating* o
     cdef floating d
     cdef floating zero = 0
+    # torch's channels-last lanes: 16-byte vectors at least, then a scalar tail
+    cdef Py_ssize_t lanes = C - C % <Py_ssize_t>(16 // sizeof(floating))
+    if floating is float and CPOOL_HAVE_AVG_AVX2 and cpool_avg_rows_nhwc_avx2(x, out, r0, r1, g, C, incl,
+                                                                               override, divisor):
+        return
     for r in range(r0, r1):
         n = r // OH
         oh = r - n * OH
@@ -135,9 +145,12 @@ cdef void _avg_rows_nhwc(const floating* x, floating* out, Py_ssize_t r0, Py_ssi
             for ih in range(h0, h1):
                 for iw in range(w0, w1):
                     tap = x + ((n * H + ih) * W + iw) * C
-                    for c in range(C):
+                    for c in range(lanes):
                         # torch's vector lanes keep a NaN tap's NaN (quieted: + 0)
                         o[c] = tap[c] + zero if tap[c] != tap[c] else tap[c] + o[c]
+                    for c in range(lanes, C):
+                        # its scalar tail keeps the running sum's
+                        o[c] = o[c] if o[c] != o[c] else o[c] + tap[c]
             d = <floating>_avg_factor(hp, wp, h1 - h0, w1 - w0, incl, override, divisor)
             for c in range(C):
                 o[c] = o[c] / d

@@ -92,6 +92,17 @@ cdef extern from "backward_nhwc_avx2.h" nogil:
                                    Py_ssize_t oh, Py_ssize_t W, Py_ssize_t OW, Py_ssize_t C, Py_ssize_t c0,
                                    Py_ssize_t c1)
 
+cdef extern from "avg_avx2.h" nogil:
+    enum: CPOOL_HAVE_AVG_AVX2
+    bint cpool_avg_rows_avx2(const float* x, float* out, Py_ssize_t r0, Py_ssize_t r1, Geometry g, int incl,
+                             int override, int64_t divisor)
+    bint cpool_avg_rows_nhwc_avx2(const float* x, float* out, Py_ssize_t r0, Py_ssize_t r1, Geometry g,
+                                  Py_ssize_t C, int incl, int override, int64_t divisor)
+    void cpool_avg_backward_images_avx2(const float* go, float* gi, Py_ssize_t n0, Py_ssize_t n1, Geometry g,
+                                        Py_ssize_t C, int incl, int override, int64_t divisor)
+    bint cpool_avg_backward_planes_avx2(const float* go, float* gi, Py_ssize_t p0, Py_ssize_t p1, Geometry g,
+                                        int incl, int override, int64_t divisor)
+
 cdef extern from "backward_cells.h" nogil:
     enum: CPOOL_HAVE_CELLS
     enum: CPOOL_HAVE_CELLS_AVX512
