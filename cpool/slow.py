@@ -384,11 +384,14 @@ def _avg_forward(x: np.ndarray, g: PoolGeometry, count_include_pad: bool, diviso
     # Which NaN a sum keeps when a NaN tap meets a NaN running sum is made
     # explicit (NumPy's add picks either operand, by loop and size): the
     # planes kernel (`sum += x`) keeps the running sum's NaN; torch's
-    # channels-last vector lanes keep the tap's, quieted. (Its scalar channel
-    # tail keeps the sum's, and how many channels that tail has depends on
-    # the CPU torch runs on: not reproduced.) Without a NaN in the input two
-    # NaNs never meet: an inf - inf NaN only meets finite values and infs.
+    # channels-last kernel keeps the tap's (quieted) in its vector lanes and
+    # in the 16-byte-vector part of its channel tail, the running sum's in
+    # the last C % 4 float32 (C % 2 float64) channels (float16: the tap's in
+    # every channel). Without a NaN in the input two NaNs never meet: an
+    # inf - inf NaN only meets finite values and infs.
     tap_first = channels_last and x.ndim == 4
+    C = planes.shape[-3] if planes.ndim >= 3 else 1
+    split = C if x.dtype == _F16 else C - C % (16 // x.dtype.itemsize)  # channels [0, split) keep the tap's
     has_nan = x.dtype.kind == "f" and bool(np.isnan(x).any())
     zero = np.zeros((), dtype=acc)
     for i in tap.rows.tolist():
@@ -397,8 +400,10 @@ def _avg_forward(x: np.ndarray, g: PoolGeometry, count_include_pad: bool, diviso
             if not has_nan:
                 np.add(total, v, out=total, dtype=acc)
             elif tap_first:
-                np.add(total, v, out=total, dtype=acc)
-                np.add(v, zero, out=total, dtype=acc, where=np.isnan(v))
+                head, tail = total[..., :split, :, :], total[..., split:, :, :]
+                np.add(head, v[..., :split, :, :], out=head, dtype=acc)
+                np.add(v[..., :split, :, :], zero, out=head, dtype=acc, where=np.isnan(v[..., :split, :, :]))
+                np.add(tail, v[..., split:, :, :], out=tail, dtype=acc, where=~np.isnan(tail))
             else:
                 np.add(total, v, out=total, dtype=acc, where=~np.isnan(total))
     mean = _divide(total, avg_divisors(g, count_include_pad, divisor), acc).astype(x.dtype, copy=False)
