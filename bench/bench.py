@@ -241,9 +241,11 @@ def prepare(method, threads, case, op, s):
     try:
         if op not in method.ops:
             raise M.Unsupported(f"{method.name} has no {op}")
+        if case.unfit(op):
+            raise M.Unsupported(case.unfit(op))
         if not all(k in case.ref for k in C.OP_KEYS[op]):
             raise M.Unsupported(f"no reference outputs for {op} on this shape (average pooling has no dilation; gap's "
-                                "reference needs torch or cpool.slow.adaptive_avg_pool2d; amax needs H, W >= 7)")
+                                "reference needs torch or cpool.slow.adaptive_avg_pool2d)")
         if threads:
             method.set_threads(threads)
         if method.capped:  # the loop: as many images as fit in loop_cap, timed from one image

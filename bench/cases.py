@@ -241,13 +241,14 @@ class Case:
             self.x, self.grad_out = to_channels_last(self.x), to_channels_last(self.grad_out)
             if "indices" in self.ref:
                 self.ref["indices"] = to_channels_last(self.ref["indices"])
-        if set(ops) & set(UNPOOL_OPS):  # unpooling's inputs: cpool's max pooling of x, in x's memory layout
+        if set(ops) & set(UNPOOL_OPS) and self.unpool_fits:  # unpooling's inputs: cpool's max pooling of x, in x's
+            # memory layout
             import cpool
 
             self.ref["pool_values"], self.ref["pool_indices"] = cpool.max_pool2d(
                 self.x, *self.args, ceil_mode=self.ceil_mode, return_indices=True)
         avg = [op for op in ops if op in AVG_OPS and (op == "gap" or self.dilation == 1)
-               or op in UNPOOL_OPS or op == "amax" and self.amax_fits]
+               or op in UNPOOL_OPS + ADAPTIVE_OPS and not self.unfit(op)]
         if avg:
             self.ref.update((avg_reference or slow_avg_reference)(self, avg))
         return self
@@ -268,6 +269,23 @@ class Case:
     def amax_fits(self):
         """Whether amax's 7x7 output fits: H, W >= 7 (no window smaller than one pixel)."""
         return min(self.shape[2:]) >= min(AMAX_SIZE)
+
+    @property
+    def unpool_fits(self):
+        """Whether max_unpool2d can unpool to the input's size: PyTorch's output-size rule (each side strictly
+        within one stride of (out - 1) * stride - 2 * padding + kernel), which a dilated or ceil_mode pooling's
+        input can break."""
+        return all(d - self.stride < L < d + self.stride for L, o in zip(self.shape[2:], self.out_shape[2:])
+                   for d in [(o - 1) * self.stride - 2 * self.padding + self.kernel])
+
+    def unfit(self, op):
+        """Why ``op`` cannot run on this shape, or None."""
+        if op == "amax" and not self.amax_fits:
+            return f"amax's {AMAX_SIZE[0]}x{AMAX_SIZE[1]} output needs H, W >= {min(AMAX_SIZE)}"
+        if op in UNPOOL_OPS and not self.unpool_fits:
+            return ("max_unpool2d cannot unpool to the input's size here (PyTorch's output-size rule: a dilated or "
+                    "ceil_mode pooling)")
+        return None
 
     def subset(self, n):
         """The same case on the first ``n`` images of the batch."""

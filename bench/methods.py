@@ -353,9 +353,9 @@ def _cpool_build(mod, backend):
     return build
 
 
-def _amax_fits(case):
-    if not case.amax_fits:
-        raise Unsupported(f"adaptive max pooling to {AMAX_SIZE[0]}x{AMAX_SIZE[1]} needs H, W >= {min(AMAX_SIZE)}")
+def _fits(case, op):
+    if case.unfit(op):
+        raise Unsupported(case.unfit(op))
 
 
 def _cpool_unpool_amax(mod, case, op):
@@ -364,8 +364,8 @@ def _cpool_unpool_amax(mod, case, op):
     name = {"unpool": "max_unpool2d", "unpool_bwd": "max_unpool2d_backward", "amax": "adaptive_max_pool2d"}[op]
     if not hasattr(mod, name):
         raise Unsupported(f"{mod.__name__} has no {name}")
+    _fits(case, op)
     if op == "amax":
-        _amax_fits(case)
         x = case.x
         return (lambda: mod.adaptive_max_pool2d(x, AMAX_SIZE, return_indices=True)), None
     values, indices, go = case.ref["pool_values"], case.ref["pool_indices"], case.x
@@ -492,8 +492,8 @@ def _torch_unpool_amax(torch, case, op, tensor):
     tensors the gather runs along the H*W axis of the (N, H*W, C) view of the memory, no copy."""
     import torch.nn.functional as F
 
+    _fits(case, op)
     if op == "amax":
-        _amax_fits(case)
         xt = tensor(case.x)
         return lambda: F.adaptive_max_pool2d(xt, AMAX_SIZE, return_indices=True)
     vt, it = tensor(case.ref["pool_values"]), tensor(case.ref["pool_indices"])
