@@ -1,5 +1,6 @@
-"""Benchmark cpool's max pooling and average pooling against the loop from the
-original question, the accepted NumPy answer (for average pooling: NumPy's
+"""Benchmark cpool's max pooling and average pooling (and, asked for, max
+unpooling and adaptive max pooling) against the loop from the original
+question, the accepted NumPy answer (for average pooling: NumPy's
 reshape-mean), cpool's own NumPy fallback, PyTorch (its NCHW kernel,
 channels_last tensors and oneDNN) and (when installed) onnxruntime, numba and
 JAX, on every shape in NCHW memory and in channels-last (NHWC) memory (the
@@ -8,6 +9,10 @@ JAX, on every shape in NCHW memory and in channels-last (NHWC) memory (the
     python -m pip install ".[bench]" && python bench/bench.py   # install, then a full run (minutes)
     python bench/bench.py --quick                               # smoke run, under a minute
     python bench/bench.py --ops avg --shapes resnet-stem        # average pooling only (--ops max: max pooling only)
+    python bench/bench.py --ops unpool,adaptive                 # max unpooling and adaptive max pooling (--ops all)
+
+With no --ops a run times the max and average pooling ops; max unpooling (unpool, unpool_bwd) and adaptive
+max pooling (amax) are timed when asked for by name.
 
 A full run ends with the contention section: cpool at its default thread
 count against 1 thread while busy processes hold every CPU (--no-contention
