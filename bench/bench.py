@@ -1,5 +1,6 @@
-"""Benchmark cpool's max pooling and average pooling against the loop from the
-original question, the accepted NumPy answer (for average pooling: NumPy's
+"""Benchmark cpool's max pooling and average pooling (and, asked for, max
+unpooling and adaptive max pooling) against the loop from the original
+question, the accepted NumPy answer (for average pooling: NumPy's
 reshape-mean), cpool's own NumPy fallback, PyTorch (its NCHW kernel,
 channels_last tensors and oneDNN) and (when installed) onnxruntime, numba and
 JAX, on every shape in NCHW memory and in channels-last (NHWC) memory (the
@@ -8,6 +9,10 @@ JAX, on every shape in NCHW memory and in channels-last (NHWC) memory (the
     python -m pip install ".[bench]" && python bench/bench.py   # install, then a full run (minutes)
     python bench/bench.py --quick                               # smoke run, under a minute
     python bench/bench.py --ops avg --shapes resnet-stem        # average pooling only (--ops max: max pooling only)
+    python bench/bench.py --ops unpool,adaptive                 # max unpooling and adaptive max pooling (--ops all)
+
+With no --ops a run times the max and average pooling ops; max unpooling (unpool, unpool_bwd) and adaptive
+max pooling (amax) are timed when asked for by name.
 
 A full run ends with the contention section: cpool at its default thread
 count against 1 thread while busy processes hold every CPU (--no-contention
@@ -50,7 +55,7 @@ REPO = HERE.parent
 class Settings:
     shapes: list
     methods: tuple = M.METHOD_NAMES
-    ops: tuple = tuple(C.OPS)
+    ops: tuple = C.DEFAULT_OPS
     threads: tuple = (1,)
     out: str = str(HERE / "results")
     quick: bool = False
@@ -189,10 +194,11 @@ def compare(got, ref, grad_rtol=1e-5, sums_rtol=None):
         if key not in ref:
             return False, False, f"{key}: no reference output to check it against"
         r = ref[key]
-        g = np.asarray(got[key]).astype(np.int64 if key == "indices" else r.dtype, copy=False)
+        index = key.endswith("indices")
+        g = np.asarray(got[key]).astype(np.int64 if index else r.dtype, copy=False)
         if g.shape != r.shape:
             return False, False, f"{key}: shape {g.shape}, expected {r.shape}"
-        if np.array_equal(g, r, equal_nan=key != "indices"):
+        if np.array_equal(g, r, equal_nan=not index):
             continue
         rtol = grad_rtol if key == "grad_in" else sums_rtol if key in C.SUM_KEYS else None
         if rtol is not None and np.max(np.abs(g.astype(np.float64) - r)) <= rtol * np.max(np.abs(r)):
@@ -240,6 +246,8 @@ def prepare(method, threads, case, op, s):
     try:
         if op not in method.ops:
             raise M.Unsupported(f"{method.name} has no {op}")
+        if case.unfit(op):
+            raise M.Unsupported(case.unfit(op))
         if not all(k in case.ref for k in C.OP_KEYS[op]):
             raise M.Unsupported(f"no reference outputs for {op} on this shape (average pooling has no dilation; gap's "
                                 "reference needs torch or cpool.slow.adaptive_avg_pool2d)")
@@ -457,11 +465,11 @@ def contention_estimate(s):
 
 
 def op_skips(cpool, ops):
-    """{op: why it is left out of the run} for the ops this cpool cannot do: gap needs adaptive_avg_pool2d."""
-    if "gap" in ops and not hasattr(cpool, "adaptive_avg_pool2d"):
-        return {"gap": f"the cpool imported ({cpool.__version__}, {Path(cpool.__file__).parent}) has no "
-                       "adaptive_avg_pool2d"}
-    return {}
+    """{op: why it is left out of the run} for the ops this cpool cannot do (gap needs adaptive_avg_pool2d, ...)."""
+    need = {"gap": "adaptive_avg_pool2d", "unpool": "max_unpool2d", "unpool_bwd": "max_unpool2d_backward",
+            "amax": "adaptive_max_pool2d"}
+    return {op: f"the cpool imported ({cpool.__version__}, {Path(cpool.__file__).parent}) has no {need[op]}"
+            for op in ops if op in need and not hasattr(cpool, need[op])}
 
 
 def run(s, log=log_line, argv=None):
@@ -471,8 +479,8 @@ def run(s, log=log_line, argv=None):
     for op, why in skipped_ops.items():
         log(f"[bench] skipping op {op}: {why}")
     s.ops = [op for op in s.ops if op not in skipped_ops]
-    avg_ref = "none (no average-pooling op in the run)"
-    if any(op in C.AVG_OPS for op in s.ops):
+    avg_ref = "none (no average-pooling, unpooling or adaptive max op in the run)"
+    if any(op in C.TORCH_REF_OPS for op in s.ops):
         avg_ref, s.avg_reference = M.avg_reference()
     methods = M.get_methods(s.methods)
     for m in methods:
@@ -579,7 +587,7 @@ def build_parser():
                    "NxCxHxW[:kK][:sS][:pP][:dD][:ceil][:float64] (kernel 2, stride = kernel unless given)")
     p.add_argument("--methods", default=",".join(M.METHOD_NAMES), help="comma-separated (default: all: "
                    + ",".join(M.METHOD_NAMES) + ")")
-    p.add_argument("--ops", default=",".join(C.OPS), help="comma-separated (default: all): "
+    p.add_argument("--ops", default=",".join(C.DEFAULT_OPS), help="comma-separated (default: the max and avg groups): "
                    + "; ".join(f"{k} = {v}" for k, v in C.OPS.items()) + "; or a group: "
                    + "; ".join(f"{k} = {','.join(v)}" for k, v in C.OP_GROUPS.items()))
     p.add_argument("--threads", default="1,all", help="thread counts for cpool, torch and numba: integers or 'all' "

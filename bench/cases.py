@@ -54,15 +54,31 @@ OPS = {
     "avg_fwd": "average pooling forward (avg_pool2d, count_include_pad=True)",
     "avg_bwd": "average pooling backward (avg_pool2d_backward: grad_input from grad_output)",
     "gap": "global average pooling (adaptive_avg_pool2d(x, 1); the shape's kernel, stride and padding unused)",
+    "unpool": "max unpooling (max_unpool2d of max_pool2d's values and indices back to the input's size)",
+    "unpool_bwd": "max unpooling backward (max_unpool2d_backward: grad_output, shaped like the input, gathered at the "
+                  "indices)",
+    "amax": "adaptive max pooling to 7x7 with indices (adaptive_max_pool2d(x, (7, 7), return_indices=True); the "
+            "shape's kernel, stride and padding unused; H, W >= 7 only)",
 }
 MAX_OPS = ("fwd", "fwd_idx", "bwd", "step")
 AVG_OPS = ("avg_fwd", "avg_bwd", "gap")
-OP_GROUPS = {"max": MAX_OPS, "avg": AVG_OPS}  # --ops names that stand for a group of ops
+UNPOOL_OPS = ("unpool", "unpool_bwd")
+ADAPTIVE_OPS = ("amax",)
+AMAX_SIZE = (7, 7)  # amax's output size
+# Ops whose reference (the gate) is torch's own output where torch 2.13 is installed, else cpool.slow's.
+TORCH_REF_OPS = AVG_OPS + UNPOOL_OPS + ADAPTIVE_OPS
+# What a run with no --ops runs: max and average pooling. The unpool and adaptive groups are asked for by name
+# (--ops unpool,adaptive, or --ops all), so that the README's plain `python bench/bench.py` keeps its length and its
+# contention section (capped in seconds, shapes outside, ops inside) keeps covering the same shapes.
+DEFAULT_OPS = MAX_OPS + AVG_OPS
+OP_GROUPS = {"max": MAX_OPS, "avg": AVG_OPS, "unpool": UNPOOL_OPS, "adaptive": ADAPTIVE_OPS,
+             "all": tuple(OPS)}  # --ops names that stand for a group of ops
 # The outputs of each op, named for the correctness gate; the average-pooling ones have names of their own, so that
 # one case's reference holds them next to max pooling's.
 OP_KEYS = {"fwd": ("values",), "fwd_idx": ("values", "indices"), "bwd": ("grad_in",),
            "step": ("values", "indices", "grad_in"), "avg_fwd": ("avg_values",), "avg_bwd": ("avg_grad_in",),
-           "gap": ("gap_values",)}
+           "gap": ("gap_values",), "unpool": ("unpool_values",), "unpool_bwd": ("unpool_grad",),
+           "amax": ("amax_values", "amax_indices")}
 GATE_KEYS = tuple(dict.fromkeys(k for keys in OP_KEYS.values() for k in keys))  # every output the gate knows
 SUM_KEYS = ("grad_in", "avg_values", "avg_grad_in", "gap_values")  # outputs that are sums: rounding follows the order
 SUMS_RTOL = 1e-5  # how close a peer's average-pooling sums must come where it sums in its own order (own_sums)
@@ -120,6 +136,10 @@ TARGETS = (
      DRAM + nhwc(*DRAM), (("cpool t{t}", "roofline", 0.7),)),
     ("NumPy fallback, average pooling", "no slower than torch t1", ("avg_fwd", "avg_bwd", "gap"), AVG_SHAPES,
      (("cpool-numpy", "torch t1", 1),)),
+    ("max_unpool2d, MNIST shapes", "3x torch", ("unpool",), MNIST_SHAPES, (("cpool t{t}", "torch t{t}", 3),)),
+    # Informational: the table has no such notion, so a normal row, labelled so.
+    ("adaptive_max_pool2d, large shapes (informational)", "1.5x torch-cl", ("amax",), DRAM + nhwc(*DRAM),
+     (("cpool t{t}", "torch-cl t{t}", 1.5),)),
 )
 
 # The busy-machine target, checked against the contention section (bench.py --contention): with N busy processes
@@ -180,12 +200,18 @@ class Case:
         """Bytes ``op`` must move at the least, each read or written once: fwd reads the input and writes the
         values, fwd_idx also writes int64 indices, bwd reads grad_output and indices and writes grad_input,
         step is fwd_idx then bwd; avg_fwd reads the input and writes the means, avg_bwd reads grad_output and
-        writes grad_input, gap reads the input and writes one mean per (image, channel)."""
+        writes grad_input, gap reads the input and writes one mean per (image, channel); unpool reads the values
+        and their int64 indices and writes the input-sized output once (its zeros and the scattered values: one
+        pass over it); unpool_bwd reads the indices and, gathered, one grad_output element per index (counted as
+        that many elements: a lower bound, the gathered cache lines cost more) and writes a values-sized
+        grad_input; amax reads the input and writes the 7x7 values and int64 indices."""
         item = np.dtype(self.dtype).itemsize
         x, v = int(np.prod(self.shape)) * item, int(np.prod(self.out_shape)) * item
         i = int(np.prod(self.out_shape)) * 8
+        amax_out = int(np.prod(AMAX_SIZE))
         return {"fwd": x + v, "fwd_idx": x + v + i, "bwd": v + i + x, "step": 2 * (x + v + i), "avg_fwd": x + v,
-                "avg_bwd": v + x, "gap": x + self.shape[0] * self.shape[1] * item}[op]
+                "avg_bwd": v + x, "gap": x + self.shape[0] * self.shape[1] * item, "unpool": v + i + x,
+                "unpool_bwd": i + 2 * v, "amax": x + self.shape[0] * self.shape[1] * amax_out * (item + 8)}[op]
 
     def meta(self):
         return {"name": self.name, "description": self.describe(), "shape": list(self.shape),
@@ -215,7 +241,14 @@ class Case:
             self.x, self.grad_out = to_channels_last(self.x), to_channels_last(self.grad_out)
             if "indices" in self.ref:
                 self.ref["indices"] = to_channels_last(self.ref["indices"])
-        avg = [op for op in ops if op in AVG_OPS and (op == "gap" or self.dilation == 1)]
+        if set(ops) & set(UNPOOL_OPS) and self.unpool_fits:  # unpooling's inputs: cpool's max pooling of x, in x's
+            # memory layout
+            import cpool
+
+            self.ref["pool_values"], self.ref["pool_indices"] = cpool.max_pool2d(
+                self.x, *self.args, ceil_mode=self.ceil_mode, return_indices=True)
+        avg = [op for op in ops if op in AVG_OPS and (op == "gap" or self.dilation == 1)
+               or op in UNPOOL_OPS + ADAPTIVE_OPS and not self.unfit(op)]
         if avg:
             self.ref.update((avg_reference or slow_avg_reference)(self, avg))
         return self
@@ -226,6 +259,34 @@ class Case:
         cpool), count_include_pad left at its default, True."""
         return self.kernel, self.stride, self.padding, self.ceil_mode
 
+    @property
+    def unpool_args(self):
+        """kernel, stride, padding, output_size: max_unpool2d's positional arguments after values and indices (torch
+        and cpool); output_size is the input's (H, W)."""
+        return self.kernel, self.stride, self.padding, tuple(self.shape[2:])
+
+    @property
+    def amax_fits(self):
+        """Whether amax's 7x7 output fits: H, W >= 7 (no window smaller than one pixel)."""
+        return min(self.shape[2:]) >= min(AMAX_SIZE)
+
+    @property
+    def unpool_fits(self):
+        """Whether max_unpool2d can unpool to the input's size: PyTorch's output-size rule (each side strictly
+        within one stride of (out - 1) * stride - 2 * padding + kernel), which a dilated or ceil_mode pooling's
+        input can break."""
+        return all(d - self.stride < L < d + self.stride for L, o in zip(self.shape[2:], self.out_shape[2:])
+                   for d in [(o - 1) * self.stride - 2 * self.padding + self.kernel])
+
+    def unfit(self, op):
+        """Why ``op`` cannot run on this shape, or None."""
+        if op == "amax" and not self.amax_fits:
+            return f"amax's {AMAX_SIZE[0]}x{AMAX_SIZE[1]} output needs H, W >= {min(AMAX_SIZE)}"
+        if op in UNPOOL_OPS and not self.unpool_fits:
+            return ("max_unpool2d cannot unpool to the input's size here (PyTorch's output-size rule: a dilated or "
+                    "ceil_mode pooling)")
+        return None
+
     def subset(self, n):
         """The same case on the first ``n`` images of the batch."""
         if n >= self.shape[0]:
@@ -235,11 +296,18 @@ class Case:
 
 
 def slow_avg_reference(case, ops):
-    """The average-pooling reference outputs of ``ops`` from cpool.slow, on the case's x and grad_out as they lie in
-    memory (gap only where cpool.slow has adaptive_avg_pool2d)."""
+    """The reference outputs of ``ops`` (those of TORCH_REF_OPS) from cpool.slow, on the case's arrays as they lie in
+    memory (gap only where cpool.slow has adaptive_avg_pool2d); unpool_bwd's grad_output is the case's x (random
+    normal data of the unpooled output's shape and layout)."""
     import cpool.slow as slow
 
     out = {}
+    if "unpool" in ops:
+        out["unpool_values"] = slow.max_unpool2d(case.ref["pool_values"], case.ref["pool_indices"], *case.unpool_args)
+    if "unpool_bwd" in ops:
+        out["unpool_grad"] = slow.max_unpool2d_backward(case.x, case.ref["pool_indices"])
+    if "amax" in ops:
+        out["amax_values"], out["amax_indices"] = slow.adaptive_max_pool2d(case.x, AMAX_SIZE, return_indices=True)
     if "avg_fwd" in ops:
         out["avg_values"] = slow.avg_pool2d(case.x, *case.avg_args)
     if "avg_bwd" in ops:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from cases import AVG_OPS, LAYOUTS, MAX_OPS, OP_KEYS, out_len, slow_avg_reference
+from cases import ADAPTIVE_OPS, AMAX_SIZE, AVG_OPS, LAYOUTS, MAX_OPS, OP_KEYS, UNPOOL_OPS, out_len, slow_avg_reference
 
 # The question's loop layer lives in one place, examples/loop_pool.py (it imports examples/npnet.py).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
@@ -41,9 +41,12 @@ DESCRIPTIONS = {
                   "x.mean(axis=(2, 3)); NumPy's own summation order, so its means may differ from torch's in the last "
                   "bit",
     "cpool-numpy": "cpool.slow, cpool's NumPy fallback (step: MaxPool2d(backend='numpy'); avg_fwd / avg_bwd / gap: "
-                   "cpool.slow.avg_pool2d / avg_pool2d_backward / adaptive_avg_pool2d)",
+                   "cpool.slow.avg_pool2d / avg_pool2d_backward / adaptive_avg_pool2d; unpool / unpool_bwd / amax: "
+                   "cpool.slow.max_unpool2d / max_unpool2d_backward / adaptive_max_pool2d)",
     "cpool": "cpool.max_pool2d / max_pool2d_backward / MaxPool2d (avg_fwd / avg_bwd / gap: cpool.avg_pool2d / "
-             "avg_pool2d_backward / adaptive_avg_pool2d(x, 1)), the compiled backend (Cython + OpenMP), fresh "
+             "avg_pool2d_backward / adaptive_avg_pool2d(x, 1); unpool / unpool_bwd / amax: cpool.max_unpool2d / "
+             "max_unpool2d_backward / adaptive_max_pool2d(x, (7, 7), return_indices=True)), the compiled backend "
+             "(Cython + OpenMP), fresh "
              "outputs; on the -nhwc shapes it is given the channels-last array (the NCHW view of (N, H, W) C memory) "
              "and runs its channels-last kernels without a copy, results in channels-last memory; cpool tN: at N "
              "threads (cpool.set_num_threads(N)); cpool default: the default thread count "
@@ -53,13 +56,16 @@ DESCRIPTIONS = {
                  "the two calls, each with out=; the average-pooling ops likewise with out=",
     "torch": "torch.nn.functional.max_pool2d on torch.from_numpy (zero copy); bwd: "
              "torch.ops.aten.max_pool2d_with_indices_backward; step: the same two calls; avg_fwd F.avg_pool2d, avg_bwd "
-             "aten.avg_pool2d_backward, gap F.adaptive_avg_pool2d(x, 1); torch tN: at N threads "
+             "aten.avg_pool2d_backward, gap F.adaptive_avg_pool2d(x, 1); unpool F.max_unpool2d, unpool_bwd "
+             "torch.gather of grad_output at the indices per plane (the gradient's own formula), amax "
+             "F.adaptive_max_pool2d(x, 7, return_indices=True); torch tN: at N threads "
              "(torch.set_num_threads(N)); torch default: its thread count at import",
     "torch-cl": "torch on channels_last tensors (x.contiguous(memory_format=torch.channels_last), converted before "
                 "the timing; zero copy on the -nhwc shapes): F.max_pool2d, aten.max_pool2d_with_indices_backward on "
-                "channels_last grad_output / input / indices; the average-pooling ops likewise (on an NCHW shape its "
-                "gap sums in another order than torch's NCHW one: close, not exact); outputs in channels_last; "
-                "torch-cl tN: at N threads",
+                "channels_last grad_output / input / indices; unpool, unpool_bwd (the gather along the H*W axis of "
+                "the (N, H*W, C) view) and amax on channels_last tensors; the average-pooling ops likewise (on an "
+                "NCHW shape its gap sums in another order than torch's NCHW one: close, not exact); outputs in "
+                "channels_last; torch-cl tN: at N threads",
     "torch-mkldnn": "oneDNN through torch: F.max_pool2d on x.to_mkldnn() (the conversion to oneDNN's blocked layout "
                     "before the timing, the result's to_dense() after it); values only: oneDNN's inference pooling "
                     "computes no indices; avg_fwd F.avg_pool2d and gap F.adaptive_avg_pool2d(x, 1) on it likewise "
@@ -330,6 +336,8 @@ def _cpool_build(mod, backend):
 
         if op in AVG_OPS:
             return _cpool_avg(mod, case, op)
+        if op in UNPOOL_OPS + ADAPTIVE_OPS:
+            return _cpool_unpool_amax(mod, case, op)
         x, go, args, ceil = case.x, case.grad_out, case.args, case.ceil_mode
         if op == "fwd":
             return (lambda: mod.max_pool2d(x, *args, ceil_mode=ceil)), None
@@ -343,6 +351,28 @@ def _cpool_build(mod, backend):
         return (lambda: (layer.forward(x), layer.backward(x, go))), \
             (lambda r: {"values": r[0], "indices": layer.indices, "grad_in": r[1]})
     return build
+
+
+def _fits(case, op):
+    if case.unfit(op):
+        raise Unsupported(case.unfit(op))
+
+
+def _cpool_unpool_amax(mod, case, op):
+    """(call, None) for cpool's (or cpool.slow's) unpool, unpool_bwd and amax; unpooling's values and indices are
+    cpool.max_pool2d's of the case's x (in its memory layout), made with the case, outside the timing."""
+    name = {"unpool": "max_unpool2d", "unpool_bwd": "max_unpool2d_backward", "amax": "adaptive_max_pool2d"}[op]
+    if not hasattr(mod, name):
+        raise Unsupported(f"{mod.__name__} has no {name}")
+    _fits(case, op)
+    if op == "amax":
+        x = case.x
+        return (lambda: mod.adaptive_max_pool2d(x, AMAX_SIZE, return_indices=True)), None
+    values, indices, go = case.ref["pool_values"], case.ref["pool_indices"], case.x
+    if op == "unpool":
+        args = case.unpool_args
+        return (lambda: mod.max_unpool2d(values, indices, *args)), None
+    return (lambda: mod.max_unpool2d_backward(go, indices)), None
 
 
 def empty_like_layout(shape, dtype, layout):
@@ -390,7 +420,7 @@ def _cpool(numpy=False, out=False):
 
     if numpy:
         return Method("cpool-numpy", DESCRIPTIONS["cpool-numpy"], _cpool_build(cpool.slow, "numpy"),
-                      ops=MAX_OPS + avg_ops(cpool.slow), version=cpool.__version__)
+                      ops=MAX_OPS + avg_ops(cpool.slow) + UNPOOL_OPS + ADAPTIVE_OPS, version=cpool.__version__)
     name = "cpool-out" if out else "cpool"
     if cpool.backend != "cython":
         return unavailable(name, f"cpool's compiled backend is not active (backend={cpool.backend!r}): "
@@ -398,8 +428,10 @@ def _cpool(numpy=False, out=False):
     if out and "out" not in inspect.signature(cpool.max_pool2d).parameters:
         return unavailable(name, f"the cpool imported ({cpool.__version__}, {Path(cpool.__file__).parent}) has no "
                            "out=: python -m pip install .", cpool.__version__)
+    # The unpooling and adaptive ops are timed as fresh-output calls only (cpool, not cpool-out).
+    new_ops = () if out else UNPOOL_OPS + ADAPTIVE_OPS
     return Method(name, DESCRIPTIONS[name], _build_cpool_out if out else _cpool_build(cpool, None),
-                  ops=MAX_OPS + avg_ops(cpool), set_threads=cpool.set_num_threads,
+                  ops=MAX_OPS + avg_ops(cpool) + new_ops, set_threads=cpool.set_num_threads,
                   default_threads=_cpool_default_threads, version=cpool.__version__, layouts=LAYOUTS)
 
 
@@ -423,6 +455,8 @@ def _torch():
         xt, got = torch.from_numpy(case.x), torch.from_numpy(case.grad_out)
         if op in AVG_OPS:
             return _torch_avg(torch, case, op, xt, got), None
+        if op in UNPOOL_OPS + ADAPTIVE_OPS:
+            return _torch_unpool_amax(torch, case, op, lambda a: torch.from_numpy(a)), None
         k, s, p, d, ceil = *case.args, case.ceil_mode
         if op in ("fwd", "fwd_idx"):
             return (lambda: F.max_pool2d(xt, k, s, p, d, ceil, return_indices=op == "fwd_idx")), None
@@ -451,7 +485,31 @@ def _torch_avg(torch, case, op, xt, got):
     return lambda: torch.ops.aten.avg_pool2d_backward(got, xt, [k, k], [s, s], [p, p], ceil, True, None)
 
 
-def _torch_method(name, build, torch, layouts=("nchw",), ops=MAX_OPS + AVG_OPS, own_sums=False):
+def _torch_unpool_amax(torch, case, op, tensor):
+    """torch's unpool, unpool_bwd or amax on the case's arrays made tensors by ``tensor`` (their memory format picks
+    torch's kernel). unpool_bwd is torch.gather of grad_output at the indices per plane: the formula autograd's
+    max_unpool2d backward computes, without autograd's bookkeeping (no forward to record first). On channels_last
+    tensors the gather runs along the H*W axis of the (N, H*W, C) view of the memory, no copy."""
+    import torch.nn.functional as F
+
+    _fits(case, op)
+    if op == "amax":
+        xt = tensor(case.x)
+        return lambda: F.adaptive_max_pool2d(xt, AMAX_SIZE, return_indices=True)
+    vt, it = tensor(case.ref["pool_values"]), tensor(case.ref["pool_indices"])
+    if op == "unpool":
+        k, s, p, size = case.unpool_args
+        return lambda: F.max_unpool2d(vt, it, k, s, p, size)
+    gt, (N, C, OH, OW) = tensor(case.x), case.out_shape
+    if gt.is_contiguous(memory_format=torch.channels_last) and not gt.is_contiguous():
+        g3, i3 = (t.permute(0, 2, 3, 1).reshape(N, -1, C) for t in (gt, it))  # views: the memory is NHWC
+        return lambda: torch.gather(g3, 1, i3).reshape(N, OH, OW, C).permute(0, 3, 1, 2)
+    g3, i3 = gt.reshape(N, C, -1), it.reshape(N, C, -1)
+    return lambda: torch.gather(g3, 2, i3).reshape(N, C, OH, OW)
+
+
+def _torch_method(name, build, torch, layouts=("nchw",), ops=MAX_OPS + AVG_OPS + UNPOOL_OPS + ADAPTIVE_OPS,
+                  own_sums=False):
     if not _TORCH_DEFAULT:  # torch has no "back to the default": the count it had before this benchmark set one
         _TORCH_DEFAULT.append(torch.get_num_threads())
     return Method(name, DESCRIPTIONS[name], build, ops=ops, set_threads=torch.set_num_threads,
@@ -470,7 +528,23 @@ def avg_reference():
 
     def reference(case, ops):
         xt, got = torch.from_numpy(case.x), torch.from_numpy(case.grad_out)
-        return {OP_KEYS[op][0]: _torch_avg(torch, case, op, xt, got)().numpy() for op in ops}
+        out = {OP_KEYS[op][0]: _torch_avg(torch, case, op, xt, got)().numpy() for op in ops if op in AVG_OPS}
+        # Unpooling at 1 thread: torch's CPU max_unpool2d splits the elements (not the planes) over its threads, so
+        # with overlapping windows (k3 s2) an index repeated across a split is written by two threads in no fixed
+        # order. Here the repeats carry the same value (max_pool2d's values are the input at its indices), so no
+        # thread count could change the answer; the reference is taken at 1 thread, in torch's sequential order
+        # (the later write wins, as cpool's does), all the same, and every method, torch at every thread count
+        # included, must equal it exactly.
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for op in (op for op in ops if op not in AVG_OPS):
+                got_ = _torch_unpool_amax(torch, case, op, torch.from_numpy)()
+                got_ = got_ if isinstance(got_, tuple) else (got_,)
+                out.update((k, t.numpy()) for k, t in zip(OP_KEYS[op], got_))
+        finally:
+            torch.set_num_threads(before)
+        return out
     return f"torch {torch.__version__} on the shape's memory layout", reference
 
 
@@ -499,6 +573,8 @@ def _torch_cl():
         xt, got = (torch.from_numpy(a).contiguous(memory_format=cl) for a in (case.x, case.grad_out))
         if op in AVG_OPS:
             return _torch_avg(torch, case, op, xt, got), None
+        if op in UNPOOL_OPS + ADAPTIVE_OPS:
+            return _torch_unpool_amax(torch, case, op, lambda a: torch.from_numpy(a).contiguous(memory_format=cl)), None
         k, s, p, d, ceil = *case.args, case.ceil_mode
         if op in ("fwd", "fwd_idx"):
             return (lambda: F.max_pool2d(xt, k, s, p, d, ceil, return_indices=op == "fwd_idx")), None

@@ -43,7 +43,10 @@ INTRO_OPS = {"fwd_idx": "forward with indices", "fwd": "values-only", "step": "a
 TABLE_TITLES = {"fwd_idx": "Forward with indices", "fwd": "Forward, values only", "bwd": "Backward",
                 "step": "Training step through the Module API (forward with indices + backward)",
                 "avg_fwd": "Average pooling, forward", "avg_bwd": "Average pooling, backward",
-                "gap": "Global average pooling (adaptive_avg_pool2d(x, 1))"}
+                "gap": "Global average pooling (adaptive_avg_pool2d(x, 1))",
+                "unpool": "Max unpooling (max_unpool2d of max_pool2d's values and indices)",
+                "unpool_bwd": "Max unpooling, backward (max_unpool2d_backward)",
+                "amax": "Adaptive max pooling to 7x7 with indices (adaptive_max_pool2d)"}
 WIDTH = 78  # the README's line length
 
 

@@ -284,6 +284,10 @@ def notes(results):
         lines.append(f"average-pooling reference (the gate): {results['settings']['avg_reference']}; cpool's methods "
                      "and torch must equal it bit for bit, the peers that sum in their own order must come within "
                      f"{C.SUMS_RTOL:g} of the largest value (close, not exact)")
+    if any(op in C.UNPOOL_OPS + C.ADAPTIVE_OPS for op in results["ops"]) and results["settings"].get("avg_reference"):
+        lines.append("unpooling and adaptive max reference (the gate): "
+                     f"{results['settings']['avg_reference']} (torch's taken at 1 thread); every method must equal it "
+                     "exactly (the outputs are copies of input values)")
     for e in results["entries"]:
         where = f"{e['variant']} {e['shape']} {e['op']}"
         if e["status"] in ("error", "mismatch"):
@@ -312,7 +316,8 @@ LEGEND = (
     "Times: median ms and, in brackets, the spread: the interquartile range over the median (small = steady); "
     "~ = timed on part of the batch and extrapolated per image; * = stopped by the time cap before the minimum "
     f"count of samples; b = other processes kept {BUSY_OTHER_CPUS:g} CPUs or more busy during that timing; mismatch "
-    "= outputs differ from the reference (cpool.slow; for the average-pooling ops torch, see the notes), not timed; "
+    "= outputs differ from the reference (cpool.slow; for the average-pooling, unpooling and adaptive max ops torch, "
+    "see the notes), not timed; "
     "n/a = the method cannot do that op or shape. "
     "Methods were timed in interleaved passes, every other pass in reverse order, so that drift hits all alike. "
     "Speed-up = {base} time / method time (> 1: faster). Roofline: (bytes read + written) / copy bandwidth at the "

@@ -137,7 +137,8 @@ def test_methods_pass_the_gate(name):
             if method.set_threads:
                 method.set_threads(2)
             if not all(k in case.ref for k in C.OP_KEYS[op]):  # no reference: gap without torch, or dilation
-                assert op in C.AVG_OPS and (op != "gap" or reference is None), (name, spec, op)
+                assert (op in C.AVG_OPS and (op != "gap" or reference is None)
+                        or case.unfit(op)), (name, spec, op)
                 continue
             try:
                 ok, exact, detail = gate(method, case, op)
@@ -254,7 +255,7 @@ def test_stale_reason(tmp_path, monkeypatch):
 def test_cli_settings():
     p = B.build_parser()
     s = B.settings_from_args(p.parse_args(["--quick", "--no-build"]))
-    assert [c.name for c in s.shapes] == list(C.QUICK_SHAPES) and s.ops == list(C.OPS) and s.repeat == 5
+    assert [c.name for c in s.shapes] == list(C.QUICK_SHAPES) and s.ops == list(C.DEFAULT_OPS) and s.repeat == 5
     assert s.passes == 2 and s.methods == list(M.METHOD_NAMES) and not s.contention
     cpus = B.available_cpus()
     full = B.settings_from_args(p.parse_args([]))
@@ -273,6 +274,10 @@ def test_cli_settings():
     assert B.parse_threads("1,all,1") == sorted({1, B.available_cpus()})
     assert B.settings_from_args(p.parse_args(["--ops", "avg"])).ops == list(C.AVG_OPS)
     assert B.settings_from_args(p.parse_args(["--ops", "gap,max,fwd"])).ops == ["gap", *C.MAX_OPS]
+    # the default run: max and average pooling; unpooling and adaptive max pooling by name, or all
+    assert B.Settings([]).ops == C.DEFAULT_OPS == C.MAX_OPS + C.AVG_OPS
+    assert B.settings_from_args(p.parse_args(["--ops", "unpool,adaptive"])).ops == ["unpool", "unpool_bwd", "amax"]
+    assert B.settings_from_args(p.parse_args(["--ops", "all"])).ops == list(C.OPS)
 
 
 def test_time_left_learns_from_the_work_done():
@@ -523,7 +528,8 @@ def test_small_run_writes_the_results(small_run, capsys):
     assert not [e for e in data["entries"] if e["status"] in ("error", "mismatch")]
     assert all("other_cpus" in e and "spread" in e for e in data["entries"] if "median_s" in e)
     loop = [e for e in data["entries"] if e["variant"] == "loop" and e["shape"] == "mnist-first"]
-    assert all(e["extrapolated"] for e in loop)  # a 50 ms cap: part of the batch only
+    assert {e["op"] for e in loop if e["status"] == "n/a"} == {"gap"}  # the loop has no global average pooling
+    assert all(e["extrapolated"] for e in loop if e["status"] == "ok")  # a 50 ms cap: part of the batch only
     assert data["mnist_epoch"][0]["shape"] == "mnist-first" and data["mnist_epoch"][0]["rows"]
     assert data["contention"] is None  # --quick: no contention section unless asked
     md = (out_dir / "results.md").read_text()
@@ -604,6 +610,102 @@ def test_a_tiny_average_pooling_run(with_gap, tmp_path, monkeypatch):
     assert "Average pooling, forward, speed-up over torch t1:" in body
     assert ("Global average pooling (adaptive_avg_pool2d(x, 1)), speed-up" in body) == with_gap
     json.dumps(R._clean(results), allow_nan=False)  # results.json can be written
+
+
+NEW_OPS = C.UNPOOL_OPS + C.ADAPTIVE_OPS
+
+
+def test_a_wrong_unpooling_or_adaptive_max_is_caught_by_the_gate(monkeypatch):
+    case = C.parse_shape("2x3x9x9:k3:s2").filled(ops=NEW_OPS, avg_reference=AVG_REFERENCE[1])
+    assert {"unpool_values", "unpool_grad", "amax_values", "amax_indices"} <= set(case.ref)
+
+    def build(c, op):  # the reference, one element changed: unpooling's values are copies, so no tolerance
+        keys = C.OP_KEYS[op]
+        wrong = [c.ref[k].copy() for k in keys]
+        wrong[-1].flat[3] += 1
+        return (lambda: tuple(wrong) if len(wrong) > 1 else wrong[0]), None
+    s = B.Settings([], repeat=2, min_time=0.0, warmup=0, settle=0.0)
+    peer = M.Method("peer", "", build, ops=NEW_OPS, own_sums=True)  # not even a summing peer passes
+    for op in NEW_OPS:
+        (bad,) = B.measure(case, op, [(peer, None)], s)
+        assert bad["status"] == "mismatch" and "median_s" not in bad, op
+        assert bad["reason"].startswith(C.OP_KEYS[op][-1] + ": 1 of"), op
+    (cp,) = M.get_methods(["cpool"])
+    if cp.build is None:
+        pytest.skip(cp.note)
+    import cpool
+
+    real = cpool.max_unpool2d
+
+    def off(*a, **k):
+        got = real(*a, **k).copy()
+        got.flat[np.flatnonzero(got)[0]] *= 2
+        return got
+    monkeypatch.setattr(cpool, "max_unpool2d", off)
+    e, call = B.prepare(cp, 1, case, "unpool", s)
+    assert e["status"] == "mismatch" and call is None and e["reason"].startswith("unpool_values: 1 of")
+    monkeypatch.setattr(cpool, "max_unpool2d", real)
+    assert B.prepare(cp, 1, case, "unpool", s)[0]["status"] == "ok"
+    # a shape too small for the 7x7 output, and a dilated one unpooling cannot size: n/a with the reason
+    small = C.parse_shape("1x2x5x9").filled(ops=NEW_OPS, avg_reference=AVG_REFERENCE[1])
+    assert "amax_values" not in small.ref and "unpool_values" in small.ref
+    e, call = B.prepare(cp, 1, small, "amax", s)
+    assert e["status"] == "n/a" and call is None and "H, W >= 7" in e["reason"]
+    dilated = C.parse_shape("1x2x9x10:s1:d2").filled(ops=NEW_OPS, avg_reference=AVG_REFERENCE[1])
+    assert "unpool_values" not in dilated.ref and "amax_values" in dilated.ref
+    assert "output-size rule" in B.prepare(cp, 1, dilated, "unpool_bwd", s)[0]["reason"]
+
+
+def test_unpooling_and_adaptive_max_targets():
+    def e(shape, op, variant, ms):
+        return {"shape": shape, "op": op, "variant": variant, "status": "ok", "median_s": ms / 1e3}
+    es = []
+    for t in (1, 2):
+        es += [e(sh, "unpool", f"cpool t{t}", 1.0) for sh in C.MNIST_SHAPES]
+        es += [e("mnist-conv", "unpool", f"torch t{t}", 4.0), e("mnist-first", "unpool", f"torch t{t}", 2.0 + t)]
+        es += [e(sh, "amax", f"cpool t{t}", 1.0) for sh in ("large", "large-nhwc")]
+        es += [e(sh, "amax", f"torch-cl t{t}", 2.0) for sh in ("large", "large-nhwc")]
+    rows = {r[0]: r[2:] for r in R.target_rows({"settings": {"threads": [1, 2]}, "entries": es})}
+    # mnist-first at 1 thread: 3x exactly, met; every thread count must meet it
+    assert rows["max_unpool2d, MNIST shapes"] == ["mnist-conv 4x / 4x; mnist-first 3x / 4x", "met"]
+    assert rows["adaptive_max_pool2d, large shapes (informational)"] == ["large 2x / 2x; large-nhwc 2x / 2x", "met"]
+    es[-1]["median_s"] = 1.0 / 1e3  # torch-cl t2 on large-nhwc now as fast as cpool
+    rows = {r[0]: r[2:] for r in R.target_rows({"settings": {"threads": [1, 2]}, "entries": es})}
+    assert rows["adaptive_max_pool2d, large shapes (informational)"][1] == "**not met**"
+    labels = [t[0] for t in C.TARGETS]
+    assert labels.count("max_unpool2d, MNIST shapes") == 1
+
+
+def test_a_tiny_unpooling_and_adaptive_max_run(tmp_path):
+    import cpool
+
+    lines = []
+    shapes = "2x3x8x8,2x8x12x12:k3:s2:p1:nhwc,1x2x5x5"
+    s = B.settings_from_args(B.build_parser().parse_args(
+        ["--quick", "--ops", "unpool,adaptive", "--shapes", shapes, "--methods", "cpool,cpool-numpy,torch,torch-cl",
+         "--threads", "1", "--no-chart", "--no-progress", "--out", str(tmp_path)]))
+    results = B.run(s, log=lines.append)
+    assert list(results["ops"]) == list(NEW_OPS) and not results["skipped_ops"]
+    assert not [e for e in results["entries"] if e["status"] in ("error", "mismatch")]
+    timed = {(e["shape"], e["op"], e["variant"]) for e in results["entries"] if R.timed(e)}
+    assert all(e["exact"] for e in results["entries"] if R.timed(e))
+    compiled, torch = cpool.backend == "cython", M.get_methods(["torch"])[0].build is not None
+    for op in NEW_OPS:
+        assert ("2x3x8x8", op, "cpool-numpy") in timed
+        assert (("2x8x12x12:k3:s2:p1:nhwc", op, "cpool t1") in timed) == compiled
+        assert (("2x3x8x8", op, "torch t1") in timed) == torch
+        assert (("2x8x12x12:k3:s2:p1:nhwc", op, "torch-cl t1") in timed) == torch
+    na = [e for e in results["entries"] if e["shape"] == "1x2x5x5" and e["op"] == "amax"]
+    assert na and all(e["status"] == "n/a" and "H, W >= 7" in e["reason"] for e in na)
+    assert ("1x2x5x5", "unpool", "cpool-numpy") in timed
+    assert all(e["roofline"]["bytes"] == C.parse_shape(e["shape"]).nbytes(e["op"]) for e in results["entries"]
+               if "roofline" in e)
+    text = R.render(results, md=True)
+    assert "## unpool: max unpooling" in text and "## amax: adaptive max pooling" in text and "## fwd:" not in text
+    assert "unpooling and adaptive max reference (the gate): " in text
+    body = RM.results_section(results)
+    assert "Max unpooling (max_unpool2d of max_pool2d's values and indices)" in body
+    json.dumps(R._clean(results), allow_nan=False)
 
 
 def test_no_ticket_numbers_in_the_benchmark():
