@@ -61,6 +61,8 @@ def _check_input_shape(input_shape: Any, nhwc: bool) -> tuple[int, int, int, int
     if min(C, H, W) == 0:
         raise ValueError(f"input_shape must have non-zero channel, height and width dimensions, "
                          f"got input_shape={tuple(input_shape)!r}")
+    if max(N, 1) * C * H * W >= 2**62:  # every format's indices must fit in int64 (even for an empty batch)
+        raise ValueError(f"input_shape is too large for int64 indices, got input_shape={tuple(input_shape)!r}")
     return N, C, H, W, batched
 
 

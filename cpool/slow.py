@@ -500,7 +500,8 @@ __all__ += ["avg_pool2d", "avg_pool2d_backward", "avg_forward_planes", "avg_back
 def _planes_of(a: np.ndarray, channels_last: bool) -> tuple[np.ndarray, tuple[int, ...]]:
     """(P, L): the (n, c) planes of a (..., C, H, W) or (..., H, W, C) array, flattened."""
     planes = a.transpose(_PLANES_VIEW[a.ndim]) if channels_last else a
-    return planes.reshape(-1, planes.shape[-2] * planes.shape[-1]), planes.shape[:-2]
+    lead = planes.shape[:-2]
+    return planes.reshape(int(np.prod(lead)), planes.shape[-2] * planes.shape[-1]), lead
 
 
 def unpool_planes(x: np.ndarray, idx: np.ndarray, size: tuple[int, int], channels_last: bool = False,

@@ -928,9 +928,27 @@ def _output_size(spec):
     return size
 
 
+# A valid call whose output would need more memory than this is left out:
+# the fuzzer looks for wrong answers and crashes, not for how the machine
+# runs out of memory (an output too large for an array at all is an error,
+# and still checked).
+OUTPUT_BUDGET = 2**26  # bytes
+
+
+def _too_large_to_run(n_elements, itemsize=8):
+    return OUTPUT_BUDGET < n_elements * itemsize < 2**62
+
+
 def _run_adaptive(name, spec, cpool, with_indices_arg):
     x, buffers = materialize(spec["x"])
     fast, ref = getattr(cpool, name), getattr(cpool.slow, name)
+    try:
+        fmt = spec["optional"].get("data_format", "NCHW")
+        _, g, _, _ = cpool._validation.prepare_adaptive_forward(x, _output_size(spec), fmt, name)
+        if _too_large_to_run(int(np.prod(np.shape(x), dtype=object)) * g.OH * g.OW):
+            return
+    except (ValueError, TypeError):
+        pass  # the error path is what the call below checks
     values = [_output_size(spec)] + ([make_bool(spec["return_indices"])] if with_indices_arg else [])
     names = ("output_size", "return_indices")[:len(values)]
     npos = spec["npos"]
@@ -978,6 +996,13 @@ def decode_max_unpool2d(fdp):
             "npos": fdp.ConsumeIntInRange(0, 5), "optional": decode_optional(fdp)}
 
 
+def _unpool_args_of(names, values, npos, kwargs):
+    """(kernel_size, stride, padding, output_size) of a max_unpool2d call, defaults filled in."""
+    given = dict(zip(names, values[:npos]))
+    given.update(kwargs)
+    return (given.get("kernel_size"), given.get("stride"), given.get("padding", 0), given.get("output_size"))
+
+
 def run_max_unpool2d(spec, cpool):
     """max_unpool2d of a real max_pool2d's values and (edited) indices, then its backward."""
     slow = cpool.slow
@@ -1009,6 +1034,13 @@ def run_max_unpool2d(spec, cpool):
         npos = min(npos, 2 + len(args))
     call_kwargs = dict(zip(names[npos:], values[npos:]), **kwargs)
     extra, out = _optional_kwargs(spec, [cpool.max_unpool2d, slow.max_unpool2d])
+    try:
+        _, _, size_hw, _, _ = cpool._validation.prepare_unpool(
+            v_arr, i_arr, *_unpool_args_of(names, values, npos, call_kwargs), extra.get("data_format", "NCHW"))
+        if _too_large_to_run(int(np.prod(np.shape(v_arr), dtype=object)) * size_hw[0] * size_hw[1]):
+            return
+    except (ValueError, TypeError):
+        pass  # the error path is what the call below checks
     checked_call("max_unpool2d", cpool.max_unpool2d, slow.max_unpool2d, values[:npos], dict(call_kwargs, **extra),
                  v_buf + i_buf, out)
     try:

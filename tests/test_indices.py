@@ -161,3 +161,9 @@ def test_inputs_are_not_modified():
     assert not np.shares_memory(out, idx)
     indices_from(idx, "onnx", (1, 1, 2, 2))
     np.testing.assert_array_equal(idx, before)
+
+
+@pytest.mark.parametrize("shape", [(0, 2, 2**31, 2**31), (1, 1, 2**32, 2**31)])
+def test_input_shape_too_large_for_int64(shape):
+    with pytest.raises(ValueError, match="input_shape is too large for int64 indices"):
+        indices_to(np.zeros((shape[0], shape[1], 1, 1), np.int64), "onnx", shape)

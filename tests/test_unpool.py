@@ -302,3 +302,25 @@ def test_hostile_index_without_out(unpool, hostile, memory):
         forward(x, idx, 2)
     with pytest.raises(ValueError, match=f"indices contains {hostile}, outside the unpooled plane of 4x4"):
         backward(go, idx)
+
+
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=2**31 - 1), dict(kernel_size=2, stride=2**31 - 1)])
+def test_output_too_large_for_an_array(unpool, kwargs):
+    # Both backends refuse before any work (the NumPy one would otherwise overflow its int64 offsets).
+    forward, _ = unpool
+    x = np.ones((2, 3, 2, 2), np.float32)
+    idx = np.zeros((2, 3, 2, 2), np.int64)
+    with pytest.raises(ValueError, match=r"the unpooled output would have 6 planes of \d+x\d+ elements, too large"):
+        forward(x, idx, **kwargs)
+
+
+def test_empty_batch_and_empty_planes(unpool):
+    forward, backward = unpool
+    x = np.broadcast_to(np.ones((1, 1, 1, 1), np.float32), (0, 2, 1, 14))  # zero strides, no element
+    idx = np.zeros((0, 2, 1, 14), np.int64)
+    out = forward(x, idx, (1, 2), (1, 3), 0)
+    assert out.shape == (0, 2, 1, 41)
+    assert backward(out, idx).shape == (0, 2, 1, 14)
+    # as PyTorch: only the batch may be empty
+    with pytest.raises(ValueError, match=r"non-zero channel, height and width .*input.shape=\(0, 0, 14\)"):
+        forward(np.zeros((0, 0, 14), np.float32), np.zeros((0, 0, 14), np.int64), 2)
