@@ -513,18 +513,34 @@ def _memory_shape(shape: tuple[int, ...], swapped: bool, channels_last: bool) ->
     return tuple(shape[i] for i in perm)
 
 
+def _check_int64_indices(idx: np.ndarray, int32_ok: bool = False) -> None:
+    """``indices`` must be int64 (either byte order), or int32 where ``int32_ok``."""
+    if idx.dtype.kind != "i" or not (idx.dtype.itemsize == 8 or (int32_ok and idx.dtype.itemsize == 4)):
+        raise TypeError(
+            f"indices must be an int64 array as returned by max_pool2d(..., return_indices=True), "
+            f"got indices.dtype={idx.dtype!s}"
+        )
+
+
+def _check_leading(shape: tuple[int, ...], go: np.ndarray, nhwc: bool) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """A backward's ``input_shape`` and ``grad_output`` agree in batch and
+    channels; returns both shapes in NCHW order."""
+    nchw_shape, nchw_go = nchw_order(shape, nhwc), nchw_order(go.shape, nhwc)
+    if nchw_shape[:-2] != nchw_go[:-2]:
+        raise ValueError(
+            f"input_shape and grad_output must agree in their leading (batch, channel) dimensions, "
+            f"got input_shape={shape!r} and grad_output.shape={go.shape!r}"
+        )
+    return nchw_shape, nchw_go
+
+
 def _check_backward(grad_output: Any, indices: Any, input_shape: Any, int32_indices: bool,
                     data_format: Any = "NCHW") -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
     nhwc = check_data_format(data_format)
     go = as_input_array(grad_output, "grad_output")
     idx = as_input_array(indices, "indices")
     _check_dtype(go, "grad_output", BACKWARD_DTYPES, "max_pool2d_backward")
-    if idx.dtype != _INT64 and (idx.dtype.kind != "i" or idx.dtype.itemsize != 8) and not (
-            int32_indices and idx.dtype.kind == "i" and idx.dtype.itemsize == 4):
-        raise TypeError(
-            f"indices must be an int64 array as returned by max_pool2d(..., return_indices=True), "
-            f"got indices.dtype={idx.dtype!s}"
-        )
+    _check_int64_indices(idx, int32_indices)
     _check_ndim(go, "grad_output", nhwc)
     if idx.shape != go.shape:
         raise ValueError(
@@ -532,12 +548,7 @@ def _check_backward(grad_output: Any, indices: Any, input_shape: Any, int32_indi
             f"and grad_output.shape={go.shape!r}"
         )
     shape = _as_shape(input_shape, go.ndim)
-    nchw_shape, nchw_go = nchw_order(shape, nhwc), nchw_order(go.shape, nhwc)
-    if nchw_shape[:-2] != nchw_go[:-2]:
-        raise ValueError(
-            f"input_shape and grad_output must agree in their leading (batch, channel) dimensions, "
-            f"got input_shape={shape!r} and grad_output.shape={go.shape!r}"
-        )
+    nchw_shape, nchw_go = _check_leading(shape, go, nhwc)
     if min(shape) < 0 or min(nchw_shape[-3:]) == 0:
         raise ValueError(
             f"input_shape must have non-zero channel, height and width dimensions, got input_shape={shape!r}"
@@ -662,12 +673,7 @@ def prepare_avg_backward(grad_output: Any, input_shape: Any, kernel_size: Any, s
     shape = _as_shape(input_shape, go.ndim)
     if min(shape) < 0:
         raise ValueError(f"input_shape must not have negative dimensions, got input_shape={shape!r}")
-    nchw_shape, nchw_go = nchw_order(shape, nhwc), nchw_order(go.shape, nhwc)
-    if nchw_shape[:-2] != nchw_go[:-2]:
-        raise ValueError(
-            f"input_shape and grad_output must agree in their leading (batch, channel) dimensions, "
-            f"got input_shape={shape!r} and grad_output.shape={go.shape!r}"
-        )
+    nchw_shape, nchw_go = _check_leading(shape, go, nhwc)
     g = pool_geometry(shape, kernel, stride_, pad, (1, 1), ceil, name="input_shape", nhwc=nhwc)
     if nchw_go[-2:] != (g.OH, g.OW):
         raise ValueError(
@@ -688,9 +694,7 @@ UNPOOL_DTYPES = BACKWARD_DTYPES
 
 def _check_unpool_indices(indices: Any, values: np.ndarray, values_name: str, what: str) -> np.ndarray:
     idx = as_input_array(indices, "indices")
-    if idx.dtype.kind != "i" or idx.dtype.itemsize != 8:
-        raise TypeError(f"indices must be an int64 array as returned by max_pool2d(..., return_indices=True), "
-                        f"got indices.dtype={idx.dtype!s}")
+    _check_int64_indices(idx)
     if idx.shape != values.shape:
         raise ValueError(f"indices and {values_name} must have the same shape for {what}, got "
                          f"indices.shape={idx.shape!r} and {values_name}.shape={values.shape!r}")
@@ -791,9 +795,7 @@ def prepare_unpool_backward(grad_output: Any, indices: Any, data_format: Any = "
     _check_dtype(go, "grad_output", UNPOOL_DTYPES, "max_unpool2d_backward")
     _check_ndim(go, "grad_output", nhwc)
     idx = as_input_array(indices, "indices")
-    if idx.dtype.kind != "i" or idx.dtype.itemsize != 8:
-        raise TypeError(f"indices must be an int64 array as returned by max_pool2d(..., return_indices=True), "
-                        f"got indices.dtype={idx.dtype!s}")
+    _check_int64_indices(idx)
     nchw_go, nchw_idx = nchw_order(go.shape, nhwc), nchw_order(idx.shape, nhwc) if idx.ndim == go.ndim else None
     if nchw_idx is None or nchw_idx[:-2] != nchw_go[:-2]:
         raise ValueError(f"indices must have grad_output's batch and channel dimensions, got "
@@ -894,12 +896,7 @@ def _adaptive_backward_shapes(go: np.ndarray, input_shape: Any, nhwc: bool, op: 
     shape = _as_shape(input_shape, go.ndim)
     if min(shape) < 0:
         raise ValueError(f"input_shape must not have negative dimensions, got input_shape={shape!r}")
-    nchw_shape, nchw_go = nchw_order(shape, nhwc), nchw_order(go.shape, nhwc)
-    if nchw_shape[:-2] != nchw_go[:-2]:
-        raise ValueError(
-            f"input_shape and grad_output must agree in their leading (batch, channel) dimensions, "
-            f"got input_shape={shape!r} and grad_output.shape={go.shape!r}"
-        )
+    nchw_shape, nchw_go = _check_leading(shape, go, nhwc)
     if nchw_shape[-1] * nchw_shape[-2] > 2**62:
         raise ValueError(f"input_shape is too large, got input_shape={shape!r}")
     g = _adaptive_geometry(shape, (nchw_go[-2], nchw_go[-1]), "input_shape", nhwc, op)

@@ -40,6 +40,25 @@ __all__ = ["max_pool2d", "max_pool2d_backward"]
 _INT64 = np.dtype(np.int64)
 
 
+def _into_out(out, mem_shape, dtype, sources, swapped, cl, compute, check=None):
+    """The ``out=`` path every single-result function shares: check ``out``
+    (against the result's memory shape ``mem_shape`` in the caller's
+    format, ``dtype`` and the ``sources`` it must not overlap), run
+    ``check()`` (the index checks that must pass before the caller's array
+    is written), then ``compute(memory)`` writes into ``out`` directly when
+    its layout is the backend's (``memory`` is ``out`` in memory order),
+    else ``compute(None)`` returns a result that is copied in. Returns
+    ``out``."""
+    target = check_out(out, "out", format_shape(mem_shape, swapped, cl), dtype, sources)
+    if check is not None:
+        check()
+    mem = writable_memory(target, swapped, cl)
+    result = compute(mem)
+    if mem is None:
+        np.copyto(target, to_format(result, swapped, cl))
+    return out
+
+
 def bind(impl, module=__name__):
     """``(max_pool2d, max_pool2d_backward)`` computed by backend module ``impl``.
 
@@ -69,18 +88,13 @@ def bind(impl, module=__name__):
         go, idx, shape, cl, swapped = prepare_backward(grad_output, indices, input_shape, data_format=data_format)
         if out is None:
             return to_format(impl.backward_planes(go, idx, shape, cl), swapped, cl)
-        target = check_out(out, "out", format_shape(shape, swapped, cl), go.dtype,
-                           (("grad_output", grad_output), ("indices", indices),
-                            # the arrays read: the same memory for an input that is not an ndarray
-                            ("grad_output", go), ("indices", idx)))
+        # the arrays read too: the same memory for an input that is not an ndarray.
         # Nothing may be written on an error, and the kernels find a bad
         # index only as they reach it: check them all first.
-        check_index_range(idx, *((shape[-3], shape[-2]) if cl else (shape[-2], shape[-1])))
-        mem = writable_memory(target, swapped, cl)
-        grad = impl.backward_planes(go, idx, shape, cl, mem)
-        if mem is None:
-            np.copyto(target, to_format(grad, swapped, cl))
-        return out
+        return _into_out(out, shape, go.dtype, (("grad_output", grad_output), ("indices", indices),
+                                                ("grad_output", go), ("indices", idx)), swapped, cl,
+                         lambda mem: impl.backward_planes(go, idx, shape, cl, mem),
+                         lambda: check_index_range(idx, *((shape[-3], shape[-2]) if cl else shape[-2:])))
 
     max_pool2d.__doc__ = _MAX_POOL2D_DOC
     max_pool2d_backward.__doc__ = _MAX_POOL2D_BACKWARD_DOC
@@ -256,13 +270,8 @@ def bind_avg(impl, module=__name__):
         if out is None:
             return to_format(impl.avg_forward_planes(x, g, avg.count_include_pad, avg.divisor, cl), swapped, cl)
         mem_shape = x.shape[:-3] + ((g.OH, g.OW, x.shape[-1]) if cl else (x.shape[-3], g.OH, g.OW))
-        target = check_out(out, "out", format_shape(mem_shape, swapped, cl), x.dtype,
-                           (("input", input), ("input", x)))
-        mem = writable_memory(target, swapped, cl)
-        values = impl.avg_forward_planes(x, g, avg.count_include_pad, avg.divisor, cl, mem)
-        if mem is None:
-            np.copyto(target, to_format(values, swapped, cl))
-        return out
+        return _into_out(out, mem_shape, x.dtype, (("input", input), ("input", x)), swapped, cl,
+                         lambda mem: impl.avg_forward_planes(x, g, avg.count_include_pad, avg.divisor, cl, mem))
 
     def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
                             count_include_pad=True, divisor_override=None, *, data_format="NCHW", out=None):
@@ -272,13 +281,9 @@ def bind_avg(impl, module=__name__):
         if out is None:
             return to_format(impl.avg_backward_planes(go, shape, g, avg.count_include_pad, avg.divisor, cl),
                              swapped, cl)
-        target = check_out(out, "out", format_shape(shape, swapped, cl), go.dtype,
-                           (("grad_output", grad_output), ("grad_output", go)))
-        mem = writable_memory(target, swapped, cl)
-        grad = impl.avg_backward_planes(go, shape, g, avg.count_include_pad, avg.divisor, cl, mem)
-        if mem is None:
-            np.copyto(target, to_format(grad, swapped, cl))
-        return out
+        return _into_out(out, shape, go.dtype, (("grad_output", grad_output), ("grad_output", go)), swapped, cl,
+                         lambda mem: impl.avg_backward_planes(go, shape, g, avg.count_include_pad, avg.divisor,
+                                                              cl, mem))
 
     avg_pool2d.__doc__ = _AVG_POOL2D_DOC
     avg_pool2d_backward.__doc__ = _AVG_POOL2D_BACKWARD_DOC
@@ -379,28 +384,19 @@ def bind_unpool(impl, module=__name__):
         if out is None:
             return to_format(impl.unpool_planes(x, idx, size, cl), swapped, cl)
         mem_shape = x.shape[:-3] + ((size + (x.shape[-1],)) if cl else ((x.shape[-3],) + size))
-        target = check_out(out, "out", format_shape(mem_shape, swapped, cl), x.dtype,
-                           (("input", input), ("input", x), ("indices", indices), ("indices", idx)))
-        check_unpool_index_range(idx, *size)  # before the caller's array is written
-        mem = writable_memory(target, swapped, cl)
-        values = impl.unpool_planes(x, idx, size, cl, mem)
-        if mem is None:
-            np.copyto(target, to_format(values, swapped, cl))
-        return out
+        return _into_out(out, mem_shape, x.dtype,
+                         (("input", input), ("input", x), ("indices", indices), ("indices", idx)), swapped, cl,
+                         lambda mem: impl.unpool_planes(x, idx, size, cl, mem),
+                         lambda: check_unpool_index_range(idx, *size))
 
     def max_unpool2d_backward(grad_output, indices, *, data_format="NCHW", out=None):
         go, idx, cl, swapped = prepare_unpool_backward(grad_output, indices, data_format)
         if out is None:
             return to_format(impl.unpool_backward_planes(go, idx, cl), swapped, cl)
-        target = check_out(out, "out", format_shape(idx.shape, swapped, cl), go.dtype,
-                           (("grad_output", grad_output), ("grad_output", go), ("indices", indices),
-                            ("indices", idx)))
-        check_unpool_index_range(idx, *((go.shape[-3:-1]) if cl else go.shape[-2:]))
-        mem = writable_memory(target, swapped, cl)
-        grad = impl.unpool_backward_planes(go, idx, cl, mem)
-        if mem is None:
-            np.copyto(target, to_format(grad, swapped, cl))
-        return out
+        return _into_out(out, idx.shape, go.dtype, (("grad_output", grad_output), ("grad_output", go),
+                                                    ("indices", indices), ("indices", idx)), swapped, cl,
+                         lambda mem: impl.unpool_backward_planes(go, idx, cl, mem),
+                         lambda: check_unpool_index_range(idx, *(go.shape[-3:-1] if cl else go.shape[-2:])))
 
     max_unpool2d.__doc__ = _MAX_UNPOOL2D_DOC
     max_unpool2d_backward.__doc__ = _MAX_UNPOOL2D_BACKWARD_DOC
@@ -504,25 +500,15 @@ def bind_adaptive(impl, module=__name__):
         x, g, cl, swapped = prepare_adaptive_forward(input, output_size, data_format, "adaptive_avg_pool2d")
         if out is None:
             return to_format(impl.adaptive_avg_forward_planes(x, g, cl), swapped, cl)
-        target = check_out(out, "out", format_shape(_adaptive_shape(x, g, cl), swapped, cl), x.dtype,
-                           (("input", input), ("input", x)))
-        mem = writable_memory(target, swapped, cl)
-        values = impl.adaptive_avg_forward_planes(x, g, cl, mem)
-        if mem is None:
-            np.copyto(target, to_format(values, swapped, cl))
-        return out
+        return _into_out(out, _adaptive_shape(x, g, cl), x.dtype, (("input", input), ("input", x)), swapped, cl,
+                         lambda mem: impl.adaptive_avg_forward_planes(x, g, cl, mem))
 
     def adaptive_avg_pool2d_backward(grad_output, input_shape, *, data_format="NCHW", out=None):
         go, shape, g, cl, swapped = prepare_adaptive_avg_backward(grad_output, input_shape, data_format)
         if out is None:
             return to_format(impl.adaptive_avg_backward_planes(go, shape, cl), swapped, cl)
-        target = check_out(out, "out", format_shape(shape, swapped, cl), go.dtype,
-                           (("grad_output", grad_output), ("grad_output", go)))
-        mem = writable_memory(target, swapped, cl)
-        grad = impl.adaptive_avg_backward_planes(go, shape, cl, mem)
-        if mem is None:
-            np.copyto(target, to_format(grad, swapped, cl))
-        return out
+        return _into_out(out, shape, go.dtype, (("grad_output", grad_output), ("grad_output", go)), swapped, cl,
+                         lambda mem: impl.adaptive_avg_backward_planes(go, shape, cl, mem))
 
     def adaptive_max_pool2d(input, output_size, return_indices=False, *, data_format="NCHW", out=None):
         if type(return_indices) is not bool and not isinstance(return_indices, np.bool_):
@@ -559,15 +545,10 @@ def bind_adaptive(impl, module=__name__):
         go, idx, shape, cl, swapped = prepare_adaptive_max_backward(grad_output, indices, input_shape, data_format)
         if out is None:
             return to_format(impl.backward_planes(go, idx, shape, cl), swapped, cl)
-        target = check_out(out, "out", format_shape(shape, swapped, cl), go.dtype,
-                           (("grad_output", grad_output), ("indices", indices),
-                            ("grad_output", go), ("indices", idx)))
-        check_index_range(idx, *((shape[-3], shape[-2]) if cl else (shape[-2], shape[-1])))
-        mem = writable_memory(target, swapped, cl)
-        grad = impl.backward_planes(go, idx, shape, cl, mem)
-        if mem is None:
-            np.copyto(target, to_format(grad, swapped, cl))
-        return out
+        return _into_out(out, shape, go.dtype, (("grad_output", grad_output), ("indices", indices),
+                                                ("grad_output", go), ("indices", idx)), swapped, cl,
+                         lambda mem: impl.backward_planes(go, idx, shape, cl, mem),
+                         lambda: check_index_range(idx, *((shape[-3], shape[-2]) if cl else shape[-2:])))
 
     fns = (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d, adaptive_max_pool2d_backward)
     docs = (_ADAPTIVE_AVG_POOL2D_DOC, _ADAPTIVE_AVG_POOL2D_BACKWARD_DOC, _ADAPTIVE_MAX_POOL2D_DOC,
