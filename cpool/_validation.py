@@ -281,18 +281,36 @@ DATA_FORMATS = ("NCHW", "NHWC")
 # An array's axes in its format -> the same array with the channel axis
 # moved: to last (an NCHW-format array whose memory is channels-last) or to
 # third from last (an NHWC-format array whose memory is planes).
-_CHANNELS_LAST = {4: (0, 2, 3, 1), 3: (1, 2, 0)}
-_CHANNELS_FIRST = {4: (0, 3, 1, 2), 3: (2, 0, 1)}
+# ``spatial`` is the number of spatial axes (1, 2 or 3: 1-, 2- and 3-D
+# pooling); the axes before the channel axis are batch axes.
+@functools.lru_cache(maxsize=None)
+def _channels_last(ndim: int, spatial: int = 2) -> tuple[int, ...]:
+    lead = ndim - spatial - 1
+    return tuple(range(lead)) + tuple(range(lead + 1, ndim)) + (lead,)
 
 
-def check_data_format(data_format: Any) -> bool:
-    """True for ``"NHWC"``, False for ``"NCHW"``; anything else is an error."""
+@functools.lru_cache(maxsize=None)
+def _channels_first(ndim: int, spatial: int = 2) -> tuple[int, ...]:
+    lead = ndim - spatial - 1
+    return tuple(range(lead)) + (ndim - 1,) + tuple(range(lead, ndim - 1))
+
+
+#: The data formats of 1-D and 3-D pooling (TensorFlow's names): channels
+#: first, then channels last.
+DATA_FORMATS_1D = ("NCW", "NWC")
+DATA_FORMATS_3D = ("NCDHW", "NDHWC")
+
+
+def check_data_format(data_format: Any, formats: tuple[str, str] = DATA_FORMATS) -> bool:
+    """True for the channels-last name of ``formats`` (``"NHWC"``), False for
+    the channels-first one (``"NCHW"``); anything else is an error."""
     # str subclasses (numpy.str_, a config library's strings) count by their value.
-    if isinstance(data_format, str) and str.__str__(data_format) in DATA_FORMATS:
-        return str.__str__(data_format) == "NHWC"
+    if isinstance(data_format, str) and str.__str__(data_format) in formats:
+        return str.__str__(data_format) == formats[1]
+    first, last = formats
     if not isinstance(data_format, str):
-        raise TypeError(f'data_format must be "NCHW" or "NHWC", got data_format={_describe(data_format)}')
-    raise ValueError(f'data_format must be "NCHW" or "NHWC", got data_format={data_format!r}')
+        raise TypeError(f'data_format must be "{first}" or "{last}", got data_format={_describe(data_format)}')
+    raise ValueError(f'data_format must be "{first}" or "{last}", got data_format={data_format!r}')
 
 
 def nchw_order(shape: Sequence[int], nhwc: bool) -> tuple[int, ...]:
@@ -359,7 +377,7 @@ def as_native(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
-def resolve_layout(arr: np.ndarray, nhwc: bool) -> tuple[np.ndarray, bool, bool]:
+def resolve_layout(arr: np.ndarray, nhwc: bool, spatial: int = 2) -> tuple[np.ndarray, bool, bool]:
     """The memory a backend computes on, for ``arr`` given in its format.
 
     Returns ``(memory, channels_last, swapped)``: ``memory`` is C-contiguous,
@@ -372,31 +390,32 @@ def resolve_layout(arr: np.ndarray, nhwc: bool) -> tuple[np.ndarray, bool, bool]
     """
     if _is_native(arr):
         return arr, nhwc, False
-    other = arr.transpose((_CHANNELS_FIRST if nhwc else _CHANNELS_LAST)[arr.ndim])
+    other = arr.transpose((_channels_first if nhwc else _channels_last)(arr.ndim, spatial))
     if _is_native(other):
         return other, not nhwc, True
     return as_native(arr), nhwc, False
 
 
-def to_format(arr: np.ndarray, swapped: bool, channels_last: bool) -> np.ndarray:
+def to_format(arr: np.ndarray, swapped: bool, channels_last: bool, spatial: int = 2) -> np.ndarray:
     """A backend's result (memory order) as the caller's format sees it."""
     if not swapped:
         return arr
-    return arr.transpose((_CHANNELS_FIRST if channels_last else _CHANNELS_LAST)[arr.ndim])
+    return arr.transpose((_channels_first if channels_last else _channels_last)(arr.ndim, spatial))
 
 
-def format_shape(shape: tuple[int, ...], swapped: bool, channels_last: bool) -> tuple[int, ...]:
+def format_shape(shape: tuple[int, ...], swapped: bool, channels_last: bool, spatial: int = 2
+                 ) -> tuple[int, ...]:
     """The shape :func:`to_format` gives an array of memory shape ``shape``."""
     if not swapped:
         return shape
-    return tuple(shape[i] for i in (_CHANNELS_FIRST if channels_last else _CHANNELS_LAST)[len(shape)])
+    return tuple(shape[i] for i in (_channels_first if channels_last else _channels_last)(len(shape), spatial))
 
 
-def to_memory(arr: np.ndarray, swapped: bool, channels_last: bool) -> np.ndarray:
+def to_memory(arr: np.ndarray, swapped: bool, channels_last: bool, spatial: int = 2) -> np.ndarray:
     """The inverse of :func:`to_format`: an array of the caller's format in memory order."""
     if not swapped:
         return arr
-    return arr.transpose((_CHANNELS_LAST if channels_last else _CHANNELS_FIRST)[arr.ndim])
+    return arr.transpose((_channels_last if channels_last else _channels_first)(arr.ndim, spatial))
 
 
 # Geometries of forward calls already checked, keyed by everything the checks
@@ -506,10 +525,11 @@ def prepare_backward(grad_output: Any, indices: Any, input_shape: Any, *, data_f
             _memory_shape(shape, swapped, channels_last), channels_last, swapped)
 
 
-def _memory_shape(shape: tuple[int, ...], swapped: bool, channels_last: bool) -> tuple[int, ...]:
+def _memory_shape(shape: tuple[int, ...], swapped: bool, channels_last: bool, spatial: int = 2
+                  ) -> tuple[int, ...]:
     if not swapped:
         return shape
-    perm = (_CHANNELS_LAST if channels_last else _CHANNELS_FIRST)[len(shape)]
+    perm = (_channels_last if channels_last else _channels_first)(len(shape), spatial)
     return tuple(shape[i] for i in perm)
 
 
@@ -578,11 +598,11 @@ def check_out(out: Any, name: str, shape: tuple[int, ...], dtype: np.dtype, sour
     return out if type(out) is np.ndarray else out.view(np.ndarray)
 
 
-def writable_memory(out: np.ndarray, swapped: bool, channels_last: bool) -> np.ndarray | None:
+def writable_memory(out: np.ndarray, swapped: bool, channels_last: bool, spatial: int = 2) -> np.ndarray | None:
     """``out`` (checked, in the caller's format) as the memory a backend
     writes, or None if it is not laid out that way (the caller then copies
     the result into it)."""
-    mem = to_memory(out, swapped, channels_last)
+    mem = to_memory(out, swapped, channels_last, spatial)
     return mem if _is_native(mem) else None
 
 
@@ -927,3 +947,143 @@ def prepare_adaptive_max_backward(grad_output: Any, indices: Any, input_shape: A
 
 __all__ += ["ADAPTIVE_DTYPES", "AdaptiveGeometry", "parse_output_size", "prepare_adaptive_forward",
             "prepare_adaptive_avg_backward", "prepare_adaptive_max_backward"]
+
+
+# --- 3-D pooling: (N, C, D, H, W) / (C, D, H, W) inputs ----------------------
+
+_Triple = Tuple[int, int, int]
+
+
+def _triple(value: Any, name: str, *, allow_none: bool = False) -> _Triple | None:
+    """Normalise an int or a 1- or 3-sequence of ints into a triple of ints
+    (depth, height, width), as PyTorch's 3-D pooling reads them."""
+    if value is None and allow_none:
+        return None
+    wanted = f"{name} must be an int or a tuple of three ints"
+    if isinstance(value, np.ndarray):
+        value = value.item() if value.ndim == 0 else value.tolist()
+    if isinstance(value, (tuple, list)):
+        if len(value) not in (1, 3):
+            raise ValueError(f"{name} must be a single int or a tuple of three ints, got {name}={value!r} "
+                             f"with {len(value)} elements")
+        for v in value:
+            if not _is_int(v):
+                raise TypeError(f"{wanted}, got {name}={value!r} (an element of type {type(v).__name__})")
+        items = tuple(operator.index(v) for v in value)
+        return cast(_Triple, items * 3 if len(items) == 1 else items)
+    if not _is_int(value):
+        raise TypeError(f"{wanted}, got {name}={_describe(value)}")
+    v = operator.index(value)
+    return (v, v, v)
+
+
+class Pool3dGeometry(NamedTuple):
+    """One 3-D pooling problem, in the order the compiled kernels read it
+    (``cpool/_src/common.h``'s ``cpool_geometry3``): kernel, stride, padding
+    and dilation as (depth, height, width) triples, then the input volume and
+    the output volume."""
+
+    kd: int
+    kh: int
+    kw: int
+    sd: int
+    sh: int
+    sw: int
+    pd: int
+    ph: int
+    pw: int
+    dd: int
+    dh: int
+    dw: int
+    D: int
+    H: int
+    W: int
+    OD: int
+    OH: int
+    OW: int
+
+
+#: What parse_pool3d_args returns: kernel, stride, padding, dilation, ceil_mode.
+_Pool3dArgs = Tuple[_Triple, _Triple, _Triple, _Triple, bool]
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_pool3d_args_cached(kernel_size: Any, stride: Any, padding: Any, dilation: Any,
+                              ceil_mode: bool) -> _Pool3dArgs:
+    return _parse_pool3d_args(kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def parse_pool3d_args(kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+                      ceil_mode: Any = False) -> _Pool3dArgs:
+    """:func:`parse_pool_args` for 3-D pooling: the same checks (PyTorch's
+    ``pool3d_shape_check``), each parameter a (depth, height, width) triple."""
+    if type(ceil_mode) is bool and _all_plain(kernel_size, 1 if stride is None else stride, padding, dilation):
+        return _parse_pool3d_args_cached(kernel_size, stride, padding, dilation, ceil_mode)
+    return _parse_pool3d_args(kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def _parse_pool3d_args(kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: Any) -> _Pool3dArgs:
+    kernel = cast(_Triple, _triple(kernel_size, "kernel_size"))
+    stride_ = _triple(stride, "stride", allow_none=True)
+    pad = cast(_Triple, _triple(padding, "padding"))
+    dil = cast(_Triple, _triple(dilation, "dilation"))
+    ceil = _as_bool(ceil_mode, "ceil_mode")
+    if stride_ is None:
+        stride_ = kernel
+    for name, triple, given, low in (
+        ("kernel_size", kernel, kernel_size, 1),
+        ("stride", stride_, kernel_size if stride is None else stride, 1),
+        ("dilation", dil, dilation, 1),
+        ("padding", pad, padding, 0),
+    ):
+        shown = f"{name}={tuple(triple)!r}" if isinstance(given, (tuple, list)) else f"{name}={given!r}"
+        if min(triple) < low:
+            what = "positive" if low == 1 else "non-negative"
+            origin = " (stride defaults to kernel_size)" if name == "stride" and stride is None else ""
+            raise ValueError(f"{name} must be {what}, got {shown}{origin}")
+        if max(triple) > _INT_MAX:
+            raise ValueError(f"{name} must be at most 2**31 - 1, got {shown}")
+    # As in 2-D, PyTorch compares padding with half the kernel size, not the
+    # dilated kernel (pool3d_shape_check).
+    if any(p > k // 2 for p, k in zip(pad, kernel)):
+        raise ValueError(f"padding must be at most half of kernel_size, got padding={tuple(pad)!r} "
+                         f"with kernel_size={tuple(kernel)!r}")
+    return kernel, stride_, pad, dil, ceil
+
+
+def check_ndim3d(arr: np.ndarray, name: str, ndhwc: bool = False) -> None:
+    """A 3-D pooling input is 4-D (C, D, H, W) or 5-D (N, C, D, H, W)."""
+    if arr.ndim not in (4, 5):
+        what = "4-D (D, H, W, C) or 5-D (N, D, H, W, C)" if ndhwc else "4-D (C, D, H, W) or 5-D (N, C, D, H, W)"
+        raise ValueError(f"{name} must be a {what} array, got {name}.ndim={arr.ndim} with {name}.shape={arr.shape!r}")
+
+
+def ncdhw_order(shape: Sequence[int], ndhwc: bool) -> tuple[int, ...]:
+    """``shape`` in the format's order -> the same axes in (N, C, D, H, W) order."""
+    shape = tuple(shape)
+    if not ndhwc:
+        return shape
+    return shape[:-4] + (shape[-1],) + shape[-4:-1]
+
+
+@functools.lru_cache(maxsize=256)
+def pool3d_geometry(shape: tuple[int, ...], kernel: _Triple, stride: _Triple, padding: _Triple,
+                    dilation: _Triple, ceil_mode: bool, name: str = "input", ndhwc: bool = False
+                    ) -> Pool3dGeometry:
+    """Check ``shape`` (a tuple in the data format's order) against the
+    parameters and compute the output size, as :func:`pool_geometry`."""
+    C, D, H, W = ncdhw_order(shape, ndhwc)[-4:]
+    if C == 0 or D == 0 or H == 0 or W == 0:
+        raise ValueError(
+            f"{name} must have non-zero channel, depth, height and width dimensions "
+            f"(only the batch dimension may be 0), got {name}.shape={tuple(shape)!r}"
+        )
+    OD, OH, OW = (output_size(n, k, s, p, d, ceil_mode)
+                  for n, k, s, p, d in zip((D, H, W), kernel, stride, padding, dilation))
+    if OD < 1 or OH < 1 or OW < 1:
+        raise ValueError(
+            f"output size is too small: {name}.shape={tuple(shape)!r} with kernel_size={kernel!r}, "
+            f"stride={stride!r}, padding={padding!r}, dilation={dilation!r}, ceil_mode={ceil_mode} "
+            f"gives an output of {OD}x{OH}x{OW}"
+        )
+    return Pool3dGeometry(*kernel, *stride, *padding, *dilation, D, H, W, OD, OH, OW)

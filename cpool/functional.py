@@ -40,22 +40,22 @@ __all__ = ["max_pool2d", "max_pool2d_backward"]
 _INT64 = np.dtype(np.int64)
 
 
-def _into_out(out, mem_shape, dtype, sources, swapped, cl, compute, check=None):
+def _into_out(out, mem_shape, dtype, sources, swapped, cl, compute, check=None, spatial=2):
     """The ``out=`` path every single-result function shares: check ``out``
     (against the result's memory shape ``mem_shape`` in the caller's
     format, ``dtype`` and the ``sources`` it must not overlap), run
     ``check()`` (the index checks that must pass before the caller's array
     is written), then ``compute(memory)`` writes into ``out`` directly when
     its layout is the backend's (``memory`` is ``out`` in memory order),
-    else ``compute(None)`` returns a result that is copied in. Returns
-    ``out``."""
-    target = check_out(out, "out", format_shape(mem_shape, swapped, cl), dtype, sources)
+    else ``compute(None)`` returns a result that is copied in. ``spatial``
+    is the number of spatial axes (1, 2 or 3). Returns ``out``."""
+    target = check_out(out, "out", format_shape(mem_shape, swapped, cl, spatial), dtype, sources)
     if check is not None:
         check()
-    mem = writable_memory(target, swapped, cl)
+    mem = writable_memory(target, swapped, cl, spatial)
     result = compute(mem)
     if mem is None:
-        np.copyto(target, to_format(result, swapped, cl))
+        np.copyto(target, to_format(result, swapped, cl, spatial))
     return out
 
 

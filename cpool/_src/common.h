@@ -18,6 +18,12 @@ typedef struct {
     Py_ssize_t kh, kw, sh, sw, ph, pw, dh, dw, H, W, OH, OW;
 } cpool_geometry;
 
+/* A 3-D pooling problem: the same fields as (depth, height, width) triples,
+   in the order of cpool._validation.Pool3dGeometry. */
+typedef struct {
+    Py_ssize_t kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw, D, H, W, OD, OH, OW;
+} cpool_geometry3;
+
 /* Window positions are kept in 32-bit lanes (int32_t plane offsets) by the
    vector kernels; a plane this large or larger needs 64-bit offsets. */
 #define CPOOL_INT32_PLANE ((Py_ssize_t)1 << 31)
