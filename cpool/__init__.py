@@ -75,6 +75,39 @@ __all__ = [
     "slow",
 ]
 
+# 1-D pooling: (N, C, L) arrays, PyTorch's 1-D ops.
+from .functional import (  # noqa: E402
+    adaptive_avg_pool1d,
+    adaptive_avg_pool1d_backward,
+    adaptive_max_pool1d,
+    adaptive_max_pool1d_backward,
+    avg_pool1d,
+    avg_pool1d_backward,
+    max_pool1d,
+    max_pool1d_backward,
+    max_unpool1d,
+    max_unpool1d_backward,
+)
+from .module import AdaptiveAvgPool1d, AdaptiveMaxPool1d, AvgPool1d, MaxPool1d, MaxUnpool1d  # noqa: E402
+
+__all__ += [
+    "max_pool1d",
+    "max_pool1d_backward",
+    "MaxPool1d",
+    "avg_pool1d",
+    "avg_pool1d_backward",
+    "AvgPool1d",
+    "max_unpool1d",
+    "max_unpool1d_backward",
+    "MaxUnpool1d",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool1d_backward",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool1d_backward",
+    "AdaptiveAvgPool1d",
+    "AdaptiveMaxPool1d",
+]
+
 
 def config() -> dict[str, Any]:
     """Build and runtime facts as a dict (what :func:`show_config` prints).

@@ -1087,3 +1087,225 @@ def pool3d_geometry(shape: tuple[int, ...], kernel: _Triple, stride: _Triple, pa
             f"gives an output of {OD}x{OH}x{OW}"
         )
     return Pool3dGeometry(*kernel, *stride, *padding, *dilation, D, H, W, OD, OH, OW)
+
+
+# --- 1-D pooling: (N, C, L) / (C, L) inputs ---------------------------------
+# PyTorch computes each 1-D op as its 2-D op on a one-row plane; cpool does
+# the same on views ((N, C, 1, L), or (N, 1, L, C) for "NWC"), after the
+# checks below, which name the arguments as the 1-D call has them (so no 2-D
+# check can fire with a 2-D spelling of a 1-D argument).
+
+class Pool1dArgs(NamedTuple):
+    """A 1-D pooling's hyper-parameters, checked."""
+
+    kernel: int
+    stride: int
+    padding: int
+    dilation: int
+    ceil_mode: bool
+
+
+def _single(value: Any, name: str, *, empty_ok: bool = False) -> int | None:
+    """An int or a 1-sequence of one int (PyTorch's ``_single``) -> the int;
+    None for an empty sequence where ``empty_ok`` (PyTorch's ``stride=[]``)."""
+    given = value
+    if isinstance(value, np.ndarray):
+        value = value.item() if value.ndim == 0 else value.tolist()
+    if isinstance(value, (tuple, list)):
+        if empty_ok and len(value) == 0:
+            return None
+        if len(value) != 1:
+            raise ValueError(f"{name} must be an int or a tuple of one int for 1-D pooling, got {name}={given!r} "
+                             f"with {len(value)} elements")
+        value = value[0]
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int or a tuple of one int, got {name}={_describe(given)}")
+    return operator.index(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_pool1d_cached(kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: Any
+                         ) -> Pool1dArgs:
+    return _parse_pool1d(kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def parse_pool1d_args(kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+                      ceil_mode: Any = False) -> Pool1dArgs:
+    """Check a 1-D pooling's hyper-parameters on their own: PyTorch's rules
+    (kernel, stride, dilation >= 1, 0 <= padding <= kernel // 2, 32-bit
+    values), with the 1-D argument in every message. Cached for plain ints."""
+    if type(ceil_mode) is bool and _all_plain(kernel_size, 1 if stride is None else stride, padding, dilation):
+        return _parse_pool1d_cached(kernel_size, stride, padding, dilation, ceil_mode)
+    return _parse_pool1d(kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def _parse_pool1d(kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: Any) -> Pool1dArgs:
+    k = cast(int, _single(kernel_size, "kernel_size"))
+    s = None if stride is None else _single(stride, "stride", empty_ok=True)
+    p = cast(int, _single(padding, "padding"))
+    d = cast(int, _single(dilation, "dilation"))
+    ceil = _as_bool(ceil_mode, "ceil_mode")
+    for name, v, given, low in (("kernel_size", k, kernel_size, 1),
+                                ("stride", k if s is None else s, kernel_size if s is None else stride, 1),
+                                ("dilation", d, dilation, 1), ("padding", p, padding, 0)):
+        if v < low:
+            origin = " (stride defaults to kernel_size)" if name == "stride" and s is None else ""
+            raise ValueError(f"{name} must be {'positive' if low else 'non-negative'}, got "
+                             f"{name}={given!r}{origin}")
+        if v > _INT_MAX:
+            raise ValueError(f"{name} must be at most 2**31 - 1, got {name}={given!r}")
+    if p > k // 2:
+        raise ValueError(f"padding must be at most half of kernel_size, got padding={padding!r} with "
+                         f"kernel_size={kernel_size!r}")
+    return Pool1dArgs(k, k if s is None else s, p, d, ceil)
+
+
+def ncl_order(shape: Sequence[int], nwc: bool) -> tuple[int, ...]:
+    """``shape`` in the 1-D format's order -> the same axes in (N, C, L) order."""
+    shape = tuple(shape)
+    return shape[:-2] + (shape[-1], shape[-2]) if nwc else shape
+
+
+def check_input_1d(value: Any, name: str, dtypes: frozenset[np.dtype], op: str, nwc: bool) -> np.ndarray:
+    """``value`` as an ndarray of one of ``dtypes``, 2-D or 3-D (``op`` names the function)."""
+    arr = as_input_array(value, name)
+    _check_dtype(arr, name, dtypes, op)
+    if arr.ndim not in (2, 3):
+        what = "2-D (L, C) or 3-D (N, L, C)" if nwc else "2-D (C, L) or 3-D (N, C, L)"
+        raise ValueError(f"{op}: {name} must be a {what} array, got {name}.ndim={arr.ndim} with "
+                         f"{name}.shape={arr.shape!r}")
+    return arr
+
+
+def check_nonempty_1d(shape: tuple[int, ...], name: str, nwc: bool, op: str, channels: bool = True) -> None:
+    """Only the batch may be empty (PyTorch's rule; without ``channels``,
+    only the length must be non-zero)."""
+    C, L = ncl_order(shape, nwc)[-2:]
+    if min(shape) < 0 or L == 0 or (channels and C == 0):
+        what = "channel and length" if channels else "length"
+        raise ValueError(f"{op}: {name} must have non-zero {what} dimensions (only the batch dimension may be 0), "
+                         f"got {name}.shape={tuple(shape)!r}")
+
+
+def pool1d_length(shape: tuple[int, ...], a: Pool1dArgs, name: str, nwc: bool) -> int:
+    """The output length of a pooling of ``a`` over ``shape``; at least 1."""
+    L = ncl_order(shape, nwc)[-1]
+    OL = output_size(L, a.kernel, a.stride, a.padding, a.dilation, a.ceil_mode)
+    if OL < 1:
+        raise ValueError(f"output size is too small: {name}.shape={tuple(shape)!r} with kernel_size={a.kernel}, "
+                         f"stride={a.stride}, padding={a.padding}, dilation={a.dilation}, ceil_mode={a.ceil_mode} "
+                         f"gives an output of length {OL}")
+    return OL
+
+
+def shape_1d(shape: tuple[int, ...], length: int, nwc: bool) -> tuple[int, ...]:
+    """``shape`` (1-D format order) with its length replaced by ``length``."""
+    return shape[:-2] + (length, shape[-1]) if nwc else shape[:-1] + (length,)
+
+
+def as_plane(arr: np.ndarray, nwc: bool) -> np.ndarray:
+    """The 2-D view of a 1-D array: a one-row plane ((..., C, 1, L), or
+    (..., 1, L, C) for "NWC"), no copy; channels-last memory stays channels-last."""
+    return arr[..., None, :, :] if nwc else arr[..., None, :]
+
+
+def plane_shape(shape: tuple[int, ...], nwc: bool) -> tuple[int, ...]:
+    """:func:`as_plane`'s shape for an array of ``shape``."""
+    return shape[:-2] + (1,) + shape[-2:] if nwc else shape[:-1] + (1, shape[-1])
+
+
+def from_plane(arr: np.ndarray, nwc: bool) -> np.ndarray:
+    """The inverse of :func:`as_plane` (a view)."""
+    return arr[..., 0, :, :] if nwc else arr[..., 0, :]
+
+
+def check_indices_1d(indices: Any, like: np.ndarray, like_name: str, op: str) -> np.ndarray:
+    """int64 indices of ``like``'s shape."""
+    idx = as_input_array(indices, "indices")
+    if idx.dtype.kind != "i" or idx.dtype.itemsize != 8:
+        raise TypeError(f"{op}: indices must be an int64 array, got indices.dtype={idx.dtype!s}")
+    if idx.shape != like.shape:
+        raise ValueError(f"{op}: indices and {like_name} must have the same shape, got indices.shape={idx.shape!r} "
+                         f"and {like_name}.shape={like.shape!r}")
+    return idx
+
+
+def check_index_range_1d(indices: np.ndarray, length: int, low: int, what: str) -> None:
+    """Every index in ``[low, length)`` (``low`` -1 where -1 marks a window
+    without an input element); the first bad one (memory order) is named."""
+    if indices.size and (indices.min() < low or indices.max() >= length):
+        bad = int(indices[(indices < low) | (indices >= length)].flat[0])
+        raise ValueError(f"indices contains {bad}, outside {what} of length {length}; valid indices are "
+                         f"{low} <= index < {length}")
+
+
+def input_shape_1d(input_shape: Any, go: np.ndarray, nwc: bool, op: str, channels: bool = True
+                   ) -> tuple[int, ...]:
+    """A 1-D backward's ``input_shape``: ints, ``grad_output``'s number of
+    dimensions, the same batch and channels, a non-empty length."""
+    shape = _as_shape(input_shape, go.ndim)
+    check_nonempty_1d(shape, "input_shape", nwc, op, channels)
+    if ncl_order(shape, nwc)[:-1] != ncl_order(go.shape, nwc)[:-1]:
+        raise ValueError(f"{op}: input_shape and grad_output must agree in their leading (batch, channel) "
+                         f"dimensions, got input_shape={shape!r} and grad_output.shape={go.shape!r}")
+    return shape
+
+
+def parse_output_size_1d(output_size: Any) -> int:
+    """An adaptive 1-D pooling's ``output_size``: an int or a tuple of one
+    int, >= 0 (PyTorch takes no None here)."""
+    if output_size is None:
+        raise TypeError("output_size must be an int or a tuple of one int, got output_size=None")
+    size = cast(int, _single(output_size, "output_size"))
+    if size < 0:
+        raise ValueError(f"output_size must be non-negative, got output_size={output_size!r}")
+    if size > _INT_MAX:
+        raise ValueError(f"output_size must be at most 2**31 - 1, got output_size={output_size!r}")
+    return size
+
+
+def unpool1d_length(L: int, k: int, s: int, p: int, output_size: Any) -> int:
+    """PyTorch's ``_unpool_output_size`` for 1-D: ``(L - 1) * s - 2 * p + k``,
+    or ``output_size`` (1 element, or 3: N, C, L), strictly within ``s`` of it."""
+    default = (L - 1) * s - 2 * p + k
+    if output_size is None:
+        size = default
+    else:
+        given = output_size
+        if isinstance(output_size, np.ndarray):
+            output_size = output_size.tolist()
+        if not isinstance(output_size, (tuple, list)) or not all(_is_int(v) for v in output_size):
+            raise TypeError(f"output_size must be None or a sequence of ints, got output_size={_describe(given)}")
+        items = tuple(operator.index(v) for v in output_size)
+        if len(items) == 3:
+            items = items[2:]
+        if len(items) != 1:
+            raise ValueError(f"output_size must have 1 or 3 elements, got output_size={given!r} with {len(items)}")
+        if not default - s < items[0] < default + s:
+            raise ValueError(f"output_size must be strictly between {default - s} and {default + s} (the default "
+                             f"length {default} plus or minus the stride), got output_size={given!r}")
+        size = items[0]
+    if size <= 0:
+        raise ValueError(f"the unpooled output must have a positive length, got {size} from input length {L}, "
+                         f"kernel_size={k}, stride={s}, padding={p}")
+    return size
+
+
+def parse_unpool1d_args(kernel_size: Any, stride: Any, padding: Any) -> tuple[int, int, int]:
+    """max_unpool1d's kernel, stride (default: the kernel) and padding:
+    positive, positive, non-negative (no half-kernel rule for unpooling)."""
+    k = cast(int, _single(kernel_size, "kernel_size"))
+    s = k if stride is None else cast(int, _single(stride, "stride"))
+    p = cast(int, _single(padding, "padding"))
+    for name, v, given, low in (("kernel_size", k, kernel_size, 1), ("stride", s, stride, 1),
+                                ("padding", p, padding, 0)):
+        if v < low or v > _INT_MAX:
+            raise ValueError(f"{name} must be {'positive' if low else 'non-negative'} and at most {_INT_MAX}, "
+                             f"got {name}={given!r}")
+    return k, s, p
+
+
+__all__ += ["parse_unpool1d_args", "Pool1dArgs", "parse_pool1d_args", "ncl_order", "check_input_1d",
+            "check_nonempty_1d", "pool1d_length",
+            "shape_1d", "as_plane", "plane_shape", "from_plane", "check_indices_1d", "check_index_range_1d",
+            "input_shape_1d", "parse_output_size_1d", "unpool1d_length"]

@@ -15,6 +15,8 @@ backend shares one argument path.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from ._validation import (
@@ -748,3 +750,584 @@ _ADAPTIVE_MAX_POOL2D_BACKWARD_DOC = """Gradient of :func:`adaptive_max_pool2d` w
  adaptive_max_pool2d_backward) = bind_adaptive(_backend.IMPL)
 __all__ += ["adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max_pool2d",
             "adaptive_max_pool2d_backward"]
+
+
+# --------------------------------------------------------------------------- 1-D pooling
+# PyTorch computes every 1-D pooling as its 2-D op on a one-row plane
+# (max_pool1d_with_indices, avg_pool1d and the adaptive ones on
+# ``unsqueeze(-2)``, max_unpool1d on ``unsqueeze(-1)``: the same flat
+# indices), and torch's values-only max_pool1d kernel (MaxPooling.cpp) keeps
+# the 2-D kernel's values: the first of equal maxima (so -0.0 before 0.0 is
+# kept), the last NaN of a window. So the 1-D functions check their
+# arguments as 1-D ones, then run the backend's 2-D functions on views
+# (N, C, 1, L) / (N, 1, L, C) of the same memory: channels-last memory stays
+# channels-last, and the results are views of the 2-D results.
+
+def bind_1d(ops, module=__name__):
+    """The 1-D public functions computed by the 2-D public functions of
+    ``ops`` (a module: ``max_pool2d``, ``avg_pool2d``, ... bound to one
+    backend). Returns a dict name -> function."""
+    from ._validation import (
+        ADAPTIVE_DTYPES,
+        AVG_DTYPES,
+        BACKWARD_DTYPES,
+        DATA_FORMATS_1D,
+        FORWARD_DTYPES,
+        UNPOOL_DTYPES,
+        _as_bool,
+        as_input_array,
+        as_plane,
+        check_data_format,
+        check_index_range_1d,
+        check_indices_1d,
+        check_input_1d,
+        check_nonempty_1d,
+        from_plane,
+        input_shape_1d,
+        ncl_order,
+        parse_output_size_1d,
+        parse_pool1d_args,
+        parse_unpool1d_args,
+        plane_shape,
+        pool1d_length,
+        shape_1d,
+        unpool1d_length,
+    )
+
+    float_dtypes = frozenset(d for d in FORWARD_DTYPES if d.kind == "f")
+
+    def fmt(data_format):
+        nwc = check_data_format(data_format, DATA_FORMATS_1D)
+        return nwc, ("NHWC" if nwc else "NCHW")
+
+    def check_outs(out, nwc, shape, dtype, with_indices, sources):
+        """``out=`` in 1-D terms: returns the 2-D views to hand on (one, or a pair)."""
+        if with_indices:
+            if not (isinstance(out, tuple) and len(out) == 2):
+                raise TypeError(f"out must be a (values, indices) tuple of two arrays with return_indices=True, "
+                                f"got out of type {type(out).__name__}")
+            values = check_out(out[0], "out[0]", shape, dtype, sources)
+            indices = check_out(out[1], "out[1]", shape, _INT64, sources + (("out[0]", values),))
+            return as_plane(values, nwc), as_plane(indices, nwc)
+        if isinstance(out, tuple):
+            raise TypeError("out must be one array with return_indices=False, got a tuple")
+        return as_plane(check_out(out, "out", shape, dtype, sources), nwc)
+
+    def result(res, out, with_indices, nwc):
+        if out is not None:
+            return out
+        if with_indices:
+            return from_plane(res[0], nwc), from_plane(res[1], nwc)
+        return from_plane(res, nwc)
+
+    def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False,
+                   *, data_format="NCW", out=None):
+        a = parse_pool1d_args(kernel_size, stride, padding, dilation, ceil_mode)
+        with_indices = _as_bool(return_indices, "return_indices")
+        nwc, fmt2 = fmt(data_format)
+        # torch's values-only max_pool1d kernel has no integer types; its
+        # indices path (max_pool2d_with_indices) has them all.
+        x = check_input_1d(input, "input", FORWARD_DTYPES if with_indices else float_dtypes,
+                           "max_pool1d" if with_indices else "max_pool1d without return_indices", nwc)
+        check_nonempty_1d(x.shape, "input", nwc, "max_pool1d")
+        OL = pool1d_length(x.shape, a, "input", nwc)
+        out2 = None
+        if out is not None:
+            out2 = check_outs(out, nwc, shape_1d(x.shape, OL, nwc), x.dtype, with_indices,
+                              (("input", input), ("input", x)))
+        res = ops.max_pool2d(as_plane(x, nwc), (1, a.kernel), (1, a.stride), (0, a.padding), (1, a.dilation),
+                             a.ceil_mode, with_indices, data_format=fmt2, out=out2)
+        return result(res, out, with_indices, nwc)
+
+    def max_pool1d_backward(grad_output, indices, input_shape, *, data_format="NCW", out=None):
+        op = "max_pool1d_backward"
+        nwc, fmt2 = fmt(data_format)
+        go = check_input_1d(grad_output, "grad_output", BACKWARD_DTYPES, op, nwc)
+        idx = check_indices_1d(indices, go, "grad_output", op)
+        shape = input_shape_1d(input_shape, go, nwc, op)
+        out2 = None
+        if out is not None:
+            out2 = check_outs(out, nwc, shape, go.dtype, False, (("grad_output", grad_output), ("indices", indices),
+                                                             ("grad_output", go), ("indices", idx)))
+        check_index_range_1d(idx, ncl_order(shape, nwc)[-1], -1, "input_shape's length")
+        res = ops.max_pool2d_backward(as_plane(go, nwc), as_plane(idx, nwc), plane_shape(shape, nwc),
+                                      data_format=fmt2, out=out2)
+        return result(res, out, False, nwc)
+
+    def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, *,
+                   data_format="NCW", out=None):
+        a = parse_pool1d_args(kernel_size, stride, padding, 1, ceil_mode)
+        include = _as_bool(count_include_pad, "count_include_pad")
+        nwc, fmt2 = fmt(data_format)
+        x = check_input_1d(input, "input", AVG_DTYPES, "avg_pool1d", nwc)
+        check_nonempty_1d(x.shape, "input", nwc, "avg_pool1d")
+        OL = pool1d_length(x.shape, a, "input", nwc)
+        out2 = None
+        if out is not None:
+            out2 = check_outs(out, nwc, shape_1d(x.shape, OL, nwc), x.dtype, False, (("input", input), ("input", x)))
+        res = ops.avg_pool2d(as_plane(x, nwc), (1, a.kernel), (1, a.stride), (0, a.padding), a.ceil_mode, include,
+                             data_format=fmt2, out=out2)
+        return result(res, out, False, nwc)
+
+    def avg_pool1d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
+                            count_include_pad=True, *, data_format="NCW", out=None):
+        op = "avg_pool1d_backward"
+        a = parse_pool1d_args(kernel_size, stride, padding, 1, ceil_mode)
+        include = _as_bool(count_include_pad, "count_include_pad")
+        nwc, fmt2 = fmt(data_format)
+        go = check_input_1d(grad_output, "grad_output", AVG_DTYPES, op, nwc)
+        shape = input_shape_1d(input_shape, go, nwc, op)
+        OL = pool1d_length(shape, a, "input_shape", nwc)
+        if ncl_order(go.shape, nwc)[-1] != OL:
+            raise ValueError(f"{op}: grad_output must have the output length of input_shape={shape!r} ({OL}), "
+                             f"got grad_output.shape={go.shape!r}")
+        out2 = None
+        if out is not None:
+            out2 = check_outs(out, nwc, shape, go.dtype, False, (("grad_output", grad_output), ("grad_output", go)))
+        res = ops.avg_pool2d_backward(as_plane(go, nwc), plane_shape(shape, nwc), (1, a.kernel), (1, a.stride),
+                                      (0, a.padding), a.ceil_mode, include, data_format=fmt2, out=out2)
+        return result(res, out, False, nwc)
+
+    def adaptive_avg_pool1d(input, output_size, *, data_format="NCW", out=None):
+        size = parse_output_size_1d(output_size)
+        nwc, fmt2 = fmt(data_format)
+        x = check_input_1d(input, "input", ADAPTIVE_DTYPES, "adaptive_avg_pool1d", nwc)
+        check_nonempty_1d(x.shape, "input", nwc, "adaptive_avg_pool1d", channels=False)
+        out2 = None
+        if out is not None:
+            out2 = check_outs(out, nwc, shape_1d(x.shape, size, nwc), x.dtype, False, (("input", input), ("input", x)))
+        res = ops.adaptive_avg_pool2d(as_plane(x, nwc), (1, size), data_format=fmt2, out=out2)
+        return result(res, out, False, nwc)
+
+    def adaptive_avg_pool1d_backward(grad_output, input_shape, *, data_format="NCW", out=None):
+        op = "adaptive_avg_pool1d_backward"
+        nwc, fmt2 = fmt(data_format)
+        go = check_input_1d(grad_output, "grad_output", ADAPTIVE_DTYPES, op, nwc)
+        shape = input_shape_1d(input_shape, go, nwc, op, channels=False)
+        out2 = None
+        if out is not None:
+            out2 = check_outs(out, nwc, shape, go.dtype, False, (("grad_output", grad_output), ("grad_output", go)))
+        res = ops.adaptive_avg_pool2d_backward(as_plane(go, nwc), plane_shape(shape, nwc), data_format=fmt2,
+                                               out=out2)
+        return result(res, out, False, nwc)
+
+    def adaptive_max_pool1d(input, output_size, return_indices=False, *, data_format="NCW", out=None):
+        size = parse_output_size_1d(output_size)
+        with_indices = _as_bool(return_indices, "return_indices")
+        nwc, fmt2 = fmt(data_format)
+        x = check_input_1d(input, "input", ADAPTIVE_DTYPES, "adaptive_max_pool1d", nwc)
+        # PyTorch checks the dimensions after the first: the channels of a
+        # batch, the length only of a (C, L) input.
+        check_nonempty_1d(x.shape, "input", nwc, "adaptive_max_pool1d", channels=x.ndim == 3)
+        shape = shape_1d(x.shape, size, nwc)
+        out2 = None
+        if out is not None:
+            out2 = check_outs(out, nwc, shape, x.dtype, with_indices, (("input", input), ("input", x)))
+        if x.size == 0:  # no plane at all (a (0, L) input, or an empty batch): nothing to compute
+            values, idx = np.empty(shape, x.dtype), np.empty(shape, _INT64)
+            return out if out is not None else ((values, idx) if with_indices else values)
+        res = ops.adaptive_max_pool2d(as_plane(x, nwc), (1, size), with_indices, data_format=fmt2, out=out2)
+        return result(res, out, with_indices, nwc)
+
+    def adaptive_max_pool1d_backward(grad_output, indices, input_shape, *, data_format="NCW", out=None):
+        op = "adaptive_max_pool1d_backward"
+        nwc, fmt2 = fmt(data_format)
+        go = check_input_1d(grad_output, "grad_output", ADAPTIVE_DTYPES, op, nwc)
+        idx = check_indices_1d(indices, go, "grad_output", op)
+        shape = input_shape_1d(input_shape, go, nwc, op)
+        out2 = None
+        if out is not None:
+            out2 = check_outs(out, nwc, shape, go.dtype, False, (("grad_output", grad_output), ("indices", indices),
+                                                             ("grad_output", go), ("indices", idx)))
+        check_index_range_1d(idx, ncl_order(shape, nwc)[-1], 0, "input_shape's length")
+        res = ops.adaptive_max_pool2d_backward(as_plane(go, nwc), as_plane(idx, nwc), plane_shape(shape, nwc),
+                                               data_format=fmt2, out=out2)
+        return result(res, out, False, nwc)
+
+    def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None, *, data_format="NCW",
+                     out=None):
+        op = "max_unpool1d"
+        k, s, p = parse_unpool1d_args(kernel_size, stride, padding)
+        nwc, fmt2 = fmt(data_format)
+        x = check_input_1d(input, "input", UNPOOL_DTYPES, op, nwc)
+        check_nonempty_1d(x.shape, "input", nwc, op)
+        idx = check_indices_1d(indices, x, "input", op)
+        OL = unpool1d_length(ncl_order(x.shape, nwc)[-1], k, s, p, output_size)
+        shape = shape_1d(x.shape, OL, nwc)
+        out2 = None
+        if out is not None:
+            out2 = check_outs(out, nwc, shape, x.dtype, False, (("input", input), ("input", x), ("indices", indices),
+                                                            ("indices", idx)))
+        check_index_range_1d(idx, OL, 0, "the unpooled output")
+        res = ops.max_unpool2d(as_plane(x, nwc), as_plane(idx, nwc), (1, k), (1, s), (0, p), (1, OL),
+                               data_format=fmt2, out=out2)
+        return result(res, out, False, nwc)
+
+    def max_unpool1d_backward(grad_output, indices, *, data_format="NCW", out=None):
+        op = "max_unpool1d_backward"
+        nwc, fmt2 = fmt(data_format)
+        go = check_input_1d(grad_output, "grad_output", UNPOOL_DTYPES, op, nwc)
+        idx = as_input_array(indices, "indices")
+        if idx.dtype.kind != "i" or idx.dtype.itemsize != 8:
+            raise TypeError(f"{op}: indices must be an int64 array, got indices.dtype={idx.dtype!s}")
+        if idx.ndim != go.ndim or ncl_order(idx.shape, nwc)[:-1] != ncl_order(go.shape, nwc)[:-1]:
+            raise ValueError(f"{op}: indices must have grad_output's batch and channel dimensions, got "
+                             f"indices.shape={idx.shape!r} and grad_output.shape={go.shape!r}")
+        out2 = None
+        if out is not None:
+            out2 = check_outs(out, nwc, idx.shape, go.dtype, False, (("grad_output", grad_output), ("grad_output", go),
+                                                                 ("indices", indices), ("indices", idx)))
+        check_index_range_1d(idx, ncl_order(go.shape, nwc)[-1], 0, "grad_output")
+        res = ops.max_unpool2d_backward(as_plane(go, nwc), as_plane(idx, nwc), data_format=fmt2, out=out2)
+        return result(res, out, False, nwc)
+
+    fns = {f.__name__: f for f in (max_pool1d, max_pool1d_backward, avg_pool1d, avg_pool1d_backward,
+                                   adaptive_avg_pool1d, adaptive_avg_pool1d_backward, adaptive_max_pool1d,
+                                   adaptive_max_pool1d_backward, max_unpool1d, max_unpool1d_backward)}
+    for name, fn in fns.items():
+        fn.__doc__ = _DOCS_1D[name]
+        fn.__module__ = module
+        fn.__qualname__ = name
+    return fns
+
+
+
+_DATA_FORMAT_1D_DOC = """data_format : {"NCW", "NWC"}, keyword-only, default "NCW"
+        Where the channel axis is: "NWC" takes (N, L, C) or (L, C) arrays
+        and returns results in that order. An "NCW" array whose memory is
+        channels-last (``a.transpose(0, 2, 1)`` of a C-contiguous (N, L, C)
+        array ``a``) runs without a copy, and its results come back in that
+        memory layout."""
+
+_DOCS_1D = {
+    "max_pool1d": f"""1-D max pooling over (N, C, L) or (C, L) arrays, as in PyTorch.
+
+    Same arguments, output shape, values and indices as
+    ``torch.nn.functional.max_pool1d`` on the CPU, bit for bit: the 2-D
+    pooling :func:`max_pool2d` of a one-row plane.
+
+    Parameters
+    ----------
+    input : array_like
+        (N, C, L) or (C, L), float16, float32 or float64; with
+        ``return_indices`` also uint8, int8, int16, int32 or int64 (PyTorch's
+        values-only ``max_pool1d`` kernel takes no integer type). N may be 0.
+    kernel_size, stride, padding, dilation : int or tuple of one int
+        Window length, step (default ``kernel_size``), implicit -inf padding
+        on both sides (at most half the kernel) and tap spacing.
+    ceil_mode : bool, default False
+        Round the output length up (the last window must start inside the
+        input or the left padding).
+    return_indices : bool, default False
+        Also return the position of each maximum.
+    {_DATA_FORMAT_1D_DOC}
+    out : ndarray, or tuple (values, indices) with ``return_indices``, keyword-only
+        Arrays to write the results into (checked before anything is written).
+
+    Returns
+    -------
+    out : ndarray
+        (N, C, OL) (or (N, OL, C) with "NWC"), of the input's dtype, with
+        ``OL = floor((L + 2*p - d*(k-1) - 1 + (s-1 if ceil_mode else 0)) / s) + 1``.
+    indices : ndarray of int64, only if ``return_indices``
+        Position ``l`` of each maximum within its (n, c) row; -1 for a window
+        without an input element (possible only with dilation).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For the arguments PyTorch rejects, naming the argument and value.
+
+    Notes
+    -----
+    Ties go to the first maximum; a NaN always replaces the running maximum.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> x = np.array([[[1, 3, 2, 5, 4]]], np.float32)
+    >>> cpool.max_pool1d(x, 2)
+    array([[[3., 5.]]], dtype=float32)
+    >>> cpool.max_pool1d(x, 3, stride=1, padding=1, return_indices=True)[1]
+    array([[[1, 1, 3, 3, 3]]])
+    """,
+    "max_pool1d_backward": f"""Gradient of :func:`max_pool1d` with respect to its input.
+
+    PyTorch's max pooling backward: each element of ``grad_output`` is added
+    at the input position its index names, outputs in order.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        (N, C, OL) or (C, OL), float16, float32 or float64.
+    indices : array_like of int64
+        ``max_pool1d(..., return_indices=True)``'s indices, of
+        ``grad_output``'s shape; each in ``[-1, L)`` (-1 is skipped),
+        checked before anything is written.
+    input_shape : tuple of ints
+        The forward input's shape, in ``data_format`` order.
+    {_DATA_FORMAT_1D_DOC}
+    out : ndarray, keyword-only
+        An array of ``input_shape`` and ``grad_output``'s dtype to write into.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Of ``input_shape`` and ``grad_output``'s dtype, or ``out``.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> x = np.array([[[1, 3, 2, 5]]], np.float32)
+    >>> v, i = cpool.max_pool1d(x, 2, return_indices=True)
+    >>> cpool.max_pool1d_backward(np.ones_like(v), i, x.shape)
+    array([[[0., 1., 0., 1.]]], dtype=float32)
+    """,
+    "avg_pool1d": f"""1-D average pooling over (N, C, L) or (C, L) arrays, as in PyTorch.
+
+    Same arguments, output shape and values as
+    ``torch.nn.functional.avg_pool1d`` on the CPU, bit for bit: the 2-D
+    pooling :func:`avg_pool2d` of a one-row plane (PyTorch's kernels,
+    including its channels-last kernel for channels-last memory).
+
+    Parameters
+    ----------
+    input : array_like
+        (N, C, L) or (C, L), float16, float32, float64 or int64.
+    kernel_size, stride, padding : int or tuple of one int
+        As for :func:`max_pool1d` (no dilation); padding counts as zeros.
+    ceil_mode : bool, default False
+        As for :func:`max_pool1d`.
+    count_include_pad : bool, default True
+        Divide by the window's length including its padding.
+    {_DATA_FORMAT_1D_DOC}
+    out : ndarray, keyword-only
+        An array of the result's shape and the input's dtype to write into.
+
+    Returns
+    -------
+    out : ndarray
+        (N, C, OL) (or (N, OL, C) with "NWC"), of the input's dtype.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> x = np.array([[[1, 3, 2, 5, 4]]], np.float32)
+    >>> cpool.avg_pool1d(x, 2)
+    array([[[2. , 3.5]]], dtype=float32)
+    """,
+    "avg_pool1d_backward": f"""Gradient of :func:`avg_pool1d` with respect to its input.
+
+    PyTorch's ``avg_pool2d_backward`` of a one-row plane.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        (N, C, OL) or (C, OL): OL must be the output length the arguments
+        give for ``input_shape``.
+    input_shape : tuple of ints
+        The forward input's shape, in ``data_format`` order.
+    kernel_size, stride, padding, ceil_mode, count_include_pad
+        Those of the forward call.
+    {_DATA_FORMAT_1D_DOC}
+    out : ndarray, keyword-only
+        An array of ``input_shape`` and ``grad_output``'s dtype to write into.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Of ``input_shape`` and ``grad_output``'s dtype, or ``out``.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> cpool.avg_pool1d_backward(np.ones((1, 1, 2), np.float32), (1, 1, 4), 2)
+    array([[[0.5, 0.5, 0.5, 0.5]]], dtype=float32)
+    """,
+    "adaptive_avg_pool1d": f"""1-D adaptive average pooling over (N, C, L) or (C, L) arrays, as in PyTorch.
+
+    Same output and values as ``torch.nn.functional.adaptive_avg_pool1d``
+    on the CPU: output ``o`` averages input elements ``floor(o * L / OL)``
+    to ``ceil((o + 1) * L / OL) - 1`` (:func:`adaptive_avg_pool2d` of a
+    one-row plane).
+
+    Parameters
+    ----------
+    input : array_like
+        (N, C, L) or (C, L), float16, float32 or float64; L non-zero.
+    output_size : int or tuple of one int
+        The output length OL (0 gives an empty result).
+    {_DATA_FORMAT_1D_DOC}
+    out : ndarray, keyword-only
+        An array of the result's shape and the input's dtype to write into.
+
+    Returns
+    -------
+    out : ndarray
+        (N, C, OL) (or (N, OL, C) with "NWC").
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> x = np.arange(6, dtype=np.float32).reshape(1, 1, 6)
+    >>> cpool.adaptive_avg_pool1d(x, 4)
+    array([[[0.5, 1.5, 3.5, 4.5]]], dtype=float32)
+    """,
+    "adaptive_avg_pool1d_backward": f"""Gradient of :func:`adaptive_avg_pool1d` with respect to its input.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        (N, C, OL) or (C, OL); OL is the forward's output size.
+    input_shape : tuple of ints
+        The forward input's shape, in ``data_format`` order.
+    {_DATA_FORMAT_1D_DOC}
+    out : ndarray, keyword-only
+        An array of ``input_shape`` and ``grad_output``'s dtype to write into.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Of ``input_shape`` and ``grad_output``'s dtype, or ``out``.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> cpool.adaptive_avg_pool1d_backward(np.ones((1, 1, 2), np.float32), (1, 1, 4))
+    array([[[0.5, 0.5, 0.5, 0.5]]], dtype=float32)
+    """,
+    "adaptive_max_pool1d": f"""1-D adaptive max pooling over (N, C, L) or (C, L) arrays, as in PyTorch.
+
+    Same output, values and indices as
+    ``torch.nn.functional.adaptive_max_pool1d`` on the CPU, with the
+    windows of :func:`adaptive_avg_pool1d`.
+
+    Parameters
+    ----------
+    input : array_like
+        (N, C, L) or (C, L), float16, float32 or float64; L (and C of a
+        batch) non-zero.
+    output_size : int or tuple of one int
+        The output length OL.
+    return_indices : bool, default False
+        Also return the position of each maximum.
+    {_DATA_FORMAT_1D_DOC}
+    out : ndarray, or tuple (values, indices) with ``return_indices``, keyword-only
+        As for :func:`max_pool1d`.
+
+    Returns
+    -------
+    out : ndarray
+        Each window's maximum (ties: the first; NaN: the last NaN).
+    indices : ndarray of int64, only if ``return_indices``
+        Position of each maximum within its row.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> x = np.array([[[1, 3, 2, 5, 4]]], np.float32)
+    >>> cpool.adaptive_max_pool1d(x, 2, return_indices=True)
+    (array([[[3., 5.]]], dtype=float32), array([[[1, 3]]]))
+    """,
+    "adaptive_max_pool1d_backward": f"""Gradient of :func:`adaptive_max_pool1d` with respect to its input.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        (N, C, OL) or (C, OL), float16, float32 or float64.
+    indices : array_like of int64
+        ``adaptive_max_pool1d(..., return_indices=True)``'s indices, each in
+        ``[0, L)``, checked before anything is written.
+    input_shape : tuple of ints
+        The forward input's shape, in ``data_format`` order.
+    {_DATA_FORMAT_1D_DOC}
+    out : ndarray, keyword-only
+        An array of ``input_shape`` and ``grad_output``'s dtype to write into.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Of ``input_shape`` and ``grad_output``'s dtype, or ``out``.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> x = np.array([[[1, 3, 2, 5, 4]]], np.float32)
+    >>> v, i = cpool.adaptive_max_pool1d(x, 2, return_indices=True)
+    >>> cpool.adaptive_max_pool1d_backward(np.ones_like(v), i, x.shape)
+    array([[[0., 1., 0., 1., 0.]]], dtype=float32)
+    """,
+    "max_unpool1d": f"""Partial inverse of :func:`max_pool1d`: each value put back at its index, zeros elsewhere.
+
+    Same output as ``torch.nn.functional.max_unpool1d`` on the CPU.
+
+    Parameters
+    ----------
+    input : array_like
+        (N, C, L) or (C, L), float16, float32 or float64 (C and L non-zero).
+    indices : array_like of int64
+        ``max_pool1d(..., return_indices=True)``'s indices, of ``input``'s
+        shape, each in ``[0, OL)``, checked before anything is written.
+    kernel_size, stride, padding : int or tuple of one int
+        Those of the pooling being inverted (``stride`` defaults to
+        ``kernel_size``): the output length is
+        ``(L - 1) * stride - 2 * padding + kernel_size``.
+    output_size : sequence of 1 (or 3: N, C, OL) ints, optional
+        The output length instead, strictly within ``stride`` of that default.
+    {_DATA_FORMAT_1D_DOC}
+    out : ndarray, keyword-only
+        An array of the result's shape and the input's dtype to write into.
+
+    Returns
+    -------
+    out : ndarray
+        (N, C, OL) (or (N, OL, C) with "NWC"). Of two values with one index
+        the later (in the row) is kept.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> x = np.array([[[1, 3, 2, 5]]], np.float32)
+    >>> v, i = cpool.max_pool1d(x, 2, return_indices=True)
+    >>> cpool.max_unpool1d(v, i, 2)
+    array([[[0., 3., 0., 5.]]], dtype=float32)
+    """,
+    "max_unpool1d_backward": f"""Gradient of :func:`max_unpool1d` with respect to its input.
+
+    ``grad_output`` (the unpooled output's gradient) read at each of
+    ``indices``: the result has ``indices``' shape.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        (N, C, OL) or (C, OL), float16, float32 or float64.
+    indices : array_like of int64
+        The unpooling's indices, (N, C, L) or (C, L), each in ``[0, OL)``.
+    {_DATA_FORMAT_1D_DOC}
+    out : ndarray, keyword-only
+        An array of ``indices``' shape and ``grad_output``'s dtype to write into.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Of ``indices``' shape and ``grad_output``'s dtype, or ``out``.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> g = np.arange(4, dtype=np.float32).reshape(1, 1, 4)
+    >>> cpool.max_unpool1d_backward(g, np.array([[[1, 3]]]))
+    array([[[1., 3.]]], dtype=float32)
+    """,
+}
+
+NAMES_1D = ("max_pool1d", "max_pool1d_backward", "avg_pool1d", "avg_pool1d_backward", "adaptive_avg_pool1d",
+            "adaptive_avg_pool1d_backward", "adaptive_max_pool1d", "adaptive_max_pool1d_backward", "max_unpool1d",
+            "max_unpool1d_backward")
+
+# 1-D pooling, over this module's 2-D functions (bound to the chosen backend).
+_fns_1d = bind_1d(sys.modules[__name__])
+(max_pool1d, max_pool1d_backward, avg_pool1d, avg_pool1d_backward, adaptive_avg_pool1d,
+ adaptive_avg_pool1d_backward, adaptive_max_pool1d, adaptive_max_pool1d_backward, max_unpool1d,
+ max_unpool1d_backward) = (_fns_1d[n] for n in NAMES_1D)
+__all__ += list(NAMES_1D)

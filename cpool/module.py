@@ -581,3 +581,325 @@ class MaxUnpool2d(_PoolingLayer):
 
 
 __all__ += ["MaxUnpool2d"]
+
+
+# --------------------------------------------------------------------------- 1-D pooling layers
+# Each calls the public 1-D functions bound to its backend (the same
+# argument path as cpool.max_pool1d, ...): PyTorch's 1-D layers, with the
+# Torch7-style protocol of the 2-D ones.
+
+_FUNCTIONS_1D: dict = {}
+
+
+def _functions_1d(impl):
+    """The public 1-D functions computed by backend module ``impl``."""
+    fns = _FUNCTIONS_1D.get(impl.__name__)
+    if fns is None:
+        from types import SimpleNamespace
+
+        from . import functional as F
+        if impl is _backend.IMPL:
+            ops = F
+        else:
+            ops = SimpleNamespace()
+            for binder in (F.bind, F.bind_avg, F.bind_unpool, F.bind_adaptive):
+                for fn in binder(impl):
+                    setattr(ops, fn.__name__, fn)
+        fns = SimpleNamespace(**F.bind_1d(ops))
+        _FUNCTIONS_1D[impl.__name__] = fns
+    return fns
+
+
+def _format_1d(data_format):
+    from ._validation import DATA_FORMATS_1D
+    return "NWC" if check_data_format(data_format, DATA_FORMATS_1D) else "NCW"
+
+
+class _Layer1d(_PoolingLayer):
+    def _setup(self, data_format, backend):
+        self.data_format = _format_1d(data_format)
+        self._f = _functions_1d(_backend.load(backend))
+        self.output = None
+        self.gradInput = None
+        self.training = True
+
+    def _extra(self):
+        return "" if self.data_format == "NCW" else f", data_format={self.data_format!r}"
+
+
+class MaxPool1d(_Layer1d):
+    """1-D max pooling layer for NumPy networks, PyTorch-exact (:func:`cpool.max_pool1d`).
+
+    The arguments are ``torch.nn.MaxPool1d``'s, in its order; ``data_format``
+    ("NCW" or "NWC") and ``backend`` are as for :class:`MaxPool2d`. The
+    indices of the last forward are kept in ``self.indices`` for the backward.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> pool = cpool.MaxPool1d(2)
+    >>> pool
+    MaxPool1d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)
+    >>> x = np.random.rand(8, 3, 10).astype(np.float32)
+    >>> pool.forward(x).shape
+    (8, 3, 5)
+    >>> pool.backward(x, np.ones((8, 3, 5), np.float32)).shape
+    (8, 3, 10)
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False, *,
+                 data_format="NCW", backend=None):
+        from ._validation import _as_bool, parse_pool1d_args
+        parse_pool1d_args(kernel_size, stride, padding, dilation, ceil_mode)  # a bad layer fails where it is built
+        self.return_indices = _as_bool(return_indices, "return_indices")
+        self._setup(data_format, backend)
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding = padding
+        self.dilation = dilation
+        self.ceil_mode = ceil_mode
+        self.indices = None
+        self._input_shape = None
+
+    def updateOutput(self, input):
+        """Pool ``input``; sets ``self.output`` and ``self.indices``; returns
+        ``self.output`` (``(output, indices)`` with ``return_indices``)."""
+        self.output = self.indices = None  # dropped first: a failure leaves no stale result
+        self.output, self.indices = self._f.max_pool1d(input, self.kernel_size, self.stride, self.padding,
+                                                       self.dilation, self.ceil_mode, True,
+                                                       data_format=self.data_format)
+        self._input_shape = np.shape(input)
+        return (self.output, self.indices) if self.return_indices else self.output
+
+    def updateGradInput(self, input, gradOutput):
+        """Gradient with respect to the last forward's input; sets and returns ``self.gradInput``."""
+        if self.indices is None:
+            raise BackwardBeforeForwardError("MaxPool1d.updateGradInput() was called before forward(): there are "
+                                             "no indices to route gradOutput through")
+        if tuple(np.shape(input)) != tuple(self._input_shape):
+            raise ValueError(f"input.shape={tuple(np.shape(input))!r} differs from the shape of the last forward "
+                             f"input {tuple(self._input_shape)!r}; call forward() on this input first")
+        self.gradInput = None
+        self.gradInput = self._f.max_pool1d_backward(gradOutput, self.indices, self._input_shape,
+                                                     data_format=self.data_format)
+        return self.gradInput
+
+    def __repr__(self):
+        return (f"MaxPool1d(kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}{self._extra()})")
+
+
+class AvgPool1d(_Layer1d):
+    """1-D average pooling layer for NumPy networks, PyTorch-exact (:func:`cpool.avg_pool1d`).
+
+    The arguments are ``torch.nn.AvgPool1d``'s, in its order; ``data_format``
+    and ``backend`` as for :class:`MaxPool1d`.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> pool = cpool.AvgPool1d(3, stride=2, padding=1)
+    >>> pool
+    AvgPool1d(kernel_size=(3,), stride=(2,), padding=(1,))
+    >>> x = np.random.rand(8, 3, 10).astype(np.float32)
+    >>> pool.forward(x).shape
+    (8, 3, 5)
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, *,
+                 data_format="NCW", backend=None):
+        from ._validation import _as_bool, parse_pool1d_args
+        self._singles = parse_pool1d_args(kernel_size, stride, padding, 1, ceil_mode)
+        _as_bool(count_include_pad, "count_include_pad")
+        self._setup(data_format, backend)
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding = padding
+        self.ceil_mode = ceil_mode
+        self.count_include_pad = count_include_pad
+
+    def _args(self):
+        return self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad
+
+    def updateOutput(self, input):
+        """Pool ``input``; sets and returns ``self.output``."""
+        self.output = None
+        self.output = self._f.avg_pool1d(input, *self._args(), data_format=self.data_format)
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        """Gradient with respect to ``input`` (only its shape is read); sets and returns ``self.gradInput``."""
+        self.gradInput = None
+        self.gradInput = self._f.avg_pool1d_backward(gradOutput, np.shape(input), *self._args(),
+                                                     data_format=self.data_format)
+        return self.gradInput
+
+    def __repr__(self):
+        a = self._singles  # as torch prints them: 1-tuples
+        return f"AvgPool1d(kernel_size={(a.kernel,)}, stride={(a.stride,)}, padding={(a.padding,)}{self._extra()})"
+
+
+class AdaptiveAvgPool1d(_Layer1d):
+    """1-D adaptive average pooling layer, PyTorch-exact (:func:`cpool.adaptive_avg_pool1d`).
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> pool = cpool.AdaptiveAvgPool1d(4)
+    >>> pool
+    AdaptiveAvgPool1d(output_size=4)
+    >>> x = np.random.rand(8, 3, 10).astype(np.float32)
+    >>> pool.forward(x).shape
+    (8, 3, 4)
+    >>> pool.backward(x, np.ones((8, 3, 4), np.float32)).shape
+    (8, 3, 10)
+    """
+
+    def __init__(self, output_size, *, data_format="NCW", backend=None):
+        from ._validation import parse_output_size_1d
+        parse_output_size_1d(output_size)
+        self._setup(data_format, backend)
+        self.output_size = output_size
+
+    def updateOutput(self, input):
+        """Pool ``input``; sets and returns ``self.output``."""
+        self.output = None
+        self.output = self._f.adaptive_avg_pool1d(input, self.output_size, data_format=self.data_format)
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        """Gradient with respect to ``input`` (only its shape is read); sets and returns ``self.gradInput``."""
+        self.gradInput = None
+        self.gradInput = self._f.adaptive_avg_pool1d_backward(gradOutput, np.shape(input),
+                                                              data_format=self.data_format)
+        return self.gradInput
+
+    def __repr__(self):
+        return f"AdaptiveAvgPool1d(output_size={_output_size_repr(self.output_size)}{self._extra()})"
+
+
+class AdaptiveMaxPool1d(_Layer1d):
+    """1-D adaptive max pooling layer, PyTorch-exact (:func:`cpool.adaptive_max_pool1d`).
+
+    As :class:`MaxPool1d`, the indices of the last forward are kept in
+    ``self.indices``; ``forward`` returns them too with ``return_indices``.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> pool = cpool.AdaptiveMaxPool1d(4)
+    >>> pool
+    AdaptiveMaxPool1d(output_size=4)
+    >>> x = np.random.rand(8, 3, 10).astype(np.float32)
+    >>> pool.forward(x).shape
+    (8, 3, 4)
+    >>> pool.backward(x, np.ones((8, 3, 4), np.float32)).shape
+    (8, 3, 10)
+    """
+
+    def __init__(self, output_size, return_indices=False, *, data_format="NCW", backend=None):
+        from ._validation import _as_bool, parse_output_size_1d
+        parse_output_size_1d(output_size)
+        self.return_indices = _as_bool(return_indices, "return_indices")
+        self._setup(data_format, backend)
+        self.output_size = output_size
+        self.indices = None
+        self._input_shape = None
+
+    def updateOutput(self, input):
+        """Pool ``input``; sets ``self.output`` and ``self.indices``; returns
+        ``self.output`` (``(output, indices)`` with ``return_indices``)."""
+        self.output = self.indices = None
+        self.output, self.indices = self._f.adaptive_max_pool1d(input, self.output_size, True,
+                                                                data_format=self.data_format)
+        self._input_shape = np.shape(input)
+        return (self.output, self.indices) if self.return_indices else self.output
+
+    def updateGradInput(self, input, gradOutput):
+        """Gradient with respect to the last forward's input; sets and returns ``self.gradInput``."""
+        if self.indices is None:
+            raise BackwardBeforeForwardError("AdaptiveMaxPool1d.updateGradInput() was called before forward(): "
+                                             "there are no indices to route gradOutput through")
+        if tuple(np.shape(input)) != tuple(self._input_shape):
+            raise ValueError(f"input.shape={tuple(np.shape(input))!r} differs from the shape of the last forward "
+                             f"input {tuple(self._input_shape)!r}; call forward() on this input first")
+        self.gradInput = None
+        self.gradInput = self._f.adaptive_max_pool1d_backward(gradOutput, self.indices, self._input_shape,
+                                                              data_format=self.data_format)
+        return self.gradInput
+
+    def __repr__(self):
+        return f"AdaptiveMaxPool1d(output_size={_output_size_repr(self.output_size)}{self._extra()})"
+
+
+class MaxUnpool1d(_Layer1d):
+    """1-D max unpooling layer (:func:`cpool.max_unpool1d`), PyTorch-exact.
+
+    ``kernel_size``, ``stride`` and ``padding`` are ``torch.nn.MaxUnpool1d``'s;
+    ``forward(input, indices, output_size=None)`` as in PyTorch, or, built
+    with ``pool=`` (a :class:`MaxPool1d`), ``forward(input)`` reads
+    ``pool.indices`` and unpools to the shape of ``pool``'s last input.
+    ``backward(input, gradOutput)`` gathers the gradient at the indices of
+    the last forward.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> pool = cpool.MaxPool1d(2)
+    >>> unpool = cpool.MaxUnpool1d(2, pool=pool)
+    >>> unpool
+    MaxUnpool1d(kernel_size=(2,), stride=(2,), padding=(0,))
+    >>> x = np.random.rand(2, 3, 9).astype(np.float32)
+    >>> unpool.forward(pool.forward(x)).shape
+    (2, 3, 9)
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, *, pool=None, data_format="NCW", backend=None):
+        from ._validation import parse_unpool1d_args
+        self._singles = parse_unpool1d_args(kernel_size, stride, padding)
+        if pool is not None and not isinstance(pool, MaxPool1d):
+            raise TypeError(f"pool must be None or a cpool.MaxPool1d, got pool={pool!r} (type {type(pool).__name__})")
+        self._setup(data_format, backend)
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding = padding
+        self.pool = pool
+        self._last_indices = None
+
+    def updateOutput(self, input, indices=None, output_size=None):
+        """Unpool ``input`` through ``indices`` (default: ``pool.indices``); sets and returns ``self.output``."""
+        if indices is None:
+            if self.pool is None or self.pool.indices is None:
+                raise ValueError("indices must be given (or the layer built with pool= on a MaxPool1d that "
+                                 "has run forward)")
+            indices = self.pool.indices
+            if output_size is None:
+                output_size = self.pool._input_shape
+        self.output = None
+        self.output = self._f.max_unpool1d(input, indices, self.kernel_size, self.stride, self.padding, output_size,
+                                           data_format=self.data_format)
+        self._last_indices = indices
+        return self.output
+
+    def forward(self, input, indices=None, output_size=None):
+        """Same as :meth:`updateOutput`."""
+        return self.updateOutput(input, indices, output_size)
+
+    def __call__(self, input, indices=None, output_size=None):
+        """Same as :meth:`forward`."""
+        return self.forward(input, indices, output_size)
+
+    def updateGradInput(self, input, gradOutput):
+        """Gradient with respect to ``input``: ``gradOutput`` at the last forward's indices."""
+        if self._last_indices is None:
+            raise BackwardBeforeForwardError("MaxUnpool1d.backward needs a forward first (it reads its indices)")
+        self.gradInput = None
+        self.gradInput = self._f.max_unpool1d_backward(gradOutput, self._last_indices, data_format=self.data_format)
+        return self.gradInput
+
+    def __repr__(self):
+        k, s, p = self._singles  # as torch prints them: 1-tuples
+        return f"MaxUnpool1d(kernel_size={(k,)}, stride={(s,)}, padding={(p,)}{self._extra()})"
+
+
+__all__ += ["MaxPool1d", "AvgPool1d", "AdaptiveAvgPool1d", "AdaptiveMaxPool1d", "MaxUnpool1d"]

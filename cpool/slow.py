@@ -928,3 +928,12 @@ from .functional import bind_adaptive  # noqa: E402
 __all__ += ["adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max_pool2d",
             "adaptive_max_pool2d_backward", "adaptive_avg_forward_planes", "adaptive_avg_backward_planes",
             "adaptive_max_forward_planes"]
+
+# 1-D pooling: the same functions as cpool's, over this module's 2-D ones.
+from .functional import NAMES_1D, bind_1d  # noqa: E402
+
+_fns_1d = bind_1d(sys.modules[__name__], module=__name__)
+(max_pool1d, max_pool1d_backward, avg_pool1d, avg_pool1d_backward, adaptive_avg_pool1d,
+ adaptive_avg_pool1d_backward, adaptive_max_pool1d, adaptive_max_pool1d_backward, max_unpool1d,
+ max_unpool1d_backward) = (_fns_1d[n] for n in NAMES_1D)
+__all__ += list(NAMES_1D)
