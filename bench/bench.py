@@ -10,9 +10,10 @@ JAX, on every shape in NCHW memory and in channels-last (NHWC) memory (the
     python bench/bench.py --quick                               # smoke run, under a minute
     python bench/bench.py --ops avg --shapes resnet-stem        # average pooling only (--ops max: max pooling only)
     python bench/bench.py --ops unpool,adaptive                 # max unpooling and adaptive max pooling (--ops all)
+    python bench/bench.py --ops pool1d                          # 1-D max pooling on the 1-D shapes (pool1d-*)
 
-With no --ops a run times the max and average pooling ops; max unpooling (unpool, unpool_bwd) and adaptive
-max pooling (amax) are timed when asked for by name.
+With no --ops a run times the max and average pooling ops; max unpooling (unpool, unpool_bwd), adaptive
+max pooling (amax) and 1-D max pooling (pool1d, on its own shapes) are timed when asked for by name.
 
 A full run ends with the contention section: cpool at its default thread
 count against 1 thread while busy processes hold every CPU (--no-contention
@@ -467,7 +468,7 @@ def contention_estimate(s):
 def op_skips(cpool, ops):
     """{op: why it is left out of the run} for the ops this cpool cannot do (gap needs adaptive_avg_pool2d, ...)."""
     need = {"gap": "adaptive_avg_pool2d", "unpool": "max_unpool2d", "unpool_bwd": "max_unpool2d_backward",
-            "amax": "adaptive_max_pool2d"}
+            "amax": "adaptive_max_pool2d", "pool1d": "max_pool1d"}
     return {op: f"the cpool imported ({cpool.__version__}, {Path(cpool.__file__).parent}) has no {need[op]}"
             for op in ops if op in need and not hasattr(cpool, need[op])}
 
@@ -612,12 +613,15 @@ def build_parser():
 
 
 def settings_from_args(args):
+    ops = parse_list(args.ops, C.OPS, "operation", C.OP_GROUPS)
     names = args.shapes.split(",") if args.shapes else C.QUICK_SHAPES if args.quick else C.SHAPES
+    if not args.shapes:  # the 1-D shapes come with the pool1d op (the only one that runs on them), and only then
+        names = [*(names if set(ops) - set(C.POOL1D_OPS) else ()), *(C.POOL1D_SHAPES if "pool1d" in ops else ())]
     given = {k: v for k in ("contention_seconds", "contention_cap") if (v := getattr(args, k)) is not None}
     if any(v <= 0 for v in given.values()):
         raise ValueError("--contention-seconds and --contention-cap must be positive")
     return Settings([C.parse_shape(t) for t in names if t.strip()], parse_list(args.methods, M.METHOD_NAMES, "method"),
-                    parse_list(args.ops, C.OPS, "operation", C.OP_GROUPS), parse_threads(args.threads), args.out,
+                    ops, parse_threads(args.threads), args.out,
                     args.quick,
                     chart=not args.no_chart, progress=not args.no_progress,
                     contention=not args.quick if args.contention is None else args.contention,

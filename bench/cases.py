@@ -30,6 +30,12 @@ LAYOUTS = ("nchw", "nhwc")
 NHWC = "-nhwc"  # the suffix of a shape's channels-last twin
 SHAPES = {n: spec for name, base in BASE_SHAPES.items() for n, spec in ((name, base), (name + NHWC, base + ":nhwc"))}
 QUICK_SHAPES = ("mnist-first", "mnist-first-nhwc", "tiny")
+# The 1-D shapes (the pool1d op's; run when it is, and only it runs on them): (N, C, L) rows as (N, C, 1, L)
+# arrays, the kernel, stride and padding along L only (":1d"). Not in SHAPES: no 2-D op runs on them.
+POOL1D_SHAPES = {
+    "pool1d-k2s2": "64x128x1x4096:k2:s2:1d",
+    "pool1d-k3s1p1": "64x128x1x4096:k3:s1:p1:1d",
+}
 MNIST_SHAPES = ("mnist-conv", "mnist-first")  # shapes the per-epoch table is given for
 MNIST_IMAGES = 60_000
 
@@ -59,11 +65,13 @@ OPS = {
                   "indices)",
     "amax": "adaptive max pooling to 7x7 with indices (adaptive_max_pool2d(x, (7, 7), return_indices=True); the "
             "shape's kernel, stride and padding unused; H, W >= 7 only)",
+    "pool1d": "1-D max pooling, values only (max_pool1d of the (N, C, W) rows of a 1-D shape: NxCx1xW:...:1d)",
 }
 MAX_OPS = ("fwd", "fwd_idx", "bwd", "step")
 AVG_OPS = ("avg_fwd", "avg_bwd", "gap")
 UNPOOL_OPS = ("unpool", "unpool_bwd")
 ADAPTIVE_OPS = ("amax",)
+POOL1D_OPS = ("pool1d",)
 AMAX_SIZE = (7, 7)  # amax's output size
 # Ops whose reference (the gate) is torch's own output where torch 2.13 is installed, else cpool.slow's.
 TORCH_REF_OPS = AVG_OPS + UNPOOL_OPS + ADAPTIVE_OPS
@@ -72,13 +80,13 @@ TORCH_REF_OPS = AVG_OPS + UNPOOL_OPS + ADAPTIVE_OPS
 # contention section (capped in seconds, shapes outside, ops inside) keeps covering the same shapes.
 DEFAULT_OPS = MAX_OPS + AVG_OPS
 OP_GROUPS = {"max": MAX_OPS, "avg": AVG_OPS, "unpool": UNPOOL_OPS, "adaptive": ADAPTIVE_OPS,
-             "all": tuple(OPS)}  # --ops names that stand for a group of ops
+             "pool1d": POOL1D_OPS, "all": tuple(OPS)}  # --ops names that stand for a group of ops
 # The outputs of each op, named for the correctness gate; the average-pooling ones have names of their own, so that
 # one case's reference holds them next to max pooling's.
 OP_KEYS = {"fwd": ("values",), "fwd_idx": ("values", "indices"), "bwd": ("grad_in",),
            "step": ("values", "indices", "grad_in"), "avg_fwd": ("avg_values",), "avg_bwd": ("avg_grad_in",),
            "gap": ("gap_values",), "unpool": ("unpool_values",), "unpool_bwd": ("unpool_grad",),
-           "amax": ("amax_values", "amax_indices")}
+           "amax": ("amax_values", "amax_indices"), "pool1d": ("pool1d_values",)}
 GATE_KEYS = tuple(dict.fromkeys(k for keys in OP_KEYS.values() for k in keys))  # every output the gate knows
 SUM_KEYS = ("grad_in", "avg_values", "avg_grad_in", "gap_values")  # outputs that are sums: rounding follows the order
 SUMS_RTOL = 1e-5  # how close a peer's average-pooling sums must come where it sums in its own order (own_sums)
@@ -140,6 +148,10 @@ TARGETS = (
     # Informational: the table has no such notion, so a normal row, labelled so.
     ("adaptive_max_pool2d, large shapes (informational)", "1.5x torch-cl", ("amax",), DRAM + nhwc(*DRAM),
      (("cpool t{t}", "torch-cl t{t}", 1.5),)),
+    ("max_pool1d, 64x128x4096 k2 s2 and k3 s1 p1", "5x torch", ("pool1d",), tuple(POOL1D_SHAPES),
+     (("cpool t{t}", "torch t{t}", 5),)),
+    ("max_pool1d, 64x128x4096, out= buffers", "5x torch", ("pool1d",), tuple(POOL1D_SHAPES),
+     (("cpool-out t{t}", "torch t{t}", 5),)),
 )
 
 # The busy-machine target, checked against the contention section (bench.py --contention): with N busy processes
@@ -170,6 +182,7 @@ class Case:
     ceil_mode: bool = False
     dtype: str = "float32"
     layout: str = "nchw"  # the memory of x, grad_out and the reference indices: nchw, or nhwc (channels-last)
+    one_d: bool = False  # a 1-D shape: (N, C, 1, W) holding (N, C, W) rows, pooled along W only (the pool1d op)
     x: np.ndarray = None
     grad_out: np.ndarray = None
     ref: dict = field(default_factory=dict)
@@ -178,7 +191,7 @@ class Case:
     def out_shape(self):
         N, C, H, W = self.shape
         return (N, C) + tuple(out_len(L, self.kernel, self.stride, self.padding, self.dilation, self.ceil_mode)
-                              for L in (H, W))
+                              if L != H or not self.one_d else H for L in (H, W))
 
     @property
     def args(self):
@@ -191,7 +204,8 @@ class Case:
         return self.kernel == self.stride and self.padding == 0 and self.dilation == 1 and not self.ceil_mode
 
     def describe(self):
-        text = "x".join(map(str, self.shape)) + f" k{self.kernel} s{self.stride}"
+        text = "x".join(map(str, self.shape[:2] + self.shape[3:] if self.one_d else self.shape))
+        text += " (1-D)" * self.one_d + f" k{self.kernel} s{self.stride}"
         text += f" p{self.padding}" * bool(self.padding) + f" d{self.dilation}" * (self.dilation != 1)
         return (text + " ceil" * self.ceil_mode + f" {self.dtype}" * (self.dtype != "float32")
                 + f" {self.layout}" * (self.layout != "nchw"))
@@ -211,13 +225,14 @@ class Case:
         amax_out = int(np.prod(AMAX_SIZE))
         return {"fwd": x + v, "fwd_idx": x + v + i, "bwd": v + i + x, "step": 2 * (x + v + i), "avg_fwd": x + v,
                 "avg_bwd": v + x, "gap": x + self.shape[0] * self.shape[1] * item, "unpool": v + i + x,
-                "unpool_bwd": i + 2 * v, "amax": x + self.shape[0] * self.shape[1] * amax_out * (item + 8)}[op]
+                "unpool_bwd": i + 2 * v, "amax": x + self.shape[0] * self.shape[1] * amax_out * (item + 8),
+                "pool1d": x + v}[op]
 
     def meta(self):
         return {"name": self.name, "description": self.describe(), "shape": list(self.shape),
                 "out_shape": list(self.out_shape), "kernel": self.kernel, "stride": self.stride,
                 "padding": self.padding, "dilation": self.dilation, "ceil_mode": self.ceil_mode, "dtype": self.dtype,
-                "layout": self.layout, "nchw_twin": nchw_twin(self.name),
+                "layout": self.layout, "nchw_twin": nchw_twin(self.name), "one_d": self.one_d,
                 "bytes": {op: self.nbytes(op) for op in OPS}}
 
     def filled(self, seed=0, reference=None, ops=None, avg_reference=None):
@@ -227,6 +242,7 @@ class Case:
         only gap's where the case has dilation (average pooling has none). A channels-last case has the same data as its
         NCHW twin, its x, grad_out and reference indices in channels-last memory."""
         ops = tuple(OPS) if ops is None else tuple(ops)
+        ops = tuple(op for op in ops if not self.unfit(op))  # (a 1-D shape takes pool1d only, and only it)
         rng = np.random.default_rng(seed)
         self.x = rng.standard_normal(self.shape).astype(self.dtype)
         self.grad_out = rng.standard_normal(self.out_shape).astype(self.dtype)
@@ -251,7 +267,16 @@ class Case:
                or op in UNPOOL_OPS + ADAPTIVE_OPS and not self.unfit(op)]
         if avg:
             self.ref.update((avg_reference or slow_avg_reference)(self, avg))
+        if set(ops) & set(POOL1D_OPS):
+            import cpool.slow
+
+            self.ref["pool1d_values"] = cpool.slow.max_pool1d(self.x1d, *self.args, ceil_mode=self.ceil_mode)
         return self
+
+    @property
+    def x1d(self):
+        """A 1-D shape's input as max_pool1d takes it: the (N, C, W) view of x (channels-last memory for nhwc)."""
+        return self.x[:, :, 0, :]
 
     @property
     def avg_args(self):
@@ -280,6 +305,9 @@ class Case:
 
     def unfit(self, op):
         """Why ``op`` cannot run on this shape, or None."""
+        if self.one_d != (op in POOL1D_OPS):
+            return ("a 1-D shape (:1d): only pool1d runs on it" if self.one_d else
+                    "pool1d runs on the 1-D shapes only (NxCx1xW:...:1d, e.g. " + ", ".join(POOL1D_SHAPES) + ")")
         if op == "amax" and not self.amax_fits:
             return f"amax's {AMAX_SIZE[0]}x{AMAX_SIZE[1]} output needs H, W >= {min(AMAX_SIZE)}"
         if op in UNPOOL_OPS and not self.unpool_fits:
@@ -330,7 +358,7 @@ def parse_shape(token):
     """A Case (no data yet) from a name in SHAPES or a spec NxCxHxW[:kK][:sS][:pP][:dD][:ceil][:float64][:nhwc]
     (kernel 2, stride = kernel unless given; nhwc: the input in channels-last memory)."""
     name = token.strip()
-    m = _SPEC.match(SHAPES.get(name, name))
+    m = _SPEC.match(SHAPES.get(name) or POOL1D_SHAPES.get(name, name))
     if not m:
         raise ValueError(f"unknown shape {name!r}: use one of {', '.join(SHAPES)} or "
                          "NxCxHxW[:kK][:sS][:pP][:dD][:ceil][:float64][:nhwc]")
@@ -342,9 +370,13 @@ def parse_shape(token):
             opts["dtype"] = part
         elif part in LAYOUTS:
             opts["layout"] = part
+        elif part == "1d":
+            opts["one_d"] = True
         elif part[0] in "kspd" and part[1:].isdigit():
             opts[{"k": "kernel", "s": "stride", "p": "padding", "d": "dilation"}[part[0]]] = int(part[1:])
         else:
             raise ValueError(f"bad shape option {part!r} in {name!r}")
     opts.setdefault("stride", opts.get("kernel", 2))
+    if opts.get("one_d") and int(m.group(3)) != 1:
+        raise ValueError(f"a 1-D shape (:1d) has H = 1, got {name!r}")
     return Case(name, tuple(int(g) for g in m.groups()[:4]), **opts)

@@ -18,7 +18,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from cases import ADAPTIVE_OPS, AMAX_SIZE, AVG_OPS, LAYOUTS, MAX_OPS, OP_KEYS, UNPOOL_OPS, out_len, slow_avg_reference
+from cases import (
+    ADAPTIVE_OPS,
+    AMAX_SIZE,
+    AVG_OPS,
+    LAYOUTS,
+    MAX_OPS,
+    OP_KEYS,
+    POOL1D_OPS,
+    UNPOOL_OPS,
+    out_len,
+    slow_avg_reference,
+)
 
 # The question's loop layer lives in one place, examples/loop_pool.py (it imports examples/npnet.py).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
@@ -42,10 +53,12 @@ DESCRIPTIONS = {
                   "bit",
     "cpool-numpy": "cpool.slow, cpool's NumPy fallback (step: MaxPool2d(backend='numpy'); avg_fwd / avg_bwd / gap: "
                    "cpool.slow.avg_pool2d / avg_pool2d_backward / adaptive_avg_pool2d; unpool / unpool_bwd / amax: "
-                   "cpool.slow.max_unpool2d / max_unpool2d_backward / adaptive_max_pool2d)",
+                   "cpool.slow.max_unpool2d / max_unpool2d_backward / adaptive_max_pool2d; pool1d: "
+                   "cpool.slow.max_pool1d)",
     "cpool": "cpool.max_pool2d / max_pool2d_backward / MaxPool2d (avg_fwd / avg_bwd / gap: cpool.avg_pool2d / "
              "avg_pool2d_backward / adaptive_avg_pool2d(x, 1); unpool / unpool_bwd / amax: cpool.max_unpool2d / "
-             "max_unpool2d_backward / adaptive_max_pool2d(x, (7, 7), return_indices=True)), the compiled backend "
+             "max_unpool2d_backward / adaptive_max_pool2d(x, (7, 7), return_indices=True); pool1d: cpool.max_pool1d), "
+             "the compiled backend "
              "(Cython + OpenMP), fresh "
              "outputs; on the -nhwc shapes it is given the channels-last array (the NCHW view of (N, H, W) C memory) "
              "and runs its channels-last kernels without a copy, results in channels-last memory; cpool tN: at N "
@@ -53,12 +66,13 @@ DESCRIPTIONS = {
              "(cpool.set_num_threads(None)), which drops to one thread while the machine is busy",
     "cpool-out": "cpool.max_pool2d(..., out=) / max_pool2d_backward(..., out=) writing into output buffers allocated "
                  "once (in the input's memory layout) and reused by every call: no fresh pages to fault in; step: "
-                 "the two calls, each with out=; the average-pooling ops likewise with out=",
+                 "the two calls, each with out=; the average-pooling ops and pool1d likewise with out=",
     "torch": "torch.nn.functional.max_pool2d on torch.from_numpy (zero copy); bwd: "
              "torch.ops.aten.max_pool2d_with_indices_backward; step: the same two calls; avg_fwd F.avg_pool2d, avg_bwd "
              "aten.avg_pool2d_backward, gap F.adaptive_avg_pool2d(x, 1); unpool F.max_unpool2d, unpool_bwd "
              "torch.gather of grad_output at the indices per plane (the gradient's own formula), amax "
-             "F.adaptive_max_pool2d(x, 7, return_indices=True); torch tN: at N threads "
+             "F.adaptive_max_pool2d(x, 7, return_indices=True); pool1d F.max_pool1d (a tensor without grad: torch's "
+             "own 1-D kernel); torch tN: at N threads "
              "(torch.set_num_threads(N)); torch default: its thread count at import",
     "torch-cl": "torch on channels_last tensors (x.contiguous(memory_format=torch.channels_last), converted before "
                 "the timing; zero copy on the -nhwc shapes): F.max_pool2d, aten.max_pool2d_with_indices_backward on "
@@ -338,6 +352,8 @@ def _cpool_build(mod, backend):
             return _cpool_avg(mod, case, op)
         if op in UNPOOL_OPS + ADAPTIVE_OPS:
             return _cpool_unpool_amax(mod, case, op)
+        if op in POOL1D_OPS:
+            return _cpool_pool1d(mod, case)
         x, go, args, ceil = case.x, case.grad_out, case.args, case.ceil_mode
         if op == "fwd":
             return (lambda: mod.max_pool2d(x, *args, ceil_mode=ceil)), None
@@ -375,6 +391,17 @@ def _cpool_unpool_amax(mod, case, op):
     return (lambda: mod.max_unpool2d_backward(go, indices)), None
 
 
+def _cpool_pool1d(mod, case, out=False):
+    """(call, None) for cpool's (or cpool.slow's) max_pool1d of a 1-D shape's (N, C, W) rows; with out=, into a
+    buffer made once, in the input's memory layout."""
+    if not hasattr(mod, "max_pool1d"):
+        raise Unsupported(f"{mod.__name__} has no max_pool1d")
+    _fits(case, "pool1d")
+    x, args, ceil = case.x1d, case.args, case.ceil_mode
+    kw = {"out": empty_like_layout(case.out_shape, x.dtype, case.layout)[:, :, 0, :]} if out else {}
+    return (lambda: mod.max_pool1d(x, *args, ceil_mode=ceil, **kw)), None
+
+
 def empty_like_layout(shape, dtype, layout):
     """An uninitialised (N, C, H, W) array in ``layout`` memory, every page touched once (as a reused buffer is)."""
     N, C, H, W = shape
@@ -388,6 +415,8 @@ def _build_cpool_out(case, op):
 
     if op in AVG_OPS:
         return _cpool_avg(cpool, case, op, out=True)
+    if op in POOL1D_OPS:
+        return _cpool_pool1d(cpool, case, out=True)
     x, go, args, ceil = case.x, case.grad_out, case.args, case.ceil_mode
     wanted = ((case.out_shape, x.dtype, op != "bwd"), (case.out_shape, np.int64, op in ("fwd_idx", "step")),
               (case.shape, x.dtype, op in ("bwd", "step")))  # only the buffers the op writes
@@ -420,7 +449,8 @@ def _cpool(numpy=False, out=False):
 
     if numpy:
         return Method("cpool-numpy", DESCRIPTIONS["cpool-numpy"], _cpool_build(cpool.slow, "numpy"),
-                      ops=MAX_OPS + avg_ops(cpool.slow) + UNPOOL_OPS + ADAPTIVE_OPS, version=cpool.__version__)
+                      ops=MAX_OPS + avg_ops(cpool.slow) + UNPOOL_OPS + ADAPTIVE_OPS + POOL1D_OPS,
+                      version=cpool.__version__)
     name = "cpool-out" if out else "cpool"
     if cpool.backend != "cython":
         return unavailable(name, f"cpool's compiled backend is not active (backend={cpool.backend!r}): "
@@ -431,7 +461,7 @@ def _cpool(numpy=False, out=False):
     # The unpooling and adaptive ops are timed as fresh-output calls only (cpool, not cpool-out).
     new_ops = () if out else UNPOOL_OPS + ADAPTIVE_OPS
     return Method(name, DESCRIPTIONS[name], _build_cpool_out if out else _cpool_build(cpool, None),
-                  ops=MAX_OPS + avg_ops(cpool) + new_ops, set_threads=cpool.set_num_threads,
+                  ops=MAX_OPS + avg_ops(cpool) + new_ops + POOL1D_OPS, set_threads=cpool.set_num_threads,
                   default_threads=_cpool_default_threads, version=cpool.__version__, layouts=LAYOUTS)
 
 
@@ -458,6 +488,10 @@ def _torch():
         if op in UNPOOL_OPS + ADAPTIVE_OPS:
             return _torch_unpool_amax(torch, case, op, lambda a: torch.from_numpy(a)), None
         k, s, p, d, ceil = *case.args, case.ceil_mode
+        if op in POOL1D_OPS:  # torch's own 1-D values-only kernel (max_pool1d_impl: a tensor without grad)
+            _fits(case, op)
+            x1 = torch.from_numpy(case.x1d)
+            return (lambda: F.max_pool1d(x1, k, s, p, d, ceil)), None
         if op in ("fwd", "fwd_idx"):
             return (lambda: F.max_pool2d(xt, k, s, p, d, ceil, return_indices=op == "fwd_idx")), None
         if op == "bwd":
@@ -470,7 +504,7 @@ def _torch():
             return out, idx, aten.max_pool2d_with_indices_backward(got, xt, k, s, p, d, ceil, idx)
         return step, None
 
-    return _torch_method("torch", build, torch)
+    return _torch_method("torch", build, torch, ops=MAX_OPS + AVG_OPS + UNPOOL_OPS + ADAPTIVE_OPS + POOL1D_OPS)
 
 
 def _torch_avg(torch, case, op, xt, got):

@@ -46,7 +46,8 @@ TABLE_TITLES = {"fwd_idx": "Forward with indices", "fwd": "Forward, values only"
                 "gap": "Global average pooling (adaptive_avg_pool2d(x, 1))",
                 "unpool": "Max unpooling (max_unpool2d of max_pool2d's values and indices)",
                 "unpool_bwd": "Max unpooling, backward (max_unpool2d_backward)",
-                "amax": "Adaptive max pooling to 7x7 with indices (adaptive_max_pool2d)"}
+                "amax": "Adaptive max pooling to 7x7 with indices (adaptive_max_pool2d)",
+                "pool1d": "1-D max pooling, values only (max_pool1d)"}
 WIDTH = 78  # the README's line length
 
 

@@ -91,7 +91,7 @@ def test_shapes_catalogue_and_parser():
     assert mnist.nbytes("avg_fwd") == mnist.nbytes("avg_bwd") == 6_422_528 + 1_605_632
     assert mnist.nbytes("gap") == 6_422_528 + 64 * 32 * 4 and set(mnist.meta()["bytes"]) == set(C.OPS)
     assert C.parse_shape("resnet-stem").avg_args == (3, 2, 1, False)
-    assert {sh for *_, shapes, _ in C.TARGETS for sh in shapes} <= set(C.SHAPES)
+    assert {sh for *_, shapes, _ in C.TARGETS for sh in shapes} <= set(C.SHAPES) | set(C.POOL1D_SHAPES)
     assert [c.name for c, _ in floors.backward_targets()] == ["mnist-conv", "mnist-first", "14x14x64", "resnet-stem",
                                                               "large"]
 
@@ -369,7 +369,7 @@ def test_average_pooling_targets():
     assert rows["NumPy fallback, average pooling"] == ["mnist-conv avg_fwd 1.2x; mnist-conv avg_bwd 1.2x", "met"]
     assert "average pooling backward, NHWC" not in rows  # not measured
     for label, _, ops, shapes, checks in C.TARGETS:  # every row names known ops, shapes and methods
-        assert set(ops) <= set(C.OPS) and set(shapes) <= set(C.SHAPES), label
+        assert set(ops) <= set(C.OPS) and set(shapes) <= set(C.SHAPES) | set(C.POOL1D_SHAPES), label
         for mine, rival, *_ in checks:
             assert {n.split()[0] for n in (mine, rival)} <= {*M.METHOD_NAMES, "roofline"}, label
 
@@ -843,3 +843,54 @@ def test_readme_from_a_real_run_and_the_readme_has_its_markers(small_run):
     else:
         assert re.match(r"[\d,.]+x faster than the loop on a forward \+ backward pass: torch was not in the", intro)
     RM.spans((Path(__file__).resolve().parent.parent / "README.md").read_text())
+
+
+# ---- 1-D max pooling (the pool1d op) --------------------------------------------------------------
+
+def test_pool1d_op_and_its_shapes():
+    p = B.build_parser()
+    s = B.settings_from_args(p.parse_args(["--ops", "pool1d"]))
+    assert s.ops == ["pool1d"] and [c.name for c in s.shapes] == list(C.POOL1D_SHAPES)
+    s = B.settings_from_args(p.parse_args(["--ops", "all", "--quick"]))
+    assert "pool1d" in s.ops and [c.name for c in s.shapes] == [*C.QUICK_SHAPES, *C.POOL1D_SHAPES]
+    assert not any(c.one_d for c in B.settings_from_args(p.parse_args([])).shapes)  # the default run has none
+    case = C.parse_shape("pool1d-k3s1p1")
+    assert case.one_d and case.shape == (64, 128, 1, 4096) and case.out_shape == (64, 128, 1, 4096)
+    assert case.describe() == "64x128x4096 (1-D) k3 s1 p1" and case.nbytes("pool1d") == 2 * 64 * 128 * 4096 * 4
+    assert "only pool1d" in case.unfit("fwd") and "1-D shapes only" in C.parse_shape("tiny").unfit("pool1d")
+    with pytest.raises(ValueError, match="H = 1"):
+        C.parse_shape("2x3x4x5:1d")
+    labels = [t[0] for t in C.TARGETS]
+    assert "max_pool1d, 64x128x4096 k2 s2 and k3 s1 p1" in labels and "max_pool1d, 64x128x4096, out= buffers" in labels
+
+
+def test_a_tiny_pool1d_run_and_its_gate(tmp_path, monkeypatch):
+    import cpool
+
+    shapes = "2x8x1x40:k2:s2:1d,2x8x1x40:k3:s1:p1:1d:nhwc,2x3x8x8"
+    s = B.settings_from_args(B.build_parser().parse_args(
+        ["--quick", "--ops", "pool1d", "--shapes", shapes, "--methods", "cpool,cpool-out,cpool-numpy,torch,loop",
+         "--threads", "1", "--no-chart", "--no-progress", "--out", str(tmp_path)]))
+    results = B.run(s, log=[].append)
+    assert not [e for e in results["entries"] if e["status"] in ("error", "mismatch")]
+    timed = {(e["shape"], e["variant"]) for e in results["entries"] if R.timed(e)}
+    assert all(e["exact"] for e in results["entries"] if R.timed(e))
+    compiled, torch = cpool.backend == "cython", M.get_methods(["torch"])[0].build is not None
+    for shape in shapes.split(",")[:2]:  # (cpool-numpy and torch run on NCHW memory only)
+        assert ((shape, "cpool-numpy") in timed) == ("nhwc" not in shape)
+        assert ((shape, "cpool t1") in timed) == compiled and ((shape, "cpool-out t1") in timed) == compiled
+        assert ((shape, "torch t1") in timed) == (torch and "nhwc" not in shape)
+    na = [e for e in results["entries"] if e["shape"] == "2x3x8x8"]
+    assert na and all(e["status"] == "n/a" and ("1-D shapes only" in e["reason"] or e["method"] == "loop")
+                      for e in na)
+    assert "## pool1d: 1-D max pooling" in R.render(results, md=True)
+    assert "1-D max pooling, values only (max_pool1d)" in RM.results_section(results)
+    # a wrong max_pool1d is caught by the gate
+    (cp,) = M.get_methods(["cpool"])
+    if cp.build is None:
+        pytest.skip(cp.note)
+    case = C.parse_shape("2x8x1x40:k2:s2:1d").filled(ops=C.POOL1D_OPS)
+    real = cpool.max_pool1d
+    monkeypatch.setattr(cpool, "max_pool1d", lambda *a, **k: real(*a, **k) + 1)
+    e, call = B.prepare(cp, 1, case, "pool1d", B.Settings([], repeat=2, min_time=0.0, warmup=0, settle=0.0))
+    assert e["status"] == "mismatch" and call is None and e["reason"].startswith("pool1d_values:")

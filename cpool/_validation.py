@@ -1166,10 +1166,12 @@ def ncl_order(shape: Sequence[int], nwc: bool) -> tuple[int, ...]:
     return shape[:-2] + (shape[-1], shape[-2]) if nwc else shape
 
 
-def check_input_1d(value: Any, name: str, dtypes: frozenset[np.dtype], op: str, nwc: bool) -> np.ndarray:
-    """``value`` as an ndarray of one of ``dtypes``, 2-D or 3-D (``op`` names the function)."""
+def check_input_1d(value: Any, name: str, dtypes: frozenset[np.dtype], op: str, nwc: bool,
+                   dtypes_of: str | None = None) -> np.ndarray:
+    """``value`` as an ndarray of one of ``dtypes``, 2-D or 3-D (``op`` names
+    the function; ``dtypes_of``, if given, what ``dtypes`` are those of)."""
     arr = as_input_array(value, name)
-    _check_dtype(arr, name, dtypes, op)
+    _check_dtype(arr, name, dtypes, dtypes_of or op)
     if arr.ndim not in (2, 3):
         what = "2-D (L, C) or 3-D (N, L, C)" if nwc else "2-D (C, L) or 3-D (N, C, L)"
         raise ValueError(f"{op}: {name} must be a {what} array, got {name}.ndim={arr.ndim} with "

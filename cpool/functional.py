@@ -827,8 +827,8 @@ def bind_1d(ops, module=__name__):
         nwc, fmt2 = fmt(data_format)
         # torch's values-only max_pool1d kernel has no integer types; its
         # indices path (max_pool2d_with_indices) has them all.
-        x = check_input_1d(input, "input", FORWARD_DTYPES if with_indices else float_dtypes,
-                           "max_pool1d" if with_indices else "max_pool1d without return_indices", nwc)
+        x = check_input_1d(input, "input", FORWARD_DTYPES if with_indices else float_dtypes, "max_pool1d", nwc,
+                           None if with_indices else "max_pool1d without return_indices")
         check_nonempty_1d(x.shape, "input", nwc, "max_pool1d")
         OL = pool1d_length(x.shape, a, "input", nwc)
         out2 = None

@@ -261,6 +261,108 @@ ERROR_CASES = [
 ] + AVG_ERROR_CASES + OTHER_ERROR_CASES
 
 
+# 1-D pooling: each argument named as the 1-D call has it (never a 2-D spelling such as "(1, 2)").
+def api1d(name, *args, **kwargs):
+    def call(m):
+        if m is cpool:
+            return getattr(cpool, name)(*args, **kwargs)
+        from cpool.module import _functions_1d
+        return getattr(_functions_1d(m.module), name)(*args, **kwargs)
+    return call
+
+
+X1 = np.zeros((1, 2, 6), np.float32)
+V1, I1 = cpool.slow.max_pool1d(X1, 2, return_indices=True)
+POOL1D_ERROR_CASES = [
+    ("max_pool1d kernel_size pair", api1d("max_pool1d", X1, (2, 2)), ValueError,
+     r"kernel_size must be an int or a tuple of one int for 1-D pooling, got kernel_size=\(2, 2\) with 2 elements"),
+    ("max_pool1d kernel_size 0", api1d("max_pool1d", X1, 0), ValueError,
+     r"kernel_size must be positive, got kernel_size=0$"),
+    ("max_pool1d kernel_size float", api1d("max_pool1d", X1, 2.0), TypeError,
+     r"kernel_size must be an int or a tuple of one int, got kernel_size=2.0 \(type float\)"),
+    ("max_pool1d stride pair", api1d("max_pool1d", X1, 2, (1, 1)), ValueError, r"got stride=\(1, 1\) with 2 elements"),
+    ("max_pool1d stride 0", api1d("max_pool1d", X1, 2, 0), ValueError, r"stride must be positive, got stride=0$"),
+    ("max_pool1d padding above half the kernel", api1d("max_pool1d", X1, 2, 2, 2), ValueError,
+     r"padding must be at most half of kernel_size, got padding=2 with kernel_size=2$"),
+    ("max_pool1d dilation 0", api1d("max_pool1d", X1, 2, dilation=0), ValueError, r"dilation must be positive"),
+    ("max_pool1d ceil_mode not bool", api1d("max_pool1d", X1, 2, ceil_mode=1), TypeError, r"ceil_mode=1"),
+    ("max_pool1d 4-D input", api1d("max_pool1d", X1[None], 2), ValueError,
+     r"max_pool1d: input must be a 2-D \(C, L\) or 3-D \(N, C, L\) array, got input.ndim=4"),
+    ("max_pool1d NWC 1-D input", api1d("max_pool1d", X1[0, 0], 2, data_format="NWC"), ValueError,
+     r"input must be a 2-D \(L, C\) or 3-D \(N, L, C\) array, got input.ndim=1"),
+    ("max_pool1d zero length", api1d("max_pool1d", X1[..., :0], 2), ValueError,
+     r"max_pool1d: input must have non-zero channel and length dimensions .*input.shape=\(1, 2, 0\)"),
+    ("max_pool1d output smaller than 1", api1d("max_pool1d", X1, 7), ValueError,
+     r"output size is too small: input.shape=\(1, 2, 6\) with kernel_size=7, .* gives an output of length 0"),
+    ("max_pool1d int64 without return_indices", api1d("max_pool1d", X1.astype(np.int64), 2), TypeError,
+     r"max_pool1d without return_indices does not support input.dtype=int64; supported dtypes: float16, float32, "
+     r"float64$"),
+    ("max_pool1d bool input", api1d("max_pool1d", X1.astype(bool), 2, return_indices=True), TypeError,
+     r"max_pool1d does not support input.dtype=bool"),
+    ("max_pool1d data_format NCHW", api1d("max_pool1d", X1, 2, data_format="NCHW"), ValueError,
+     r'data_format must be "NCW" or "NWC", got data_format=\'NCHW\''),
+    ("max_pool1d out of the wrong shape", api1d("max_pool1d", X1, 2, out=np.zeros((1, 2, 4), np.float32)),
+     ValueError, r"out must have shape \(1, 2, 3\), got out.shape=\(1, 2, 4\)"),
+    ("max_pool1d_backward index past the row", api1d("max_pool1d_backward", V1, I1 + 6, X1.shape), ValueError,
+     r"indices contains 6, outside input_shape's length of length 6; valid indices are -1 <= index < 6"),
+    ("max_pool1d_backward index below -1", api1d("max_pool1d_backward", V1, I1 - 8, X1.shape), ValueError,
+     r"indices contains -8, outside input_shape's length"),
+    ("max_pool1d_backward int32 indices", api1d("max_pool1d_backward", V1, I1.astype(np.int32), X1.shape),
+     TypeError, r"max_pool1d_backward: indices must be an int64 array, got indices.dtype=int32"),
+    ("max_pool1d_backward indices of another shape", api1d("max_pool1d_backward", V1, I1[..., :2], X1.shape),
+     ValueError, r"indices and grad_output must have the same shape"),
+    ("max_pool1d_backward input_shape of other channels", api1d("max_pool1d_backward", V1, I1, (1, 3, 6)),
+     ValueError, r"input_shape and grad_output must agree in their leading \(batch, channel\) dimensions"),
+    ("max_pool1d_backward input_shape of 2-D pooling", api1d("max_pool1d_backward", V1, I1, (1, 2, 1, 6)),
+     ValueError, r"input_shape must have as many dimensions as grad_output \(3\)"),
+    ("avg_pool1d kernel_size pair", api1d("avg_pool1d", X1, (2, 2)), ValueError, r"kernel_size=\(2, 2\) with 2"),
+    ("avg_pool1d int32 input", api1d("avg_pool1d", X1.astype(np.int32), 2), TypeError,
+     r"avg_pool1d does not support input.dtype=int32"),
+    ("avg_pool1d count_include_pad not bool", api1d("avg_pool1d", X1, 2, count_include_pad="no"), TypeError,
+     r"count_include_pad must be a bool"),
+    ("avg_pool1d_backward grad_output of another length", api1d("avg_pool1d_backward", V1[..., :2], X1.shape, 2),
+     ValueError, r"avg_pool1d_backward: grad_output must have the output length of input_shape=\(1, 2, 6\) \(3\)"),
+    ("adaptive_avg_pool1d output_size pair", api1d("adaptive_avg_pool1d", X1, (2, 2)), ValueError,
+     r"output_size must be an int or a tuple of one int for 1-D pooling, got output_size=\(2, 2\)"),
+    ("adaptive_avg_pool1d output_size None", api1d("adaptive_avg_pool1d", X1, None), TypeError,
+     r"output_size must be an int or a tuple of one int, got output_size=None"),
+    ("adaptive_max_pool1d output_size (None,)", api1d("adaptive_max_pool1d", X1, (None,)), TypeError,
+     r"output_size=\(None,\)"),
+    ("adaptive_max_pool1d output_size negative", api1d("adaptive_max_pool1d", X1, -1), ValueError,
+     r"output_size must be non-negative, got output_size=-1"),
+    ("adaptive_max_pool1d zero channels", api1d("adaptive_max_pool1d", np.zeros((2, 0, 5), np.float32), 2),
+     ValueError, r"adaptive_max_pool1d: input must have non-zero channel and length dimensions"),
+    ("adaptive_avg_pool1d zero length", api1d("adaptive_avg_pool1d", np.zeros((2, 3, 0), np.float32), 2),
+     ValueError, r"adaptive_avg_pool1d: input must have non-zero length dimensions"),
+    ("adaptive_max_pool1d_backward index past the row",
+     api1d("adaptive_max_pool1d_backward", V1, I1 + 6, X1.shape), ValueError,
+     r"indices contains 6, outside input_shape's length of length 6; valid indices are 0 <= index < 6"),
+    ("max_unpool1d kernel_size pair", api1d("max_unpool1d", V1, I1, (2, 2)), ValueError,
+     r"kernel_size must be an int or a tuple of one int for 1-D pooling"),
+    ("max_unpool1d output_size of 2 entries", api1d("max_unpool1d", V1, I1, 2, output_size=(2, 6)), ValueError,
+     r"output_size must have 1 or 3 elements, got output_size=\(2, 6\) with 2"),
+    ("max_unpool1d output_size int", api1d("max_unpool1d", V1, I1, 2, output_size=6), TypeError,
+     r"output_size must be None or a sequence of ints, got output_size=6"),
+    ("max_unpool1d output_size out of range", api1d("max_unpool1d", V1, I1, 2, output_size=(8,)), ValueError,
+     r"output_size must be strictly between 4 and 8 \(the default length 6 plus or minus the stride\)"),
+    ("max_unpool1d index -1", api1d("max_unpool1d", V1, I1 * 0 - 1, 2), ValueError,
+     r"indices contains -1, outside the unpooled output of length 6; valid indices are 0 <= index < 6"),
+    ("max_unpool1d padding leaving no output", api1d("max_unpool1d", V1, I1, 2, 2, 5), ValueError,
+     r"the unpooled output must have a positive length"),
+    ("max_unpool1d int64 input", api1d("max_unpool1d", I1, I1, 2), TypeError,
+     r"max_unpool1d does not support input.dtype=int64"),
+    ("max_unpool1d_backward index past grad_output", api1d("max_unpool1d_backward", X1, I1 + 6), ValueError,
+     r"indices contains 6, outside grad_output of length 6"),
+    ("max_unpool1d_backward other channels", api1d("max_unpool1d_backward", X1, np.zeros((1, 3, 3), np.int64)),
+     ValueError, r"indices must have grad_output's batch and channel dimensions"),
+    ("MaxPool1d kernel_size pair", lambda m: cpool.MaxPool1d((2, 2)), ValueError, r"kernel_size=\(2, 2\) with 2"),
+    ("AvgPool1d padding above half the kernel", lambda m: cpool.AvgPool1d(2, padding=2), ValueError,
+     r"padding must be at most half of kernel_size, got padding=2 with kernel_size=2$"),
+    ("MaxUnpool1d stride 0", lambda m: cpool.MaxUnpool1d(2, 0), ValueError, r"stride must be positive"),
+]
+ERROR_CASES += POOL1D_ERROR_CASES
+
+
 @pytest.mark.parametrize("case", ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
 def test_bad_input_raises(backend, case):
     _, call, exc, pattern = case
