@@ -490,3 +490,30 @@ def test_public_names():
         assert "Examples" in getattr(cpool, name).__doc__
     for name in ("MaxPool1d", "AvgPool1d", "AdaptiveAvgPool1d", "AdaptiveMaxPool1d", "MaxUnpool1d"):
         assert name in cpool.__all__
+
+
+def test_odd_memory_is_pooled_like_the_array(f1, rng):
+    # strided (contiguous in neither order: copied), byte-swapped and list inputs give the same bits
+    x = salted(rng, (2, 5, 40), np.float32)
+    want_v, want_i = f1.max_pool1d(x[:, :, ::2], 3, 2, 1, return_indices=True)
+    strided = np.ascontiguousarray(x)[:, :, ::2]
+    for odd in (strided, strided.astype(strided.dtype.newbyteorder(">"))):
+        v, i = f1.max_pool1d(odd, 3, 2, 1, return_indices=True)
+        assert_same(v, want_v)
+        assert_same(i, want_i)
+    v, i = f1.max_pool1d(strided.tolist(), 3, 2, 1, return_indices=True)  # a list: float64, as NumPy converts it
+    assert_same(v, want_v.astype(np.float64))
+    assert_same(i, want_i)
+    assert_same(f1.avg_pool1d(strided.astype(">f4"), 3, 2, 1), f1.avg_pool1d(np.ascontiguousarray(strided), 3, 2, 1))
+    assert not np.shares_memory(f1.max_pool1d(x, 1), x)  # a new array, never the input
+
+
+def test_no_copy_of_channels_last_input(f1, rng, monkeypatch):
+    # the 2-D path gets a view of the caller's memory: (N, C, 1, L) of channels-last memory is channels-last
+    x = np.ascontiguousarray(salted(rng, (2, 40, 6), np.float32)).transpose(0, 2, 1)
+    from cpool import _validation
+    seen = []
+    real = _validation.as_native
+    monkeypatch.setattr(_validation, "as_native", lambda a: seen.append(a) or real(a))
+    f1.max_pool1d(x, 2)
+    assert all(np.shares_memory(a, x) for a in seen)
