@@ -517,3 +517,19 @@ def test_no_copy_of_channels_last_input(f1, rng, monkeypatch):
     monkeypatch.setattr(_validation, "as_native", lambda a: seen.append(a) or real(a))
     f1.max_pool1d(x, 2)
     assert all(np.shares_memory(a, x) for a in seen)
+
+
+def test_repeated_calls_still_checked(f1):
+    # the second call of the same arguments skips the 1-D checks; others still run them
+    x = np.arange(16, dtype=np.float32).reshape(1, 2, 8)
+    first = f1.max_pool1d(x, 2)
+    assert_same(f1.max_pool1d(x, 2), first)
+    assert_same(f1.max_pool1d(x.copy(), 2), first)
+    with pytest.raises(TypeError, match="kernel_size=True"):
+        f1.max_pool1d(x, True)
+    with pytest.raises(TypeError, match="without return_indices"):
+        f1.max_pool1d(x.astype(np.int64), 2)
+    with pytest.raises(ValueError, match="output size is too small"):
+        f1.max_pool1d(x[..., :1], 2)
+    v, i = f1.max_pool1d(x.astype(np.int64), 2, return_indices=True)
+    assert_same(v, first.astype(np.int64))
