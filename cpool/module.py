@@ -610,6 +610,11 @@ def _functions_1d(impl):
     return fns
 
 
+def _base_shape(held):
+    """The shape of the array owning ``held``'s memory (for :func:`_reusable`)."""
+    return (held if held.base is None else held.base).shape
+
+
 def _format_1d(data_format):
     from ._validation import DATA_FORMATS_1D
     return "NWC" if check_data_format(data_format, DATA_FORMATS_1D) else "NCW"
@@ -660,15 +665,28 @@ class MaxPool1d(_Layer1d):
         self.ceil_mode = ceil_mode
         self.indices = None
         self._input_shape = None
+        self._input_key = None  # shape, dtype and strides of the last forward input: its results' shapes and layout
 
     def updateOutput(self, input):
         """Pool ``input``; sets ``self.output`` and ``self.indices``; returns
-        ``self.output`` (``(output, indices)`` with ``return_indices``)."""
+        ``self.output`` (``(output, indices)`` with ``return_indices``).
+
+        As :class:`MaxPool2d`, the layer writes into its last output and
+        indices when the input is laid out as the last one was and nothing
+        else refers to them."""
+        key = (np.shape(input), getattr(input, "dtype", None), getattr(input, "strides", None))
+        out = None
+        if (key == self._input_key and self.output is not None and self.indices is not None
+                and _reusable(self.output, _base_shape(self.output), self.output.dtype) is not None
+                and _reusable(self.indices, _base_shape(self.indices), np.dtype(np.int64)) is not None):
+            out = (self.output, self.indices)
         self.output = self.indices = None  # dropped first: a failure leaves no stale result
+        self._input_key = None
         self.output, self.indices = self._f.max_pool1d(input, self.kernel_size, self.stride, self.padding,
                                                        self.dilation, self.ceil_mode, True,
-                                                       data_format=self.data_format)
+                                                       data_format=self.data_format, out=out)
         self._input_shape = np.shape(input)
+        self._input_key = key if isinstance(input, np.ndarray) else None
         return (self.output, self.indices) if self.return_indices else self.output
 
     def updateGradInput(self, input, gradOutput):
@@ -679,9 +697,15 @@ class MaxPool1d(_Layer1d):
         if tuple(np.shape(input)) != tuple(self._input_shape):
             raise ValueError(f"input.shape={tuple(np.shape(input))!r} differs from the shape of the last forward "
                              f"input {tuple(self._input_shape)!r}; call forward() on this input first")
+        out = None
+        # (every index is checked before anything is written into the reused buffer)
+        if (self.gradInput is not None and self.gradInput.shape == tuple(self._input_shape)
+                and self.gradInput.dtype == getattr(gradOutput, "dtype", None)
+                and _reusable(self.gradInput, _base_shape(self.gradInput), self.gradInput.dtype) is not None):
+            out = self.gradInput
         self.gradInput = None
         self.gradInput = self._f.max_pool1d_backward(gradOutput, self.indices, self._input_shape,
-                                                     data_format=self.data_format)
+                                                     data_format=self.data_format, out=out)
         return self.gradInput
 
     def __repr__(self):

@@ -533,3 +533,35 @@ def test_repeated_calls_still_checked(f1):
         f1.max_pool1d(x[..., :1], 2)
     v, i = f1.max_pool1d(x.astype(np.int64), 2, return_indices=True)
     assert_same(v, first.astype(np.int64))
+
+
+@pytest.mark.parametrize("backend_name", ["cython", "numpy"])
+def test_max_pool1d_layer_reuses_its_buffers(rng, backend_name, request):
+    if backend_name == "cython":
+        request.getfixturevalue("compiled")
+    for x in (rng.standard_normal((2, 3, 12)).astype(np.float32),
+              np.ascontiguousarray(rng.standard_normal((2, 12, 3)).astype(np.float32)).transpose(0, 2, 1)):
+        pool = cpool.MaxPool1d(3, 2, 1, backend=backend_name)
+        pool.forward(x)
+        g = np.ones_like(pool.output)
+        pool.backward(x, g)
+        ids = id(pool.output), id(pool.indices), id(pool.gradInput)
+        memory = pool.output.__array_interface__["data"][0], pool.gradInput.__array_interface__["data"][0]
+        x2 = x * 2
+        v = pool.forward(x2)  # nothing else refers to the last results: written in place
+        assert (id(pool.output), id(pool.indices)) == ids[:2] and v is pool.output
+        assert pool.output.__array_interface__["data"][0] == memory[0]
+        assert_same(v, cpool.slow.max_pool1d(x2, 3, 2, 1))
+        assert pool.backward(x2, g) is pool.gradInput and id(pool.gradInput) == ids[2]
+        assert pool.gradInput.__array_interface__["data"][0] == memory[1]
+        kept = pool.forward(x)  # a result the caller holds is never overwritten
+        kept_copy = kept.copy()
+        other = pool.forward(x2)
+        assert other is not kept and (kept == kept_copy).all()
+        bad = pool.indices.copy()
+        bad.flat[0] = 99
+        pool.indices = bad  # tampered indices: an error, and the held gradient left as it was
+        grad_before = pool.gradInput.copy()
+        with pytest.raises(ValueError, match="indices contains 99"):
+            pool.backward(x2, g)
+        assert pool.gradInput is None or (pool.gradInput == grad_before).all()
