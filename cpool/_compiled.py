@@ -422,14 +422,15 @@ def _as_5d(a: np.ndarray) -> np.ndarray:
 
 def max3d_forward_planes(x: np.ndarray, g: Any, with_indices: bool, channels_last: bool = False,
                          out: np.ndarray | None = None, indices_out: np.ndarray | None = None,
-                         seed_depth: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+                         nodepth_from: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """3-D max-pool ``x``; see :func:`cpool.slow.max3d_forward_planes`."""
     half = x.dtype == _F16
     fn = _float_kernel("max_pool3d_forward_into", _F32 if half else x.dtype)
     if fn is None:
         from . import slow
-        return slow.max3d_forward_planes(x, g, with_indices, channels_last, out, indices_out, seed_depth)
+        return slow.max3d_forward_planes(x, g, with_indices, channels_last, out, indices_out, nodepth_from)
     x5 = _as_5d(x)
+    C = x5.shape[4] if channels_last else x5.shape[1]
     if half:
         x5 = x5.astype(_F32)
     shape = x5.shape[:1] + ((g.OD, g.OH, g.OW, x5.shape[4]) if channels_last else (x5.shape[1], g.OD, g.OH, g.OW))
@@ -437,7 +438,10 @@ def max3d_forward_planes(x: np.ndarray, g: Any, with_indices: bool, channels_las
     i5 = None
     if with_indices:
         i5 = np.empty(shape, dtype=_I64) if indices_out is None else _as_5d(indices_out)
-    fn(x5, o5, i5, g, threads_for(x.size), adaptive_threads(), channels_last, seed_depth)
+    if not fn(x5, o5, i5, g, threads_for(x.size), adaptive_threads(), channels_last,
+              C if nodepth_from is None else nodepth_from):
+        from . import slow  # a volume beyond the kernels' 32-bit positions
+        return slow.max3d_forward_planes(x, g, with_indices, channels_last, out, indices_out, nodepth_from)
     if half:
         if out is None:
             o5 = o5.astype(_F16)

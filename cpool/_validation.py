@@ -1093,13 +1093,15 @@ def pool3d_geometry(shape: tuple[int, ...], kernel: _Triple, stride: _Triple, pa
 
 def prepare_max3d_forward(input: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: Any,
                           return_indices: Any, data_format: Any = "NCDHW"
-                          ) -> tuple[np.ndarray, Pool3dGeometry, bool, bool, bool, bool]:
+                          ) -> tuple[np.ndarray, Pool3dGeometry, bool, bool, bool, int]:
     """Validate a max_pool3d call. Returns ``(memory, geometry,
-    return_indices, channels_last, swapped, seed_depth)``, the first five as
-    :func:`prepare_forward` (memory (..., C, D, H, W) or (..., D, H, W, C),
-    see :func:`resolve_layout`); ``seed_depth`` is False where PyTorch would
-    run its channels_last_3d kernel, whose windows start from an index
-    without their depth (:func:`cpool.slow.max3d_forward_planes`)."""
+    return_indices, channels_last, swapped, nodepth_from)``, the first five
+    as :func:`prepare_forward` (memory (..., C, D, H, W) or (..., D, H, W,
+    C), see :func:`resolve_layout`); channels ``nodepth_from`` and up start
+    their windows from an index without its depth, as PyTorch's
+    channels_last_3d kernel does in its scalar tail
+    (:func:`cpool.slow.max3d_forward_planes`); C where PyTorch would run its
+    planes kernel."""
     kernel, stride_, pad, dil, ceil = parse_pool3d_args(kernel_size, stride, padding, dilation, ceil_mode)
     with_indices = _as_bool(return_indices, "return_indices")
     ndhwc = check_data_format(data_format, DATA_FORMATS_3D)
@@ -1107,11 +1109,16 @@ def prepare_max3d_forward(input: Any, kernel_size: Any, stride: Any, padding: An
     _check_dtype(arr, "input", FORWARD_DTYPES, "max_pool3d")
     check_ndim3d(arr, "input", ndhwc)
     g = pool3d_geometry(arr.shape, kernel, stride_, pad, dil, ceil, "input", ndhwc)
-    torch_cl = _torch_channels_last3d(arr, ndhwc)
-    if torch_cl:
+    C = ncdhw_order(arr.shape, ndhwc)[-4]
+    nodepth_from = C
+    if _torch_channels_last3d(arr, ndhwc):
         _check_channels_last3d_volume(arr.dtype, g)
+        # The kernel's vector lanes seed correctly; its scalar tail, the
+        # last C % lanes channels (lanes: torch's AVX2 Vectorized<T>::size()),
+        # drops the depth.
+        nodepth_from = C - C % (32 // arr.dtype.itemsize)
     mem, channels_last, swapped = resolve_layout(arr, ndhwc, 3)
-    return mem, g, with_indices, channels_last, swapped, not torch_cl
+    return mem, g, with_indices, channels_last, swapped, nodepth_from
 
 
 def _torch_channels_last3d(arr: np.ndarray, ndhwc: bool) -> bool:

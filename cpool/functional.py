@@ -761,10 +761,10 @@ def bind_max3d(impl, module=__name__):
 
     def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False,
                    *, data_format="NCDHW", out=None):
-        x, g, with_indices, cl, swapped, seed_depth = prepare_max3d_forward(
+        x, g, with_indices, cl, swapped, nodepth_from = prepare_max3d_forward(
             input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, data_format)
         if out is None:
-            values, idx = impl.max3d_forward_planes(x, g, with_indices, cl, None, None, seed_depth)
+            values, idx = impl.max3d_forward_planes(x, g, with_indices, cl, None, None, nodepth_from)
             values = to_format(values, swapped, cl, 3)
             return (values, to_format(idx, swapped, cl, 3)) if with_indices else values
         mem_shape = x.shape[:-4] + ((g.OD, g.OH, g.OW, x.shape[-1]) if cl else (x.shape[-4], g.OD, g.OH, g.OW))
@@ -782,7 +782,7 @@ def bind_max3d(impl, module=__name__):
             out_values, out_indices = check_out(out, "out", shape, x.dtype, sources), None
         mem_values = writable_memory(out_values, swapped, cl, 3)
         mem_indices = None if out_indices is None else writable_memory(out_indices, swapped, cl, 3)
-        values, idx = impl.max3d_forward_planes(x, g, with_indices, cl, mem_values, mem_indices, seed_depth)
+        values, idx = impl.max3d_forward_planes(x, g, with_indices, cl, mem_values, mem_indices, nodepth_from)
         if mem_values is None:  # out is laid out otherwise: the result goes in by a copy
             np.copyto(out_values, to_format(values, swapped, cl, 3))
         if out_indices is not None and mem_indices is None:

@@ -643,14 +643,14 @@ class MaxPool3d(_PoolingLayer):
     def updateOutput(self, input):
         """Pool ``input``; sets ``self.output`` (and ``self.indices``) and returns
         ``self.output``, or ``(self.output, self.indices)`` with ``return_indices``."""
-        x, g, _, cl, swapped, seed_depth = prepare_max3d_forward(input, self.kernel_size, self.stride, self.padding,
+        x, g, _, cl, swapped, nodepth_from = prepare_max3d_forward(input, self.kernel_size, self.stride, self.padding,
                                                                  self.dilation, self.ceil_mode, True,
                                                                  self.data_format)
         shape = x.shape[:-4] + ((g.OD, g.OH, g.OW, x.shape[-1]) if cl else (x.shape[-4], g.OD, g.OH, g.OW))
         out = _reusable(self.output, shape, x.dtype)
         idx = _reusable(self._indices, shape, np.dtype(np.int64))
         self.output = self._indices = None  # dropped first: a failure leaves no stale result
-        values, idx = self._impl.max3d_forward_planes(x, g, True, cl, out, idx, seed_depth)
+        values, idx = self._impl.max3d_forward_planes(x, g, True, cl, out, idx, nodepth_from)
         self.output, self._indices = to_format(values, swapped, cl, 3), to_format(idx, swapped, cl, 3)
         self._exposed = False
         self._input_shape = np.shape(input)

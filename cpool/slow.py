@@ -970,17 +970,18 @@ def _first_in_bounds(out_len: int, k: int, s: int, p: int, d: int, size: int) ->
 
 def max3d_forward_planes(x: np.ndarray, g: Pool3dGeometry, with_indices: bool, channels_last: bool = False,
                          out: np.ndarray | None = None, indices_out: np.ndarray | None = None,
-                         seed_depth: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+                         nodepth_from: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """3-D max-pool ``x``: (..., C, D, H, W) memory, or (..., D, H, W, C)
     with ``channels_last`` (computed on a transposed view). Returns
     ``(out, int64 indices or None)`` in the same layout, written into
     ``out`` / ``indices_out`` when given.
 
     Each window starts from the lowest value and the index of its first
-    in-bounds tap, ``(d0 * H + h0) * W + w0``; with ``seed_depth`` False it
-    starts from ``h0 * W + w0`` instead, as PyTorch's channels_last_3d
-    kernel does (so a window of only -inf / the integer minimum reports
-    that position). A window with no in-bounds tap gives index -1.
+    in-bounds tap, ``(d0 * H + h0) * W + w0``; in channels ``nodepth_from``
+    and up (None: none) it starts from ``h0 * W + w0`` instead, as the
+    scalar tail of PyTorch's channels_last_3d kernel does (so a window of
+    only -inf / the integer minimum reports that position). A window with
+    no in-bounds tap gives index -1.
     """
     vol = x.transpose(_PLANES_VIEW3[x.ndim]) if channels_last else x
     shape = vol.shape[:-3] + (g.OD, g.OH, g.OW)
@@ -990,8 +991,12 @@ def max3d_forward_planes(x: np.ndarray, g: Pool3dGeometry, with_indices: bool, c
         fd = _first_in_bounds(g.OD, g.kd, g.sd, g.pd, g.dd, g.D)[:, None, None]
         fh = _first_in_bounds(g.OH, g.kh, g.sh, g.ph, g.dh, g.H)[None, :, None]
         fw = _first_in_bounds(g.OW, g.kw, g.sw, g.pw, g.dw, g.W)[None, None, :]
-        seed = ((fd * g.H if seed_depth else 0) + fh) * g.W + fw
-        idx = np.array(np.broadcast_to(np.where((fd < 0) | (fh < 0) | (fw < 0), -1, seed), shape))
+        empty = (fd < 0) | (fh < 0) | (fw < 0)
+        seed = np.where(empty, -1, (fd * g.H + fh) * g.W + fw)
+        idx = np.array(np.broadcast_to(seed, shape))
+        C = shape[-4]
+        if nodepth_from is not None and nodepth_from < C:
+            idx[..., nodepth_from:, :, :, :] = np.where(empty, -1, fh * g.W + fw)
     take = np.empty(shape, dtype=bool)
     nan = np.empty(shape, dtype=bool) if x.dtype.kind == "f" and bool(np.isnan(x).any()) else None
     # The taps' gathers are nested, so each depth tap's and row tap's
