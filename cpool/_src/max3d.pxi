@@ -187,26 +187,14 @@ cdef inline void _max3d_fold_lanes(const floating* src, floating* best, int32_t*
         at[c] = t if take else at[c]
 
 
-cdef enum:
-    # Channels per register block of the channels-last fold (their running
-    # values and positions stay in registers across a window's taps).
-    _CL_BLOCK = 16
-
-
 cdef bint _max3d_cl_items(const floating* x, floating* out, int64_t* idx, Py_ssize_t i0, Py_ssize_t i1,
                           Geometry3 g, Py_ssize_t C, Py_ssize_t nodepth_from) noexcept nogil:
     # Work items i0..i1, item = image * OD + od, of channels-last memory.
     cdef Py_ssize_t V = g.D * g.H * g.W
-    cdef Py_ssize_t item, n, od, oh, ow, ds, dlo, dhi, hs, hlo, hhi, ws, wlo, whi, a, b, j, c, l, o, k, cb
-    cdef Py_ssize_t blocked = C - C % _CL_BLOCK
+    cdef Py_ssize_t item, n, od, oh, ow, ds, dlo, dhi, hs, hlo, hhi, ws, wlo, whi, a, b, j, c, o
     cdef int32_t t
-    cdef int take
     cdef int64_t seed, seed_nodepth
     cdef const floating* img
-    cdef const floating* src
-    cdef floating v, m
-    cdef floating bv[_CL_BLOCK]
-    cdef int32_t bt[_CL_BLOCK]
     cdef floating* best
     cdef int64_t* dst
     cdef int32_t* at = <int32_t*>malloc(C * sizeof(int32_t))
@@ -226,42 +214,18 @@ cdef bint _max3d_cl_items(const floating* x, floating* out, int64_t* idx, Py_ssi
                 cpool_tap_range(ws, g.kw, g.dw, g.W, &wlo, &whi)
                 o = ((item * g.OH + oh) * g.OW + ow) * C
                 best = out + o
+                for c in range(C):
+                    best[c] = -INFINITY
+                    at[c] = _NO_TAP
                 if dlo < dhi and hlo < hhi and wlo < whi:
-                    for k in range(blocked // _CL_BLOCK):
-                        cb = k * _CL_BLOCK
-                        for l in range(_CL_BLOCK):
-                            bv[l] = -INFINITY
-                            bt[l] = _NO_TAP
-                        for a in range(dlo, dhi):
-                            for b in range(hlo, hhi):
-                                for j in range(wlo, whi):
-                                    t = <int32_t>(((ds + a * g.dd) * g.H + hs + b * g.dh) * g.W + ws + j * g.dw)
-                                    src = img + <Py_ssize_t>t * C + cb
-                                    for l in range(_CL_BLOCK):
-                                        v = src[l]
-                                        m = bv[l]
-                                        take = (v > m) | (v != v)
-                                        bv[l] = v if take else m
-                                        bt[l] = t if take else bt[l]
-                        for l in range(_CL_BLOCK):
-                            best[cb + l] = bv[l]
-                            at[cb + l] = bt[l]
-                    if blocked < C:
-                        for c in range(blocked, C):
-                            best[c] = -INFINITY
-                            at[c] = _NO_TAP
-                        for a in range(dlo, dhi):
-                            for b in range(hlo, hhi):
-                                for j in range(wlo, whi):
-                                    t = <int32_t>(((ds + a * g.dd) * g.H + hs + b * g.dh) * g.W + ws + j * g.dw)
-                                    _max3d_fold_lanes(img + <Py_ssize_t>t * C + blocked, best + blocked,
-                                                      at + blocked, t, C - blocked)
+                    for a in range(dlo, dhi):
+                        for b in range(hlo, hhi):
+                            for j in range(wlo, whi):
+                                t = <int32_t>(((ds + a * g.dd) * g.H + hs + b * g.dh) * g.W + ws + j * g.dw)
+                                _max3d_fold_lanes(img + <Py_ssize_t>t * C, best, at, t, C)
                     seed_nodepth = (hs + hlo * g.dh) * g.W + ws + wlo * g.dw
                     seed = seed_nodepth + (ds + dlo * g.dd) * g.H * g.W
                 else:
-                    for c in range(C):
-                        best[c] = -INFINITY
-                        at[c] = _NO_TAP
                     seed = seed_nodepth = -1
                 if idx != NULL:
                     dst = idx + o
