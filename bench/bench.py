@@ -10,6 +10,7 @@ JAX, on every shape in NCHW memory and in channels-last (NHWC) memory (the
     python bench/bench.py --quick                               # smoke run, under a minute
     python bench/bench.py --ops avg --shapes resnet-stem        # average pooling only (--ops max: max pooling only)
     python bench/bench.py --ops unpool,adaptive                 # max unpooling and adaptive max pooling (--ops all)
+    python bench/bench.py --ops pool3d --quick                  # 3-D max pooling on small 5-D shapes (--ops all: all of it)
     python bench/bench.py --ops pool1d                          # 1-D max pooling on the 1-D shapes (pool1d-*)
 
 With no --ops a run times the max and average pooling ops; max unpooling (unpool, unpool_bwd), adaptive
@@ -468,7 +469,8 @@ def contention_estimate(s):
 def op_skips(cpool, ops):
     """{op: why it is left out of the run} for the ops this cpool cannot do (gap needs adaptive_avg_pool2d, ...)."""
     need = {"gap": "adaptive_avg_pool2d", "unpool": "max_unpool2d", "unpool_bwd": "max_unpool2d_backward",
-            "amax": "adaptive_max_pool2d", "pool1d": "max_pool1d"}
+            "amax": "adaptive_max_pool2d", "pool1d": "max_pool1d", "max3d_fwd": "max_pool3d",
+            "max3d_bwd": "max_pool3d_backward"}
     return {op: f"the cpool imported ({cpool.__version__}, {Path(cpool.__file__).parent}) has no {need[op]}"
             for op in ops if op in need and not hasattr(cpool, need[op])}
 
@@ -614,9 +616,13 @@ def build_parser():
 
 def settings_from_args(args):
     ops = parse_list(args.ops, C.OPS, "operation", C.OP_GROUPS)
-    names = args.shapes.split(",") if args.shapes else C.QUICK_SHAPES if args.quick else C.SHAPES
-    if not args.shapes:  # the 1-D shapes come with the pool1d op (the only one that runs on them), and only then
-        names = [*(names if set(ops) - set(C.POOL1D_OPS) else ()), *(C.POOL1D_SHAPES if "pool1d" in ops else ())]
+    if args.shapes:
+        names = args.shapes.split(",")
+    else:  # the shapes of the ops' dimensions: 2-D pooling's, the pool1d op's 1-D ones, 3-D pooling's
+        names = [*(C.QUICK_SHAPES if args.quick else C.SHAPES)] * any(
+            op not in C.POOL1D_OPS and op not in C.POOL3D_OPS for op in ops)
+        names += [*C.POOL1D_SHAPES] * ("pool1d" in ops)
+        names += [*(C.QUICK_SHAPES_3D if args.quick else C.SHAPES_3D)] * any(op in C.POOL3D_OPS for op in ops)
     given = {k: v for k in ("contention_seconds", "contention_cap") if (v := getattr(args, k)) is not None}
     if any(v <= 0 for v in given.values()):
         raise ValueError("--contention-seconds and --contention-cap must be positive")

@@ -26,9 +26,18 @@ BASE_SHAPES = {
     "tiny": "1x1x28x28:k2:s2",
     "mnist-conv-f64": "64x32x28x28:k2:s2:float64",
 }
+# 3-D pooling's shapes (the pool3d group's), in the same syntax with NxCxDxHxW: kept apart from BASE_SHAPES, so a run
+# of the 2-D ops does not visit them (each op runs on the shapes of its dimensions only, see Case.unfit).
+BASE_SHAPES_3D = {
+    "vol-k2": "8x64x16x56x56:k2:s2",
+    "vol-k3": "2x32x64x64x64:k3:s2:p1",
+}
+QUICK_SHAPES_3D = ("vol-quick", "vol-quick-nhwc")
 LAYOUTS = ("nchw", "nhwc")
 NHWC = "-nhwc"  # the suffix of a shape's channels-last twin
 SHAPES = {n: spec for name, base in BASE_SHAPES.items() for n, spec in ((name, base), (name + NHWC, base + ":nhwc"))}
+SHAPES_3D = {n: spec for name, base in {**BASE_SHAPES_3D, "vol-quick": "2x8x8x16x16:k2:s2"}.items()
+             for n, spec in ((name, base), (name + NHWC, base + ":nhwc"))}
 QUICK_SHAPES = ("mnist-first", "mnist-first-nhwc", "tiny")
 # The 1-D shapes (the pool1d op's; run when it is, and only it runs on them): (N, C, L) rows as (N, C, 1, L)
 # arrays, the kernel, stride and padding along L only (":1d"). Not in SHAPES: no 2-D op runs on them.
@@ -67,6 +76,12 @@ OPS = {
             "shape's kernel, stride and padding unused; H, W >= 7 only)",
     "pool1d": "1-D max pooling, values only (max_pool1d of the (N, C, W) rows of a 1-D shape: NxCx1xW:...:1d)",
 }
+# 3-D pooling (the pool3d group): on the 5-D shapes only; average pooling's 3-D ops join this group.
+OPS.update({
+    "max3d_fwd": "3-D max pooling forward with indices (max_pool3d(..., return_indices=True))",
+    "max3d_bwd": "3-D max pooling backward (max_pool3d_backward: grad_input from grad_output + indices)",
+})
+POOL3D_OPS = ("max3d_fwd", "max3d_bwd")
 MAX_OPS = ("fwd", "fwd_idx", "bwd", "step")
 AVG_OPS = ("avg_fwd", "avg_bwd", "gap")
 UNPOOL_OPS = ("unpool", "unpool_bwd")
@@ -80,13 +95,14 @@ TORCH_REF_OPS = AVG_OPS + UNPOOL_OPS + ADAPTIVE_OPS
 # contention section (capped in seconds, shapes outside, ops inside) keeps covering the same shapes.
 DEFAULT_OPS = MAX_OPS + AVG_OPS
 OP_GROUPS = {"max": MAX_OPS, "avg": AVG_OPS, "unpool": UNPOOL_OPS, "adaptive": ADAPTIVE_OPS,
-             "pool1d": POOL1D_OPS, "all": tuple(OPS)}  # --ops names that stand for a group of ops
+             "pool1d": POOL1D_OPS, "pool3d": POOL3D_OPS, "all": tuple(OPS)}  # --ops names that stand for a group of ops
 # The outputs of each op, named for the correctness gate; the average-pooling ones have names of their own, so that
 # one case's reference holds them next to max pooling's.
 OP_KEYS = {"fwd": ("values",), "fwd_idx": ("values", "indices"), "bwd": ("grad_in",),
            "step": ("values", "indices", "grad_in"), "avg_fwd": ("avg_values",), "avg_bwd": ("avg_grad_in",),
            "gap": ("gap_values",), "unpool": ("unpool_values",), "unpool_bwd": ("unpool_grad",),
-           "amax": ("amax_values", "amax_indices"), "pool1d": ("pool1d_values",)}
+           "amax": ("amax_values", "amax_indices"), "pool1d": ("pool1d_values",),
+           "max3d_fwd": ("max3d_values", "max3d_indices"), "max3d_bwd": ("max3d_grad_in",)}
 GATE_KEYS = tuple(dict.fromkeys(k for keys in OP_KEYS.values() for k in keys))  # every output the gate knows
 SUM_KEYS = ("grad_in", "avg_values", "avg_grad_in", "gap_values")  # outputs that are sums: rounding follows the order
 SUMS_RTOL = 1e-5  # how close a peer's average-pooling sums must come where it sums in its own order (own_sums)
@@ -147,6 +163,9 @@ TARGETS = (
     ("max_unpool2d, MNIST shapes", "3x torch", ("unpool",), MNIST_SHAPES, (("cpool t{t}", "torch t{t}", 3),)),
     # Informational: the table has no such notion, so a normal row, labelled so.
     ("adaptive_max_pool2d, large shapes (informational)", "1.5x torch-cl", ("amax",), DRAM + nhwc(*DRAM),
+    ("3-D max pooling, NCDHW", "5x torch", POOL3D_OPS, tuple(BASE_SHAPES_3D), (("cpool t{t}", "torch t{t}", 5),)),
+    ("3-D max pooling, channels_last_3d", "1.5x torch-cl", POOL3D_OPS, nhwc(*BASE_SHAPES_3D),
+     (("cpool t{t}", "torch-cl t{t}", 1.5),)),
      (("cpool t{t}", "torch-cl t{t}", 1.5),)),
     ("max_pool1d, 64x128x4096 k2 s2 and k3 s1 p1", "5x torch", ("pool1d",), tuple(POOL1D_SHAPES),
      (("cpool t{t}", "torch t{t}", 5),)),
@@ -189,9 +208,15 @@ class Case:
 
     @property
     def out_shape(self):
-        N, C, H, W = self.shape
-        return (N, C) + tuple(out_len(L, self.kernel, self.stride, self.padding, self.dilation, self.ceil_mode)
-                              if L != H or not self.one_d else H for L in (H, W))
+        # a 1-D shape (N, C, 1, L) pools along L only
+        return self.shape[:2] + tuple(L if self.one_d and i == 0 else
+                                      out_len(L, self.kernel, self.stride, self.padding, self.dilation, self.ceil_mode)
+                                      for i, L in enumerate(self.shape[2:]))
+
+    @property
+    def volume(self):
+        """Whether this is a 3-D pooling shape (N, C, D, H, W)."""
+        return len(self.shape) == 5
 
     @property
     def args(self):
@@ -226,7 +251,7 @@ class Case:
         return {"fwd": x + v, "fwd_idx": x + v + i, "bwd": v + i + x, "step": 2 * (x + v + i), "avg_fwd": x + v,
                 "avg_bwd": v + x, "gap": x + self.shape[0] * self.shape[1] * item, "unpool": v + i + x,
                 "unpool_bwd": i + 2 * v, "amax": x + self.shape[0] * self.shape[1] * amax_out * (item + 8),
-                "pool1d": x + v}[op]
+                "pool1d": x + v, "max3d_fwd": x + v + i, "max3d_bwd": v + i + x}[op]
 
     def meta(self):
         return {"name": self.name, "description": self.describe(), "shape": list(self.shape),
@@ -247,6 +272,8 @@ class Case:
         self.x = rng.standard_normal(self.shape).astype(self.dtype)
         self.grad_out = rng.standard_normal(self.out_shape).astype(self.dtype)
         self.ref = {}
+        if self.volume:
+            return self._filled_3d(ops)
         if set(ops) & set(MAX_OPS):
             if reference is None:
                 import cpool.slow as reference
@@ -271,6 +298,21 @@ class Case:
             import cpool.slow
 
             self.ref["pool1d_values"] = cpool.slow.max_pool1d(self.x1d, *self.args, ceil_mode=self.ceil_mode)
+        return self
+
+    def _filled_3d(self, ops):
+        """filled() for a 5-D shape: the pool3d ops' references, from cpool.slow (torch's values and indices bit
+        for bit), the indices in the case's memory layout (max3d_bwd's input)."""
+        if set(ops) & set(POOL3D_OPS):
+            import cpool.slow as slow
+
+            values, indices = slow.max_pool3d(self.x, *self.args, ceil_mode=self.ceil_mode, return_indices=True)
+            self.ref = {"max3d_values": values, "max3d_indices": indices,
+                        "max3d_grad_in": slow.max_pool3d_backward(self.grad_out, indices, self.x.shape)}
+        if self.layout == "nhwc":
+            self.x, self.grad_out = to_channels_last(self.x), to_channels_last(self.grad_out)
+            if "max3d_indices" in self.ref:
+                self.ref["max3d_indices"] = to_channels_last(self.ref["max3d_indices"])
         return self
 
     @property
@@ -300,6 +342,9 @@ class Case:
         """Whether max_unpool2d can unpool to the input's size: PyTorch's output-size rule (each side strictly
         within one stride of (out - 1) * stride - 2 * padding + kernel), which a dilated or ceil_mode pooling's
         input can break."""
+        if (op in POOL3D_OPS) != self.volume:
+            return ("a 3-D pooling op runs on (N, C, D, H, W) shapes only" if op in POOL3D_OPS
+                    else "a 2-D op does not run on an (N, C, D, H, W) shape")
         return all(d - self.stride < L < d + self.stride for L, o in zip(self.shape[2:], self.out_shape[2:])
                    for d in [(o - 1) * self.stride - 2 * self.padding + self.kernel])
 
@@ -347,23 +392,23 @@ def slow_avg_reference(case, ops):
 
 def to_channels_last(a):
     """The same (N, C, H, W) values in channels-last memory: the (N, C, H, W) view of a C-contiguous (N, H, W, C)
-    array."""
-    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    array (and likewise for (N, C, D, H, W): torch's channels_last_3d)."""
+    return np.moveaxis(np.ascontiguousarray(np.moveaxis(a, 1, -1)), -1, 1)
 
 
-_SPEC = re.compile(r"^(\d+)x(\d+)x(\d+)x(\d+)((?::[a-z0-9]+)*)$")
+_SPEC = re.compile(r"^(\d+)x(\d+)x(\d+)x(\d+)((?:x\d+)?)((?::[a-z0-9]+)*)$")
 
 
 def parse_shape(token):
     """A Case (no data yet) from a name in SHAPES or a spec NxCxHxW[:kK][:sS][:pP][:dD][:ceil][:float64][:nhwc]
     (kernel 2, stride = kernel unless given; nhwc: the input in channels-last memory)."""
     name = token.strip()
-    m = _SPEC.match(SHAPES.get(name) or POOL1D_SHAPES.get(name, name))
+    m = _SPEC.match(SHAPES.get(name) or POOL1D_SHAPES.get(name) or SHAPES_3D.get(name, name))
     if not m:
-        raise ValueError(f"unknown shape {name!r}: use one of {', '.join(SHAPES)} or "
-                         "NxCxHxW[:kK][:sS][:pP][:dD][:ceil][:float64][:nhwc]")
+        raise ValueError(f"unknown shape {name!r}: use one of {', '.join([*SHAPES, *POOL1D_SHAPES, *SHAPES_3D])} or "
+                         "NxCxHxW[:kK][:sS][:pP][:dD][:ceil][:float64][:nhwc] (NxCxDxHxW for 3-D pooling)")
     opts = {}
-    for part in filter(None, m.group(5).split(":")):
+    for part in filter(None, m.group(6).split(":")):
         if part == "ceil":
             opts["ceil_mode"] = True
         elif part in ("float16", "float32", "float64"):
@@ -379,4 +424,5 @@ def parse_shape(token):
     opts.setdefault("stride", opts.get("kernel", 2))
     if opts.get("one_d") and int(m.group(3)) != 1:
         raise ValueError(f"a 1-D shape (:1d) has H = 1, got {name!r}")
-    return Case(name, tuple(int(g) for g in m.groups()[:4]), **opts)
+    dims = m.groups()[:4] + ((m.group(5)[1:],) if m.group(5) else ())
+    return Case(name, tuple(int(g) for g in dims), **opts)

@@ -26,6 +26,7 @@ from cases import (
     MAX_OPS,
     OP_KEYS,
     POOL1D_OPS,
+    POOL3D_OPS,
     UNPOOL_OPS,
     out_len,
     slow_avg_reference,
@@ -54,7 +55,7 @@ DESCRIPTIONS = {
     "cpool-numpy": "cpool.slow, cpool's NumPy fallback (step: MaxPool2d(backend='numpy'); avg_fwd / avg_bwd / gap: "
                    "cpool.slow.avg_pool2d / avg_pool2d_backward / adaptive_avg_pool2d; unpool / unpool_bwd / amax: "
                    "cpool.slow.max_unpool2d / max_unpool2d_backward / adaptive_max_pool2d; pool1d: "
-                   "cpool.slow.max_pool1d)",
+                   "cpool.slow.max_pool1d; max3d_fwd / max3d_bwd: cpool.slow.max_pool3d / max_pool3d_backward)",
     "cpool": "cpool.max_pool2d / max_pool2d_backward / MaxPool2d (avg_fwd / avg_bwd / gap: cpool.avg_pool2d / "
              "avg_pool2d_backward / adaptive_avg_pool2d(x, 1); unpool / unpool_bwd / amax: cpool.max_unpool2d / "
              "max_unpool2d_backward / adaptive_max_pool2d(x, (7, 7), return_indices=True); pool1d: cpool.max_pool1d), "
@@ -63,7 +64,8 @@ DESCRIPTIONS = {
              "outputs; on the -nhwc shapes it is given the channels-last array (the NCHW view of (N, H, W) C memory) "
              "and runs its channels-last kernels without a copy, results in channels-last memory; cpool tN: at N "
              "threads (cpool.set_num_threads(N)); cpool default: the default thread count "
-             "(cpool.set_num_threads(None)), which drops to one thread while the machine is busy",
+             "(cpool.set_num_threads(None)), which drops to one thread while the machine is busy; max3d_fwd / "
+             "max3d_bwd: cpool.max_pool3d(..., return_indices=True) / max_pool3d_backward",
     "cpool-out": "cpool.max_pool2d(..., out=) / max_pool2d_backward(..., out=) writing into output buffers allocated "
                  "once (in the input's memory layout) and reused by every call: no fresh pages to fault in; step: "
                  "the two calls, each with out=; the average-pooling ops and pool1d likewise with out=",
@@ -73,13 +75,15 @@ DESCRIPTIONS = {
              "torch.gather of grad_output at the indices per plane (the gradient's own formula), amax "
              "F.adaptive_max_pool2d(x, 7, return_indices=True); pool1d F.max_pool1d (a tensor without grad: torch's "
              "own 1-D kernel); torch tN: at N threads "
-             "(torch.set_num_threads(N)); torch default: its thread count at import",
+             "(torch.set_num_threads(N)); torch default: its thread count at import; max3d_fwd F.max_pool3d(..., "
+             "return_indices=True), max3d_bwd aten.max_pool3d_with_indices_backward",
     "torch-cl": "torch on channels_last tensors (x.contiguous(memory_format=torch.channels_last), converted before "
                 "the timing; zero copy on the -nhwc shapes): F.max_pool2d, aten.max_pool2d_with_indices_backward on "
                 "channels_last grad_output / input / indices; unpool, unpool_bwd (the gather along the H*W axis of "
                 "the (N, H*W, C) view) and amax on channels_last tensors; the average-pooling ops likewise (on an "
                 "NCHW shape its gap sums in another order than torch's NCHW one: close, not exact); outputs in "
-                "channels_last; torch-cl tN: at N threads",
+                "channels_last; torch-cl tN: at N threads; max3d_fwd / max3d_bwd: as torch's on channels_last_3d "
+                "tensors",
     "torch-mkldnn": "oneDNN through torch: F.max_pool2d on x.to_mkldnn() (the conversion to oneDNN's blocked layout "
                     "before the timing, the result's to_dense() after it); values only: oneDNN's inference pooling "
                     "computes no indices; avg_fwd F.avg_pool2d and gap F.adaptive_avg_pool2d(x, 1) on it likewise "
@@ -352,6 +356,8 @@ def _cpool_build(mod, backend):
             return _cpool_avg(mod, case, op)
         if op in UNPOOL_OPS + ADAPTIVE_OPS:
             return _cpool_unpool_amax(mod, case, op)
+        if op in POOL3D_OPS:
+            return _cpool_pool3d(mod, case, op)
         if op in POOL1D_OPS:
             return _cpool_pool1d(mod, case)
         x, go, args, ceil = case.x, case.grad_out, case.args, case.ceil_mode
@@ -402,6 +408,33 @@ def _cpool_pool1d(mod, case, out=False):
     return (lambda: mod.max_pool1d(x, *args, ceil_mode=ceil, **kw)), None
 
 
+def _cpool_pool3d(mod, case, op):
+    """(call, None) for cpool's (or cpool.slow's) 3-D pooling ops; max3d_bwd's indices are the reference's, in the
+    case's memory layout."""
+    if not hasattr(mod, "max_pool3d"):
+        raise Unsupported(f"{mod.__name__} has no max_pool3d")
+    _fits(case, op)
+    x, go, args, ceil = case.x, case.grad_out, case.args, case.ceil_mode
+    if op == "max3d_fwd":
+        return (lambda: mod.max_pool3d(x, *args, ceil_mode=ceil, return_indices=True)), None
+    idx = case.ref["max3d_indices"]
+    return (lambda: mod.max_pool3d_backward(go, idx, x.shape)), None
+
+
+def _torch_pool3d(torch, case, op, tensor):
+    """torch's 3-D pooling op on the case's arrays made tensors by ``tensor`` (their memory format picks its
+    kernel)."""
+    import torch.nn.functional as F
+
+    _fits(case, op)
+    xt, got = tensor(case.x), tensor(case.grad_out)
+    k, s, p, d, ceil = *case.args, case.ceil_mode
+    if op == "max3d_fwd":
+        return lambda: F.max_pool3d(xt, k, s, p, d, ceil, return_indices=True)
+    it = tensor(case.ref["max3d_indices"])
+    return lambda: torch.ops.aten.max_pool3d_with_indices_backward(got, xt, k, s, p, d, ceil, it)
+
+
 def empty_like_layout(shape, dtype, layout):
     """An uninitialised (N, C, H, W) array in ``layout`` memory, every page touched once (as a reused buffer is)."""
     N, C, H, W = shape
@@ -449,7 +482,7 @@ def _cpool(numpy=False, out=False):
 
     if numpy:
         return Method("cpool-numpy", DESCRIPTIONS["cpool-numpy"], _cpool_build(cpool.slow, "numpy"),
-                      ops=MAX_OPS + avg_ops(cpool.slow) + UNPOOL_OPS + ADAPTIVE_OPS + POOL1D_OPS,
+                      ops=MAX_OPS + avg_ops(cpool.slow) + UNPOOL_OPS + ADAPTIVE_OPS + POOL1D_OPS + POOL3D_OPS,
                       version=cpool.__version__)
     name = "cpool-out" if out else "cpool"
     if cpool.backend != "cython":
@@ -459,7 +492,7 @@ def _cpool(numpy=False, out=False):
         return unavailable(name, f"the cpool imported ({cpool.__version__}, {Path(cpool.__file__).parent}) has no "
                            "out=: python -m pip install .", cpool.__version__)
     # The unpooling and adaptive ops are timed as fresh-output calls only (cpool, not cpool-out).
-    new_ops = () if out else UNPOOL_OPS + ADAPTIVE_OPS
+    new_ops = () if out else UNPOOL_OPS + ADAPTIVE_OPS + POOL3D_OPS
     return Method(name, DESCRIPTIONS[name], _build_cpool_out if out else _cpool_build(cpool, None),
                   ops=MAX_OPS + avg_ops(cpool) + new_ops + POOL1D_OPS, set_threads=cpool.set_num_threads,
                   default_threads=_cpool_default_threads, version=cpool.__version__, layouts=LAYOUTS)
@@ -482,6 +515,8 @@ def _torch():
     import torch.nn.functional as F
 
     def build(case, op):
+        if op in POOL3D_OPS:
+            return _torch_pool3d(torch, case, op, torch.from_numpy), None
         xt, got = torch.from_numpy(case.x), torch.from_numpy(case.grad_out)
         if op in AVG_OPS:
             return _torch_avg(torch, case, op, xt, got), None
@@ -542,7 +577,7 @@ def _torch_unpool_amax(torch, case, op, tensor):
     return lambda: torch.gather(g3, 2, i3).reshape(N, C, OH, OW)
 
 
-def _torch_method(name, build, torch, layouts=("nchw",), ops=MAX_OPS + AVG_OPS + UNPOOL_OPS + ADAPTIVE_OPS,
+def _torch_method(name, build, torch, layouts=("nchw",), ops=MAX_OPS + AVG_OPS + UNPOOL_OPS + ADAPTIVE_OPS + POOL3D_OPS,
                   own_sums=False):
     if not _TORCH_DEFAULT:  # torch has no "back to the default": the count it had before this benchmark set one
         _TORCH_DEFAULT.append(torch.get_num_threads())
@@ -603,6 +638,9 @@ def _torch_cl():
     cl = torch.channels_last
 
     def build(case, op):
+        if op in POOL3D_OPS:
+            return _torch_pool3d(torch, case, op,
+                                 lambda a: torch.from_numpy(a).contiguous(memory_format=torch.channels_last_3d)), None
         # Zero copy when the case's arrays are channels-last already (the -nhwc shapes).
         xt, got = (torch.from_numpy(a).contiguous(memory_format=cl) for a in (case.x, case.grad_out))
         if op in AVG_OPS:

@@ -47,7 +47,9 @@ TABLE_TITLES = {"fwd_idx": "Forward with indices", "fwd": "Forward, values only"
                 "unpool": "Max unpooling (max_unpool2d of max_pool2d's values and indices)",
                 "unpool_bwd": "Max unpooling, backward (max_unpool2d_backward)",
                 "amax": "Adaptive max pooling to 7x7 with indices (adaptive_max_pool2d)",
-                "pool1d": "1-D max pooling, values only (max_pool1d)"}
+                "pool1d": "1-D max pooling, values only (max_pool1d)",
+                "max3d_fwd": "3-D max pooling, forward with indices (max_pool3d)",
+                "max3d_bwd": "3-D max pooling, backward (max_pool3d_backward)"}
 WIDTH = 78  # the README's line length
 
 

@@ -91,7 +91,7 @@ def test_shapes_catalogue_and_parser():
     assert mnist.nbytes("avg_fwd") == mnist.nbytes("avg_bwd") == 6_422_528 + 1_605_632
     assert mnist.nbytes("gap") == 6_422_528 + 64 * 32 * 4 and set(mnist.meta()["bytes"]) == set(C.OPS)
     assert C.parse_shape("resnet-stem").avg_args == (3, 2, 1, False)
-    assert {sh for *_, shapes, _ in C.TARGETS for sh in shapes} <= set(C.SHAPES) | set(C.POOL1D_SHAPES)
+    assert {sh for *_, shapes, _ in C.TARGETS for sh in shapes} <= set(C.SHAPES) | set(C.POOL1D_SHAPES) | set(C.SHAPES_3D)
     assert [c.name for c, _ in floors.backward_targets()] == ["mnist-conv", "mnist-first", "14x14x64", "resnet-stem",
                                                               "large"]
 
@@ -369,7 +369,7 @@ def test_average_pooling_targets():
     assert rows["NumPy fallback, average pooling"] == ["mnist-conv avg_fwd 1.2x; mnist-conv avg_bwd 1.2x", "met"]
     assert "average pooling backward, NHWC" not in rows  # not measured
     for label, _, ops, shapes, checks in C.TARGETS:  # every row names known ops, shapes and methods
-        assert set(ops) <= set(C.OPS) and set(shapes) <= set(C.SHAPES) | set(C.POOL1D_SHAPES), label
+        assert set(ops) <= set(C.OPS) and set(shapes) <= set(C.SHAPES) | set(C.POOL1D_SHAPES) | set(C.SHAPES_3D), label
         for mine, rival, *_ in checks:
             assert {n.split()[0] for n in (mine, rival)} <= {*M.METHOD_NAMES, "roofline"}, label
 
@@ -843,6 +843,42 @@ def test_readme_from_a_real_run_and_the_readme_has_its_markers(small_run):
     else:
         assert re.match(r"[\d,.]+x faster than the loop on a forward \+ backward pass: torch was not in the", intro)
     RM.spans((Path(__file__).resolve().parent.parent / "README.md").read_text())
+
+
+# ---- 3-D pooling (the pool3d group) -----------------------------------------------------------------
+
+def test_pool3d_shapes_ops_and_references():
+    vol = C.parse_shape("vol-k3")
+    assert vol.volume and vol.shape == (2, 32, 64, 64, 64) and vol.out_shape == (2, 32, 32, 32, 32)
+    assert vol.args == (3, 2, 1, 1) and vol.nbytes("max3d_fwd") == 4 * 2 * 32 * 64**3 + 12 * 2 * 32 * 32**3
+    assert all(n + C.NHWC in C.SHAPES_3D for n in C.BASE_SHAPES_3D) and set(C.QUICK_SHAPES_3D) <= set(C.SHAPES_3D)
+    assert C.OP_GROUPS["pool3d"] == C.POOL3D_OPS and set(C.POOL3D_OPS) <= set(C.OP_GROUPS["all"])
+    small = C.parse_shape("2x3x4x6x6:k2:nhwc")
+    assert small.unfit("fwd") and small.unfit("max3d_fwd") is None and C.parse_shape("tiny").unfit("max3d_bwd")
+    cl, planes = C.parse_shape("vol-quick-nhwc").filled(ops=C.POOL3D_OPS), C.parse_shape("vol-quick").filled(
+        ops=C.POOL3D_OPS)
+    assert cl.x.transpose(0, 2, 3, 4, 1).flags.c_contiguous and np.array_equal(cl.x, planes.x)
+    assert cl.ref["max3d_indices"].transpose(0, 2, 3, 4, 1).flags.c_contiguous
+    assert all(np.array_equal(cl.ref[k], planes.ref[k]) for k in C.OP_KEYS["max3d_fwd"] + C.OP_KEYS["max3d_bwd"])
+
+
+def test_pool3d_quick_settings_pick_the_5d_shapes():
+    s = B.settings_from_args(B.build_parser().parse_args(["--ops", "pool3d", "--quick"]))
+    assert [c.name for c in s.shapes] == list(C.QUICK_SHAPES_3D) and s.ops == list(C.POOL3D_OPS)
+    both = B.settings_from_args(B.build_parser().parse_args(["--ops", "fwd,max3d_fwd", "--quick"]))
+    assert [c.name for c in both.shapes] == list(C.QUICK_SHAPES) + list(C.QUICK_SHAPES_3D)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+def test_pool3d_methods_pass_the_gate():
+    for name in ("vol-quick", "vol-quick-nhwc"):
+        case = C.parse_shape(name).filled(ops=C.POOL3D_OPS)
+        for method in M.get_methods(("cpool", "cpool-numpy", "torch", "torch-cl")):
+            if method.build is None or case.layout not in method.layouts:
+                continue
+            for op in C.POOL3D_OPS:
+                e, call = B.prepare(method, None, case, op, B.Settings([case]))
+                assert e["status"] == "ok" and e["exact"], (name, method.name, op, e["reason"])
 
 
 # ---- 1-D max pooling (the pool1d op) --------------------------------------------------------------

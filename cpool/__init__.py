@@ -10,7 +10,8 @@ Public API: :func:`max_pool2d`, :func:`max_pool2d_backward`,
 :class:`AvgPool2d`, :func:`adaptive_avg_pool2d`,
 :func:`adaptive_avg_pool2d_backward`, :func:`adaptive_max_pool2d`,
 :func:`adaptive_max_pool2d_backward`, :class:`AdaptiveAvgPool2d`,
-:class:`AdaptiveMaxPool2d`, :data:`backend`, :func:`set_num_threads`,
+:class:`AdaptiveMaxPool2d`, :func:`max_pool3d`,
+:func:`max_pool3d_backward`, :class:`MaxPool3d`, :data:`backend`, :func:`set_num_threads`,
 :func:`get_num_threads`, :func:`show_config`, :func:`config`, and the NumPy
 reference implementation :mod:`cpool.slow`.
 """
@@ -34,6 +35,8 @@ from .functional import (
     avg_pool2d_backward,
     max_pool2d,
     max_pool2d_backward,
+    max_pool3d,
+    max_pool3d_backward,
     max_unpool2d,
     max_unpool2d_backward,
 )
@@ -43,6 +46,7 @@ from .module import (
     AvgPool2d,
     BackwardBeforeForwardError,
     MaxPool2d,
+    MaxPool3d,
     MaxUnpool2d,
 )
 
@@ -64,6 +68,9 @@ __all__ = [
     "adaptive_max_pool2d_backward",
     "AdaptiveAvgPool2d",
     "AdaptiveMaxPool2d",
+    "max_pool3d",
+    "max_pool3d_backward",
+    "MaxPool3d",
     "BackwardBeforeForwardError",
     "indices_to",
     "indices_from",

@@ -405,3 +405,65 @@ def adaptive_avg_backward_planes(go: np.ndarray, shape: tuple[int, ...], channel
 
 
 __all__ += ["adaptive_avg_forward_planes", "adaptive_avg_backward_planes", "adaptive_max_forward_planes"]
+
+
+# ------------------------------------------------------------ 3-D max pooling
+# float32 / float64 in the kernels, float16 forward through the float32 one
+# (max values widen and narrow exactly, NaN payloads included); integers and
+# the float16 backward (its per-add rounding must happen in float16) in
+# cpool.slow, as is everything with an extension built without these entry
+# points. Indices are always int64 here.
+from ._validation import check_index_range3d, volume_dims  # noqa: E402
+
+
+def _as_5d(a: np.ndarray) -> np.ndarray:
+    return a if a.ndim == 5 else a[None]
+
+
+def max3d_forward_planes(x: np.ndarray, g: Any, with_indices: bool, channels_last: bool = False,
+                         out: np.ndarray | None = None, indices_out: np.ndarray | None = None,
+                         nodepth_from: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """3-D max-pool ``x``; see :func:`cpool.slow.max3d_forward_planes`."""
+    half = x.dtype == _F16
+    fn = _float_kernel("max_pool3d_forward_into", _F32 if half else x.dtype)
+    if fn is None:
+        from . import slow
+        return slow.max3d_forward_planes(x, g, with_indices, channels_last, out, indices_out, nodepth_from)
+    x5 = _as_5d(x)
+    C = x5.shape[4] if channels_last else x5.shape[1]
+    if half:
+        x5 = x5.astype(_F32)
+    shape = x5.shape[:1] + ((g.OD, g.OH, g.OW, x5.shape[4]) if channels_last else (x5.shape[1], g.OD, g.OH, g.OW))
+    o5 = np.empty(shape, dtype=x5.dtype) if (out is None or half) else _as_5d(out)
+    i5 = None
+    if with_indices:
+        i5 = np.empty(shape, dtype=_I64) if indices_out is None else _as_5d(indices_out)
+    if not fn(x5, o5, i5, g, threads_for(x.size), adaptive_threads(), channels_last,
+              C if nodepth_from is None else nodepth_from):
+        from . import slow  # a volume beyond the kernels' 32-bit positions
+        return slow.max3d_forward_planes(x, g, with_indices, channels_last, out, indices_out, nodepth_from)
+    if half:
+        if out is None:
+            o5 = o5.astype(_F16)
+        else:
+            np.copyto(_as_5d(out), o5, casting="same_kind")
+            o5 = _as_5d(out)
+    if x.ndim == 4:
+        return o5[0], None if i5 is None else i5[0]
+    return o5, i5
+
+
+def max3d_backward_planes(go: np.ndarray, idx: np.ndarray, shape: tuple[int, ...], channels_last: bool = False,
+                          out: np.ndarray | None = None) -> np.ndarray:
+    """Gradient of :func:`max3d_forward_planes`; see :func:`cpool.slow.max3d_backward_planes`."""
+    fn = _float_kernel("max_pool3d_backward_into", go.dtype)
+    if fn is None:
+        from . import slow
+        return slow.max3d_backward_planes(go, idx, shape, channels_last, out)
+    gi = np.empty(shape, dtype=go.dtype) if out is None else out
+    if fn(_as_5d(go), _as_5d(idx), _as_5d(gi), threads_for(gi.size), adaptive_threads(), channels_last):
+        check_index_range3d(idx, *volume_dims(shape, channels_last))  # skipped and counted: name the first
+    return gi
+
+
+__all__ += ["max3d_forward_planes", "max3d_backward_planes"]

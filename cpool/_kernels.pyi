@@ -106,3 +106,27 @@ class _FusedAdaptiveBackward:
 
 adaptive_pool2d_forward_into: _FusedAdaptiveForward
 adaptive_avg_pool2d_backward_into: _FusedAdaptiveBackward
+
+class MaxPool3dForwardInto(Protocol):
+    """One specialisation of ``max_pool3d_forward_into``: False (nothing
+    written) for a volume beyond the kernels' 32-bit positions."""
+
+    def __call__(self, x: np.ndarray, out: np.ndarray, indices: np.ndarray | None, geometry: tuple[int, ...],
+                 n_threads: int, adapt: bool = False, channels_last: bool = False,
+                 nodepth_from: int = -1) -> bool: ...
+
+class MaxPool3dBackwardInto(Protocol):
+    """One specialisation of ``max_pool3d_backward_into``: returns how many
+    indices were outside the volume (skipped)."""
+
+    def __call__(self, grad_output: np.ndarray, indices: np.ndarray, grad_input: np.ndarray, n_threads: int,
+                 adapt: bool = False, channels_last: bool = False) -> int: ...
+
+class _FusedMaxPool3dForward:
+    def __getitem__(self, signature: str) -> MaxPool3dForwardInto: ...
+
+class _FusedMaxPool3dBackward:
+    def __getitem__(self, signature: str) -> MaxPool3dBackwardInto: ...
+
+max_pool3d_forward_into: _FusedMaxPool3dForward
+max_pool3d_backward_into: _FusedMaxPool3dBackward

@@ -1089,6 +1089,131 @@ def pool3d_geometry(shape: tuple[int, ...], kernel: _Triple, stride: _Triple, pa
     return Pool3dGeometry(*kernel, *stride, *padding, *dilation, D, H, W, OD, OH, OW)
 
 
+# --- 3-D max pooling ----------------------------------------------------------
+
+def prepare_max3d_forward(input: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: Any,
+                          return_indices: Any, data_format: Any = "NCDHW"
+                          ) -> tuple[np.ndarray, Pool3dGeometry, bool, bool, bool, int]:
+    """Validate a max_pool3d call. Returns ``(memory, geometry,
+    return_indices, channels_last, swapped, nodepth_from)``, the first five
+    as :func:`prepare_forward` (memory (..., C, D, H, W) or (..., D, H, W,
+    C), see :func:`resolve_layout`); channels ``nodepth_from`` and up start
+    their windows from an index without its depth, as PyTorch's
+    channels_last_3d kernel does in its scalar tail
+    (:func:`cpool.slow.max3d_forward_planes`); C where PyTorch would run its
+    planes kernel."""
+    kernel, stride_, pad, dil, ceil = parse_pool3d_args(kernel_size, stride, padding, dilation, ceil_mode)
+    with_indices = _as_bool(return_indices, "return_indices")
+    ndhwc = check_data_format(data_format, DATA_FORMATS_3D)
+    arr = as_input_array(input)
+    _check_dtype(arr, "input", FORWARD_DTYPES, "max_pool3d")
+    check_ndim3d(arr, "input", ndhwc)
+    g = pool3d_geometry(arr.shape, kernel, stride_, pad, dil, ceil, "input", ndhwc)
+    C = ncdhw_order(arr.shape, ndhwc)[-4]
+    nodepth_from = C
+    if _torch_channels_last3d(arr, ndhwc):
+        _check_channels_last3d_volume(arr.dtype, g)
+        # The kernel's vector lanes seed correctly; its scalar tail, the
+        # last C % lanes channels (lanes: torch's AVX2 Vectorized<T>::size()),
+        # drops the depth.
+        nodepth_from = C - C % (32 // arr.dtype.itemsize)
+    mem, channels_last, swapped = resolve_layout(arr, ndhwc, 3)
+    return mem, g, with_indices, channels_last, swapped, nodepth_from
+
+
+def _torch_channels_last3d(arr: np.ndarray, ndhwc: bool) -> bool:
+    """Whether PyTorch runs its channels_last_3d kernel on a tensor with
+    ``arr``'s (N, C, D, H, W) sizes and strides: 5-D, and strides like
+    channels_last_3d by c10's ``is_channels_last_strides_3d_s5`` (so also
+    for one channel, where the memory is both layouts, and for strided
+    views of channels-last memory, which torch copies in that layout)."""
+    if arr.ndim != 5:
+        return False
+    view = arr.transpose(0, 4, 1, 2, 3) if ndhwc else arr
+    sizes, strides = view.shape, view.strides
+    if strides[1] == 0:
+        return False
+    low = 0
+    for d in (1, 4, 3, 2, 0):
+        if sizes[d] == 0 or strides[d] < low or (d == 0 and low == strides[1]):
+            return False
+        low = strides[d] * sizes[d] if sizes[d] > 1 else strides[d]
+    return True
+
+
+# PyTorch's channels-last 3-D max pooling keeps each lane's index in the
+# integer type as wide as the element (int8 lanes for uint8 and int8, int16
+# for int16, int32 for 32-bit and half-precision types) and refuses volumes
+# whose positions do not fit (it runs on 5-D channels_last_3d tensors with
+# elements; other inputs take its planes kernel, which has no such limit).
+_CL3D_INDEX_LIMIT = {np.dtype(t): lim for t, lim in ((np.uint8, 2**7 - 1), (np.int8, 2**7 - 1),
+                                                     (np.int16, 2**15 - 1), (np.int32, 2**31 - 1),
+                                                     (np.float16, 2**31 - 1), (np.float32, 2**31 - 1))}
+
+
+def _check_channels_last3d_volume(dtype: np.dtype, g: Pool3dGeometry) -> None:
+    limit = _CL3D_INDEX_LIMIT.get(dtype.newbyteorder("="))
+    if limit is not None and g.D * g.H * g.W > limit:
+        raise ValueError(
+            f"max_pool3d on channels-last memory of dtype {dtype!s} takes volumes of at most {limit} "
+            f"elements (PyTorch's channels_last_3d kernel keeps positions in {dtype.itemsize * 8}-bit "
+            f"integers), got depth x height x width = {g.D}x{g.H}x{g.W} = {g.D * g.H * g.W}"
+        )
+
+
+def prepare_max3d_backward(grad_output: Any, indices: Any, input_shape: Any, data_format: Any = "NCDHW"
+                           ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], bool, bool]:
+    """Validate a max_pool3d_backward call. Returns ``(grad_output memory,
+    indices memory, grad_input memory shape, channels_last, swapped)``:
+    ``grad_output`` decides the layout, ``indices`` follow it (copied if
+    their memory differs). The index values are checked by the backend
+    (:func:`check_index_range3d`)."""
+    ndhwc = check_data_format(data_format, DATA_FORMATS_3D)
+    go = as_input_array(grad_output, "grad_output")
+    idx = as_input_array(indices, "indices")
+    _check_dtype(go, "grad_output", BACKWARD_DTYPES, "max_pool3d_backward")
+    if idx.dtype.kind != "i" or idx.dtype.itemsize != 8:
+        raise TypeError(f"indices must be an int64 array as returned by max_pool3d(..., return_indices=True), "
+                        f"got indices.dtype={idx.dtype!s}")
+    check_ndim3d(go, "grad_output", ndhwc)
+    if idx.shape != go.shape:
+        raise ValueError(f"indices and grad_output must have the same shape, got indices.shape={idx.shape!r} "
+                         f"and grad_output.shape={go.shape!r}")
+    shape = _as_shape(input_shape, go.ndim)
+    if ncdhw_order(shape, ndhwc)[:-3] != ncdhw_order(go.shape, ndhwc)[:-3]:
+        raise ValueError(f"input_shape and grad_output must agree in their leading (batch, channel) dimensions, "
+                         f"got input_shape={shape!r} and grad_output.shape={go.shape!r}")
+    if min(shape) < 0 or min(ncdhw_order(shape, ndhwc)[-4:]) == 0:
+        raise ValueError(f"input_shape must have non-zero channel, depth, height and width dimensions, "
+                         f"got input_shape={shape!r}")
+    D, H, W = ncdhw_order(shape, ndhwc)[-3:]
+    if D * H * W > 2**62:
+        raise ValueError(f"input_shape is too large, got input_shape={shape!r}")
+    go_mem, channels_last, swapped = resolve_layout(go, ndhwc, 3)
+    idx_mem = as_native(to_memory(idx, swapped, channels_last, 3))
+    return go_mem, idx_mem, _memory_shape(shape, swapped, channels_last, 3), channels_last, swapped
+
+
+def volume_dims(shape: Sequence[int], channels_last: bool) -> tuple[int, int, int]:
+    """(D, H, W) of a 3-D pooling array's memory shape."""
+    return cast(_Triple, tuple(shape[-4:-1] if channels_last else shape[-3:]))
+
+
+def check_index_range3d(indices: np.ndarray, D: int, H: int, W: int) -> None:
+    """Raise for the first index (in ``indices``' memory order) outside
+    ``[-1, D*H*W)``: the 3-D form of :func:`check_index_range`."""
+    size = D * H * W
+    if indices.size and (indices.min() < -1 or indices.max() >= size):
+        bad = int(indices[(indices < -1) | (indices >= size)].flat[0])
+        raise ValueError(
+            f"indices contains {bad}, outside the volume of {D}x{H}x{W}={size} elements (input_shape's depth, "
+            f"height and width); valid indices are -1 (a window with no input element) and 0 <= index < {size}"
+        )
+
+
+__all__ += ["prepare_max3d_forward", "prepare_max3d_backward", "volume_dims", "check_index_range3d"]
+
+
 # --- 1-D pooling: (N, C, L) / (C, L) inputs ---------------------------------
 # PyTorch computes each 1-D op as its 2-D op on a one-row plane; cpool does
 # the same on views ((N, C, 1, L), or (N, 1, L, C) for "NWC"), after the

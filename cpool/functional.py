@@ -748,6 +748,198 @@ _ADAPTIVE_MAX_POOL2D_BACKWARD_DOC = """Gradient of :func:`adaptive_max_pool2d` w
 
 (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d,
  adaptive_max_pool2d_backward) = bind_adaptive(_backend.IMPL)
+
+
+# 3-D max pooling, bound to the same backend.
+from ._validation import check_index_range3d, prepare_max3d_backward, prepare_max3d_forward, volume_dims  # noqa: E402
+
+
+def bind_max3d(impl, module=__name__):
+    """``(max_pool3d, max_pool3d_backward)`` computed by backend module
+    ``impl`` (its ``max3d_forward_planes`` / ``max3d_backward_planes``), as
+    :func:`bind`."""
+
+    def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False,
+                   *, data_format="NCDHW", out=None):
+        x, g, with_indices, cl, swapped, nodepth_from = prepare_max3d_forward(
+            input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, data_format)
+        if out is None:
+            values, idx = impl.max3d_forward_planes(x, g, with_indices, cl, None, None, nodepth_from)
+            values = to_format(values, swapped, cl, 3)
+            return (values, to_format(idx, swapped, cl, 3)) if with_indices else values
+        mem_shape = x.shape[:-4] + ((g.OD, g.OH, g.OW, x.shape[-1]) if cl else (x.shape[-4], g.OD, g.OH, g.OW))
+        shape = format_shape(mem_shape, swapped, cl, 3)
+        sources = (("input", input), ("input", x))
+        if with_indices:
+            if not (isinstance(out, tuple) and len(out) == 2):
+                raise TypeError(f"out must be a (values, indices) tuple of two arrays with return_indices=True, "
+                                f"got out of type {type(out).__name__}")
+            out_values = check_out(out[0], "out[0]", shape, x.dtype, sources)
+            out_indices = check_out(out[1], "out[1]", shape, _INT64, sources + (("out[0]", out_values),))
+        else:
+            if isinstance(out, tuple):
+                raise TypeError("out must be one array with return_indices=False, got a tuple")
+            out_values, out_indices = check_out(out, "out", shape, x.dtype, sources), None
+        mem_values = writable_memory(out_values, swapped, cl, 3)
+        mem_indices = None if out_indices is None else writable_memory(out_indices, swapped, cl, 3)
+        values, idx = impl.max3d_forward_planes(x, g, with_indices, cl, mem_values, mem_indices, nodepth_from)
+        if mem_values is None:  # out is laid out otherwise: the result goes in by a copy
+            np.copyto(out_values, to_format(values, swapped, cl, 3))
+        if out_indices is not None and mem_indices is None:
+            np.copyto(out_indices, to_format(idx, swapped, cl, 3))
+        return out
+
+    def max_pool3d_backward(grad_output, indices, input_shape, *, data_format="NCDHW", out=None):
+        go, idx, shape, cl, swapped = prepare_max3d_backward(grad_output, indices, input_shape, data_format)
+        if out is None:
+            return to_format(impl.max3d_backward_planes(go, idx, shape, cl), swapped, cl, 3)
+        # Nothing may be written on an error, and the kernels find a bad
+        # index only as they reach it: check them all first.
+        return _into_out(out, shape, go.dtype, (("grad_output", grad_output), ("indices", indices),
+                                                ("grad_output", go), ("indices", idx)), swapped, cl,
+                         lambda mem: impl.max3d_backward_planes(go, idx, shape, cl, mem),
+                         lambda: check_index_range3d(idx, *volume_dims(shape, cl)), spatial=3)
+
+    max_pool3d.__doc__ = _MAX_POOL3D_DOC
+    max_pool3d_backward.__doc__ = _MAX_POOL3D_BACKWARD_DOC
+    for fn in (max_pool3d, max_pool3d_backward):
+        fn.__module__ = module
+        fn.__qualname__ = fn.__name__
+    return max_pool3d, max_pool3d_backward
+
+
+_MAX_POOL3D_DOC = """3-D max pooling over (N, C, D, H, W) or (C, D, H, W) arrays, as in PyTorch.
+
+    Same arguments, output shape, values and indices as
+    ``torch.nn.functional.max_pool3d`` on the CPU, bit for bit.
+
+    Parameters
+    ----------
+    input : array_like
+        A 5-D (N, C, D, H, W) or 4-D (C, D, H, W) array of float16,
+        float32, float64, uint8, int8, int16, int32 or int64. Any memory
+        layout is accepted; the array is never modified. N may be 0.
+    kernel_size : int or tuple of three ints
+        Window depth, height and width.
+    stride : int or tuple of three ints, optional
+        Step between windows. Defaults to ``kernel_size``.
+    padding : int or tuple of three ints, default 0
+        Implicit padding on both sides; it acts as -inf and is never
+        selected. At most half the kernel size.
+    dilation : int or tuple of three ints, default 1
+        Spacing between the taps of a window.
+    ceil_mode : bool, default False
+        Round the output size up instead of down; the last window must still
+        start inside the input or the leading padding.
+    return_indices : bool, default False
+        Also return the position of each maximum.
+    data_format : {"NCDHW", "NDHWC"}, keyword-only, default "NCDHW"
+        Where the channel axis is: "NDHWC" takes (N, D, H, W, C) or
+        (D, H, W, C) input and returns results in that order. Memory laid
+        out the other way needs no copy: an "NCDHW" array whose memory is
+        channels-last (``a.transpose(0, 4, 1, 2, 3)`` of a C-contiguous
+        (N, D, H, W, C) array ``a``, or a torch ``channels_last_3d``
+        tensor's) runs the channels-last kernel, and the results come back
+        in that memory layout, as torch returns them.
+    out : ndarray, or tuple (values, indices) with ``return_indices``, keyword-only
+        Arrays to write the results into (the result's shape in
+        ``data_format`` order, the input's dtype and int64), not sharing
+        memory with the input. Returned; nothing is written on an error.
+
+    Returns
+    -------
+    out : ndarray
+        The pooled array, of the input's dtype, shaped (N, C, OD, OH, OW)
+        or (C, OD, OH, OW) (channels last for "NDHWC"), each output size as
+        for :func:`max_pool2d`.
+    indices : ndarray of int64, only if ``return_indices``
+        Flat position ``(d * H + h) * W + w`` of each maximum within its
+        own (n, c) volume, as in PyTorch. A window that holds no input
+        element (possible only with dilation) gives -inf and index -1.
+
+    Raises
+    ------
+    TypeError
+        For arguments of the wrong type and unsupported dtypes.
+    ValueError
+        For values PyTorch rejects: an input that is not 4- or 5-D, a zero
+        channel, depth, height or width, non-positive
+        kernel/stride/dilation, negative padding or padding above half the
+        kernel, or an empty output.
+
+    Notes
+    -----
+    Ties go to the first maximum in (d, h, w) window order. A NaN always
+    replaces the running maximum, so the last NaN of a window is returned,
+    with its index.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> x = np.arange(64, dtype=np.float32).reshape(1, 1, 4, 4, 4)
+    >>> out, idx = cpool.max_pool3d(x, 2, return_indices=True)
+    >>> out[0, 0]
+    array([[[21., 23.],
+            [29., 31.]],
+    <BLANKLINE>
+           [[53., 55.],
+            [61., 63.]]], dtype=float32)
+    >>> idx[0, 0, 1]
+    array([[53, 55],
+           [61, 63]])
+    """
+
+_MAX_POOL3D_BACKWARD_DOC = """Gradient of :func:`max_pool3d` with respect to its input.
+
+    Equivalent to PyTorch's ``max_pool3d_with_indices_backward``: each
+    element of ``grad_output`` is added to the input position its index
+    names; overlapping windows accumulate in output (d, h, w) order, rounding
+    after every add in the dtype (float16 included), as PyTorch does.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient with respect to the pooled output, (N, C, OD, OH, OW) or
+        (C, OD, OH, OW), float16, float32 or float64.
+    indices : array_like of int64
+        The indices returned by ``max_pool3d(..., return_indices=True)``,
+        of the same shape as ``grad_output``.
+    input_shape : tuple of ints
+        Shape of the forward input, in ``data_format`` order.
+    data_format : {"NCDHW", "NDHWC"}, keyword-only, default "NCDHW"
+        As for :func:`max_pool3d`. ``grad_output``'s memory layout decides
+        the kernel's and the result's; ``indices`` laid out otherwise are
+        converted.
+    out : ndarray, keyword-only
+        An array of ``input_shape`` and ``grad_output``'s dtype to write the
+        gradient into; returned. Every index is checked before anything is
+        written to it.
+
+    Returns
+    -------
+    grad_input : ndarray
+        A new array of ``input_shape`` and ``grad_output``'s dtype, or ``out``.
+
+    Raises
+    ------
+    TypeError
+        If ``grad_output`` is not floating point or ``indices`` is not int64.
+    ValueError
+        If the shapes disagree, or an index lies outside ``[-1, D*H*W)``
+        (-1 marks a window with no input element and is skipped).
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> x = np.arange(8, dtype=np.float32).reshape(1, 1, 2, 2, 2)
+    >>> out, idx = cpool.max_pool3d(x, 2, return_indices=True)
+    >>> cpool.max_pool3d_backward(np.ones_like(out), idx, x.shape)[0, 0, 1]
+    array([[0., 0.],
+           [0., 1.]], dtype=float32)
+    """
+
+max_pool3d, max_pool3d_backward = bind_max3d(_backend.IMPL)
+__all__ += ["max_pool3d", "max_pool3d_backward"]
 __all__ += ["adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max_pool2d",
             "adaptive_max_pool2d_backward"]
 

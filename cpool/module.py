@@ -583,6 +583,125 @@ class MaxUnpool2d(_PoolingLayer):
 __all__ += ["MaxUnpool2d"]
 
 
+# ----------------------------------------------------------------- 3-D max pooling
+from ._validation import DATA_FORMATS_3D, parse_pool3d_args, prepare_max3d_backward, prepare_max3d_forward  # noqa: E402
+
+
+class MaxPool3d(_PoolingLayer):
+    """3-D max pooling layer for NumPy networks, PyTorch-exact.
+
+    The arguments are ``torch.nn.MaxPool3d``'s, in its order, as in
+    :func:`cpool.max_pool3d`; ``return_indices`` and ``backend`` are as for
+    :class:`MaxPool2d`, and ``data_format`` is "NCDHW" or "NDHWC".
+
+    Attributes
+    ----------
+    output, gradInput : ndarray or None
+        The last results; as in :class:`MaxPool2d`, the next result of the
+        same shape is written into the same memory when nothing else refers
+        to it.
+    indices : ndarray of int64 or None
+        PyTorch-format indices (``(d * H + h) * W + w`` within each volume)
+        of the last forward; :meth:`backward` routes the gradient through
+        them (set them to route it through others).
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> pool = cpool.MaxPool3d(2)
+    >>> pool
+    MaxPool3d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)
+    >>> x = np.random.rand(2, 3, 8, 8, 8).astype(np.float32)
+    >>> pool.forward(x).shape
+    (2, 3, 4, 4, 4)
+    >>> pool.backward(x, np.ones((2, 3, 4, 4, 4), np.float32)).shape
+    (2, 3, 8, 8, 8)
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False, *,
+                 data_format="NCDHW", backend=None):
+        # Checked now so a bad layer fails where it is built, not mid-epoch.
+        parse_pool3d_args(kernel_size, stride, padding, dilation, ceil_mode)
+        self.data_format = DATA_FORMATS_3D[check_data_format(data_format, DATA_FORMATS_3D)]
+        if type(return_indices) is not bool:
+            raise TypeError(f"return_indices must be a bool, got return_indices={return_indices!r} "
+                            f"(type {type(return_indices).__name__})")
+        self._impl = _backend.load(backend)
+        self.return_indices = return_indices
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding = padding
+        self.dilation = dilation
+        self.ceil_mode = ceil_mode
+        self.output = None
+        self.gradInput = None
+        self._indices = None
+        self._exposed = False  # whether the caller has seen (and may have changed) the indices
+        self.training = True
+        self._input_shape = None
+
+    def updateOutput(self, input):
+        """Pool ``input``; sets ``self.output`` (and ``self.indices``) and returns
+        ``self.output``, or ``(self.output, self.indices)`` with ``return_indices``."""
+        x, g, _, cl, swapped, nodepth_from = prepare_max3d_forward(input, self.kernel_size, self.stride, self.padding,
+                                                                 self.dilation, self.ceil_mode, True,
+                                                                 self.data_format)
+        shape = x.shape[:-4] + ((g.OD, g.OH, g.OW, x.shape[-1]) if cl else (x.shape[-4], g.OD, g.OH, g.OW))
+        out = _reusable(self.output, shape, x.dtype)
+        idx = _reusable(self._indices, shape, np.dtype(np.int64))
+        self.output = self._indices = None  # dropped first: a failure leaves no stale result
+        values, idx = self._impl.max3d_forward_planes(x, g, True, cl, out, idx, nodepth_from)
+        self.output, self._indices = to_format(values, swapped, cl, 3), to_format(idx, swapped, cl, 3)
+        self._exposed = False
+        self._input_shape = np.shape(input)
+        if self.return_indices:
+            return self.output, self.indices
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        """Gradient with respect to the last forward's input; sets and returns ``self.gradInput``."""
+        if self._indices is None:
+            raise BackwardBeforeForwardError(
+                "MaxPool3d.updateGradInput() was called before forward(): there are no indices to route "
+                "gradOutput through"
+            )
+        if tuple(np.shape(input)) != tuple(self._input_shape):
+            raise ValueError(
+                f"input.shape={tuple(np.shape(input))!r} differs from the shape of the last forward input "
+                f"{tuple(self._input_shape)!r}; call forward() on this input first"
+            )
+        go, idx, shape, cl, swapped = prepare_max3d_backward(gradOutput, self._indices, self._input_shape,
+                                                             self.data_format)
+        # Indices the caller has seen are untrusted, and the kernels find a
+        # bad one only as they reach it: no buffer reuse then, so an error
+        # leaves the previous gradInput as it was.
+        out = None if self._exposed else _reusable(self.gradInput, shape, go.dtype)
+        if out is not None:
+            self.gradInput = None  # its buffer is being rewritten: never left visible half-written
+        self.gradInput = to_format(self._impl.max3d_backward_planes(go, idx, shape, cl, out), swapped, cl, 3)
+        return self.gradInput
+
+    @property
+    def indices(self):
+        self._exposed = True
+        return self._indices
+
+    @indices.setter
+    def indices(self, value):
+        self._exposed = True
+        self._indices = value
+
+    def __repr__(self):
+        extra = "" if self.data_format == "NCDHW" else f", data_format={self.data_format!r}"
+        return (
+            f"MaxPool3d(kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+            f"dilation={self.dilation}, ceil_mode={self.ceil_mode}{extra})"
+        )
+
+
+__all__ += ["MaxPool3d"]
+
+
 # --------------------------------------------------------------------------- 1-D pooling layers
 # Each calls the public 1-D functions bound to its backend (the same
 # argument path as cpool.max_pool1d, ...): PyTorch's 1-D layers, with the

@@ -929,6 +929,134 @@ __all__ += ["adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max
             "adaptive_max_pool2d_backward", "adaptive_avg_forward_planes", "adaptive_avg_backward_planes",
             "adaptive_max_forward_planes"]
 
+
+# ----------------------------------------------------------------- 3-D max pooling
+# PyTorch 2.13's cpu_max_pool (is_3d) and its channels-last variant, which
+# agree on every value: a window's in-bounds taps in (d, h, w) order, "take
+# v if v > best or v is NaN" from the lowest value. Their indices differ
+# only in the seed, the index a window reports when no tap beats the lowest
+# value (see max3d_forward_planes). A window with no in-bounds tap
+# (dilation only) gives the lowest value and index -1, as max_pool2d does
+# (PyTorch reports a position outside the window there).
+
+from ._validation import Pool3dGeometry, check_index_range3d, volume_dims  # noqa: E402
+
+# Memory order <-> (..., C, D, H, W) order, for channels-last memory.
+_PLANES_VIEW3 = {5: (0, 4, 1, 2, 3), 4: (3, 0, 1, 2)}
+_CHANNELS_LAST_VIEW3 = {5: (0, 2, 3, 4, 1), 4: (1, 2, 3, 0)}
+
+
+def _axis_taps(out_len: int, k: int, s: int, p: int, d: int, size: int
+               ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Along one axis, for each kernel tap that reaches the input for some
+    output position: the (clipped) input coordinate at every output
+    position and whether it is inside the input."""
+    taps = []
+    for t in _reaching_taps(out_len, k, s, p, d, size).tolist():
+        pos, ok = _tap_positions(out_len, t * d, s, p, size)
+        if ok.any():
+            taps.append((np.clip(pos, 0, size - 1), ok))
+    return taps
+
+
+def _first_in_bounds(out_len: int, k: int, s: int, p: int, d: int, size: int) -> np.ndarray:
+    """Along one axis, each window's first in-bounds coordinate, -1 for a
+    window with none (PyTorch's start advanced past the padding)."""
+    start = np.arange(out_len, dtype=np.int64) * s - p
+    lo = np.where(start >= 0, 0, (d - 1 - start) // d)
+    first = start + lo * d
+    return np.where((lo < k) & (first < size), first, -1)
+
+
+def max3d_forward_planes(x: np.ndarray, g: Pool3dGeometry, with_indices: bool, channels_last: bool = False,
+                         out: np.ndarray | None = None, indices_out: np.ndarray | None = None,
+                         nodepth_from: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """3-D max-pool ``x``: (..., C, D, H, W) memory, or (..., D, H, W, C)
+    with ``channels_last`` (computed on a transposed view). Returns
+    ``(out, int64 indices or None)`` in the same layout, written into
+    ``out`` / ``indices_out`` when given.
+
+    Each window starts from the lowest value and the index of its first
+    in-bounds tap, ``(d0 * H + h0) * W + w0``; in channels ``nodepth_from``
+    and up (None: none) it starts from ``h0 * W + w0`` instead, as the
+    scalar tail of PyTorch's channels_last_3d kernel does (so a window of
+    only -inf / the integer minimum reports that position). A window with
+    no in-bounds tap gives index -1.
+    """
+    vol = x.transpose(_PLANES_VIEW3[x.ndim]) if channels_last else x
+    shape = vol.shape[:-3] + (g.OD, g.OH, g.OW)
+    best = np.full(shape, _lowest(x.dtype), dtype=x.dtype)
+    idx = None
+    if with_indices:
+        fd = _first_in_bounds(g.OD, g.kd, g.sd, g.pd, g.dd, g.D)[:, None, None]
+        fh = _first_in_bounds(g.OH, g.kh, g.sh, g.ph, g.dh, g.H)[None, :, None]
+        fw = _first_in_bounds(g.OW, g.kw, g.sw, g.pw, g.dw, g.W)[None, None, :]
+        empty = (fd < 0) | (fh < 0) | (fw < 0)
+        seed = np.where(empty, -1, (fd * g.H + fh) * g.W + fw)
+        idx = np.array(np.broadcast_to(seed, shape))
+        C = shape[-4]
+        if nodepth_from is not None and nodepth_from < C:
+            idx[..., nodepth_from:, :, :, :] = np.where(empty, -1, fh * g.W + fw)
+    take = np.empty(shape, dtype=bool)
+    nan = np.empty(shape, dtype=bool) if x.dtype.kind == "f" and bool(np.isnan(x).any()) else None
+    # The taps' gathers are nested, so each depth tap's and row tap's
+    # gathers are made once and shared by the taps after them.
+    for pd, okd in _axis_taps(g.OD, g.kd, g.sd, g.pd, g.dd, g.D):
+        xd = np.take(vol, pd, axis=-3)
+        for ph, okh in _axis_taps(g.OH, g.kh, g.sh, g.ph, g.dh, g.H):
+            xdh = np.take(xd, ph, axis=-2)
+            ok_dh = okd[:, None, None] & okh[None, :, None]
+            for pw, okw in _axis_taps(g.OW, g.kw, g.sw, g.pw, g.dw, g.W):
+                v = np.take(xdh, pw, axis=-1)
+                np.greater(v, best, out=take)  # PyTorch's rule: v > best, or v is NaN
+                if nan is not None:
+                    np.logical_or(take, np.isnan(v, out=nan), out=take)
+                np.logical_and(take, ok_dh & okw[None, None, :], out=take)  # padding is never taken
+                np.copyto(best, v, where=take)  # a selection: NaN payloads and zero signs kept
+                if idx is not None:
+                    flat = (pd[:, None, None] * g.H + ph[None, :, None]) * g.W + pw[None, None, :]
+                    np.copyto(idx, np.broadcast_to(flat, shape), where=take)
+    best = _result3(best, channels_last, out)
+    return best, None if idx is None else _result3(idx, channels_last, indices_out)
+
+
+def _result3(a: np.ndarray, channels_last: bool, out: np.ndarray | None) -> np.ndarray:
+    # A (..., C, D, H, W) result in the memory layout asked for, in `out` if given.
+    if channels_last:
+        a = a.transpose(_CHANNELS_LAST_VIEW3[a.ndim])
+    if out is None:
+        return np.ascontiguousarray(a)
+    np.copyto(out, a)
+    return out
+
+
+def max3d_backward_planes(go: np.ndarray, idx: np.ndarray, shape: Sequence[int], channels_last: bool = False,
+                          out: np.ndarray | None = None) -> np.ndarray:
+    """Scatter-add ``go`` (..., C, OD, OH, OW) into an array of ``shape``
+    (..., C, D, H, W) by ``idx`` (flat within each volume); channels-last
+    memory with ``channels_last``. Each volume is a plane of D*H rows of W
+    to :func:`backward_planes` (C-contiguous reshapes are views): the same
+    scatter in the same order, PyTorch's."""
+    shape = tuple(shape)
+    D, H, W = volume_dims(shape, channels_last)
+    check_index_range3d(idx, D, H, W)
+    if channels_last:
+        flat_go = go.reshape(go.shape[:-4] + (go.shape[-4] * go.shape[-3],) + go.shape[-2:])
+        flat_idx = idx.reshape(flat_go.shape)
+        flat_shape = shape[:-4] + (D * H, W, shape[-1])
+    else:
+        flat_go = go.reshape(go.shape[:-3] + (go.shape[-3] * go.shape[-2], go.shape[-1]))
+        flat_idx = idx.reshape(flat_go.shape)
+        flat_shape = shape[:-3] + (D * H, W)
+    flat_out = None if out is None else out.reshape(flat_shape)
+    return backward_planes(flat_go, flat_idx, flat_shape, channels_last, flat_out).reshape(shape)
+
+
+from .functional import bind_max3d  # noqa: E402
+
+max_pool3d, max_pool3d_backward = bind_max3d(sys.modules[__name__], module=__name__)
+__all__ += ["max_pool3d", "max_pool3d_backward", "max3d_forward_planes", "max3d_backward_planes"]
+
 # 1-D pooling: the same functions as cpool's, over this module's 2-D ones.
 from .functional import NAMES_1D, bind_1d  # noqa: E402
 

@@ -24,7 +24,7 @@ import pytest
 from helpers import unaligned_copy
 
 import cpool
-from cpool.functional import bind_adaptive, bind_avg, bind_unpool
+from cpool.functional import bind_adaptive, bind_avg, bind_max3d, bind_unpool
 
 # ------------------------------------------------------------ the table
 X = np.zeros((1, 2, 6, 6), dtype=np.float32)
@@ -361,6 +361,77 @@ POOL1D_ERROR_CASES = [
     ("MaxUnpool1d stride 0", lambda m: cpool.MaxUnpool1d(2, 0), ValueError, r"stride must be positive"),
 ]
 ERROR_CASES += POOL1D_ERROR_CASES
+
+
+# ------------------------------------------------------------ 3-D max pooling
+X3 = np.zeros((1, 2, 4, 6, 6), dtype=np.float32)
+OUT3, IDX3 = cpool.slow.max_pool3d(X3, 2, return_indices=True)
+G3 = np.ones_like(OUT3)
+
+
+def _max3d_of(m):
+    """(max_pool3d, max_pool3d_backward) of a backend or of ``cpool``."""
+    if m is cpool:
+        return cpool.max_pool3d, cpool.max_pool3d_backward
+    if m.module is cpool.slow:
+        return cpool.slow.max_pool3d, cpool.slow.max_pool3d_backward
+    return bind_max3d(m.module)
+
+
+def fwd3(*args, **kwargs):
+    return lambda m: _max3d_of(m)[0](*args, **kwargs)
+
+
+def bwd3(*args, **kwargs):
+    return lambda m: _max3d_of(m)[1](*args, **kwargs)
+
+
+MAX3D_ERROR_CASES = [
+    ("max_pool3d input with 3 dims", fwd3(np.zeros((4, 6, 6)), 2), ValueError,
+     r"input must be a 4-D \(C, D, H, W\) or 5-D \(N, C, D, H, W\) array, got input.ndim=3"),
+    ("max_pool3d input with 6 dims", fwd3(np.zeros((1, 1, 1, 4, 6, 6)), 2), ValueError, r"input.ndim=6"),
+    ("max_pool3d zero depth", fwd3(np.zeros((1, 2, 0, 6, 6)), 2), ValueError,
+     r"non-zero channel, depth, height and width .*input.shape=\(1, 2, 0, 6, 6\)"),
+    ("max_pool3d bool dtype", fwd3(X3.astype(bool), 2), TypeError, r"max_pool3d does not support input.dtype=bool"),
+    ("max_pool3d kernel_size pair", fwd3(X3, (2, 2)), ValueError,
+     r"kernel_size must be a single int or a tuple of three ints, got kernel_size=\(2, 2\) with 2 elements"),
+    ("max_pool3d kernel_size 0", fwd3(X3, 0), ValueError, r"kernel_size must be positive, got kernel_size=0"),
+    ("max_pool3d kernel_size float", fwd3(X3, 2.0), TypeError, r"kernel_size=2.0"),
+    ("max_pool3d stride 0", fwd3(X3, 2, (1, 0, 1)), ValueError, r"stride must be positive, got stride=\(1, 0, 1\)"),
+    ("max_pool3d padding above half the kernel", fwd3(X3, 2, 1, (0, 2, 0)), ValueError,
+     r"padding must be at most half of kernel_size, got padding=\(0, 2, 0\) with kernel_size=\(2, 2, 2\)"),
+    ("max_pool3d dilation 0", fwd3(X3, 2, dilation=0), ValueError, r"dilation must be positive, got dilation=0"),
+    ("max_pool3d output smaller than 1", fwd3(X3, 5), ValueError, r"output size is too small.*0x1x1"),
+    ("max_pool3d data_format NCHW", fwd3(X3, 2, data_format="NCHW"), ValueError,
+     r'data_format must be "NCDHW" or "NDHWC", got data_format=\'NCHW\''),
+    ("max_pool3d return_indices not bool", fwd3(X3, 2, return_indices=1), TypeError, r"return_indices=1"),
+    ("max_pool3d channels-last int8 volume over 127", fwd3(np.zeros((1, 1, 2, 8, 8, 2), np.int8)[0], 1,
+                                                           data_format="NDHWC"), ValueError,
+     r"max_pool3d on channels-last memory of dtype int8 takes volumes of at most 127 elements"),
+    ("max_pool3d out wrong shape", fwd3(X3, 2, out=np.zeros((1, 2, 2, 3, 2), np.float32)), ValueError,
+     r"out must have shape \(1, 2, 2, 3, 3\)"),
+    ("max_pool3d out not a pair with return_indices", fwd3(X3, 2, return_indices=True, out=OUT3.copy()), TypeError,
+     r"out must be a \(values, indices\) tuple"),
+    ("max_pool3d_backward integer grad_output", bwd3(G3.astype(np.int64), IDX3, X3.shape), TypeError,
+     r"max_pool3d_backward does not support grad_output.dtype=int64"),
+    ("max_pool3d_backward indices int32", bwd3(G3, IDX3.astype(np.int32), X3.shape), TypeError,
+     r"indices must be an int64 array as returned by max_pool3d"),
+    ("max_pool3d_backward indices of another shape", bwd3(G3, IDX3[..., :1], X3.shape), ValueError,
+     r"indices and grad_output must have the same shape"),
+    ("max_pool3d_backward input_shape wrong batch", bwd3(G3, IDX3, (2, 2, 4, 6, 6)), ValueError,
+     r"input_shape and grad_output must agree in their leading \(batch, channel\) dimensions"),
+    ("max_pool3d_backward input_shape zero depth", bwd3(G3, IDX3, (1, 2, 0, 6, 6)), ValueError,
+     r"input_shape must have non-zero channel, depth, height and width dimensions"),
+    ("max_pool3d_backward index past the volume", bwd3(G3, np.where(IDX3 == IDX3.max(), 144, IDX3), X3.shape),
+     ValueError, r"indices contains 144, outside the volume of 4x6x6=144 elements"),
+    ("max_pool3d_backward index below -1", bwd3(G3, np.where(IDX3 == 0, -2, IDX3), X3.shape), ValueError,
+     r"indices contains -2, outside the volume"),
+    ("max_pool3d_backward out wrong dtype", bwd3(G3, IDX3, X3.shape, out=np.zeros(X3.shape)), TypeError,
+     r"out must have dtype float32, got out.dtype=float64"),
+    ("MaxPool3d padding above half the kernel", lambda m: cpool.MaxPool3d(2, padding=2), ValueError,
+     r"padding must be at most half of kernel_size"),
+]
+ERROR_CASES += MAX3D_ERROR_CASES
 
 
 @pytest.mark.parametrize("case", ERROR_CASES, ids=[c[0] for c in ERROR_CASES])

@@ -124,6 +124,7 @@ include "avg_backward.pxi"
 include "unpool.pxi"
 include "adaptive_forward.pxi"
 include "adaptive_backward.pxi"
+include "max3d.pxi"
 
 
 # ------------------------------------------------------------ module facts
