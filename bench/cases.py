@@ -342,14 +342,14 @@ class Case:
         """Whether max_unpool2d can unpool to the input's size: PyTorch's output-size rule (each side strictly
         within one stride of (out - 1) * stride - 2 * padding + kernel), which a dilated or ceil_mode pooling's
         input can break."""
-        if (op in POOL3D_OPS) != self.volume:
-            return ("a 3-D pooling op runs on (N, C, D, H, W) shapes only" if op in POOL3D_OPS
-                    else "a 2-D op does not run on an (N, C, D, H, W) shape")
         return all(d - self.stride < L < d + self.stride for L, o in zip(self.shape[2:], self.out_shape[2:])
                    for d in [(o - 1) * self.stride - 2 * self.padding + self.kernel])
 
     def unfit(self, op):
         """Why ``op`` cannot run on this shape, or None."""
+        if (op in POOL3D_OPS) != self.volume:
+            return ("a 3-D pooling op runs on (N, C, D, H, W) shapes only" if op in POOL3D_OPS
+                    else "a 2-D op does not run on an (N, C, D, H, W) shape")
         if self.one_d != (op in POOL1D_OPS):
             return ("a 1-D shape (:1d): only pool1d runs on it" if self.one_d else
                     "pool1d runs on the 1-D shapes only (NxCx1xW:...:1d, e.g. " + ", ".join(POOL1D_SHAPES) + ")")

@@ -91,7 +91,7 @@ def test_shapes_catalogue_and_parser():
     assert mnist.nbytes("avg_fwd") == mnist.nbytes("avg_bwd") == 6_422_528 + 1_605_632
     assert mnist.nbytes("gap") == 6_422_528 + 64 * 32 * 4 and set(mnist.meta()["bytes"]) == set(C.OPS)
     assert C.parse_shape("resnet-stem").avg_args == (3, 2, 1, False)
-    assert {sh for *_, shapes, _ in C.TARGETS for sh in shapes} <= set(C.SHAPES) | set(C.POOL1D_SHAPES) | set(C.SHAPES_3D)
+    assert {sh for *_, shapes, _ in C.TARGETS for sh in shapes} <= {*C.SHAPES, *C.POOL1D_SHAPES, *C.SHAPES_3D}
     assert [c.name for c, _ in floors.backward_targets()] == ["mnist-conv", "mnist-first", "14x14x64", "resnet-stem",
                                                               "large"]
 
