@@ -37,6 +37,7 @@ from .functional import (
     max_unpool2d,
     max_unpool2d_backward,
 )
+from .functional import avg_pool3d, avg_pool3d_backward
 from .module import (
     AdaptiveAvgPool2d,
     AdaptiveMaxPool2d,
@@ -45,6 +46,7 @@ from .module import (
     MaxPool2d,
     MaxUnpool2d,
 )
+from .module import AvgPool3d
 
 __all__ = [
     "__version__",
@@ -74,6 +76,7 @@ __all__ = [
     "config",
     "slow",
 ]
+__all__ += ["avg_pool3d", "avg_pool3d_backward", "AvgPool3d"]
 
 
 def config() -> dict[str, Any]:
