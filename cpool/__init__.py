@@ -32,21 +32,22 @@ from .functional import (
     adaptive_max_pool2d_backward,
     avg_pool2d,
     avg_pool2d_backward,
+    avg_pool3d,
+    avg_pool3d_backward,
     max_pool2d,
     max_pool2d_backward,
     max_unpool2d,
     max_unpool2d_backward,
 )
-from .functional import avg_pool3d, avg_pool3d_backward
 from .module import (
     AdaptiveAvgPool2d,
     AdaptiveMaxPool2d,
     AvgPool2d,
+    AvgPool3d,
     BackwardBeforeForwardError,
     MaxPool2d,
     MaxUnpool2d,
 )
-from .module import AvgPool3d
 
 __all__ = [
     "__version__",

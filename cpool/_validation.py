@@ -1100,7 +1100,7 @@ def pool3d_geometry(shape: tuple[int, ...], kernel: _Triple, stride: _Triple, pa
 #: dtypes accepted by avg_pool3d and its backward: PyTorch 2.13's CPU kernels
 #: (AveragePool3d.cpp's avg_pool3d_out_frame) take float32, float64 and int64
 #: only; float16 and the other integer types raise there.
-AVG3D_DTYPES = frozenset((np.dtype(np.float32), np.dtype(np.float64), _INT64))
+AVG3D_DTYPES: frozenset[np.dtype] = frozenset((np.dtype(np.float32), np.dtype(np.float64), _INT64))
 
 
 def _avg3d_geometry(shape: tuple[int, ...], kernel: _Triple, stride: _Triple, pad: _Triple, ceil: bool,

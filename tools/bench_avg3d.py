@@ -37,6 +37,17 @@ def _median_pair(fa, fb, repeats: int) -> tuple[float, float]:
     return statistics.median(ta), statistics.median(tb)
 
 
+def _time_case(x, tx, go, go_t, k: int, s: int, p: int, repeats: int):
+    """(cpool, torch) median seconds of the forward and of the backward."""
+    fwd = _median_pair(lambda: cpool.avg_pool3d(x, k, s, p),
+                       lambda: torch.nn.functional.avg_pool3d(tx, k, s, p), repeats)
+    bwd = _median_pair(lambda: cpool.avg_pool3d_backward(go, x.shape, k, s, p),
+                       lambda: torch.ops.aten.avg_pool3d_backward(go_t, tx, [k] * 3, [s] * 3, [p] * 3, False, True,
+                                                                  None),
+                       repeats)
+    return fwd, bwd
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=15)
@@ -57,13 +68,7 @@ def main() -> None:
             for n in args.threads:
                 torch.set_num_threads(n)
                 cpool.set_num_threads(n)
-                fwd = _median_pair(lambda: cpool.avg_pool3d(x, k, s, p),
-                                   lambda: torch.nn.functional.avg_pool3d(tx, k, s, p), args.repeats)
-                bwd = _median_pair(
-                    lambda: cpool.avg_pool3d_backward(go, x.shape, k, s, p),
-                    lambda: torch.ops.aten.avg_pool3d_backward(go_t, tx, [k] * 3, [s] * 3, [p] * 3, False, True,
-                                                               None),
-                    args.repeats)
+                fwd, bwd = _time_case(x, tx, go, go_t, k, s, p, args.repeats)
                 case = f"{'x'.join(map(str, shape))} k{k} s{s} p{p}"
                 for op, (a, b) in (("forward", fwd), ("backward", bwd)):
                     print(f"{case:<34} {layout:<8} {n:>3} {op:<8} {a * 1e3:>9.2f} {b * 1e3:>9.2f} {b / a:>7.2f}x",
