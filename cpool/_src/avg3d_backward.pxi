@@ -18,9 +18,6 @@
 # the cell's NaN whatever the operand order).
 
 
-from libc.stdlib cimport free, malloc
-
-
 cdef void _avg3d_divisors(floating* divs, Geometry3 g, bint incl, bint override, int64_t divisor) noexcept nogil:
     # Every output's divisor, in the dtype (torch converts divide_factor to it).
     cdef Py_ssize_t od, oh, ow, d0, d1, dp, h0, h1, hp, w0, w1, wp
@@ -41,15 +38,20 @@ cdef inline Py_ssize_t _first_window(Py_ssize_t i, Py_ssize_t k, Py_ssize_t s, P
 
 
 cdef inline void _avg3d_share_row(floating* row, const floating* s, Py_ssize_t W, Py_ssize_t OW, Py_ssize_t kw,
-                                  Py_ssize_t sw, Py_ssize_t pw, bint nans) noexcept nogil:
+                                  Py_ssize_t sw, Py_ssize_t pw, bint nans, const Py_ssize_t* los,
+                                  const Py_ssize_t* his) noexcept nogil:
     # Add one share row `s` (OW windows) to an input row: tap passes from
     # the last to the first, so a cell two windows share gets the earlier
     # window's share first; without a NaN in `s` plain adds (see above).
+    # los/his: each tap's window range (_valid_outputs), or NULL to compute them.
     cdef Py_ssize_t j, off, lo, hi, ow
     cdef floating cell
     for j in range(kw - 1, -1, -1):
         off = j - pw
-        _valid_outputs(off, sw, W, OW, &lo, &hi)
+        if los != NULL:
+            lo, hi = los[j], his[j]
+        else:
+            _valid_outputs(off, sw, W, OW, &lo, &hi)
         if nans:
             for ow in range(lo, hi):
                 cell = row[off + ow * sw]
@@ -71,9 +73,15 @@ cdef void _avg3d_backward_planes(const floating* go, floating* gi, Py_ssize_t p0
     # Each input row is zeroed just before its adds, while it is in cache.
     cdef Py_ssize_t D = g.D, H = g.H, W = g.W, OD = g.OD, OH = g.OH, OW = g.OW
     cdef Py_ssize_t n_out = OD * OH * OW
-    cdef Py_ssize_t p, i, nans, id, ih, od, oh
+    cdef Py_ssize_t p, i, nans, id, ih, od, oh, j
     cdef const floating* src
     cdef floating* row
+    # each tap's window range, computed once (integer divisions); NULL without the memory
+    cdef Py_ssize_t* los = <Py_ssize_t*>malloc(2 * g.kw * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* his = los + g.kw if los != NULL else NULL
+    if los != NULL:
+        for j in range(g.kw):
+            _valid_outputs(j - g.pw, g.sw, W, OW, &los[j], &his[j])
     for p in range(p0, p1):
         src = go + p * n_out
         for i in range(n_out):
@@ -89,9 +97,11 @@ cdef void _avg3d_backward_planes(const floating* go, floating* gi, Py_ssize_t p0
                 while od < OD and od * g.sd - g.pd <= id:
                     oh = _first_window(ih, g.kh, g.sh, g.ph)
                     while oh < OH and oh * g.sh - g.ph <= ih:
-                        _avg3d_share_row(row, share + (od * OH + oh) * OW, W, OW, g.kw, g.sw, g.pw, nans > 0)
+                        _avg3d_share_row(row, share + (od * OH + oh) * OW, W, OW, g.kw, g.sw, g.pw, nans > 0,
+                                         los, his)
                         oh = oh + 1
                     od = od + 1
+    free(los)
 
 
 cdef void _avg3d_backward_slices(const floating* go, floating* gi, Py_ssize_t s0, Py_ssize_t s1, Geometry3 g,

@@ -15,6 +15,9 @@
 # each add changes no bit.
 
 
+from libc.stdlib cimport free, malloc
+
+
 cdef inline int64_t _avg3d_factor(Py_ssize_t dp, Py_ssize_t hp, Py_ssize_t wp, Py_ssize_t dn, Py_ssize_t hn,
                                   Py_ssize_t wn, bint incl, bint override, int64_t divisor) noexcept nogil:
     # torch's divide_factor: the override, the window with its padding
@@ -58,21 +61,32 @@ cdef inline void _avg3d_tap_pass(floating* acc, const floating* row, Py_ssize_t 
             acc[c] = acc[c] + row[off + c * sw]
 
 
-cdef inline void _avg3d_add_row(floating* acc, const floating* row, Py_ssize_t n, Py_ssize_t off0, Py_ssize_t sw,
-                                Py_ssize_t kw, Py_ssize_t W) noexcept nogil:
-    # Add one input row's taps to n outputs' sums (output c's tap j at
-    # row[off0 + c * sw + j], when inside the row), each output's in tap
-    # order. Where all of a window's taps are inside (the columns [ilo,
-    # ihi)), kernels of 2 and 3 columns add theirs in one sweep; the other
-    # columns, and other kernels, a sweep per tap.
-    cdef Py_ssize_t c, j, lo, hi, ilo, ihi, b
-    _valid_outputs(off0, sw, W, n, &ilo, &hi)
-    _valid_outputs(off0 + kw - 1, sw, W, n, &lo, &ihi)
+cdef inline void _avg3d_tap_ranges(Py_ssize_t* lo, Py_ssize_t* hi, Py_ssize_t n, Py_ssize_t off0, Py_ssize_t sw,
+                                   Py_ssize_t kw, Py_ssize_t W) noexcept nogil:
+    # Per tap j < kw: the outputs [lo[j], hi[j]) of n whose tap j
+    # (row[off0 + c * sw + j]) is inside the row; then lo[kw], hi[kw]: the
+    # outputs all of whose taps are. Computed once per chunk of columns
+    # (the integer divisions would otherwise cost more than the adds).
+    cdef Py_ssize_t j
+    for j in range(kw):
+        _valid_outputs(off0 + j, sw, W, n, &lo[j], &hi[j])
+    lo[kw] = lo[0]
+    hi[kw] = hi[kw - 1]
+
+
+cdef inline void _avg3d_add_row(floating* acc, const floating* row, Py_ssize_t off0, Py_ssize_t sw, Py_ssize_t kw,
+                                const Py_ssize_t* lo, const Py_ssize_t* hi) noexcept nogil:
+    # Add one input row's taps to the outputs' sums (output c's tap j at
+    # row[off0 + c * sw + j], in [lo[j], hi[j]) from _avg3d_tap_ranges),
+    # each output's in tap order. Where all of a window's taps are inside
+    # (the outputs [lo[kw], hi[kw])), kernels of 2 and 3 columns add theirs
+    # in one sweep; the other outputs, and other kernels, a sweep per tap.
+    cdef Py_ssize_t c, j, b
+    cdef Py_ssize_t ilo = lo[kw], ihi = hi[kw]
     if (kw == 2 or kw == 3) and ihi > ilo:
         for j in range(kw):
-            _valid_outputs(off0 + j, sw, W, n, &lo, &hi)
-            _avg3d_tap_pass(acc, row, lo, min(hi, ilo), off0 + j, sw)
-            _avg3d_tap_pass(acc, row, max(lo, ihi), hi, off0 + j, sw)
+            _avg3d_tap_pass(acc, row, lo[j], min(hi[j], ilo), off0 + j, sw)
+            _avg3d_tap_pass(acc, row, max(lo[j], ihi), hi[j], off0 + j, sw)
         if kw == 2 and sw == 2:
             for c in range(ilo, ihi):
                 b = off0 + 2 * c
@@ -91,8 +105,14 @@ cdef inline void _avg3d_add_row(floating* acc, const floating* row, Py_ssize_t n
                 acc[c] = ((acc[c] + row[b]) + row[b + 1]) + row[b + 2]
         return
     for j in range(kw):
-        _valid_outputs(off0 + j, sw, W, n, &lo, &hi)
-        _avg3d_tap_pass(acc, row, lo, hi, off0 + j, sw)
+        _avg3d_tap_pass(acc, row, lo[j], hi[j], off0 + j, sw)
+
+
+cdef inline floating _avg3d_row_sum(floating total, const floating* row, Py_ssize_t w0, Py_ssize_t w1) noexcept nogil:
+    cdef Py_ssize_t iw
+    for iw in range(w0, w1):
+        total = total + row[iw]
+    return total
 
 
 cdef void _avg3d_rows(const floating* x, floating* out, Py_ssize_t r0, Py_ssize_t r1, Geometry3 g,
@@ -101,7 +121,7 @@ cdef void _avg3d_rows(const floating* x, floating* out, Py_ssize_t r0, Py_ssize_
     # chunk of columns at a time. The divisors of a row depend on its
     # window's depth and height extents only, so a row reuses the last
     # row's when those match (all rows away from the borders).
-    cdef Py_ssize_t D = g.D, H = g.H, W = g.W, OD = g.OD, OH = g.OH, OW = g.OW, sw = g.sw
+    cdef Py_ssize_t D = g.D, H = g.H, W = g.W, OD = g.OD, OH = g.OH, OW = g.OW, sw = g.sw, kw = g.kw
     cdef Py_ssize_t r, t, p, od, oh, c, n, c0, c1, id, ih, d0, d1, dp, h0, h1, hp, nans
     cdef Py_ssize_t key0, key1, key2, key3
     cdef const floating* vol
@@ -111,20 +131,27 @@ cdef void _avg3d_rows(const floating* x, floating* out, Py_ssize_t r0, Py_ssize_
     cdef Py_ssize_t wpad[CHUNK]
     cdef Py_ssize_t w0[CHUNK]
     cdef Py_ssize_t w1[CHUNK]
+    cdef Py_ssize_t* lo
+    cdef Py_ssize_t* hi
     cdef floating zero = 0
+    # per-tap column ranges (kw + 1 pairs); without the memory, each
+    # window's row taps are summed one output at a time instead
+    lo = <Py_ssize_t*>malloc(2 * (kw + 1) * sizeof(Py_ssize_t))
+    hi = lo + kw + 1 if lo != NULL else NULL
     c0 = 0
     while c0 < OW:
         c1 = min(OW, c0 + CHUNK)
         n = c1 - c0
         for c in range(n):
             wpad[c] = _avg_divisor(c0 + c, g.kw, sw, g.pw, W, &w0[c], &w1[c])
-        key0 = -1
-        key1 = key2 = key3 = -1
+        if lo != NULL:
+            _avg3d_tap_ranges(lo, hi, n, c0 * sw - g.pw, sw, kw, W)
+        key0 = key1 = key2 = key3 = -1
+        t = r0 // OH
+        oh = r0 - t * OH
+        p = t // OD
+        od = t - p * OD
         for r in range(r0, r1):
-            t = r // OH
-            oh = r - t * OH
-            p = t // OD
-            od = t - p * OD
             vol = x + p * D * H * W
             dp = _avg_divisor(od, g.kd, g.sd, g.pd, D, &d0, &d1)
             hp = _avg_divisor(oh, g.kh, g.sh, g.ph, H, &h0, &h1)
@@ -137,7 +164,11 @@ cdef void _avg3d_rows(const floating* x, floating* out, Py_ssize_t r0, Py_ssize_
                 acc[c] = 0
             for id in range(d0, d1):
                 for ih in range(h0, h1):
-                    _avg3d_add_row(acc, vol + (id * H + ih) * W, n, c0 * sw - g.pw, sw, g.kw, W)
+                    if lo != NULL:
+                        _avg3d_add_row(acc, vol + (id * H + ih) * W, c0 * sw - g.pw, sw, kw, lo, hi)
+                    else:
+                        for c in range(n):
+                            acc[c] = _avg3d_row_sum(acc[c], vol + (id * H + ih) * W, w0[c], w1[c])
             nans = 0
             for c in range(n):
                 nans = nans + (acc[c] != acc[c])
@@ -148,7 +179,15 @@ cdef void _avg3d_rows(const floating* x, floating* out, Py_ssize_t r0, Py_ssize_
             o = out + r * OW + c0
             for c in range(n):
                 o[c] = zero + acc[c] / dv[c]
+            oh = oh + 1
+            if oh == OH:
+                oh = 0
+                od = od + 1
+                if od == OD:
+                    od = 0
+                    p = p + 1
         c0 = c1
+    free(lo)
 
 
 cdef void _avg3d_rows_cl(const floating* x, floating* out, Py_ssize_t r0, Py_ssize_t r1, Geometry3 g,
