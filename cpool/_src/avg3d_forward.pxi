@@ -16,6 +16,7 @@
 
 
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 
 
 cdef inline int64_t _avg3d_factor(Py_ssize_t dp, Py_ssize_t hp, Py_ssize_t wp, Py_ssize_t dn, Py_ssize_t hn,
@@ -74,38 +75,59 @@ cdef inline void _avg3d_tap_ranges(Py_ssize_t* lo, Py_ssize_t* hi, Py_ssize_t n,
     hi[kw] = hi[kw - 1]
 
 
+cdef inline void _avg3d_pair_pass(floating* acc, const floating* row, Py_ssize_t a, Py_ssize_t b, Py_ssize_t off,
+                                  Py_ssize_t sw) noexcept nogil:
+    # Two consecutive taps in one sweep, in their order:
+    # acc[c] = (acc[c] + row[off + c * sw]) + row[off + c * sw + 1] for a <= c < b.
+    cdef Py_ssize_t c, i
+    if sw == 2:
+        for c in range(a, b):
+            i = off + 2 * c
+            acc[c] = (acc[c] + row[i]) + row[i + 1]
+    elif sw == 1:
+        for c in range(a, b):
+            i = off + c
+            acc[c] = (acc[c] + row[i]) + row[i + 1]
+    else:
+        for c in range(a, b):
+            i = off + c * sw
+            acc[c] = (acc[c] + row[i]) + row[i + 1]
+
+
+cdef inline void _avg3d_full_row(floating* acc, const floating* row, Py_ssize_t n, Py_ssize_t off0, Py_ssize_t sw,
+                                 Py_ssize_t kw) noexcept nogil:
+    # Every tap of the n outputs inside the row: two taps per sweep.
+    cdef Py_ssize_t j = 0
+    while j + 1 < kw:
+        _avg3d_pair_pass(acc, row, 0, n, off0 + j, sw)
+        j = j + 2
+    if j < kw:
+        _avg3d_tap_pass(acc, row, 0, n, off0 + j, sw)
+
+
 cdef inline void _avg3d_add_row(floating* acc, const floating* row, Py_ssize_t off0, Py_ssize_t sw, Py_ssize_t kw,
                                 const Py_ssize_t* lo, const Py_ssize_t* hi) noexcept nogil:
     # Add one input row's taps to the outputs' sums (output c's tap j at
     # row[off0 + c * sw + j], in [lo[j], hi[j]) from _avg3d_tap_ranges),
-    # each output's in tap order. Where all of a window's taps are inside
-    # (the outputs [lo[kw], hi[kw])), kernels of 2 and 3 columns add theirs
-    # in one sweep; the other outputs, and other kernels, a sweep per tap.
-    cdef Py_ssize_t c, j, b
+    # each output's in tap order. The outputs all of whose taps are inside
+    # ([lo[kw], hi[kw])) take theirs two at a time (sweeps the compiler
+    # vectorises; three taps in one sweep, overlapping loads, it does not),
+    # the others a sweep per tap.
+    cdef Py_ssize_t j
     cdef Py_ssize_t ilo = lo[kw], ihi = hi[kw]
-    if (kw == 2 or kw == 3) and ihi > ilo:
+    if ihi <= ilo:
         for j in range(kw):
-            _avg3d_tap_pass(acc, row, lo[j], min(hi[j], ilo), off0 + j, sw)
-            _avg3d_tap_pass(acc, row, max(lo[j], ihi), hi[j], off0 + j, sw)
-        if kw == 2 and sw == 2:
-            for c in range(ilo, ihi):
-                b = off0 + 2 * c
-                acc[c] = (acc[c] + row[b]) + row[b + 1]
-        elif kw == 2:
-            for c in range(ilo, ihi):
-                b = off0 + c * sw
-                acc[c] = (acc[c] + row[b]) + row[b + 1]
-        elif sw == 2:
-            for c in range(ilo, ihi):
-                b = off0 + 2 * c
-                acc[c] = ((acc[c] + row[b]) + row[b + 1]) + row[b + 2]
-        else:
-            for c in range(ilo, ihi):
-                b = off0 + c * sw
-                acc[c] = ((acc[c] + row[b]) + row[b + 1]) + row[b + 2]
+            _avg3d_tap_pass(acc, row, lo[j], hi[j], off0 + j, sw)
         return
     for j in range(kw):
-        _avg3d_tap_pass(acc, row, lo[j], hi[j], off0 + j, sw)
+        _avg3d_tap_pass(acc, row, lo[j], min(hi[j], ilo), off0 + j, sw)
+        _avg3d_tap_pass(acc, row, max(lo[j], ihi), hi[j], off0 + j, sw)
+    j = 0
+    while j + 1 < kw:
+        _avg3d_pair_pass(acc, row, ilo, ihi, off0 + j, sw)
+        j = j + 2
+    if j < kw:
+        _avg3d_tap_pass(acc, row, ilo, ihi, off0 + j, sw)
 
 
 cdef inline floating _avg3d_row_sum(floating total, const floating* row, Py_ssize_t w0, Py_ssize_t w1) noexcept nogil:
@@ -138,6 +160,15 @@ cdef void _avg3d_rows(const floating* x, floating* out, Py_ssize_t r0, Py_ssize_
     # window's row taps are summed one output at a time instead
     lo = <Py_ssize_t*>malloc(2 * (kw + 1) * sizeof(Py_ssize_t))
     hi = lo + kw + 1 if lo != NULL else NULL
+    # Rows whose windows reach past the row's ends (padding, a ceil-mode
+    # overhang) are first copied into a zero-padded row, so that every
+    # output takes its taps in the plain sweeps: adding +0 changes no bit
+    # (a sum from +0 is never -0, and a NaN keeps its payload).
+    cdef Py_ssize_t plen = (min(OW, <Py_ssize_t>CHUNK) - 1) * sw + kw, base, qa = 0, qb = 0
+    cdef floating* pbuf = NULL
+    cdef bint padded
+    if lo != NULL and plen <= 65536:
+        pbuf = <floating*>malloc(plen * sizeof(floating))
     c0 = 0
     while c0 < OW:
         c1 = min(OW, c0 + CHUNK)
@@ -146,6 +177,12 @@ cdef void _avg3d_rows(const floating* x, floating* out, Py_ssize_t r0, Py_ssize_
             wpad[c] = _avg_divisor(c0 + c, g.kw, sw, g.pw, W, &w0[c], &w1[c])
         if lo != NULL:
             _avg3d_tap_ranges(lo, hi, n, c0 * sw - g.pw, sw, kw, W)
+        base = c0 * sw - g.pw  # the input column of the padded row's first element
+        padded = pbuf != NULL and (lo[kw] > 0 or hi[kw] < n)
+        if padded:
+            qa = min(max(0, -base), (n - 1) * sw + kw)
+            qb = max(qa, min((n - 1) * sw + kw, W - base))
+            memset(pbuf, 0, ((n - 1) * sw + kw) * sizeof(floating))
         key0 = key1 = key2 = key3 = -1
         t = r0 // OH
         oh = r0 - t * OH
@@ -164,8 +201,13 @@ cdef void _avg3d_rows(const floating* x, floating* out, Py_ssize_t r0, Py_ssize_
                 acc[c] = 0
             for id in range(d0, d1):
                 for ih in range(h0, h1):
-                    if lo != NULL:
-                        _avg3d_add_row(acc, vol + (id * H + ih) * W, c0 * sw - g.pw, sw, kw, lo, hi)
+                    if padded:
+                        memcpy(pbuf + qa, vol + (id * H + ih) * W + base + qa, (qb - qa) * sizeof(floating))
+                        _avg3d_full_row(acc, pbuf, n, 0, sw, kw)
+                    elif lo != NULL and lo[kw] == 0 and hi[kw] == n:
+                        _avg3d_full_row(acc, vol + (id * H + ih) * W, n, base, sw, kw)
+                    elif lo != NULL:
+                        _avg3d_add_row(acc, vol + (id * H + ih) * W, base, sw, kw, lo, hi)
                     else:
                         for c in range(n):
                             acc[c] = _avg3d_row_sum(acc[c], vol + (id * H + ih) * W, w0[c], w1[c])
@@ -188,6 +230,7 @@ cdef void _avg3d_rows(const floating* x, floating* out, Py_ssize_t r0, Py_ssize_
                     p = p + 1
         c0 = c1
     free(lo)
+    free(pbuf)
 
 
 cdef void _avg3d_rows_cl(const floating* x, floating* out, Py_ssize_t r0, Py_ssize_t r1, Geometry3 g,
