@@ -33,6 +33,8 @@ from .functional import (
     adaptive_max_pool2d_backward,
     avg_pool2d,
     avg_pool2d_backward,
+    avg_pool3d,
+    avg_pool3d_backward,
     max_pool2d,
     max_pool2d_backward,
     max_pool3d,
@@ -44,6 +46,7 @@ from .module import (
     AdaptiveAvgPool2d,
     AdaptiveMaxPool2d,
     AvgPool2d,
+    AvgPool3d,
     BackwardBeforeForwardError,
     MaxPool2d,
     MaxPool3d,
@@ -81,6 +84,7 @@ __all__ = [
     "config",
     "slow",
 ]
+__all__ += ["avg_pool3d", "avg_pool3d_backward", "AvgPool3d"]
 
 # 1-D pooling: (N, C, L) arrays, PyTorch's 1-D ops.
 from .functional import (  # noqa: E402

@@ -407,6 +407,45 @@ def adaptive_avg_backward_planes(go: np.ndarray, shape: tuple[int, ...], channel
 __all__ += ["adaptive_avg_forward_planes", "adaptive_avg_backward_planes", "adaptive_max_forward_planes"]
 
 
+# ------------------------------------------------------------ 3-D average pooling
+# float32 / float64 in the kernels (both memory layouts, 4-D and 5-D); int64
+# in cpool.slow, as is everything with an extension built without the entry
+# points.
+
+def _as_5d(a: np.ndarray) -> np.ndarray:
+    return a if a.ndim == 5 else a[None]
+
+
+def avg3d_forward_planes(x: np.ndarray, g: Any, count_include_pad: bool, divisor: Optional[int],
+                         channels_last: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+    """Average-pool ``x`` by geometry ``g``; see :func:`cpool.slow.avg3d_forward_planes`."""
+    fn = _float_kernel("avg_pool3d_forward_into", x.dtype)
+    if fn is None:
+        from . import slow
+        return slow.avg3d_forward_planes(x, g, count_include_pad, divisor, channels_last, out)
+    x5 = _as_5d(x)
+    shape = x5.shape[:1] + ((g.OD, g.OH, g.OW, x5.shape[4]) if channels_last else (x5.shape[1], g.OD, g.OH, g.OW))
+    o5 = np.empty(shape, dtype=x.dtype) if out is None else _as_5d(out)
+    fn(x5, o5, g, count_include_pad, divisor, threads_for(x.size), channels_last)
+    return o5 if x.ndim == 5 else o5[0]
+
+
+def avg3d_backward_planes(go: np.ndarray, shape: tuple[int, ...], g: Any, count_include_pad: bool,
+                          divisor: Optional[int], channels_last: bool = False,
+                          out: np.ndarray | None = None) -> np.ndarray:
+    """Gradient of :func:`avg3d_forward_planes`; see :func:`cpool.slow.avg3d_backward_planes`."""
+    fn = _float_kernel("avg_pool3d_backward_into", go.dtype)
+    if fn is None:
+        from . import slow
+        return slow.avg3d_backward_planes(go, shape, g, count_include_pad, divisor, channels_last, out)
+    gi = np.empty(shape, dtype=go.dtype) if out is None else out
+    fn(_as_5d(go), _as_5d(gi), g, count_include_pad, divisor, threads_for(gi.size), channels_last)
+    return gi
+
+
+__all__ += ["avg3d_forward_planes", "avg3d_backward_planes"]
+
+
 # ------------------------------------------------------------ 3-D max pooling
 # float32 / float64 in the kernels, float16 forward through the float32 one
 # (max values widen and narrow exactly, NaN payloads included); integers and

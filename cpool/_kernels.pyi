@@ -11,7 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ._validation import PoolGeometry
+from ._validation import Pool3dGeometry, PoolGeometry
 
 class ForwardInto(Protocol):
     """One specialisation of ``max_pool2d_forward_into``: False when these
@@ -106,6 +106,29 @@ class _FusedAdaptiveBackward:
 
 adaptive_pool2d_forward_into: _FusedAdaptiveForward
 adaptive_avg_pool2d_backward_into: _FusedAdaptiveBackward
+
+# 3-D average pooling: the same signatures over 5-D arrays and a Pool3dGeometry.
+class Avg3dForwardInto(Protocol):
+    """One specialisation of ``avg_pool3d_forward_into`` (fills ``out``)."""
+
+    def __call__(self, x: np.ndarray, out: np.ndarray, geometry: Pool3dGeometry, count_include_pad: bool,
+                 divisor_override: int | None, n_threads: int, channels_last: bool = False) -> None: ...
+
+class Avg3dBackwardInto(Protocol):
+    """One specialisation of ``avg_pool3d_backward_into`` (overwrites ``grad_input``)."""
+
+    def __call__(self, grad_output: np.ndarray, grad_input: np.ndarray, geometry: Pool3dGeometry,
+                 count_include_pad: bool, divisor_override: int | None, n_threads: int,
+                 channels_last: bool = False) -> None: ...
+
+class _FusedAvg3dForward:
+    def __getitem__(self, signature: str) -> Avg3dForwardInto: ...
+
+class _FusedAvg3dBackward:
+    def __getitem__(self, signature: str) -> Avg3dBackwardInto: ...
+
+avg_pool3d_forward_into: _FusedAvg3dForward
+avg_pool3d_backward_into: _FusedAvg3dBackward
 
 class MaxPool3dForwardInto(Protocol):
     """One specialisation of ``max_pool3d_forward_into``: False (nothing

@@ -647,6 +647,11 @@ def parse_avg_args(kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_
     ``divisor_override`` (None or a non-zero int that fits in int64, as
     PyTorch's ``std::optional<int64_t>``)."""
     kernel, stride_, pad, _, ceil = parse_pool_args(kernel_size, stride, padding, 1, ceil_mode)
+    return kernel, stride_, pad, ceil, parse_avg_options(count_include_pad, divisor_override)
+
+
+def parse_avg_options(count_include_pad: Any, divisor_override: Any) -> AvgArgs:
+    """Check average pooling's own options (1-, 2- and 3-D alike)."""
     include = _as_bool(count_include_pad, "count_include_pad")
     divisor = None
     if divisor_override is not None:
@@ -658,7 +663,7 @@ def parse_avg_args(kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_
             raise ValueError("divisor_override must not be zero, got divisor_override=0")
         if not -_INT64_MAX - 1 <= divisor <= _INT64_MAX:
             raise ValueError(f"divisor_override must fit in int64, got divisor_override={divisor}")
-    return kernel, stride_, pad, ceil, AvgArgs(include, divisor)
+    return AvgArgs(include, divisor)
 
 
 def prepare_avg_forward(input: Any, kernel_size: Any, stride: Any, padding: Any, ceil_mode: Any,
@@ -704,7 +709,8 @@ def prepare_avg_backward(grad_output: Any, input_shape: Any, kernel_size: Any, s
     return mem, _memory_shape(shape, swapped, channels_last), g, avg, channels_last, swapped
 
 
-__all__ += ["AVG_DTYPES", "AvgArgs", "parse_avg_args", "prepare_avg_forward", "prepare_avg_backward"]
+__all__ += ["AVG_DTYPES", "AvgArgs", "parse_avg_args", "parse_avg_options", "prepare_avg_forward",
+            "prepare_avg_backward"]
 
 
 # ----------------------------------------------------------------- max unpooling
@@ -1087,6 +1093,80 @@ def pool3d_geometry(shape: tuple[int, ...], kernel: _Triple, stride: _Triple, pa
             f"gives an output of {OD}x{OH}x{OW}"
         )
     return Pool3dGeometry(*kernel, *stride, *padding, *dilation, D, H, W, OD, OH, OW)
+
+
+# --- 3-D average pooling -----------------------------------------------------
+
+#: dtypes accepted by avg_pool3d and its backward: PyTorch 2.13's CPU kernels
+#: (AveragePool3d.cpp's avg_pool3d_out_frame) take float32, float64 and int64
+#: only; float16 and the other integer types raise there.
+AVG3D_DTYPES: frozenset[np.dtype] = frozenset((np.dtype(np.float32), np.dtype(np.float64), _INT64))
+
+
+def _avg3d_geometry(shape: tuple[int, ...], kernel: _Triple, stride: _Triple, pad: _Triple, ceil: bool,
+                    name: str, ndhwc: bool) -> Pool3dGeometry:
+    # PyTorch's avg_pool3d (pool3d_shape_check with check_input_size) also
+    # wants every spatial size at least the kernel's, padding or not; it
+    # checks that after the non-empty dimensions and before the output size.
+    C, D, H, W = ncdhw_order(shape, ndhwc)[-4:]
+    if min(C, D, H, W) > 0 and (D < kernel[0] or H < kernel[1] or W < kernel[2]):
+        raise ValueError(
+            f"{name} must be at least as large as kernel_size in depth, height and width, "
+            f"got {name}.shape={tuple(shape)!r} (D={D}, H={H}, W={W}) with kernel_size={kernel!r}"
+        )
+    return pool3d_geometry(shape, kernel, stride, pad, (1, 1, 1), ceil, name, ndhwc)
+
+
+def prepare_avg3d_forward(input: Any, kernel_size: Any, stride: Any, padding: Any, ceil_mode: Any,
+                          count_include_pad: Any, divisor_override: Any, data_format: Any = "NCDHW"
+                          ) -> tuple[np.ndarray, Pool3dGeometry, AvgArgs, bool, bool]:
+    """Validate an avg_pool3d call. Returns ``(memory, geometry, avg_args,
+    channels_last, swapped)`` (see :func:`resolve_layout`, ``spatial=3``)."""
+    kernel, stride_, pad, _, ceil = parse_pool3d_args(kernel_size, stride, padding, 1, ceil_mode)
+    avg = parse_avg_options(count_include_pad, divisor_override)
+    ndhwc = check_data_format(data_format, DATA_FORMATS_3D)
+    arr = as_input_array(input)
+    _check_dtype(arr, "input", AVG3D_DTYPES, "avg_pool3d")
+    check_ndim3d(arr, "input", ndhwc)
+    g = _avg3d_geometry(arr.shape, kernel, stride_, pad, ceil, "input", ndhwc)
+    mem, channels_last, swapped = resolve_layout(arr, ndhwc, 3)
+    return mem, g, avg, channels_last, swapped
+
+
+def prepare_avg3d_backward(grad_output: Any, input_shape: Any, kernel_size: Any, stride: Any, padding: Any,
+                           ceil_mode: Any, count_include_pad: Any, divisor_override: Any,
+                           data_format: Any = "NCDHW"
+                           ) -> tuple[np.ndarray, tuple[int, ...], Pool3dGeometry, AvgArgs, bool, bool]:
+    """Validate an avg_pool3d_backward call. Returns ``(grad_output memory,
+    grad_input memory shape, geometry, avg_args, channels_last, swapped)``:
+    ``grad_output`` decides the layout, and its depth, height and width must
+    be the output size the parameters give for ``input_shape``."""
+    kernel, stride_, pad, _, ceil = parse_pool3d_args(kernel_size, stride, padding, 1, ceil_mode)
+    avg = parse_avg_options(count_include_pad, divisor_override)
+    ndhwc = check_data_format(data_format, DATA_FORMATS_3D)
+    go = as_input_array(grad_output, "grad_output")
+    _check_dtype(go, "grad_output", AVG3D_DTYPES, "avg_pool3d_backward")
+    check_ndim3d(go, "grad_output", ndhwc)
+    shape = _as_shape(input_shape, go.ndim)
+    if min(shape) < 0:
+        raise ValueError(f"input_shape must not have negative dimensions, got input_shape={shape!r}")
+    ncdhw_shape, ncdhw_go = ncdhw_order(shape, ndhwc), ncdhw_order(go.shape, ndhwc)
+    if ncdhw_shape[:-3] != ncdhw_go[:-3]:
+        raise ValueError(
+            f"input_shape and grad_output must agree in their leading (batch, channel) dimensions, "
+            f"got input_shape={shape!r} and grad_output.shape={go.shape!r}"
+        )
+    g = _avg3d_geometry(shape, kernel, stride_, pad, ceil, "input_shape", ndhwc)
+    if ncdhw_go[-3:] != (g.OD, g.OH, g.OW):
+        raise ValueError(
+            f"grad_output must have the output size of input_shape={shape!r} ({g.OD}x{g.OH}x{g.OW}), "
+            f"got grad_output.shape={go.shape!r}"
+        )
+    mem, channels_last, swapped = resolve_layout(go, ndhwc, 3)
+    return mem, _memory_shape(shape, swapped, channels_last, 3), g, avg, channels_last, swapped
+
+
+__all__ += ["AVG3D_DTYPES", "prepare_avg3d_forward", "prepare_avg3d_backward"]
 
 
 # --- 3-D max pooling ----------------------------------------------------------

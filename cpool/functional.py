@@ -750,6 +750,152 @@ _ADAPTIVE_MAX_POOL2D_BACKWARD_DOC = """Gradient of :func:`adaptive_max_pool2d` w
  adaptive_max_pool2d_backward) = bind_adaptive(_backend.IMPL)
 
 
+# ----------------------------------------------------------------- 3-D average pooling
+from ._validation import prepare_avg3d_backward, prepare_avg3d_forward  # noqa: E402
+
+
+def bind_avg3d(impl, module=__name__):
+    """``(avg_pool3d, avg_pool3d_backward)`` computed by backend module ``impl``
+    (its ``avg3d_forward_planes`` / ``avg3d_backward_planes``), as :func:`bind`."""
+
+    def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                   divisor_override=None, *, data_format="NCDHW", out=None):
+        x, g, avg, cl, swapped = prepare_avg3d_forward(input, kernel_size, stride, padding, ceil_mode,
+                                                       count_include_pad, divisor_override, data_format)
+        if out is None:
+            return to_format(impl.avg3d_forward_planes(x, g, avg.count_include_pad, avg.divisor, cl), swapped, cl,
+                             3)
+        mem_shape = x.shape[:-4] + ((g.OD, g.OH, g.OW, x.shape[-1]) if cl else (x.shape[-4], g.OD, g.OH, g.OW))
+        return _into_out(out, mem_shape, x.dtype, (("input", input), ("input", x)), swapped, cl,
+                         lambda mem: impl.avg3d_forward_planes(x, g, avg.count_include_pad, avg.divisor, cl, mem),
+                         spatial=3)
+
+    def avg_pool3d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
+                            count_include_pad=True, divisor_override=None, *, data_format="NCDHW", out=None):
+        go, shape, g, avg, cl, swapped = prepare_avg3d_backward(grad_output, input_shape, kernel_size, stride,
+                                                                padding, ceil_mode, count_include_pad,
+                                                                divisor_override, data_format)
+        if out is None:
+            return to_format(impl.avg3d_backward_planes(go, shape, g, avg.count_include_pad, avg.divisor, cl),
+                             swapped, cl, 3)
+        return _into_out(out, shape, go.dtype, (("grad_output", grad_output), ("grad_output", go)), swapped, cl,
+                         lambda mem: impl.avg3d_backward_planes(go, shape, g, avg.count_include_pad, avg.divisor,
+                                                                cl, mem),
+                         spatial=3)
+
+    avg_pool3d.__doc__ = _AVG_POOL3D_DOC
+    avg_pool3d_backward.__doc__ = _AVG_POOL3D_BACKWARD_DOC
+    for fn in (avg_pool3d, avg_pool3d_backward):
+        fn.__module__ = module
+        fn.__qualname__ = fn.__name__
+    return avg_pool3d, avg_pool3d_backward
+
+
+_AVG_POOL3D_DOC = """3-D average pooling over (N, C, D, H, W) or (C, D, H, W) arrays, as in PyTorch.
+
+    Same arguments, output shape and values as
+    ``torch.nn.functional.avg_pool3d`` on the CPU, bit for bit.
+
+    Parameters
+    ----------
+    input : array_like
+        A 5-D (N, C, D, H, W) or 4-D (C, D, H, W) array of float32, float64
+        or int64 (PyTorch's CPU kernel takes no other dtype, float16
+        included). Its depth, height and width must each be at least the
+        kernel's (PyTorch's rule, whatever the padding).
+    kernel_size : int or tuple of three ints
+        The window's (depth, height, width).
+    stride : int or tuple of three ints, optional
+        Defaults to ``kernel_size``.
+    padding : int or tuple of three ints, default 0
+        Implicit zeros on both sides of each axis, at most half the kernel.
+    ceil_mode : bool, default False
+        Round the output size up (a last window may start in the padding
+        but not beyond it).
+    count_include_pad : bool, default True
+        Divide by the window's size including its padding (but never the
+        part of a ceil-mode window beyond the padding); if False, by the
+        number of input elements in the window.
+    divisor_override : int, optional
+        Divide every window's sum by this non-zero int instead.
+    data_format : {"NCDHW", "NDHWC"}, keyword-only, default "NCDHW"
+        Where the channel axis is. An (N, C, D, H, W) array whose memory is
+        channels-last-3d (PyTorch's ``channels_last_3d``) is pooled without
+        a copy and the result has that memory layout too (and likewise an
+        NDHWC-format array whose memory is NCDHW). PyTorch runs the same
+        loop for both memory formats, so the values do not depend on it.
+    out : ndarray, keyword-only
+        An array of the result's shape and the input's dtype to write into.
+
+    Returns
+    -------
+    out : ndarray
+        The window means: each window's in-bounds elements summed in
+        (depth, row, column) order from 0 in the dtype (int64 wraps; of two
+        NaNs the running sum's stays), divided (int64: truncated toward
+        zero), stored as ``0 + mean`` (a -0.0 mean is +0.0).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an unsupported dtype or ``ndim``, a bad kernel, stride,
+        padding, ``ceil_mode`` or ``count_include_pad``, an input smaller
+        than the kernel, a ``divisor_override`` that is not an int, is 0 or
+        does not fit in int64, and a bad ``out``; before any work.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> x = np.arange(32, dtype=np.float32).reshape(1, 1, 2, 4, 4)
+    >>> cpool.avg_pool3d(x, 2)[0, 0]
+    array([[[10.5, 12.5],
+            [18.5, 20.5]]], dtype=float32)
+    >>> cpool.avg_pool3d(x, (1, 2, 2), divisor_override=2)[0, 0, 1]
+    array([[37., 41.],
+           [53., 57.]], dtype=float32)
+    """
+
+_AVG_POOL3D_BACKWARD_DOC = """Gradient of :func:`avg_pool3d` with respect to its input.
+
+    PyTorch's ``avg_pool3d_backward``: each output's ``grad_output / divisor``
+    (in the dtype; int64 truncates) is added to every input element of its
+    window, outputs in row-major order, rounding after each add in the
+    dtype (a cell already NaN keeps its NaN).
+
+    Parameters
+    ----------
+    grad_output : array_like
+        (N, C, OD, OH, OW) or (C, OD, OH, OW), float32, float64 or int64, of
+        the output size the parameters give for ``input_shape``.
+    input_shape : tuple of ints
+        Shape of the forward input, in ``data_format`` order.
+    kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+        The forward's arguments.
+    data_format, out : keyword-only
+        As for :func:`avg_pool3d`; ``grad_output``'s memory decides the
+        layout of the result (PyTorch returns a contiguous gradient; the
+        values are the same).
+
+    Returns
+    -------
+    grad_input : ndarray
+        Of ``input_shape`` and ``grad_output``'s dtype, or ``out``.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> cpool.avg_pool3d_backward(np.ones((1, 1, 1, 1, 1), np.float32), (1, 1, 2, 2, 2), 2)[0, 0]
+    array([[[0.125, 0.125],
+            [0.125, 0.125]],
+    <BLANKLINE>
+           [[0.125, 0.125],
+            [0.125, 0.125]]], dtype=float32)
+    """
+
+avg_pool3d, avg_pool3d_backward = bind_avg3d(_backend.IMPL)
+__all__ += ["avg_pool3d", "avg_pool3d_backward"]
+
+
 # 3-D max pooling, bound to the same backend.
 from ._validation import check_index_range3d, prepare_max3d_backward, prepare_max3d_forward, volume_dims  # noqa: E402
 

@@ -583,8 +583,85 @@ class MaxUnpool2d(_PoolingLayer):
 __all__ += ["MaxUnpool2d"]
 
 
+# ----------------------------------------------------------------- 3-D average pooling
+from ._validation import (  # noqa: E402
+    DATA_FORMATS_3D,
+    parse_avg_options,
+    parse_pool3d_args,
+    prepare_avg3d_backward,
+    prepare_avg3d_forward,
+)
+
+
+class AvgPool3d(_PoolingLayer):
+    """3-D average pooling layer for NumPy networks, PyTorch-exact.
+
+    The arguments are ``torch.nn.AvgPool3d``'s, in its order, as in
+    :func:`cpool.avg_pool3d`; ``data_format`` is "NCDHW" or "NDHWC" and
+    ``backend`` is as for :class:`MaxPool2d`. The backward needs only the
+    forward input's shape.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> pool = cpool.AvgPool3d(2)
+    >>> pool
+    AvgPool3d(kernel_size=2, stride=2, padding=0)
+    >>> x = np.random.rand(2, 3, 8, 8, 8).astype(np.float32)
+    >>> pool.forward(x).shape
+    (2, 3, 4, 4, 4)
+    >>> pool.backward(x, np.ones((2, 3, 4, 4, 4), np.float32)).shape
+    (2, 3, 8, 8, 8)
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None, *, data_format="NCDHW", backend=None):
+        # Checked now so a bad layer fails where it is built, not mid-epoch.
+        parse_pool3d_args(kernel_size, stride, padding, 1, ceil_mode)
+        parse_avg_options(count_include_pad, divisor_override)
+        self.data_format = DATA_FORMATS_3D[check_data_format(data_format, DATA_FORMATS_3D)]
+        self._impl = _backend.load(backend)
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding = padding
+        self.ceil_mode = ceil_mode
+        self.count_include_pad = count_include_pad
+        self.divisor_override = divisor_override
+        self.output = None
+        self.gradInput = None
+        self.training = True
+
+    def _args(self):
+        return (self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                self.divisor_override)
+
+    def updateOutput(self, input):
+        """Pool ``input``; sets and returns ``self.output``."""
+        x, g, avg, cl, swapped = prepare_avg3d_forward(input, *self._args(), self.data_format)
+        self.output = None  # dropped first: a failure leaves no stale result
+        self.output = to_format(self._impl.avg3d_forward_planes(x, g, avg.count_include_pad, avg.divisor, cl),
+                                swapped, cl, 3)
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        """Gradient with respect to ``input`` (only its shape is read); sets and returns ``self.gradInput``."""
+        go, shape, g, avg, cl, swapped = prepare_avg3d_backward(gradOutput, np.shape(input), *self._args(),
+                                                                self.data_format)
+        self.gradInput = None
+        self.gradInput = to_format(self._impl.avg3d_backward_planes(go, shape, g, avg.count_include_pad,
+                                                                    avg.divisor, cl), swapped, cl, 3)
+        return self.gradInput
+
+    def __repr__(self):
+        extra = "" if self.data_format == "NCDHW" else f", data_format={self.data_format!r}"
+        return f"AvgPool3d(kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}{extra})"
+
+
+__all__ += ["AvgPool3d"]
+
+
 # ----------------------------------------------------------------- 3-D max pooling
-from ._validation import DATA_FORMATS_3D, parse_pool3d_args, prepare_max3d_backward, prepare_max3d_forward  # noqa: E402
+from ._validation import prepare_max3d_backward, prepare_max3d_forward  # noqa: E402
 
 
 class MaxPool3d(_PoolingLayer):

@@ -930,6 +930,124 @@ __all__ += ["adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max
             "adaptive_max_forward_planes"]
 
 
+# ----------------------------------------------------------------- 3-D average pooling
+# PyTorch 2.13's CPU avg_pool3d (AveragePool3d.cpp's avg_pool3d_out_frame and
+# avg_pool3d_backward_out_frame) runs one scalar loop for both memory formats
+# (a channels_last_3d tensor is pooled through a contiguous copy), so unlike
+# 2-D there are no per-layout rules. Forward: each output sums its window's
+# in-bounds taps in (depth, row, column) order from 0 in the dtype (`sum +=
+# x`: of two NaNs the running sum's stays; int64 wraps), divides by the
+# divisor converted to the dtype (int64: truncating) and stores `0 + mean`
+# (a -0.0 mean becomes +0.0). Backward: each output's share `grad_output /
+# divisor` is added to every in-bounds element of its window, outputs in
+# row-major order, rounding after every add; a cell holding a NaN keeps it
+# (the older of two NaN shares, unlike 2-D). float16 is not supported there.
+
+# Memory order <-> (..., C, D, H, W) order, for channels-last-3d memory.
+_VOLUMES_VIEW = {5: (0, 4, 1, 2, 3), 4: (3, 0, 1, 2)}
+_CHANNELS_LAST_3D_VIEW = {5: (0, 2, 3, 4, 1), 4: (1, 2, 3, 0)}
+
+
+def _result3d(a: np.ndarray, channels_last: bool, out: np.ndarray | None) -> np.ndarray:
+    # A (..., C, D, H, W) result in the memory layout asked for, in `out` if given.
+    if channels_last:
+        a = a.transpose(_CHANNELS_LAST_3D_VIEW[a.ndim])
+    if out is None:
+        return np.ascontiguousarray(a)
+    np.copyto(out, a)
+    return out
+
+
+def _axes3d(g: Any) -> tuple[tuple[int, int, int, int, int], ...]:
+    # (output size, kernel, stride, padding, input size) per spatial axis.
+    return ((g.OD, g.kd, g.sd, g.pd, g.D), (g.OH, g.kh, g.sh, g.ph, g.H), (g.OW, g.kw, g.sw, g.pw, g.W))
+
+
+def avg3d_divisors(g: Any, count_include_pad: bool, divisor: int | None) -> np.ndarray | int:
+    """PyTorch's ``divide_factor`` per output, (OD, OH, OW) int64 (or the override)."""
+    if divisor is not None:
+        return divisor
+    (d0, d1, dp), (h0, h1, hp), (w0, w1, wp) = (_axis_bounds(*axis) for axis in _axes3d(g))
+    if count_include_pad:
+        return dp[:, None, None] * hp[None, :, None] * wp[None, None, :]
+    return (d1 - d0)[:, None, None] * (h1 - h0)[None, :, None] * (w1 - w0)[None, None, :]
+
+
+def avg3d_forward_planes(x: np.ndarray, g: Any, count_include_pad: bool, divisor: int | None,
+                         channels_last: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+    """Average-pool ``x``: (..., C, D, H, W) memory, or (..., D, H, W, C) with
+    ``channels_last``; the result is laid out the same way, in ``out`` when
+    given."""
+    with np.errstate(all="ignore"):  # overflow to inf, inf - inf: IEEE results, as torch's (silent)
+        vol = x.transpose(_VOLUMES_VIEW[x.ndim]) if channels_last else x
+        # Zero padding on every side a window reaches (its padding and any
+        # ceil-mode overhang), so each tap is one strided slice: adding +0
+        # to a sum that starts at +0 changes no bit (it is never -0, and a
+        # NaN sum keeps its payload).
+        pads = [(p, max(0, (o - 1) * s + k - p - n)) for o, k, s, p, n in _axes3d(g)]
+        xp = np.pad(vol, [(0, 0)] * (vol.ndim - 3) + pads)
+        total = np.zeros(vol.shape[:-3] + (g.OD, g.OH, g.OW), dtype=x.dtype)
+        # NumPy's add may keep either NaN of two; torch keeps the running sum's.
+        has_nan = x.dtype.kind == "f" and bool(np.isnan(x).any())
+        span = [slice(None)] * (vol.ndim - 3)
+        for i in range(g.kd):
+            for j in range(g.kh):
+                for k in range(g.kw):
+                    v = xp[tuple(span) + (slice(i, i + (g.OD - 1) * g.sd + 1, g.sd),
+                                          slice(j, j + (g.OH - 1) * g.sh + 1, g.sh),
+                                          slice(k, k + (g.OW - 1) * g.sw + 1, g.sw))]
+                    np.add(total, v, out=total, where=~np.isnan(total) if has_nan else True)
+        mean = _divide(total, avg3d_divisors(g, count_include_pad, divisor), x.dtype)
+        np.add(mean, np.zeros((), dtype=x.dtype), out=mean)  # torch's `*op = 0; *op += sum / divide_factor`
+        return _result3d(mean, channels_last, out)
+
+
+def _first_windows(n: int, k: int, s: int, p: int) -> np.ndarray:
+    # Per input position along an axis: the first output whose window holds it.
+    return np.maximum(0, -((k - 1 - np.arange(n) - p) // s))
+
+
+def avg3d_backward_planes(go: np.ndarray, shape: Sequence[int], g: Any, count_include_pad: bool,
+                          divisor: int | None, channels_last: bool = False,
+                          out: np.ndarray | None = None) -> np.ndarray:
+    """Gradient of :func:`avg3d_forward_planes`: ``go`` (..., C, OD, OH, OW)
+    memory (or channels-last) into an array of ``shape``. Each input element
+    receives the shares of the windows holding it in output row-major order:
+    the r-th such window along depth, height and width, in (r_d, r_h, r_w)
+    order."""
+    with np.errstate(all="ignore"):
+        shape = tuple(shape)
+        if channels_last:
+            go = go.transpose(_VOLUMES_VIEW[go.ndim])
+            shape = tuple(shape[i] for i in _VOLUMES_VIEW[len(shape)])
+        delta = _divide(go, avg3d_divisors(g, count_include_pad, divisor), go.dtype)
+        grad = np.zeros(shape, dtype=go.dtype)
+        has_nan = delta.dtype.kind == "f" and bool(np.isnan(delta).any())
+        zero = np.zeros((), dtype=go.dtype)
+        per_axis = []
+        for o, k, s, p, n in _axes3d(g):
+            first, pos = _first_windows(n, k, s, p), np.arange(n)
+            steps = []
+            for r in range(min(-(-k // s), o)):
+                idx = first + r
+                steps.append((np.minimum(idx, o - 1), (idx < o) & (idx * s - p <= pos)))
+            per_axis.append(steps)
+        for od, okd in per_axis[0]:
+            for oh, okh in per_axis[1]:
+                for ow, okw in per_axis[2]:
+                    share = delta[..., od[:, None, None], oh[None, :, None], ow[None, None, :]]
+                    np.copyto(share, zero, where=~(okd[:, None, None] & okh[None, :, None] & okw[None, None, :]))
+                    # a cell holding a NaN keeps it (NumPy's add may keep either NaN)
+                    np.add(grad, share, out=grad, where=~np.isnan(grad) if has_nan else True)
+        return _result3d(grad, channels_last, out)
+
+
+from .functional import bind_avg3d  # noqa: E402
+
+avg_pool3d, avg_pool3d_backward = bind_avg3d(sys.modules[__name__], module=__name__)
+__all__ += ["avg_pool3d", "avg_pool3d_backward", "avg3d_forward_planes", "avg3d_backward_planes"]
+
+
 # ----------------------------------------------------------------- 3-D max pooling
 # PyTorch 2.13's cpu_max_pool (is_3d) and its channels-last variant, which
 # agree on every value: a window's in-bounds taps in (d, h, w) order, "take

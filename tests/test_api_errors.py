@@ -24,7 +24,7 @@ import pytest
 from helpers import unaligned_copy
 
 import cpool
-from cpool.functional import bind_adaptive, bind_avg, bind_max3d, bind_unpool
+from cpool.functional import bind_adaptive, bind_avg, bind_avg3d, bind_max3d, bind_unpool
 
 # ------------------------------------------------------------ the table
 X = np.zeros((1, 2, 6, 6), dtype=np.float32)
@@ -432,6 +432,101 @@ MAX3D_ERROR_CASES = [
      r"padding must be at most half of kernel_size"),
 ]
 ERROR_CASES += MAX3D_ERROR_CASES
+
+
+# 3-D average pooling: as for the 2-D rows, each call writes into an out=
+# filled with SENTINEL that the error must leave as it is.
+X3 = np.zeros((1, 2, 4, 4, 4), dtype=np.float32)
+G3 = np.ones((1, 2, 2, 2, 2), dtype=np.float32)
+AVG3D_OUTS = []
+
+
+def _avg3d_of(m):
+    """(avg_pool3d, avg_pool3d_backward, AvgPool3d backend name) of a backend or of ``cpool``."""
+    if m is cpool:
+        return cpool.avg_pool3d, cpool.avg_pool3d_backward, None
+    if m.module is cpool.slow:
+        return cpool.slow.avg_pool3d, cpool.slow.avg_pool3d_backward, m.name
+    return (*bind_avg3d(m.module), m.name)
+
+
+def _sentinel3d(shape):
+    out = np.full(shape, SENTINEL, np.float32)
+    AVG3D_OUTS.append(out)
+    return out
+
+
+def avg3d_fwd(input, *args, out_shape=G3.shape, **kwargs):
+    out = _sentinel3d(out_shape)
+    return lambda m: _avg3d_of(m)[0](input, *args, **kwargs, out=out)
+
+
+def avg3d_bwd(grad_output, input_shape, *args, **kwargs):
+    out = _sentinel3d(X3.shape)
+    return lambda m: _avg3d_of(m)[1](grad_output, input_shape, *args, **kwargs, out=out)
+
+
+def avg3d_layer(*args, **kwargs):
+    return lambda m: cpool.AvgPool3d(*args, **kwargs, backend=_avg3d_of(m)[2])
+
+
+AVG3D_ERROR_CASES = [
+    ("avg_pool3d float16 dtype", avg3d_fwd(X3.astype(np.float16), 2), TypeError,
+     r"avg_pool3d does not support input.dtype=float16; supported dtypes: float32, float64, int64$"),
+    ("avg_pool3d int32 dtype", avg3d_fwd(X3.astype(np.int32), 2), TypeError, r"avg_pool3d .*input.dtype=int32"),
+    ("avg_pool3d 4-D kernel_size", avg3d_fwd(X3, (2, 2)), ValueError,
+     r"kernel_size must be a single int or a tuple of three ints, got kernel_size=\(2, 2\)"),
+    ("avg_pool3d stride 0", avg3d_fwd(X3, 2, 0), ValueError, r"stride must be positive, got stride=0"),
+    ("avg_pool3d padding above half the kernel", avg3d_fwd(X3, 2, 2, 2), ValueError,
+     r"padding must be at most half of kernel_size, got padding=\(2, 2, 2\) with kernel_size=\(2, 2, 2\)"),
+    ("avg_pool3d input smaller than the kernel", avg3d_fwd(X3[:, :, :1], 2, 1, 1), ValueError,
+     r"input must be at least as large as kernel_size in depth, height and width, "
+     r"got input.shape=\(1, 2, 1, 4, 4\) \(D=1, H=4, W=4\) with kernel_size=\(2, 2, 2\)"),
+    ("avg_pool3d 3-D input", avg3d_fwd(X3[0, 0], 2), ValueError, r"input must be a 4-D \(C, D, H, W\) or 5-D"),
+    ("avg_pool3d zero depth", avg3d_fwd(X3[:, :, :0], 2), ValueError,
+     r"input must have non-zero channel, depth, height and width dimensions"),
+    ("avg_pool3d divisor_override 0", avg3d_fwd(X3, 2, divisor_override=0), ValueError,
+     r"divisor_override must not be zero, got divisor_override=0"),
+    ("avg_pool3d divisor_override float", avg3d_fwd(X3, 2, divisor_override=2.0), TypeError,
+     r"divisor_override must be None or an int, got divisor_override=2.0 \(type float\)"),
+    ("avg_pool3d divisor_override beyond int64", avg3d_fwd(X3, 2, divisor_override=-2**63 - 1), ValueError,
+     r"divisor_override must fit in int64"),
+    ("avg_pool3d count_include_pad not bool", avg3d_fwd(X3, 2, count_include_pad=0), TypeError,
+     r"count_include_pad must be a bool, got count_include_pad=0 \(type int\)"),
+    ("avg_pool3d ceil_mode not bool", avg3d_fwd(X3, 2, ceil_mode="no"), TypeError, r"ceil_mode='no'"),
+    ("avg_pool3d 2-D data_format", avg3d_fwd(X3, 2, data_format="NCHW"), ValueError, r"data_format='NCHW'"),
+    ("avg_pool3d out of another shape", avg3d_fwd(X3, 2, out_shape=(1, 2, 2, 2, 1)), ValueError, r"out"),
+    ("avg_pool3d_backward float16 grad_output", avg3d_bwd(G3.astype(np.float16), X3.shape, 2), TypeError,
+     r"avg_pool3d_backward does not support grad_output.dtype=float16; supported dtypes: float32, float64, "
+     r"int64$"),
+    ("avg_pool3d_backward grad_output of another output size", avg3d_bwd(G3[..., :1], X3.shape, 2), ValueError,
+     r"grad_output must have the output size of input_shape=\(1, 2, 4, 4, 4\) \(2x2x2\), "
+     r"got grad_output.shape=\(1, 2, 2, 2, 1\)"),
+    ("avg_pool3d_backward input_shape smaller than the kernel", avg3d_bwd(G3, (1, 2, 4, 4, 1), 2, 1, 1),
+     ValueError, r"input_shape must be at least as large as kernel_size"),
+    ("avg_pool3d_backward input_shape of another batch", avg3d_bwd(G3, (2, 2, 4, 4, 4), 2), ValueError,
+     r"input_shape and grad_output must agree in their leading \(batch, channel\) dimensions"),
+    ("avg_pool3d_backward input_shape negative", avg3d_bwd(G3, (1, 2, -4, 4, 4), 2), ValueError,
+     r"input_shape must not have negative dimensions"),
+    ("avg_pool3d_backward divisor_override 0", avg3d_bwd(G3, X3.shape, 2, divisor_override=0), ValueError,
+     r"divisor_override must not be zero, got divisor_override=0"),
+    ("AvgPool3d divisor_override 0", avg3d_layer(2, divisor_override=0), ValueError,
+     r"divisor_override must not be zero, got divisor_override=0"),
+    ("AvgPool3d padding above half the kernel", avg3d_layer(2, padding=2), ValueError,
+     r"padding must be at most half of kernel_size"),
+    ("AvgPool3d 2-D data_format", avg3d_layer(2, data_format="NHWC"), ValueError, r"data_format='NHWC'"),
+]
+ERROR_CASES += AVG3D_ERROR_CASES
+
+
+def test_avg3d_errors_write_nothing(backend):
+    # every out= handed to a 3-D average-pooling row still holds only SENTINEL
+    for _, call, exc, pattern in AVG3D_ERROR_CASES:
+        with pytest.raises(exc, match=pattern):
+            call(backend)
+    assert len(AVG3D_OUTS) == sum(1 for c in AVG3D_ERROR_CASES if not c[0].startswith("AvgPool3d"))
+    for out in AVG3D_OUTS:
+        assert (out == SENTINEL).all()
 
 
 @pytest.mark.parametrize("case", ERROR_CASES, ids=[c[0] for c in ERROR_CASES])

@@ -49,6 +49,8 @@ ctypedef fused index_t:
 cdef extern from "common.h" nogil:
     ctypedef struct Geometry "cpool_geometry":
         Py_ssize_t kh, kw, sh, sw, ph, pw, dh, dw, H, W, OH, OW
+    ctypedef struct Geometry3 "cpool_geometry3":
+        Py_ssize_t kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw, D, H, W, OD, OH, OW
     bint cpool_plane_fits_int32(const Geometry* g)
     void cpool_tap_range(Py_ssize_t start, Py_ssize_t k, Py_ssize_t d, Py_ssize_t size,
                          Py_ssize_t* lo, Py_ssize_t* hi)
@@ -124,6 +126,8 @@ include "avg_backward.pxi"
 include "unpool.pxi"
 include "adaptive_forward.pxi"
 include "adaptive_backward.pxi"
+include "avg3d_forward.pxi"
+include "avg3d_backward.pxi"
 include "max3d.pxi"
 
 
@@ -506,3 +510,74 @@ def adaptive_avg_pool2d_backward_into(const floating[:, :, :, ::1] grad_output n
     else:
         _ad_backward_run(&grad_output[0, 0, 0, 0], &grad_input[0, 0, 0, 0],
                          grad_input.shape[0] * grad_input.shape[1], H, W, OH, OW, 0, 0, n_threads)
+
+
+# ------------------------------------------------------------ 3-D average pooling
+
+cdef inline Geometry3 _geometry3(object geometry) except *:
+    # Pool3dGeometry is a NamedTuple in cpool_geometry3's field order.
+    if not (isinstance(geometry, tuple) and len(<tuple>geometry) == 18):
+        raise TypeError("geometry must be a cpool._validation.Pool3dGeometry")
+    cdef tuple t = <tuple>geometry
+    cdef Geometry3 g
+    (g.kd, g.kh, g.kw, g.sd, g.sh, g.sw, g.pd, g.ph, g.pw, g.dd, g.dh, g.dw,
+     g.D, g.H, g.W, g.OD, g.OH, g.OW) = t
+    return g
+
+
+cdef bint _avg3d_shapes_ok(const Py_ssize_t* x, const Py_ssize_t* o, Geometry3 g, bint channels_last):
+    # x and o: the shapes (N, C, D, H, W) / (N, C, OD, OH, OW), or channels-last
+    # (N, D, H, W, C) / (N, OD, OH, OW, C).
+    if channels_last:
+        return (x[1] == g.D and x[2] == g.H and x[3] == g.W and o[1] == g.OD and o[2] == g.OH
+                and o[3] == g.OW and o[0] == x[0] and o[4] == x[4])
+    return (x[2] == g.D and x[3] == g.H and x[4] == g.W and o[2] == g.OD and o[3] == g.OH
+            and o[4] == g.OW and o[0] == x[0] and o[1] == x[1])
+
+
+def avg_pool3d_forward_into(const floating[:, :, :, :, ::1] x not None, floating[:, :, :, :, ::1] out not None,
+                            object geometry, bint count_include_pad, object divisor_override, int n_threads,
+                            bint channels_last=False):
+    """Fill ``out`` (N, C, OD, OH, OW) with the window means of ``x``
+    (N, C, D, H, W), PyTorch's avg_pool3d (``divisor_override``: None or a
+    non-zero int). ``channels_last``: the arrays are (N, D, H, W, C) and
+    (N, OD, OH, OW, C)."""
+    cdef Geometry3 g = _geometry3(geometry)
+    cdef bint override
+    cdef int64_t divisor = _avg_override(divisor_override, &override)
+    if not _avg3d_shapes_ok(&x.shape[0], &out.shape[0], g, channels_last):
+        raise ValueError("avg_pool3d_forward_into: x and out must have the geometry's shapes in their layout")
+    if x.shape[0] == 0 or x.shape[4] == 0 or out.shape[4] == 0 or x.shape[1] == 0:
+        return
+    if channels_last:
+        _avg3d_forward_run(&x[0, 0, 0, 0, 0], &out[0, 0, 0, 0, 0], x.shape[0], g, x.shape[4], count_include_pad,
+                           override, divisor, n_threads)
+    else:
+        _avg3d_forward_run(&x[0, 0, 0, 0, 0], &out[0, 0, 0, 0, 0], x.shape[0] * x.shape[1], g, 0,
+                           count_include_pad, override, divisor, n_threads)
+
+
+def avg_pool3d_backward_into(const floating[:, :, :, :, ::1] grad_output not None,
+                             floating[:, :, :, :, ::1] grad_input not None, object geometry,
+                             bint count_include_pad, object divisor_override, int n_threads,
+                             bint channels_last=False):
+    """Overwrite ``grad_input`` (N, C, D, H, W) with the gradient of 3-D
+    average pooling for ``grad_output`` (N, C, OD, OH, OW); ``channels_last``
+    as for :func:`avg_pool3d_forward_into`."""
+    cdef Geometry3 g = _geometry3(geometry)
+    cdef bint override
+    cdef int64_t divisor = _avg_override(divisor_override, &override)
+    cdef int rc
+    if not _avg3d_shapes_ok(&grad_input.shape[0], &grad_output.shape[0], g, channels_last):
+        raise ValueError("avg_pool3d_backward_into: grad_output and grad_input must have the geometry's shapes")
+    if grad_input.shape[0] == 0 or grad_input.shape[1] == 0 or grad_input.shape[4] == 0:
+        return
+    if channels_last:
+        rc = _avg3d_backward_run(&grad_output[0, 0, 0, 0, 0], &grad_input[0, 0, 0, 0, 0], grad_input.shape[0], 0,
+                                 g, grad_input.shape[4], count_include_pad, override, divisor, n_threads)
+    else:
+        rc = _avg3d_backward_run(&grad_output[0, 0, 0, 0, 0], &grad_input[0, 0, 0, 0, 0], 0,
+                                 grad_input.shape[0] * grad_input.shape[1], g, 0, count_include_pad, override,
+                                 divisor, n_threads)
+    if rc != 0:
+        raise MemoryError("avg_pool3d_backward_into: no memory for the divisors and shares")
