@@ -49,6 +49,19 @@ def ops(request):
     return Ops("cython", bind_adaptive3d(COMPILED), bind_unpool3d(COMPILED))
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    # torch's results with repeated indices (unpooling) depend on its thread
+    # count; cpool gives its one-thread result
+    if torch is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # ------------------------------------------------------------------ inputs
 def adversarial(rng, shape, dtype, kind):
     """Random values; ``kind``: "normal", "ties" (few distinct values, -0.0
@@ -278,6 +291,29 @@ def test_backends_agree_on_large_windows(compiled):
                 go = adversarial(rng, (2, 12) + size, dtype, "specials")
                 go = case_input(go, "NCDHW", cl)[0]
                 assert_same_bits(fast[1](go, arr.shape), slow.adaptive_avg_pool3d_backward(go, arr.shape))
+
+
+def test_results_do_not_depend_on_threads(compiled):
+    # large enough for the compiled kernels to split the work
+    rng = np.random.default_rng(12)
+    fast = bind_adaptive3d(COMPILED)
+    x = adversarial(rng, (2, 9, 12, 100, 60), np.float32, "specials")
+    before = cpool.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2, 3):
+            cpool.set_num_threads(n)
+            runs = []
+            for cl in (False, True):
+                arr = case_input(x, "NCDHW", cl)[0]
+                avg = fast[0](arr, (5, 7, 9))
+                runs += [avg, *fast[2](arr, (5, 7, 9), True), fast[1](avg, arr.shape)]
+            results.append(runs)
+    finally:
+        cpool.set_num_threads(before)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert_same_bits(a, b)
 
 
 # ------------------------------------------------------------------ max unpooling
