@@ -40,6 +40,48 @@ cdef floating _ad3_nan_sum(const floating* vol, Py_ssize_t stride, const _Vol3* 
     return total
 
 
+cdef void _ad3_plane_rows(const floating* x, floating* out, int64_t* idx, bint is_max, Py_ssize_t r0,
+                           Py_ssize_t r1, const _Vol3* v) noexcept nogil:
+    # Planes memory: rows r = (p * OD + od) * OH + oh of the output, each
+    # window's sum (or maximum and index) in registers.
+    cdef Py_ssize_t r, p, od, oh, ow, d, h, w, at
+    cdef Py_ssize_t b[6]
+    cdef const floating* vol
+    cdef const floating* row
+    cdef floating acc, val
+    for r in range(r0, r1):
+        p = r // (v.OD * v.OH)
+        od = (r // v.OH) % v.OD
+        oh = r % v.OH
+        vol = x + p * v.D * v.H * v.W
+        for ow in range(v.OW):
+            _ad3_window(v, od, oh, ow, b)
+            if is_max:
+                acc = -INFINITY
+                at = (b[0] * v.H + b[2]) * v.W + b[4]
+                for d in range(b[0], b[1]):
+                    for h in range(b[2], b[3]):
+                        row = vol + (d * v.H + h) * v.W
+                        for w in range(b[4], b[5]):
+                            val = row[w]
+                            if val > acc or val != val:
+                                acc = val
+                                at = (d * v.H + h) * v.W + w
+                out[r * v.OW + ow] = acc
+                if idx != NULL:
+                    idx[r * v.OW + ow] = at
+            else:
+                acc = 0
+                for d in range(b[0], b[1]):
+                    for h in range(b[2], b[3]):
+                        row = vol + (d * v.H + h) * v.W
+                        for w in range(b[4], b[5]):
+                            acc = acc + row[w]
+                if acc != acc:
+                    acc = _ad3_nan_sum(vol, 1, v, b)
+                out[r * v.OW + ow] = acc / <floating>(b[1] - b[0]) / <floating>(b[3] - b[2]) / <floating>(b[5] - b[4])
+
+
 cdef void _ad3_forward_rows(const floating* x, floating* out, int64_t* idx, bint is_max, Py_ssize_t r0,
                             Py_ssize_t r1, const _Vol3* v, Py_ssize_t C) noexcept nogil:
     # Rows r = (item * OD + od) * OH + oh of the output; an item is an (n, c)
@@ -52,6 +94,9 @@ cdef void _ad3_forward_rows(const floating* x, floating* out, int64_t* idx, bint
     cdef int64_t* i = NULL
     cdef floating val, kd, kh, kw
     cdef bint nan
+    if C == 0:
+        _ad3_plane_rows(x, out, idx, is_max, r0, r1, v)
+        return
     for r in range(r0, r1):
         item = r // (v.OD * v.OH)
         od = (r // v.OH) % v.OD
