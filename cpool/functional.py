@@ -969,8 +969,8 @@ _ADAPTIVE_AVG_POOL3D_DOC = """3-D adaptive average pooling over (N, C, D, H, W) 
     >>> import numpy as np, cpool
     >>> x = np.arange(8, dtype=np.float32).reshape(1, 1, 2, 2, 2)
     >>> cpool.adaptive_avg_pool3d(x, (1, 2, 1))[0, 0]
-    array([[[2.],
-            [4.]]], dtype=float32)
+    array([[[2.5],
+            [4.5]]], dtype=float32)
     >>> cpool.adaptive_avg_pool3d(x, (None, 1, 1)).shape
     (1, 1, 2, 1, 1)
     """
