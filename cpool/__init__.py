@@ -119,6 +119,29 @@ __all__ += [
     "AdaptiveMaxPool1d",
 ]
 
+# 3-D adaptive pooling and max unpooling.
+from .functional import (  # noqa: E402
+    adaptive_avg_pool3d,
+    adaptive_avg_pool3d_backward,
+    adaptive_max_pool3d,
+    adaptive_max_pool3d_backward,
+    max_unpool3d,
+    max_unpool3d_backward,
+)
+from .module import AdaptiveAvgPool3d, AdaptiveMaxPool3d, MaxUnpool3d  # noqa: E402
+
+__all__ += [
+    "adaptive_avg_pool3d",
+    "adaptive_avg_pool3d_backward",
+    "adaptive_max_pool3d",
+    "adaptive_max_pool3d_backward",
+    "AdaptiveAvgPool3d",
+    "AdaptiveMaxPool3d",
+    "max_unpool3d",
+    "max_unpool3d_backward",
+    "MaxUnpool3d",
+]
+
 
 def config() -> dict[str, Any]:
     """Build and runtime facts as a dict (what :func:`show_config` prints).

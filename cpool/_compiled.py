@@ -506,3 +506,97 @@ def max3d_backward_planes(go: np.ndarray, idx: np.ndarray, shape: tuple[int, ...
 
 
 __all__ += ["max3d_forward_planes", "max3d_backward_planes"]
+
+
+# ------------------------------------------------------------ 3-D adaptive pooling
+# float32 and float64 run in the 3-D kernels, as does the float16 max
+# (through the float32 kernel: max values widen and narrow exactly); the
+# float16 average (torch sums in float16, rounding every add) in cpool.slow.
+# The 1x1x1 average is torch's mean over the volume: the 2-D mean of the
+# (D * H, W) plane (adaptive_avg_forward_planes). The max backward and max
+# unpooling are the 2-D scatters on flat views (cpool.functional).
+from typing import cast  # noqa: E402
+
+
+def _as_5d(a: np.ndarray) -> np.ndarray:
+    return a if a.ndim == 5 else a[None]
+
+
+def _global3d(a: np.ndarray | None, channels_last: bool) -> np.ndarray | None:
+    from .slow import _as_plane2d
+    return _as_plane2d(a, channels_last)
+
+
+def adaptive3d_avg_forward(x: np.ndarray, g: Any, channels_last: bool = False,
+                           out: np.ndarray | None = None) -> np.ndarray:
+    """3-D adaptive-average-pool ``x``; see :func:`cpool.slow.adaptive3d_avg_forward`."""
+    from . import slow
+    fn = _float_kernel("adaptive_pool3d_forward_into", x.dtype)
+    if g.OD == 1 and g.OH == 1 and g.OW == 1:
+        from ._validation import AdaptiveGeometry
+        r = adaptive_avg_forward_planes(cast(np.ndarray, _global3d(x, channels_last)),
+                                        AdaptiveGeometry(g.D * g.H, g.W, 1, 1), channels_last,
+                                        _global3d(out, channels_last))
+        return r.reshape(x.shape[:-4] + ((1, 1, 1, x.shape[-1]) if channels_last else (x.shape[-4], 1, 1, 1)))
+    if fn is None:
+        return slow.adaptive3d_avg_forward(x, g, channels_last, out)
+    return _adaptive3d_run(fn, x, g, False, False, channels_last, out, None)[0]
+
+
+def _adaptive3d_run(fn: Any, x: np.ndarray, g: Any, is_max: bool, with_indices: bool, channels_last: bool,
+                    out: np.ndarray | None, indices_out: np.ndarray | None
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+    x5 = _as_5d(x)
+    if channels_last:
+        shape = x5.shape[:1] + (g.OD, g.OH, g.OW, x5.shape[4])
+    else:
+        shape = x5.shape[:2] + (g.OD, g.OH, g.OW)
+    half = x.dtype == _F16
+    if half:
+        x5 = x5.astype(_F32)
+    o5 = np.empty(shape, dtype=x5.dtype) if (out is None or half) else _as_5d(out)
+    i5 = None
+    if with_indices:
+        i5 = np.empty(shape, dtype=_I64) if indices_out is None else _as_5d(indices_out)
+    fn(x5, o5, i5, is_max, threads_for(x.size), channels_last)
+    if half:
+        if out is None:
+            o5 = o5.astype(_F16)
+        else:
+            np.copyto(_as_5d(out), o5, casting="same_kind")
+            o5 = _as_5d(out)
+    if x.ndim == 4:
+        return o5[0], None if i5 is None else i5[0]
+    return o5, i5
+
+
+def adaptive3d_max_forward(x: np.ndarray, g: Any, with_indices: bool, channels_last: bool = False,
+                           out: np.ndarray | None = None, indices_out: np.ndarray | None = None
+                           ) -> tuple[np.ndarray, np.ndarray | None]:
+    """3-D adaptive-max-pool ``x``; see :func:`cpool.slow.adaptive3d_max_forward`."""
+    fn = _float_kernel("adaptive_pool3d_forward_into", _F32 if x.dtype == _F16 else x.dtype)
+    if fn is None:
+        from . import slow
+        return slow.adaptive3d_max_forward(x, g, with_indices, channels_last, out, indices_out)
+    return _adaptive3d_run(fn, x, g, True, with_indices, channels_last, out, indices_out)
+
+
+def adaptive3d_avg_backward(go: np.ndarray, shape: tuple[int, ...], channels_last: bool = False,
+                            out: np.ndarray | None = None) -> np.ndarray:
+    """Gradient of :func:`adaptive3d_avg_forward`; see :func:`cpool.slow.adaptive3d_avg_backward`."""
+    fn = _float_kernel("adaptive_avg_pool3d_backward_into", go.dtype)
+    if (go.shape[-4:-1] if channels_last else go.shape[-3:]) == (1, 1, 1):  # the mean's gradient
+        from .slow import _as_plane2d
+        plane_shape = cast(np.ndarray, _as_plane2d(np.empty(shape, np.uint8), channels_last)).shape
+        grad = adaptive_avg_backward_planes(cast(np.ndarray, _global3d(go, channels_last)), plane_shape,
+                                            channels_last, _global3d(out, channels_last))
+        return grad.reshape(shape)
+    if fn is None:
+        from . import slow
+        return slow.adaptive3d_avg_backward(go, shape, channels_last, out)
+    gi = np.empty(shape, dtype=go.dtype) if out is None else out
+    fn(_as_5d(go), _as_5d(gi), threads_for(gi.size), channels_last)
+    return gi
+
+
+__all__ += ["adaptive3d_avg_forward", "adaptive3d_max_forward", "adaptive3d_avg_backward"]

@@ -153,3 +153,25 @@ class _FusedMaxPool3dBackward:
 
 max_pool3d_forward_into: _FusedMaxPool3dForward
 max_pool3d_backward_into: _FusedMaxPool3dBackward
+
+# 3-D adaptive pooling: (N, C, D, H, W) memory, or (N, D, H, W, C) with channels_last.
+class Adaptive3dForwardInto(Protocol):
+    """One specialisation of ``adaptive_pool3d_forward_into`` (fills ``out`` and ``indices``)."""
+
+    def __call__(self, x: np.ndarray, out: np.ndarray, indices: np.ndarray | None, is_max: bool, n_threads: int,
+                 channels_last: bool = False) -> None: ...
+
+class Adaptive3dBackwardInto(Protocol):
+    """One specialisation of ``adaptive_avg_pool3d_backward_into`` (overwrites ``grad_input``)."""
+
+    def __call__(self, grad_output: np.ndarray, grad_input: np.ndarray, n_threads: int,
+                 channels_last: bool = False) -> None: ...
+
+class _FusedAdaptive3dForward:
+    def __getitem__(self, signature: str) -> Adaptive3dForwardInto: ...
+
+class _FusedAdaptive3dBackward:
+    def __getitem__(self, signature: str) -> Adaptive3dBackwardInto: ...
+
+adaptive_pool3d_forward_into: _FusedAdaptive3dForward
+adaptive_avg_pool3d_backward_into: _FusedAdaptive3dBackward

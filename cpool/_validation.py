@@ -12,9 +12,10 @@ always naming the argument and the offending value.
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 import operator
-from typing import Any, Iterable, NamedTuple, Sequence, Tuple, cast, overload
+from typing import Any, Callable, Iterable, NamedTuple, Sequence, Tuple, cast, overload
 
 import numpy as np
 
@@ -606,21 +607,25 @@ def writable_memory(out: np.ndarray, swapped: bool, channels_last: bool, spatial
     return mem if _is_native(mem) else None
 
 
-def check_index_range(indices: np.ndarray, H: int, W: int) -> None:
+def check_index_range(indices: np.ndarray, *dims: int) -> None:
     """Raise :func:`index_error` for the first index outside ``[-1, H*W)``
-    (the first in ``indices``' memory order)."""
-    plane_size = H * W
+    (``dims`` = (H, W); (D, H, W): ``[-1, D*H*W)``), the first in
+    ``indices``' memory order."""
+    plane_size = math.prod(dims)
     if indices.size and (indices.min() < -1 or indices.max() >= plane_size):
         bad = (indices < -1) | (indices >= plane_size)
-        raise index_error(int(indices[bad].flat[0]), H, W)
+        raise index_error(int(indices[bad].flat[0]), *dims)
 
 
-def index_error(bad_value: int, H: int, W: int) -> ValueError:
-    """The error both backends raise for an index outside its plane."""
+def index_error(bad_value: int, *dims: int) -> ValueError:
+    """The error both backends raise for an index outside its plane (``dims``
+    = (H, W)) or volume (``dims`` = (D, H, W): 3-D pooling)."""
+    size = math.prod(dims)
+    where, axes = ("plane", "height and width") if len(dims) == 2 else ("volume", "depth, height and width")
     return ValueError(
-        f"indices contains {bad_value}, outside the plane of {H}x{W}={H * W} elements "
-        f"(input_shape's height and width); valid indices are -1 (a window with no input element) "
-        f"and 0 <= index < {H * W}"
+        f"indices contains {bad_value}, outside the {where} of {'x'.join(map(str, dims))}={size} elements "
+        f"(input_shape's {axes}); valid indices are -1 (a window with no input element) "
+        f"and 0 <= index < {size}"
     )
 
 
@@ -727,12 +732,14 @@ def _check_unpool_indices(indices: Any, values: np.ndarray, values_name: str, wh
     return idx
 
 
-def unpool_output_size(hw: tuple[int, int], kernel: _Pair, stride: _Pair, padding: _Pair,
-                       output_size: Any) -> tuple[int, int]:
+def unpool_output_size(hw: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
+                       padding: tuple[int, ...], output_size: Any) -> tuple[int, ...]:
     """PyTorch's ``_unpool_output_size``: ``(H - 1) * stride - 2 * padding +
-    kernel_size`` per axis, or ``output_size`` (its last two entries), each
-    strictly within ``stride`` of that default."""
-    default = tuple((hw[d] - 1) * stride[d] - 2 * padding[d] + kernel[d] for d in range(2))
+    kernel_size`` per axis, or ``output_size`` (its last two entries; three
+    for 3-D, where ``hw`` is (D, H, W)), each strictly within ``stride`` of
+    that default."""
+    n = len(hw)
+    default = tuple((hw[d] - 1) * stride[d] - 2 * padding[d] + kernel[d] for d in range(n))
     if output_size is None:
         size = default
     else:
@@ -742,12 +749,12 @@ def unpool_output_size(hw: tuple[int, int], kernel: _Pair, stride: _Pair, paddin
             raise TypeError(f"output_size must be None or a sequence of ints, got "
                             f"output_size={_describe(output_size)}")
         items = tuple(operator.index(v) for v in output_size)
-        if len(items) == 4:
+        if len(items) == n + 2:
             items = items[2:]
-        if len(items) != 2:
-            raise ValueError(f"output_size must have 2 or 4 elements, got output_size={output_size!r} "
+        if len(items) != n:
+            raise ValueError(f"output_size must have {n} or {n + 2} elements, got output_size={output_size!r} "
                              f"with {len(items)}")
-        for d in range(2):
+        for d in range(n):
             lo, hi = default[d] - stride[d], default[d] + stride[d]
             if not lo < items[d] < hi:
                 raise ValueError(f"output_size must be strictly between {lo} and {hi} in dimension {d} "
@@ -755,16 +762,20 @@ def unpool_output_size(hw: tuple[int, int], kernel: _Pair, stride: _Pair, paddin
                                  f"got output_size={output_size!r}")
         size = items
     if min(size) <= 0:
-        raise ValueError(f"the unpooled output must have a positive height and width, got {size[0]}x{size[1]} "
-                         f"from input height and width {hw[0]}x{hw[1]}, kernel_size={kernel}, stride={stride}, "
+        axes = "height and width" if n == 2 else "depth, height and width"
+        raise ValueError(f"the unpooled output must have a positive {axes}, got {'x'.join(map(str, size))} "
+                         f"from input {axes} {'x'.join(map(str, hw))}, kernel_size={kernel}, stride={stride}, "
                          f"padding={padding}")
-    return cast(Tuple[int, int], size)
+    return tuple(size)
 
 
-def parse_unpool_args(kernel_size: Any, stride: Any, padding: Any) -> tuple[_Pair, _Pair, _Pair]:
-    kernel = _pair(kernel_size, "kernel_size")
-    stride_ = kernel if stride is None else _pair(stride, "stride")
-    pad = _pair(padding, "padding")
+def parse_unpool_args(kernel_size: Any, stride: Any, padding: Any, spatial: int = 2) -> tuple[Any, Any, Any]:
+    """kernel_size, stride (default: kernel_size) and padding as pairs (as
+    triples for ``spatial`` = 3)."""
+    parse: Callable[[Any, str], Any] = _pair if spatial == 2 else _triple
+    kernel = parse(kernel_size, "kernel_size")
+    stride_ = kernel if stride is None else parse(stride, "stride")
+    pad = parse(padding, "padding")
     for name, pair, low in (("kernel_size", kernel, 1), ("stride", stride_, 1), ("padding", pad, 0)):
         if min(pair) < low or max(pair) > _INT_MAX:
             raise ValueError(f"{name} must be {'positive' if low else 'non-negative'} and at most {_INT_MAX}, "
@@ -772,13 +783,15 @@ def parse_unpool_args(kernel_size: Any, stride: Any, padding: Any) -> tuple[_Pai
     return kernel, stride_, pad
 
 
-def check_unpool_index_range(indices: np.ndarray, OH: int, OW: int) -> None:
-    """Raise for the first index outside ``[0, OH * OW)`` (memory order)."""
-    size = OH * OW
+def check_unpool_index_range(indices: np.ndarray, *dims: int) -> None:
+    """Raise for the first index outside ``[0, OH * OW)`` (memory order);
+    ``dims`` is (OH, OW), or (OD, OH, OW) for max_unpool3d's volumes."""
+    size = math.prod(dims)
     if indices.size and (indices.min() < 0 or indices.max() >= size):
         bad = int(indices[(indices < 0) | (indices >= size)].flat[0])
-        raise ValueError(f"indices contains {bad}, outside the unpooled plane of {OH}x{OW}={size} elements; "
-                         f"valid indices are 0 <= index < {size}")
+        where = "plane" if len(dims) == 2 else "volume"
+        raise ValueError(f"indices contains {bad}, outside the unpooled {where} of {'x'.join(map(str, dims))}="
+                         f"{size} elements; valid indices are 0 <= index < {size}")
 
 
 def prepare_unpool(input: Any, indices: Any, kernel_size: Any, stride: Any, padding: Any, output_size: Any,
@@ -852,11 +865,14 @@ class AdaptiveGeometry(NamedTuple):
     OW: int
 
 
-def _output_item(value: Any, given: Any) -> int | None:
+_COUNTS = {2: "two", 3: "three"}
+
+
+def _output_item(value: Any, given: Any, n: int = 2) -> int | None:
     if value is None:
         return None
     if not _is_int(value):
-        raise TypeError(f"output_size must be an int or a tuple of two ints or Nones, "
+        raise TypeError(f"output_size must be an int or a tuple of {_COUNTS[n]} ints or Nones, "
                         f"got output_size={_describe(given)}")
     size = operator.index(value)
     if size < 0:
@@ -866,26 +882,26 @@ def _output_item(value: Any, given: Any) -> int | None:
     return size
 
 
-def parse_output_size(output_size: Any) -> tuple[int | None, int | None]:
+def parse_output_size(output_size: Any, n: int = 2) -> tuple[int | None, ...]:
     """Check an adaptive pooling's ``output_size`` on its own: an int, or a
     pair of ints or Nones (None keeps that input dimension), each >= 0
-    (0 gives an empty output, as in PyTorch)."""
+    (0 gives an empty output, as in PyTorch); ``n`` = 3: a triple (3-D)."""
     if type(output_size) is int and 0 <= output_size <= _INT_MAX:
-        return output_size, output_size
+        return (output_size,) * n
     if isinstance(output_size, np.ndarray):
         output_size = output_size.item() if output_size.ndim == 0 else output_size.tolist()
     if isinstance(output_size, (tuple, list)):
-        if len(output_size) != 2:
-            raise ValueError(f"output_size must be an int or a tuple of two ints or Nones, "
+        if len(output_size) != n:
+            raise ValueError(f"output_size must be an int or a tuple of {_COUNTS[n]} ints or Nones, "
                              f"got output_size={output_size!r} with {len(output_size)} elements")
-        return _output_item(output_size[0], output_size), _output_item(output_size[1], output_size)
+        return tuple(_output_item(v, output_size, n) for v in output_size)
     if output_size is None:
-        raise TypeError("output_size must be an int or a tuple of two ints or Nones, got output_size=None")
-    size = _output_item(output_size, output_size)
-    return size, size
+        raise TypeError(f"output_size must be an int or a tuple of {_COUNTS[n]} ints or Nones, "
+                        f"got output_size=None")
+    return (_output_item(output_size, output_size, n),) * n
 
 
-def _adaptive_geometry(shape: tuple[int, ...], size: tuple[int | None, int | None], name: str, nhwc: bool,
+def _adaptive_geometry(shape: tuple[int, ...], size: tuple[int | None, ...], name: str, nhwc: bool,
                        op: str) -> AdaptiveGeometry:
     C, H, W = nchw_order(shape, nhwc)[-3:]
     # PyTorch's adaptive_avg_pool2d needs a non-empty plane; adaptive_max_pool2d
@@ -1516,3 +1532,157 @@ __all__ += ["parse_unpool1d_args", "Pool1dArgs", "parse_pool1d_args", "ncl_order
             "check_nonempty_1d", "pool1d_length",
             "shape_1d", "as_plane", "plane_shape", "from_plane", "check_indices_1d", "check_index_range_1d",
             "input_shape_1d", "parse_output_size_1d", "unpool1d_length"]
+
+
+# --- 3-D adaptive pooling and max unpooling ---------------------------------
+
+class Adaptive3dGeometry(NamedTuple):
+    """A 3-D adaptive pooling problem: the input volume and the output
+    volume, each axis's windows as :class:`AdaptiveGeometry`'s."""
+
+    D: int
+    H: int
+    W: int
+    OD: int
+    OH: int
+    OW: int
+
+
+def _check_volume(shape: tuple[int, ...], name: str, ndhwc: bool, op: str) -> tuple[int, ...]:
+    """``shape`` in (N, C, D, H, W) order, with PyTorch's 3-D rule: only the
+    batch dimension may be 0."""
+    ncdhw = ncdhw_order(shape, ndhwc)
+    if min(ncdhw[-4:]) == 0:
+        raise ValueError(f"{op}: {name} must have non-zero channel, depth, height and width dimensions "
+                         f"(only the batch dimension may be 0), got {name}.shape={tuple(shape)!r}")
+    return ncdhw
+
+
+def _check_leading3d(shape: tuple[int, ...], go: np.ndarray, ndhwc: bool) -> tuple[int, ...]:
+    """A 3-D backward's ``input_shape`` and ``grad_output`` agree in batch and
+    channels; returns ``grad_output``'s shape in (N, C, D, H, W) order."""
+    ncdhw_go = ncdhw_order(go.shape, ndhwc)
+    if ncdhw_order(shape, ndhwc)[:-3] != ncdhw_go[:-3]:
+        raise ValueError(f"input_shape and grad_output must agree in their leading (batch, channel) dimensions, "
+                         f"got input_shape={shape!r} and grad_output.shape={go.shape!r}")
+    return ncdhw_go
+
+
+def _backward_shape3d(go: np.ndarray, input_shape: Any, ndhwc: bool, op: str
+                      ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    shape = _as_shape(input_shape, go.ndim)
+    if min(shape) < 0:
+        raise ValueError(f"input_shape must not have negative dimensions, got input_shape={shape!r}")
+    ncdhw_go = _check_leading3d(shape, go, ndhwc)
+    ncdhw = _check_volume(shape, "input_shape", ndhwc, op)
+    if math.prod(ncdhw[-3:]) > 2**62:
+        raise ValueError(f"input_shape is too large, got input_shape={shape!r}")
+    return shape, ncdhw_go
+
+
+def prepare_adaptive3d_forward(input: Any, output_size: Any, data_format: Any, op: str
+                               ) -> tuple[np.ndarray, Adaptive3dGeometry, bool, bool]:
+    """Validate a 3-D adaptive pooling forward (``op`` names it in messages).
+    Returns ``(memory, geometry, channels_last, swapped)``: memory (..., C, D,
+    H, W) or, channels-last, (..., D, H, W, C) (see :func:`resolve_layout`)."""
+    size = parse_output_size(output_size, 3)
+    ndhwc = check_data_format(data_format, DATA_FORMATS_3D)
+    arr = as_input_array(input)
+    _check_dtype(arr, "input", ADAPTIVE_DTYPES, op)
+    check_ndim3d(arr, "input", ndhwc)
+    ncdhw = _check_volume(arr.shape, "input", ndhwc, op)
+    D, H, W = ncdhw[-3:]
+    g = Adaptive3dGeometry(D, H, W, *(n if s is None else s for n, s in zip((D, H, W), size)))
+    planes = math.prod(ncdhw[:-3])
+    if max(planes, 1) * g.OD * g.OH * g.OW * 8 >= 2**62:  # the output, and int64 indices for the max
+        raise ValueError(f"{op}: output_size={output_size!r} gives an output of {planes} volumes of "
+                         f"{g.OD}x{g.OH}x{g.OW} elements, too large for an array")
+    mem, channels_last, swapped = resolve_layout(arr, ndhwc, spatial=3)
+    return mem, g, channels_last, swapped
+
+
+def prepare_adaptive3d_avg_backward(grad_output: Any, input_shape: Any, data_format: Any = "NCDHW"
+                                    ) -> tuple[np.ndarray, tuple[int, ...], Adaptive3dGeometry, bool, bool]:
+    """Validate an adaptive_avg_pool3d_backward call: the output size is
+    ``grad_output``'s. Returns ``(grad_output memory, grad_input memory
+    shape, geometry, channels_last, swapped)``."""
+    op = "adaptive_avg_pool3d_backward"
+    ndhwc = check_data_format(data_format, DATA_FORMATS_3D)
+    go = as_input_array(grad_output, "grad_output")
+    _check_dtype(go, "grad_output", ADAPTIVE_DTYPES, op)
+    check_ndim3d(go, "grad_output", ndhwc)
+    shape, ncdhw_go = _backward_shape3d(go, input_shape, ndhwc, op)
+    g = Adaptive3dGeometry(*ncdhw_order(shape, ndhwc)[-3:], *ncdhw_go[-3:])
+    mem, channels_last, swapped = resolve_layout(go, ndhwc, spatial=3)
+    return mem, _memory_shape(shape, swapped, channels_last, 3), g, channels_last, swapped
+
+
+def prepare_adaptive3d_max_backward(grad_output: Any, indices: Any, input_shape: Any, data_format: Any = "NCDHW"
+                                    ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], bool, bool]:
+    """Validate an adaptive_max_pool3d_backward call. Returns ``(grad_output
+    memory, indices memory, grad_input memory shape, channels_last,
+    swapped)``; ``grad_output`` decides the layout, ``indices`` follow it.
+    The index values are checked by the caller (:func:`check_index_range`
+    with the volume)."""
+    op = "adaptive_max_pool3d_backward"
+    ndhwc = check_data_format(data_format, DATA_FORMATS_3D)
+    go = as_input_array(grad_output, "grad_output")
+    idx = as_input_array(indices, "indices")
+    _check_dtype(go, "grad_output", ADAPTIVE_DTYPES, op)
+    _check_int64_indices(idx)
+    check_ndim3d(go, "grad_output", ndhwc)
+    if idx.shape != go.shape:
+        raise ValueError(f"indices and grad_output must have the same shape, got indices.shape={idx.shape!r} "
+                         f"and grad_output.shape={go.shape!r}")
+    shape, _ = _backward_shape3d(go, input_shape, ndhwc, op)
+    mem, channels_last, swapped = resolve_layout(go, ndhwc, spatial=3)
+    idx_mem = as_native(to_memory(idx, swapped, channels_last, 3))
+    return mem, idx_mem, _memory_shape(shape, swapped, channels_last, 3), channels_last, swapped
+
+
+def prepare_unpool3d(input: Any, indices: Any, kernel_size: Any, stride: Any, padding: Any, output_size: Any,
+                     data_format: Any = "NCDHW"
+                     ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int], bool, bool]:
+    """Validate a max_unpool3d call, with max_unpool2d's rules
+    (:func:`prepare_unpool`) on (D, H, W) triples. Returns ``(input memory,
+    indices memory, (OD, OH, OW), channels_last, swapped)``; the index
+    values are checked by the caller (:func:`check_unpool_index_range`)."""
+    kernel, stride_, pad = parse_unpool_args(kernel_size, stride, padding, spatial=3)
+    ndhwc = check_data_format(data_format, DATA_FORMATS_3D)
+    arr = as_input_array(input)
+    _check_dtype(arr, "input", UNPOOL_DTYPES, "max_unpool3d")
+    check_ndim3d(arr, "input", ndhwc)
+    ncdhw = _check_volume(arr.shape, "input", ndhwc, "max_unpool3d")
+    idx = _check_unpool_indices(indices, arr, "input", "max_unpool3d")
+    size = cast(Tuple[int, int, int], unpool_output_size(ncdhw[-3:], kernel, stride_, pad, output_size))
+    planes = math.prod(ncdhw[:-3])
+    if planes * math.prod(size) * arr.dtype.itemsize >= 2**62:
+        raise ValueError(f"the unpooled output would have {planes} volumes of {'x'.join(map(str, size))} elements, "
+                         f"too large for an array (kernel_size={kernel}, stride={stride_}, padding={pad}, "
+                         f"output_size={output_size!r})")
+    mem, channels_last, swapped = resolve_layout(arr, ndhwc, spatial=3)
+    idx_mem = as_native(to_memory(idx, swapped, channels_last, 3))
+    return mem, idx_mem, size, channels_last, swapped
+
+
+def prepare_unpool3d_backward(grad_output: Any, indices: Any, data_format: Any = "NCDHW"
+                              ) -> tuple[np.ndarray, np.ndarray, bool, bool]:
+    """Validate a max_unpool3d_backward call, as :func:`prepare_unpool_backward`."""
+    ndhwc = check_data_format(data_format, DATA_FORMATS_3D)
+    go = as_input_array(grad_output, "grad_output")
+    _check_dtype(go, "grad_output", UNPOOL_DTYPES, "max_unpool3d_backward")
+    check_ndim3d(go, "grad_output", ndhwc)
+    idx = as_input_array(indices, "indices")
+    _check_int64_indices(idx)
+    ncdhw_go = ncdhw_order(go.shape, ndhwc)
+    ncdhw_idx = ncdhw_order(idx.shape, ndhwc) if idx.ndim == go.ndim else None
+    if ncdhw_idx is None or ncdhw_idx[:-3] != ncdhw_go[:-3]:
+        raise ValueError(f"indices must have grad_output's batch and channel dimensions, got "
+                         f"indices.shape={idx.shape!r} and grad_output.shape={go.shape!r}")
+    go_mem, channels_last, swapped = resolve_layout(go, ndhwc, spatial=3)
+    idx_mem = as_native(to_memory(idx, swapped, channels_last, 3))
+    return go_mem, idx_mem, channels_last, swapped
+
+
+__all__ += ["Adaptive3dGeometry", "prepare_adaptive3d_forward", "prepare_adaptive3d_avg_backward",
+            "prepare_adaptive3d_max_backward", "prepare_unpool3d", "prepare_unpool3d_backward"]

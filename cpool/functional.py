@@ -1691,3 +1691,412 @@ _fns_1d = bind_1d(sys.modules[__name__])
  adaptive_avg_pool1d_backward, adaptive_max_pool1d, adaptive_max_pool1d_backward, max_unpool1d,
  max_unpool1d_backward) = (_fns_1d[n] for n in NAMES_1D)
 __all__ += list(NAMES_1D)
+
+
+# ------------------------------------------------------------ 3-D adaptive pooling and max unpooling
+from ._validation import (  # noqa: E402
+    prepare_adaptive3d_avg_backward,
+    prepare_adaptive3d_forward,
+    prepare_adaptive3d_max_backward,
+    prepare_unpool3d,
+    prepare_unpool3d_backward,
+)
+
+
+def _flat_volumes(a, cl):
+    """3-D memory as 2-D memory with each (n, c) volume one row: (..., C, 1,
+    D*H*W), channels-last (..., 1, D*H*W, C). A view (the memory is
+    C-contiguous): the scatters and gathers of max unpooling and the max
+    backward see a volume as the flat plane its indices address."""
+    if a is None:
+        return None
+    if cl:
+        return a.reshape(a.shape[:-4] + (1, a.shape[-4] * a.shape[-3] * a.shape[-2], a.shape[-1]))
+    return a.reshape(a.shape[:-3] + (1, a.shape[-3] * a.shape[-2] * a.shape[-1]))
+
+
+def _adaptive3d_shape(x, g, cl):
+    """The result's memory shape for 3-D memory ``x``."""
+    return x.shape[:-4] + ((g.OD, g.OH, g.OW, x.shape[-1]) if cl else (x.shape[-4], g.OD, g.OH, g.OW))
+
+
+def _volume(shape, cl):
+    """(D, H, W) of a 3-D memory shape."""
+    return tuple(shape[-4:-1]) if cl else tuple(shape[-3:])
+
+
+def bind_adaptive3d(impl, module=__name__):
+    """``(adaptive_avg_pool3d, adaptive_avg_pool3d_backward, adaptive_max_pool3d,
+    adaptive_max_pool3d_backward)`` computed by backend module ``impl`` (its
+    ``adaptive3d_avg_forward``, ``adaptive3d_avg_backward``,
+    ``adaptive3d_max_forward`` and, on flat views of the volumes,
+    ``backward_planes``), as :func:`bind`."""
+
+    def adaptive_avg_pool3d(input, output_size, *, data_format="NCDHW", out=None):
+        x, g, cl, swapped = prepare_adaptive3d_forward(input, output_size, data_format, "adaptive_avg_pool3d")
+        if out is None:
+            return to_format(impl.adaptive3d_avg_forward(x, g, cl), swapped, cl, 3)
+        return _into_out(out, _adaptive3d_shape(x, g, cl), x.dtype, (("input", input), ("input", x)), swapped, cl,
+                         lambda mem: impl.adaptive3d_avg_forward(x, g, cl, mem), spatial=3)
+
+    def adaptive_avg_pool3d_backward(grad_output, input_shape, *, data_format="NCDHW", out=None):
+        go, shape, g, cl, swapped = prepare_adaptive3d_avg_backward(grad_output, input_shape, data_format)
+        if out is None:
+            return to_format(impl.adaptive3d_avg_backward(go, shape, cl), swapped, cl, 3)
+        return _into_out(out, shape, go.dtype, (("grad_output", grad_output), ("grad_output", go)), swapped, cl,
+                         lambda mem: impl.adaptive3d_avg_backward(go, shape, cl, mem), spatial=3)
+
+    def adaptive_max_pool3d(input, output_size, return_indices=False, *, data_format="NCDHW", out=None):
+        if type(return_indices) is not bool and not isinstance(return_indices, np.bool_):
+            raise TypeError(f"return_indices must be a bool, got return_indices={return_indices!r} "
+                            f"(type {type(return_indices).__name__})")
+        with_indices = bool(return_indices)
+        x, g, cl, swapped = prepare_adaptive3d_forward(input, output_size, data_format, "adaptive_max_pool3d")
+        if out is None:
+            values, idx = impl.adaptive3d_max_forward(x, g, with_indices, cl)
+            values = to_format(values, swapped, cl, 3)
+            return (values, to_format(idx, swapped, cl, 3)) if with_indices else values
+        shape = format_shape(_adaptive3d_shape(x, g, cl), swapped, cl, 3)
+        sources = (("input", input), ("input", x))
+        if with_indices:
+            if not (isinstance(out, tuple) and len(out) == 2):
+                raise TypeError(f"out must be a (values, indices) tuple of two arrays with return_indices=True, "
+                                f"got out of type {type(out).__name__}")
+            out_values = check_out(out[0], "out[0]", shape, x.dtype, sources)
+            out_indices = check_out(out[1], "out[1]", shape, _INT64, sources + (("out[0]", out_values),))
+        else:
+            if isinstance(out, tuple):
+                raise TypeError("out must be one array with return_indices=False, got a tuple")
+            out_values, out_indices = check_out(out, "out", shape, x.dtype, sources), None
+        mem_values = writable_memory(out_values, swapped, cl, 3)
+        mem_indices = None if out_indices is None else writable_memory(out_indices, swapped, cl, 3)
+        values, idx = impl.adaptive3d_max_forward(x, g, with_indices, cl, mem_values, mem_indices)
+        if mem_values is None:
+            np.copyto(out_values, to_format(values, swapped, cl, 3))
+        if out_indices is not None and mem_indices is None:
+            np.copyto(out_indices, to_format(idx, swapped, cl, 3))
+        return out
+
+    def adaptive_max_pool3d_backward(grad_output, indices, input_shape, *, data_format="NCDHW", out=None):
+        go, idx, shape, cl, swapped = prepare_adaptive3d_max_backward(grad_output, indices, input_shape,
+                                                                      data_format)
+        flat_shape = _flat_volumes(np.empty(shape, np.uint8), cl).shape
+
+        def check():  # with the volume's sizes, before the flat views reach a backend
+            check_index_range(idx, *_volume(shape, cl))
+
+        def compute(mem=None):
+            with np.errstate(invalid="ignore"):  # NaN gradients add up to NaN, as in torch
+                grad = impl.backward_planes(_flat_volumes(go, cl), _flat_volumes(idx, cl), flat_shape, cl,
+                                            _flat_volumes(mem, cl))
+            grad = grad.reshape(shape)
+            if grad.dtype == np.float16:  # torch's 3-D kernel has NaN rules of its own there
+                from .slow import half_max_backward3d_nans
+                half_max_backward3d_nans(grad, go, idx, cl)
+            return grad
+
+        if out is None:
+            check()
+            return to_format(compute(), swapped, cl, 3)
+        return _into_out(out, shape, go.dtype, (("grad_output", grad_output), ("indices", indices),
+                                                ("grad_output", go), ("indices", idx)), swapped, cl,
+                         compute, check, spatial=3)
+
+    fns = (adaptive_avg_pool3d, adaptive_avg_pool3d_backward, adaptive_max_pool3d, adaptive_max_pool3d_backward)
+    docs = (_ADAPTIVE_AVG_POOL3D_DOC, _ADAPTIVE_AVG_POOL3D_BACKWARD_DOC, _ADAPTIVE_MAX_POOL3D_DOC,
+            _ADAPTIVE_MAX_POOL3D_BACKWARD_DOC)
+    for fn, doc in zip(fns, docs):
+        fn.__doc__ = doc
+        fn.__module__ = module
+        fn.__qualname__ = fn.__name__
+    return fns
+
+
+def bind_unpool3d(impl, module=__name__):
+    """``(max_unpool3d, max_unpool3d_backward)`` computed by backend module
+    ``impl`` (its ``unpool_planes`` / ``unpool_backward_planes`` on flat
+    views of the volumes), as :func:`bind`."""
+
+    def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None, *,
+                     data_format="NCDHW", out=None):
+        x, idx, size, cl, swapped = prepare_unpool3d(input, indices, kernel_size, stride, padding, output_size,
+                                                     data_format)
+        mem_shape = x.shape[:-4] + ((size + (x.shape[-1],)) if cl else ((x.shape[-4],) + size))
+        flat = (1, size[0] * size[1] * size[2])
+
+        def check():  # with the volume's sizes, before the flat views reach a backend
+            check_unpool_index_range(idx, *size)
+
+        def compute(mem=None):
+            result = impl.unpool_planes(_flat_volumes(x, cl), _flat_volumes(idx, cl), flat, cl,
+                                        _flat_volumes(mem, cl))
+            return result.reshape(mem_shape)
+
+        if out is None:
+            check()
+            return to_format(compute(), swapped, cl, 3)
+        return _into_out(out, mem_shape, x.dtype,
+                         (("input", input), ("input", x), ("indices", indices), ("indices", idx)), swapped, cl,
+                         compute, check, spatial=3)
+
+    def max_unpool3d_backward(grad_output, indices, *, data_format="NCDHW", out=None):
+        go, idx, cl, swapped = prepare_unpool3d_backward(grad_output, indices, data_format)
+
+        def check():
+            check_unpool_index_range(idx, *_volume(go.shape, cl))
+
+        def compute(mem=None):
+            grad = impl.unpool_backward_planes(_flat_volumes(go, cl), _flat_volumes(idx, cl), cl,
+                                               _flat_volumes(mem, cl))
+            return grad.reshape(idx.shape)
+
+        if out is None:
+            check()
+            return to_format(compute(), swapped, cl, 3)
+        return _into_out(out, idx.shape, go.dtype, (("grad_output", grad_output), ("grad_output", go),
+                                                    ("indices", indices), ("indices", idx)), swapped, cl,
+                         compute, check, spatial=3)
+
+    max_unpool3d.__doc__ = _MAX_UNPOOL3D_DOC
+    max_unpool3d_backward.__doc__ = _MAX_UNPOOL3D_BACKWARD_DOC
+    for fn in (max_unpool3d, max_unpool3d_backward):
+        fn.__module__ = module
+        fn.__qualname__ = fn.__name__
+    return max_unpool3d, max_unpool3d_backward
+
+
+_ADAPTIVE_AVG_POOL3D_DOC = """3-D adaptive average pooling over (N, C, D, H, W) or (C, D, H, W) arrays, as in PyTorch.
+
+    Same arguments, output shape and values as
+    ``torch.nn.functional.adaptive_avg_pool3d`` on the CPU, bit for bit.
+    Output ``(od, oh, ow)`` averages input depths ``floor(od * D / OD)`` to
+    ``ceil((od + 1) * D / OD) - 1``, and the rows and columns likewise.
+
+    Parameters
+    ----------
+    input : array_like
+        A 5-D (N, C, D, H, W) or 4-D (C, D, H, W) array of float16, float32
+        or float64 (PyTorch's CPU kernels take no integer type). C, D, H
+        and W must be non-zero; N may be 0.
+    output_size : int or tuple of three (int or None)
+        The output's depth, height and width; None keeps that input
+        dimension, 0 gives an empty result.
+    data_format : {"NCDHW", "NDHWC"}, keyword-only, default "NCDHW"
+        Where the channel axis is. 5-D channels-last memory (PyTorch's
+        ``channels_last_3d``) runs PyTorch's channels-last kernel without a
+        copy and gives a channels-last result.
+    out : ndarray, keyword-only
+        An array of the result's shape and the input's dtype to write into.
+
+    Returns
+    -------
+    out : ndarray
+        The window means, as PyTorch's kernels compute them: the planes
+        kernel sums each window in (d, h, w) order from 0 (in float32 for
+        float16) and divides three times, ``sum / kd / kh / kw``; the
+        channels-last kernel divides once by ``kd * kh * kw`` in its vector
+        lanes (as :func:`adaptive_avg_pool2d`'s). An output of 1x1x1 is
+        PyTorch's ``input.mean((-1, -2, -3))``.
+
+    Raises
+    ------
+    TypeError
+        For a non-integer ``output_size`` entry or an unsupported dtype.
+    ValueError
+        For a negative ``output_size`` or one of other than three entries,
+        an input of other than 4 or 5 dimensions, or an empty channel,
+        depth, height or width.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> x = np.arange(8, dtype=np.float32).reshape(1, 1, 2, 2, 2)
+    >>> cpool.adaptive_avg_pool3d(x, (1, 2, 1))[0, 0]
+    array([[[2.5],
+            [4.5]]], dtype=float32)
+    >>> cpool.adaptive_avg_pool3d(x, (None, 1, 1)).shape
+    (1, 1, 2, 1, 1)
+    """
+
+_ADAPTIVE_AVG_POOL3D_BACKWARD_DOC = """Gradient of :func:`adaptive_avg_pool3d` with respect to its input.
+
+    PyTorch's ``adaptive_avg_pool3d_backward``: each output's share
+    ``grad_output / kd / kh / kw`` (channels-last vector lanes: ``/ (kd * kh
+    * kw)``) is added to every element of its window, outputs in row-major
+    order, rounding after each add. For a 1x1x1 output it is the gradient
+    of the mean: ``grad_output / (D * H * W)`` everywhere.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        (N, C, OD, OH, OW) or (C, OD, OH, OW), float16, float32 or float64.
+    input_shape : tuple of ints
+        Shape of the forward input, in ``data_format`` order.
+    data_format, out : keyword-only
+        As for :func:`adaptive_avg_pool3d`; ``grad_output``'s memory decides the layout.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Of ``input_shape`` and ``grad_output``'s dtype, or ``out``.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> g = cpool.adaptive_avg_pool3d_backward(np.ones((1, 1, 1, 1, 1), np.float32), (1, 1, 2, 2, 2))
+    >>> g[0, 0, 0]
+    array([[0.125, 0.125],
+           [0.125, 0.125]], dtype=float32)
+    """
+
+_ADAPTIVE_MAX_POOL3D_DOC = """3-D adaptive max pooling over (N, C, D, H, W) or (C, D, H, W) arrays, as in PyTorch.
+
+    Same arguments, output shape, values and indices as
+    ``torch.nn.functional.adaptive_max_pool3d`` on the CPU, bit for bit,
+    with the windows of :func:`adaptive_avg_pool3d`.
+
+    Parameters
+    ----------
+    input : array_like
+        As for :func:`adaptive_avg_pool3d`.
+    output_size : int or tuple of three (int or None)
+        As for :func:`adaptive_avg_pool3d`.
+    return_indices : bool, default False
+        Also return the position of each maximum.
+    data_format : {"NCDHW", "NDHWC"}, keyword-only, default "NCDHW"
+        As for :func:`adaptive_avg_pool3d`.
+    out : ndarray, or tuple (values, indices) with ``return_indices``, keyword-only
+        Arrays of the results' shapes and dtypes to write into.
+
+    Returns
+    -------
+    out : ndarray
+        Each window's maximum. Ties go to the first in (d, h, w) window
+        order; a NaN always replaces the running maximum (the last NaN of a
+        window is returned, with its index).
+    indices : ndarray of int64, only if ``return_indices``
+        Flat position ``(d * H + h) * W + w`` of each maximum within its
+        (n, c) volume.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`adaptive_avg_pool3d`.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> x = np.arange(8, dtype=np.float32).reshape(1, 1, 2, 2, 2)
+    >>> out, idx = cpool.adaptive_max_pool3d(x, (1, 1, 2), return_indices=True)
+    >>> out[0, 0], idx[0, 0]
+    (array([[[6., 7.]]], dtype=float32), array([[[6, 7]]]))
+    """
+
+_ADAPTIVE_MAX_POOL3D_BACKWARD_DOC = """Gradient of :func:`adaptive_max_pool3d` with respect to its input.
+
+    Each element of ``grad_output`` is added to the input position its
+    index names, outputs in row-major order (:func:`max_pool2d_backward`'s
+    scatter, on each (n, c) volume as one flat plane).
+
+    Parameters
+    ----------
+    grad_output : array_like
+        (N, C, OD, OH, OW) or (C, OD, OH, OW), float16, float32 or float64.
+    indices : array_like of int64
+        The indices of ``adaptive_max_pool3d(..., return_indices=True)``,
+        each checked (-1 or ``0 <= index < D * H * W``) before anything is
+        written; -1 is skipped.
+    input_shape : tuple of ints
+        Shape of the forward input, in ``data_format`` order.
+    data_format, out : keyword-only
+        As for :func:`adaptive_avg_pool3d`; ``grad_output``'s memory decides the layout.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Of ``input_shape`` and ``grad_output``'s dtype, or ``out``.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> x = np.arange(8, dtype=np.float32).reshape(1, 1, 2, 2, 2)
+    >>> out, idx = cpool.adaptive_max_pool3d(x, 1, return_indices=True)
+    >>> cpool.adaptive_max_pool3d_backward(np.ones_like(out), idx, x.shape)[0, 0, 1]
+    array([[0., 0.],
+           [0., 1.]], dtype=float32)
+    """
+
+_MAX_UNPOOL3D_DOC = """Partial inverse of 3-D max pooling: each value put back at its index, zeros elsewhere.
+
+    ``torch.nn.functional.max_unpool3d`` on the CPU, bit for bit.
+
+    Parameters
+    ----------
+    input : array_like
+        The pooled values, a 5-D (N, C, D, H, W) or 4-D (C, D, H, W) array
+        of float16, float32 or float64 (PyTorch's CPU kernel's types).
+    indices : array_like of int64
+        ``input``'s shape: the position ``(d * OH + h) * OW + w`` of each
+        value in its (n, c) volume of the output, as 3-D max pooling
+        returns them. Every index is checked (0 <= index < OD * OH * OW)
+        before anything is written; -1 is rejected, as in PyTorch.
+    kernel_size, stride, padding : int or tuple of three ints
+        Those of the pooling being inverted (``stride`` defaults to
+        ``kernel_size``); they set the output size
+        ``(D - 1) * stride - 2 * padding + kernel_size`` per axis.
+    output_size : sequence of 3 (or 5: N, C, OD, OH, OW) ints, optional
+        The output's depth, height and width instead, each strictly within
+        ``stride`` of that default (PyTorch's rule).
+    data_format : {"NCDHW", "NDHWC"}, default "NCDHW"
+        Where the channel axis is; channels-last memory gives a
+        channels-last result, without a copy.
+    out : numpy.ndarray, optional
+        The result's array (shape, dtype and no overlap with the inputs
+        checked before anything is written).
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, C, OD, OH, OW) (or (N, OD, OH, OW, C) with ``"NDHWC"``). Where
+        two values share an index, the later one (in the input's (d, h, w)
+        order) is kept: PyTorch's result on one thread.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As PyTorch rejects, naming the argument and value; also, as
+        :func:`max_unpool2d`, for an empty output or a negative padding
+        (which PyTorch lets through).
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> v = np.array([[[[[5.]]]]], np.float32)
+    >>> cpool.max_unpool3d(v, np.array([[[[[6]]]]]), 2)[0, 0]
+    array([[[0., 0.],
+            [0., 0.]],
+    <BLANKLINE>
+           [[0., 0.],
+            [5., 0.]]], dtype=float32)
+    """
+
+_MAX_UNPOOL3D_BACKWARD_DOC = """Gradient of :func:`max_unpool3d` with respect to its input.
+
+    ``grad_output`` (the unpooled output's gradient, (N, C, OD, OH, OW) or
+    (C, OD, OH, OW)) read at each of ``indices`` (shaped as the unpooled
+    input): the result has ``indices``' shape. Every index is checked
+    first. ``data_format`` and ``out`` are as for :func:`max_unpool3d`.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> g = np.arange(8, dtype=np.float32).reshape(1, 1, 2, 2, 2)
+    >>> cpool.max_unpool3d_backward(g, np.array([[[[[6]]]]]))
+    array([[[[[6.]]]]], dtype=float32)
+    """
+
+(adaptive_avg_pool3d, adaptive_avg_pool3d_backward, adaptive_max_pool3d,
+ adaptive_max_pool3d_backward) = bind_adaptive3d(_backend.IMPL)
+max_unpool3d, max_unpool3d_backward = bind_unpool3d(_backend.IMPL)
+__all__ += ["adaptive_avg_pool3d", "adaptive_avg_pool3d_backward", "adaptive_max_pool3d",
+            "adaptive_max_pool3d_backward", "max_unpool3d", "max_unpool3d_backward"]

@@ -14,19 +14,26 @@ import numpy as np
 
 from . import _backend
 from ._validation import (
+    DATA_FORMATS_3D,
     check_data_format,
     index_dtype_for,
     parse_avg_args,
+    parse_avg_options,
     parse_output_size,
+    parse_pool3d_args,
     parse_pool_args,
     parse_unpool_args,
     prepare_adaptive_avg_backward,
     prepare_adaptive_forward,
     prepare_adaptive_max_backward,
+    prepare_avg3d_backward,
+    prepare_avg3d_forward,
     prepare_avg_backward,
     prepare_avg_forward,
     prepare_backward,
     prepare_forward,
+    prepare_max3d_backward,
+    prepare_max3d_forward,
     prepare_unpool,
     prepare_unpool_backward,
     to_format,
@@ -584,13 +591,6 @@ __all__ += ["MaxUnpool2d"]
 
 
 # ----------------------------------------------------------------- 3-D average pooling
-from ._validation import (  # noqa: E402
-    DATA_FORMATS_3D,
-    parse_avg_options,
-    parse_pool3d_args,
-    prepare_avg3d_backward,
-    prepare_avg3d_forward,
-)
 
 
 class AvgPool3d(_PoolingLayer):
@@ -661,7 +661,6 @@ __all__ += ["AvgPool3d"]
 
 
 # ----------------------------------------------------------------- 3-D max pooling
-from ._validation import prepare_max3d_backward, prepare_max3d_forward  # noqa: E402
 
 
 class MaxPool3d(_PoolingLayer):
@@ -1123,3 +1122,209 @@ class MaxUnpool1d(_Layer1d):
 
 
 __all__ += ["MaxPool1d", "AvgPool1d", "AdaptiveAvgPool1d", "AdaptiveMaxPool1d", "MaxUnpool1d"]
+
+
+# ------------------------------------------------------------ 3-D adaptive pooling and max unpooling
+def _ops3d(impl):
+    """The 3-D adaptive and unpooling functions bound to backend module
+    ``impl`` (made once per backend): the layers below run the public
+    functions' argument path and ``out=`` reuse."""
+    ops = _OPS3D.get(impl.__name__)
+    if ops is None:
+        from .functional import bind_adaptive3d, bind_unpool3d
+        avg, avg_backward, mx, mx_backward = bind_adaptive3d(impl)
+        unpool, unpool_backward = bind_unpool3d(impl)
+        ops = _OPS3D[impl.__name__] = {"avg": avg, "avg_backward": avg_backward, "max": mx,
+                                       "max_backward": mx_backward, "unpool": unpool,
+                                       "unpool_backward": unpool_backward}
+    return ops
+
+
+_OPS3D: dict = {}
+
+
+def _format3d(data_format):
+    return "NDHWC" if check_data_format(data_format, DATA_FORMATS_3D) else "NCDHW"
+
+
+class AdaptiveAvgPool3d(_PoolingLayer):
+    """3-D adaptive average pooling layer for NumPy networks, PyTorch-exact.
+
+    ``output_size`` is ``torch.nn.AdaptiveAvgPool3d``'s, as in
+    :func:`cpool.adaptive_avg_pool3d`; ``data_format`` ("NCDHW" or
+    "NDHWC") and ``backend`` are as for :class:`MaxPool2d`. The backward
+    needs only the forward input's shape.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> pool = cpool.AdaptiveAvgPool3d((1, 2, 2))
+    >>> pool
+    AdaptiveAvgPool3d(output_size=(1, 2, 2))
+    >>> x = np.random.rand(2, 3, 4, 5, 5).astype(np.float32)
+    >>> pool.forward(x).shape
+    (2, 3, 1, 2, 2)
+    >>> pool.backward(x, np.ones((2, 3, 1, 2, 2), np.float32)).shape
+    (2, 3, 4, 5, 5)
+    """
+
+    def __init__(self, output_size, *, data_format="NCDHW", backend=None):
+        parse_output_size(output_size, 3)  # checked now: a bad layer fails where it is built
+        self.data_format = _format3d(data_format)
+        self._ops = _ops3d(_backend.load(backend))
+        self.output_size = output_size
+        self.output = None
+        self.gradInput = None
+        self.training = True
+
+    def updateOutput(self, input):
+        """Pool ``input``; sets and returns ``self.output``."""
+        self.output = None  # dropped first: a failure leaves no stale result
+        self.output = self._ops["avg"](input, self.output_size, data_format=self.data_format)
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        """Gradient with respect to ``input`` (only its shape is read); sets and returns ``self.gradInput``."""
+        self.gradInput = None
+        self.gradInput = self._ops["avg_backward"](gradOutput, np.shape(input), data_format=self.data_format)
+        return self.gradInput
+
+    def __repr__(self):
+        extra = "" if self.data_format == "NCDHW" else f", data_format={self.data_format!r}"
+        return f"AdaptiveAvgPool3d(output_size={_output_size_repr(self.output_size)}{extra})"
+
+
+class AdaptiveMaxPool3d(_PoolingLayer):
+    """3-D adaptive max pooling layer for NumPy networks, PyTorch-exact.
+
+    The arguments are ``torch.nn.AdaptiveMaxPool3d``'s, as in
+    :func:`cpool.adaptive_max_pool3d`; ``data_format`` and ``backend`` as
+    for :class:`AdaptiveAvgPool3d`. With ``return_indices`` :meth:`forward`
+    returns ``(output, indices)``; the indices (int64, ``(d * H + h) * W +
+    w`` per volume) are kept in ``self.indices`` for :meth:`backward`.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> pool = cpool.AdaptiveMaxPool3d((2, None, 1))
+    >>> x = np.random.rand(2, 3, 4, 5, 6).astype(np.float32)
+    >>> pool.forward(x).shape
+    (2, 3, 2, 5, 1)
+    >>> pool.backward(x, np.ones((2, 3, 2, 5, 1), np.float32)).shape
+    (2, 3, 4, 5, 6)
+    """
+
+    def __init__(self, output_size, return_indices=False, *, data_format="NCDHW", backend=None):
+        parse_output_size(output_size, 3)
+        self.data_format = _format3d(data_format)
+        if type(return_indices) is not bool:
+            raise TypeError(f"return_indices must be a bool, got return_indices={return_indices!r} "
+                            f"(type {type(return_indices).__name__})")
+        self._ops = _ops3d(_backend.load(backend))
+        self.output_size = output_size
+        self.return_indices = return_indices
+        self.output = None
+        self.gradInput = None
+        self.indices = None
+        self.training = True
+        self._input_shape = None
+
+    def updateOutput(self, input):
+        """Pool ``input``; sets ``self.output`` and ``self.indices`` and returns
+        ``self.output``, or ``(self.output, self.indices)`` with ``return_indices``."""
+        self.output = self.indices = None  # dropped first: a failure leaves no stale result
+        self.output, self.indices = self._ops["max"](input, self.output_size, True, data_format=self.data_format)
+        self._input_shape = np.shape(input)
+        if self.return_indices:
+            return self.output, self.indices
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        """Gradient with respect to the last forward's input; sets and returns ``self.gradInput``."""
+        if self.indices is None:
+            raise BackwardBeforeForwardError(
+                "AdaptiveMaxPool3d.updateGradInput() was called before forward(): there are no indices to "
+                "route gradOutput through"
+            )
+        shape = np.shape(input)
+        if tuple(shape) != tuple(self._input_shape):
+            raise ValueError(
+                f"input.shape={tuple(shape)!r} differs from the shape of the last forward input "
+                f"{tuple(self._input_shape)!r}; call forward() on this input first"
+            )
+        self.gradInput = None
+        self.gradInput = self._ops["max_backward"](gradOutput, self.indices, self._input_shape,
+                                                   data_format=self.data_format)
+        return self.gradInput
+
+    def __repr__(self):
+        extra = "" if self.data_format == "NCDHW" else f", data_format={self.data_format!r}"
+        return f"AdaptiveMaxPool3d(output_size={_output_size_repr(self.output_size)}{extra})"
+
+
+class MaxUnpool3d(_PoolingLayer):
+    """3-D max unpooling layer (:func:`cpool.max_unpool3d`), PyTorch-exact.
+
+    ``kernel_size``, ``stride`` and ``padding`` are ``torch.nn.MaxUnpool3d``'s.
+    As in PyTorch, ``forward(input, indices, output_size=None)`` takes the
+    indices of the pooling being inverted; ``backward(input, gradOutput)``
+    gathers the gradient at the indices of the last forward.
+
+    Examples
+    --------
+    >>> import numpy as np, cpool
+    >>> unpool = cpool.MaxUnpool3d(2)
+    >>> unpool
+    MaxUnpool3d(kernel_size=(2, 2, 2), stride=(2, 2, 2), padding=(0, 0, 0))
+    >>> v = np.ones((1, 1, 1, 1, 1), np.float32)
+    >>> unpool.forward(v, np.array([[[[[7]]]]])).shape
+    (1, 1, 2, 2, 2)
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, *, data_format="NCDHW", backend=None):
+        # checked now, so a bad layer fails where it is built
+        self._triples = parse_unpool_args(kernel_size, stride, padding, spatial=3)
+        self.data_format = _format3d(data_format)
+        self._ops = _ops3d(_backend.load(backend))
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding = padding
+        self.output = None
+        self.gradInput = None
+        self.training = True
+        self._last_indices = None
+
+    def updateOutput(self, input, indices=None, output_size=None):
+        """Unpool ``input`` through ``indices``; sets and returns ``self.output``."""
+        if indices is None:
+            raise ValueError("indices must be given: those of the 3-D max pooling being inverted")
+        self.output = None  # dropped first: a failure leaves no stale result
+        self.output = self._ops["unpool"](input, indices, self.kernel_size, self.stride, self.padding, output_size,
+                                          data_format=self.data_format)
+        self._last_indices = indices
+        return self.output
+
+    def forward(self, input, indices=None, output_size=None):
+        """Same as :meth:`updateOutput`."""
+        return self.updateOutput(input, indices, output_size)
+
+    def __call__(self, input, indices=None, output_size=None):
+        """Same as :meth:`forward`."""
+        return self.forward(input, indices, output_size)
+
+    def updateGradInput(self, input, gradOutput):
+        """Gradient with respect to ``input``: ``gradOutput`` at the last forward's indices."""
+        if self._last_indices is None:
+            raise BackwardBeforeForwardError("MaxUnpool3d.backward needs a forward first (it reads its indices)")
+        self.gradInput = None
+        self.gradInput = self._ops["unpool_backward"](gradOutput, self._last_indices, data_format=self.data_format)
+        return self.gradInput
+
+    def __repr__(self):
+        extra = "" if self.data_format == "NCDHW" else f", data_format={self.data_format!r}"
+        kernel, stride, padding = self._triples  # as torch prints them: triples
+        return f"MaxUnpool3d(kernel_size={kernel}, stride={stride}, padding={padding}{extra})"
+
+
+
+__all__ += ["AdaptiveAvgPool3d", "AdaptiveMaxPool3d", "MaxUnpool3d"]

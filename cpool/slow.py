@@ -1183,3 +1183,218 @@ _fns_1d = bind_1d(sys.modules[__name__], module=__name__)
  adaptive_avg_pool1d_backward, adaptive_max_pool1d, adaptive_max_pool1d_backward, max_unpool1d,
  max_unpool1d_backward) = (_fns_1d[n] for n in NAMES_1D)
 __all__ += list(NAMES_1D)
+# ----------------------------------------------------------------- 3-D adaptive pooling and max unpooling
+# PyTorch 2.13's 3-D CPU kernels (AdaptiveAvgPoolKernel.cpp's and
+# AdaptiveMaxPoolKernel.cpp's 3-D variants): the 2-D rules above with a
+# depth axis. Output (od, oh, ow) pools input [floor(o * I / O), ceil((o +
+# 1) * I / O)) on each axis, taps in (d, h, w) row-major order.
+# Average forward: one kernel for every memory layout (torch's 3-D forward
+# runs on its input made contiguous): each window summed from 0 in the
+# dtype itself (float16 too: `sum += x` rounds to half after every add, and
+# a float16 NaN comes out as sign | 0x7e00, its payload dropped; float32/64
+# keep the running sum's NaN), then `sum / kd / kh / kw`, each rounded.
+# Average backward: the share `g / kd / kh / kw` in both layouts (unlike
+# 2-D, no single division in channels-last vector lanes), added to each
+# element of the window, outputs in row-major order. An output of
+# 1x1x1 is torch's `mean((-1, -2, -3))`: the reduction over the volume's
+# collapsed axes, i.e. the 2-D mean of the (D * H, W) plane.
+# The max backward and max unpooling scatter into each (n, c) volume as a
+# flat plane: the 2-D backends run them on (..., C, 1, D*H*W) views
+# (channels-last (..., 1, D*H*W, C)), in cpool.functional.
+
+from typing import cast  # noqa: E402
+
+_VOLUMES_VIEW = {5: (0, 4, 1, 2, 3), 4: (3, 0, 1, 2)}
+_CHANNELS_LAST_3D_VIEW = {5: (0, 2, 3, 4, 1), 4: (1, 2, 3, 0)}
+
+
+def _result3d(a: np.ndarray, channels_last: bool, out: np.ndarray | None) -> np.ndarray:
+    # A (..., C, D, H, W) result in the memory layout asked for, in `out` if given.
+    return _result(a.transpose(_CHANNELS_LAST_3D_VIEW[a.ndim]) if channels_last else a, False, out)
+
+
+def _as_plane2d(a: np.ndarray | None, channels_last: bool) -> np.ndarray | None:
+    # A 3-D array's memory as 2-D memory whose plane is (D * H, W): how
+    # torch's reduction over (-1, -2, -3) sees the volume.
+    if a is None:
+        return None
+    if channels_last:
+        return a.reshape(a.shape[:-4] + (a.shape[-4] * a.shape[-3],) + a.shape[-2:])
+    return a.reshape(a.shape[:-3] + (a.shape[-3] * a.shape[-2], a.shape[-1]))
+
+
+def _axis_windows(g: Any) -> list[tuple[np.ndarray, np.ndarray, int, int]]:
+    """Per axis (depth, height, width): window starts, lengths, the longest, the input size."""
+    axes = []
+    for out_len, size in ((g.OD, g.D), (g.OH, g.H), (g.OW, g.W)):
+        start, end = adaptive_windows(out_len, size)
+        axes.append((start, end - start, int((end - start).max(initial=0)), size))
+    return axes
+
+
+def _volume_taps(g: Any) -> Any:
+    """Each tap offset (a, i, j) of the largest window: the (OD, OH, OW)
+    input coordinates it reads and where windows have it."""
+    (d0, kd, KD, D), (h0, kh, KH, H), (w0, kw, KW, W) = _axis_windows(g)
+    for a in range(KD):
+        ds, d_ok = np.minimum(d0 + a, D - 1)[:, None, None], (a < kd)[:, None, None]
+        for i in range(KH):
+            hs, h_ok = np.minimum(h0 + i, H - 1)[None, :, None], (i < kh)[None, :, None]
+            for j in range(KW):
+                ws, w_ok = np.minimum(w0 + j, W - 1)[None, None, :], (j < kw)[None, None, :]
+                yield ds, hs, ws, d_ok & h_ok & w_ok
+
+
+def _adaptive3d_mean(vols: np.ndarray, g: Any) -> np.ndarray:
+    dt = vols.dtype
+    total = np.zeros(vols.shape[:-3] + (g.OD, g.OH, g.OW), dtype=dt)
+    if total.size == 0:
+        return total
+    has_nan = bool(np.isnan(vols).any())
+    for ds, hs, ws, mask in _volume_taps(g):
+        np.copyto(total, _add_first_nan(total, vols[..., ds, hs, ws], dt, has_nan), where=mask)
+    (_, kd, _, _), (_, kh, _, _), (_, kw, _, _) = _axis_windows(g)
+    mean = _divide_by(_divide_by(_divide_by(total, kd[:, None, None]), kh[None, :, None]), kw[None, None, :])
+    if dt == _F16 and has_nan:
+        _canonical_half_nans(mean)
+    return mean
+
+
+def _canonical_half_nans(a: np.ndarray) -> None:
+    # c10::Half arithmetic rounds through its own float -> half conversion,
+    # which makes any NaN sign | 0x7e00 (the payload dropped).
+    bits = a.view(np.uint16)
+    np.copyto(bits, (bits & 0x8000) | 0x7E00, where=np.isnan(a))
+
+
+def adaptive3d_avg_forward(x: np.ndarray, g: Any, channels_last: bool = False,
+                           out: np.ndarray | None = None) -> np.ndarray:
+    """3-D adaptive-average-pool ``x``: (..., C, D, H, W) memory, or (..., D,
+    H, W, C) with ``channels_last``; the result is laid out the same way, in
+    ``out`` when given."""
+    if g.OD == 1 and g.OH == 1 and g.OW == 1:
+        from ._validation import AdaptiveGeometry
+        plane = cast(np.ndarray, _as_plane2d(x, channels_last))
+        r = adaptive_avg_forward_planes(plane, AdaptiveGeometry(g.D * g.H, g.W, 1, 1), channels_last,
+                                        _as_plane2d(out, channels_last))
+        return r.reshape(x.shape[:-4] + ((1, 1, 1, x.shape[-1]) if channels_last else (x.shape[-4], 1, 1, 1)))
+    with np.errstate(all="ignore"):
+        vols = x.transpose(_VOLUMES_VIEW[x.ndim]) if channels_last else x
+        return _result3d(_adaptive3d_mean(vols, g), channels_last, out)
+
+
+def adaptive3d_max_forward(x: np.ndarray, g: Any, with_indices: bool, channels_last: bool = False,
+                           out: np.ndarray | None = None, indices_out: np.ndarray | None = None
+                           ) -> tuple[np.ndarray, np.ndarray | None]:
+    """3-D adaptive-max-pool ``x`` (memory as :func:`adaptive3d_avg_forward`).
+    Returns ``(values, int64 indices or None)``: each window's maximum, ties
+    to the first in (d, h, w) order, the last NaN winning; indices ``(d * H
+    + h) * W + w``."""
+    vols = x.transpose(_VOLUMES_VIEW[x.ndim]) if channels_last else x
+    shape = vols.shape[:-3] + (g.OD, g.OH, g.OW)
+    best = np.full(shape, -np.inf, dtype=x.dtype)
+    idx = np.zeros(shape, dtype=np.int64)
+    if best.size:
+        take = np.empty(shape, dtype=bool)
+        first = True
+        for ds, hs, ws, mask in _volume_taps(g):
+            tap = vols[..., ds, hs, ws]
+            if first:  # the window's first tap: its start, where nothing beats -inf
+                idx[...] = (ds * g.H + hs) * g.W + ws
+                first = False
+            np.greater(tap, best, out=take)
+            np.logical_or(take, np.isnan(tap), out=take)
+            np.logical_and(take, mask, out=take)
+            np.copyto(best, tap, where=take)
+            np.copyto(idx, (ds * g.H + hs) * g.W + ws, where=take)
+    values = _result3d(best, channels_last, out)
+    if not with_indices:
+        return values, None
+    return values, _result3d(idx, channels_last, indices_out)
+
+
+def half_max_backward3d_nans(grad: np.ndarray, go: np.ndarray, idx: np.ndarray, channels_last: bool) -> None:
+    """Give float16 ``grad`` (the 2-D max backward's scatter of ``go`` by
+    ``idx`` on flat volumes; 3-D memory) the NaNs of torch's 3-D kernel: it
+    adds in c10::Half, which keeps the first NaN of a cell (as float32/64,
+    :func:`_first_nan_wins`; ``np.add.at`` keeps the last) and makes every
+    NaN sign | 0x7e00."""
+    nan = np.isnan(go)
+    if not nan.any():
+        return
+    if channels_last:
+        grad_v, go, idx = (a.transpose(_VOLUMES_VIEW[a.ndim]) for a in (grad, go, idx))
+    else:
+        grad_v = grad
+    P = int(np.prod(go.shape[:-3], dtype=np.int64))
+    n_out, vol = int(np.prod(go.shape[-3:], dtype=np.int64)), int(np.prod(grad_v.shape[-3:], dtype=np.int64))
+    planes = np.ascontiguousarray(grad_v).reshape(P, vol)
+    flat_idx = idx.reshape(P, n_out)
+    keep = flat_idx >= 0
+    rows = np.broadcast_to(np.arange(P, dtype=np.int64)[:, None], flat_idx.shape)[keep]
+    with np.errstate(invalid="ignore"):
+        _first_nan_wins(planes, rows * vol + flat_idx[keep], go.reshape(P, n_out)[keep])
+    _canonical_half_nans(planes)
+    np.copyto(grad_v, planes.reshape(grad_v.shape))
+
+
+def _adaptive3d_scatter(go: np.ndarray, vol: tuple[int, int, int]) -> np.ndarray:
+    OD, OH, OW = go.shape[-3:]
+    grad = np.zeros(go.shape[:-3] + vol, dtype=go.dtype)
+    if grad.size == 0 or go.size == 0:
+        return grad
+    axes = []
+    counts = []
+    for out_len, size in zip((OD, OH, OW), vol):
+        start, end = adaptive_windows(out_len, size)
+        i = np.arange(size)
+        first = np.searchsorted(end, i, side="right")  # windows holding input i: first .. first + count - 1
+        axes.append((first, np.searchsorted(start, i, side="right") - first, out_len))
+        counts.append(end - start)
+    kd, kh, kw = counts[0][:, None, None], counts[1][None, :, None], counts[2][None, None, :]
+    delta = _divide_by(_divide_by(_divide_by(go, kd), kh), kw)
+    has_nan = bool(np.isnan(delta).any())
+    (fd, cd, _), (fh, ch, _), (fw, cw, _) = axes
+    for r in range(int(cd.max())):
+        od, ok_d = np.minimum(fd + r, OD - 1)[:, None, None], (r < cd)[:, None, None]
+        for s in range(int(ch.max())):
+            oh, ok_h = np.minimum(fh + s, OH - 1)[None, :, None], (s < ch)[None, :, None]
+            for t in range(int(cw.max())):
+                ow, ok_w = np.minimum(fw + t, OW - 1)[None, None, :], (t < cw)[None, None, :]
+                # Two NaNs: the element keeps its own (every dtype; 2-D keeps the share's for float32/64).
+                new = _add_first_nan(grad, delta[..., od, oh, ow], grad.dtype, has_nan)
+                np.copyto(grad, new, where=ok_d & ok_h & ok_w)
+    if go.dtype == _F16 and has_nan:
+        _canonical_half_nans(grad)
+    return grad
+
+
+def adaptive3d_avg_backward(go: np.ndarray, shape: Sequence[int], channels_last: bool = False,
+                            out: np.ndarray | None = None) -> np.ndarray:
+    """Gradient of :func:`adaptive3d_avg_forward`: ``go`` (..., C, OD, OH, OW)
+    memory (or (..., OD, OH, OW, C)) into an array of ``shape``: each
+    output's share ``g / kd / kh / kw`` (in both layouts) added to its
+    window's elements, outputs in row-major order, rounding after every add
+    in the dtype."""
+    shape = tuple(shape)
+    if (go.shape[-4:-1] if channels_last else go.shape[-3:]) == (1, 1, 1):  # the mean's gradient
+        plane_shape = cast(np.ndarray, _as_plane2d(np.empty(shape, np.uint8), channels_last)).shape
+        grad = adaptive_avg_backward_planes(cast(np.ndarray, _as_plane2d(go, channels_last)), plane_shape,
+                                            channels_last, _as_plane2d(out, channels_last))
+        return grad.reshape(shape)
+    with np.errstate(all="ignore"):
+        go_v = go.transpose(_VOLUMES_VIEW[go.ndim]) if channels_last else go
+        vshape = tuple(shape[i] for i in _VOLUMES_VIEW[len(shape)]) if channels_last else shape
+        vol = (vshape[-3], vshape[-2], vshape[-1])
+        grad = _adaptive3d_scatter(go_v, vol)
+        return _result3d(grad, channels_last, out)
+
+
+from .functional import bind_adaptive3d, bind_unpool3d  # noqa: E402
+
+(adaptive_avg_pool3d, adaptive_avg_pool3d_backward, adaptive_max_pool3d,
+ adaptive_max_pool3d_backward) = bind_adaptive3d(sys.modules[__name__], module=__name__)
+max_unpool3d, max_unpool3d_backward = bind_unpool3d(sys.modules[__name__], module=__name__)
+__all__ += ["adaptive_avg_pool3d", "adaptive_avg_pool3d_backward", "adaptive_max_pool3d",
+            "adaptive_max_pool3d_backward", "max_unpool3d", "max_unpool3d_backward", "adaptive3d_avg_forward",
+            "adaptive3d_max_forward", "adaptive3d_avg_backward", "half_max_backward3d_nans"]

@@ -529,6 +529,81 @@ def test_avg3d_errors_write_nothing(backend):
         assert (out == SENTINEL).all()
 
 
+# 3-D adaptive pooling and max unpooling.
+def _public3d(m, name):
+    """A 3-D adaptive / unpooling function of a backend (``cpool``, or a helpers.Backend)."""
+    if m is cpool or m.module is cpool.slow:
+        return getattr(cpool if m is cpool else cpool.slow, name)
+    from cpool.functional import bind_adaptive3d, bind_unpool3d
+    fns = dict(zip(("adaptive_avg_pool3d", "adaptive_avg_pool3d_backward", "adaptive_max_pool3d",
+                    "adaptive_max_pool3d_backward"), bind_adaptive3d(m.module)))
+    fns.update(zip(("max_unpool3d", "max_unpool3d_backward"), bind_unpool3d(m.module)))
+    return fns[name]
+
+
+def api3d(name, *args, **kwargs):
+    return lambda m: _public3d(m, name)(*args, **kwargs)
+
+
+X3 = np.zeros((1, 2, 4, 4, 4), np.float32)
+G3 = np.ones((1, 2, 2, 2, 2), np.float32)
+I3 = np.zeros((1, 2, 2, 2, 2), np.int64)
+ADAPTIVE3D_UNPOOL3D_ERROR_CASES = [
+    ("adaptive_avg_pool3d int64 input", api3d("adaptive_avg_pool3d", X3.astype(np.int64), 2), TypeError,
+     r"adaptive_avg_pool3d does not support input.dtype=int64; supported dtypes: float16, float32, float64$"),
+    ("adaptive_max_pool3d 4-D output_size", api3d("adaptive_max_pool3d", X3, (1, 2)), ValueError,
+     r"output_size must be an int or a tuple of three ints or Nones, got output_size=\(1, 2\) with 2 elements"),
+    ("adaptive_avg_pool3d output_size negative", api3d("adaptive_avg_pool3d", X3, (2, -1, 2)), ValueError,
+     r"output_size must be non-negative, got output_size=\(2, -1, 2\)"),
+    ("adaptive_avg_pool3d output_size float", api3d("adaptive_avg_pool3d", X3, (2, 2.0, 2)), TypeError,
+     r"output_size must be an int or a tuple of three ints or Nones, got output_size=\(2, 2.0, 2\)"),
+    ("adaptive_avg_pool3d 3-D input", api3d("adaptive_avg_pool3d", X3[0, 0], 2), ValueError,
+     r"input must be a 4-D \(C, D, H, W\) or 5-D \(N, C, D, H, W\) array, got input.ndim=3"),
+    ("adaptive_max_pool3d zero depth", api3d("adaptive_max_pool3d", np.zeros((1, 2, 0, 4, 4), np.float32), 2),
+     ValueError, r"adaptive_max_pool3d: input must have non-zero channel, depth, height and width dimensions"),
+    ("adaptive_avg_pool3d data_format NCHW", api3d("adaptive_avg_pool3d", X3, 2, data_format="NCHW"), ValueError,
+     r'data_format must be "NCDHW" or "NDHWC", got data_format=\'NCHW\''),
+    ("adaptive_avg_pool3d_backward other channels",
+     api3d("adaptive_avg_pool3d_backward", np.ones((1, 3, 2, 2, 2), np.float32), X3.shape), ValueError,
+     r"input_shape and grad_output must agree in their leading \(batch, channel\) dimensions"),
+    ("adaptive_avg_pool3d_backward zero-width input_shape",
+     api3d("adaptive_avg_pool3d_backward", G3, (1, 2, 4, 4, 0)), ValueError,
+     r"input_shape must have non-zero channel, depth, height and width dimensions"),
+    ("adaptive_max_pool3d_backward index outside the volume",
+     api3d("adaptive_max_pool3d_backward", G3, np.full((1, 2, 2, 2, 2), 64), X3.shape), ValueError,
+     r"indices contains 64, outside the volume of 4x4x4=64 elements \(input_shape's depth, height and width\)"),
+    ("adaptive_max_pool3d_backward int32 indices",
+     api3d("adaptive_max_pool3d_backward", G3, I3.astype(np.int32), X3.shape), TypeError,
+     r"indices must be an int64 array"),
+    ("max_unpool3d int64 input", api3d("max_unpool3d", I3, I3, 2), TypeError,
+     r"max_unpool3d does not support input.dtype=int64"),
+    ("max_unpool3d index -1", api3d("max_unpool3d", G3, I3 - 1, 2), ValueError,
+     r"indices contains -1, outside the unpooled volume of 4x4x4=64 elements"),
+    ("max_unpool3d index past the volume", api3d("max_unpool3d", G3, I3 + 64, 2), ValueError,
+     r"indices contains 64, outside the unpooled volume of 4x4x4=64 elements; valid indices are 0 <= index < 64"),
+    ("max_unpool3d indices of another shape", api3d("max_unpool3d", G3, I3[..., :1], 2), ValueError,
+     r"indices and input must have the same shape for max_unpool3d"),
+    ("max_unpool3d kernel_size of two", api3d("max_unpool3d", G3, I3, (2, 2)), ValueError,
+     r"kernel_size must be a single int or a tuple of three ints, got kernel_size=\(2, 2\) with 2 elements"),
+    ("max_unpool3d stride 0", api3d("max_unpool3d", G3, I3, 2, 0), ValueError, r"stride must be positive"),
+    ("max_unpool3d output_size out of range", api3d("max_unpool3d", G3, I3, 2, output_size=(6, 4, 4)), ValueError,
+     r"output_size must be strictly between 2 and 6 in dimension 0"),
+    ("max_unpool3d output_size of 2 entries", api3d("max_unpool3d", G3, I3, 2, output_size=(4, 4)), ValueError,
+     r"output_size must have 3 or 5 elements, got output_size=\(4, 4\) with 2"),
+    ("max_unpool3d padding leaving no output", api3d("max_unpool3d", G3, I3, 2, 2, 2), ValueError,
+     r"the unpooled output must have a positive depth, height and width, got 0x0x0"),
+    ("max_unpool3d zero channels", api3d("max_unpool3d", G3[:, :0], I3[:, :0], 2), ValueError,
+     r"max_unpool3d: input must have non-zero channel, depth, height and width dimensions"),
+    ("max_unpool3d_backward other channels",
+     api3d("max_unpool3d_backward", np.ones((1, 3, 4, 4, 4), np.float32), I3), ValueError,
+     r"indices must have grad_output's batch and channel dimensions"),
+    ("max_unpool3d_backward index past the volume",
+     api3d("max_unpool3d_backward", np.ones((1, 2, 4, 4, 4), np.float32), I3 + 64), ValueError,
+     r"indices contains 64, outside the unpooled volume of 4x4x4=64 elements"),
+]
+ERROR_CASES += ADAPTIVE3D_UNPOOL3D_ERROR_CASES
+
+
 @pytest.mark.parametrize("case", ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
 def test_bad_input_raises(backend, case):
     _, call, exc, pattern = case

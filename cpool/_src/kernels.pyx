@@ -126,9 +126,10 @@ include "avg_backward.pxi"
 include "unpool.pxi"
 include "adaptive_forward.pxi"
 include "adaptive_backward.pxi"
+include "max3d.pxi"
 include "avg3d_forward.pxi"
 include "avg3d_backward.pxi"
-include "max3d.pxi"
+include "adaptive3d.pxi"
 
 
 # ------------------------------------------------------------ module facts
@@ -581,3 +582,59 @@ def avg_pool3d_backward_into(const floating[:, :, :, :, ::1] grad_output not Non
                                  divisor, n_threads)
     if rc != 0:
         raise MemoryError("avg_pool3d_backward_into: no memory for the divisors and shares")
+
+
+# ------------------------------------------------------------ 3-D adaptive pooling
+
+def adaptive_pool3d_forward_into(const floating[:, :, :, :, ::1] x not None,
+                                 floating[:, :, :, :, ::1] out not None, int64_t[:, :, :, :, ::1] indices,
+                                 bint is_max, int n_threads, bint channels_last=False):
+    """Fill ``out`` (N, C, OD, OH, OW) with the 3-D adaptive average
+    (``is_max`` False) or maximum of ``x`` (N, C, D, H, W), and ``indices``
+    (int64, may be None) with the maxima's positions ``(d * H + h) * W +
+    w``; the output size is ``out``'s. ``channels_last``: the arrays are
+    (N, D, H, W, C) and (N, OD, OH, OW, C)."""
+    cdef _Vol3 v
+    cdef int64_t* idx = NULL
+    cdef Py_ssize_t a = 1 if channels_last else 2, c = 4 if channels_last else 1
+    v.D, v.H, v.W = x.shape[a], x.shape[a + 1], x.shape[a + 2]
+    v.OD, v.OH, v.OW = out.shape[a], out.shape[a + 1], out.shape[a + 2]
+    ok = out.shape[0] == x.shape[0] and out.shape[c] == x.shape[c]
+    if indices is not None:
+        ok = ok and all(indices.shape[d] == out.shape[d] for d in range(5))
+    if not ok:
+        raise ValueError("adaptive_pool3d_forward_into: x, out and indices disagree in their shapes")
+    if out.size == 0 or x.size == 0:
+        return
+    if indices is not None:
+        idx = &indices[0, 0, 0, 0, 0]
+    if channels_last:
+        _ad3_run(&x[0, 0, 0, 0, 0], &out[0, 0, 0, 0, 0], idx, is_max, False, x.shape[0], &v, x.shape[4], n_threads)
+    else:
+        _ad3_run(&x[0, 0, 0, 0, 0], &out[0, 0, 0, 0, 0], idx, is_max, False, x.shape[0] * x.shape[1], &v, 0,
+                 n_threads)
+
+
+def adaptive_avg_pool3d_backward_into(const floating[:, :, :, :, ::1] grad_output not None,
+                                      floating[:, :, :, :, ::1] grad_input not None, int n_threads,
+                                      bint channels_last=False):
+    """Overwrite ``grad_input`` (N, C, D, H, W) with the gradient of 3-D
+    adaptive average pooling for ``grad_output`` (N, C, OD, OH, OW);
+    ``channels_last`` as for :func:`adaptive_pool3d_forward_into`."""
+    cdef _Vol3 v
+    cdef Py_ssize_t a = 1 if channels_last else 2, c = 4 if channels_last else 1
+    v.D, v.H, v.W = grad_input.shape[a], grad_input.shape[a + 1], grad_input.shape[a + 2]
+    v.OD, v.OH, v.OW = grad_output.shape[a], grad_output.shape[a + 1], grad_output.shape[a + 2]
+    if not (grad_output.shape[0] == grad_input.shape[0] and grad_output.shape[c] == grad_input.shape[c]):
+        raise ValueError("adaptive_avg_pool3d_backward_into: grad_output and grad_input disagree in their shapes")
+    if grad_input.size == 0:
+        return
+    if grad_output.size == 0:
+        memset(&grad_input[0, 0, 0, 0, 0], 0, grad_input.size * sizeof(floating))
+        return
+    if channels_last:
+        _ad3_run(&grad_output[0, 0, 0, 0, 0], &grad_input[0, 0, 0, 0, 0], NULL, False, True, grad_input.shape[0],
+                 &v, grad_input.shape[4], n_threads)
+    else:
+        _ad3_run(&grad_output[0, 0, 0, 0, 0], &grad_input[0, 0, 0, 0, 0], NULL, False, True,
+                 grad_input.shape[0] * grad_input.shape[1], &v, 0, n_threads)
