@@ -117,6 +117,18 @@ cdef extern from "backward_cells.h" nogil:
 # choice at run time (AVX-512 on top of AVX2); set_isa() sets it.
 cdef int _cells_avx512 = 0
 
+# A 3-D pooling problem from its Python description (both 3-D kernels take it).
+cdef inline Geometry3 _geometry3(object geometry) except *:
+    # Pool3dGeometry is a NamedTuple in cpool_geometry3's field order.
+    if not (isinstance(geometry, tuple) and len(<tuple>geometry) == 18):
+        raise TypeError("geometry must be a cpool._validation.Pool3dGeometry")
+    cdef tuple t = <tuple>geometry
+    cdef Geometry3 g
+    (g.kd, g.kh, g.kw, g.sd, g.sh, g.sw, g.pd, g.ph, g.pw, g.dd, g.dh, g.dw,
+     g.D, g.H, g.W, g.OD, g.OH, g.OW) = t
+    return g
+
+
 include "forward.pxi"
 include "forward_nhwc.pxi"
 include "backward.pxi"
@@ -514,17 +526,6 @@ def adaptive_avg_pool2d_backward_into(const floating[:, :, :, ::1] grad_output n
 
 
 # ------------------------------------------------------------ 3-D average pooling
-
-cdef inline Geometry3 _geometry3(object geometry) except *:
-    # Pool3dGeometry is a NamedTuple in cpool_geometry3's field order.
-    if not (isinstance(geometry, tuple) and len(<tuple>geometry) == 18):
-        raise TypeError("geometry must be a cpool._validation.Pool3dGeometry")
-    cdef tuple t = <tuple>geometry
-    cdef Geometry3 g
-    (g.kd, g.kh, g.kw, g.sd, g.sh, g.sw, g.pd, g.ph, g.pw, g.dd, g.dh, g.dw,
-     g.D, g.H, g.W, g.OD, g.OH, g.OW) = t
-    return g
-
 
 cdef bint _avg3d_shapes_ok(const Py_ssize_t* x, const Py_ssize_t* o, Geometry3 g, bint channels_last):
     # x and o: the shapes (N, C, D, H, W) / (N, C, OD, OH, OW), or channels-last

@@ -32,10 +32,6 @@
 
 from libc.stdlib cimport malloc, free
 
-cdef extern from "common.h" nogil:
-    ctypedef struct Geometry3 "cpool_geometry3":
-        Py_ssize_t kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw, D, H, W, OD, OH, OW
-
 # Volumes whose positions the kernels keep in 32-bit lanes (larger ones go
 # to cpool.slow), and the mark of a buffer column or channel lane that no
 # tap has been taken into: above every position, and no overflow when a
@@ -320,17 +316,6 @@ cdef Py_ssize_t _max3d_backward_run(const floating* go, const int64_t* idx, floa
     for c in prange(chunks, nogil=True, schedule="dynamic", num_threads=n):
         bad += _max3d_backward_items(go, idx, gi, items * c // chunks, items * (c + 1) // chunks, V, OV, C)
     return bad
-
-
-cdef inline Geometry3 _geometry3(object geometry) except *:
-    # Pool3dGeometry is a NamedTuple in cpool_geometry3's field order.
-    if not (isinstance(geometry, tuple) and len(<tuple>geometry) == 18):
-        raise TypeError("geometry must be a cpool._validation.Pool3dGeometry")
-    cdef tuple t = <tuple>geometry
-    cdef Geometry3 g
-    (g.kd, g.kh, g.kw, g.sd, g.sh, g.sw, g.pd, g.ph, g.pw, g.dd, g.dh, g.dw,
-     g.D, g.H, g.W, g.OD, g.OH, g.OW) = t
-    return g
 
 
 def max_pool3d_forward_into(const floating[:, :, :, :, ::1] x not None, floating[:, :, :, :, ::1] out not None,
