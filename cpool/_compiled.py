@@ -455,10 +455,6 @@ __all__ += ["avg3d_forward_planes", "avg3d_backward_planes"]
 from ._validation import check_index_range3d, volume_dims  # noqa: E402
 
 
-def _as_5d(a: np.ndarray) -> np.ndarray:
-    return a if a.ndim == 5 else a[None]
-
-
 def max3d_forward_planes(x: np.ndarray, g: Any, with_indices: bool, channels_last: bool = False,
                          out: np.ndarray | None = None, indices_out: np.ndarray | None = None,
                          nodepth_from: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -516,10 +512,6 @@ __all__ += ["max3d_forward_planes", "max3d_backward_planes"]
 # (D * H, W) plane (adaptive_avg_forward_planes). The max backward and max
 # unpooling are the 2-D scatters on flat views (cpool.functional).
 from typing import cast  # noqa: E402
-
-
-def _as_5d(a: np.ndarray) -> np.ndarray:
-    return a if a.ndim == 5 else a[None]
 
 
 def _global3d(a: np.ndarray | None, channels_last: bool) -> np.ndarray | None:

@@ -950,12 +950,7 @@ _CHANNELS_LAST_3D_VIEW = {5: (0, 2, 3, 4, 1), 4: (1, 2, 3, 0)}
 
 def _result3d(a: np.ndarray, channels_last: bool, out: np.ndarray | None) -> np.ndarray:
     # A (..., C, D, H, W) result in the memory layout asked for, in `out` if given.
-    if channels_last:
-        a = a.transpose(_CHANNELS_LAST_3D_VIEW[a.ndim])
-    if out is None:
-        return np.ascontiguousarray(a)
-    np.copyto(out, a)
-    return out
+    return _result(a.transpose(_CHANNELS_LAST_3D_VIEW[a.ndim]) if channels_last else a, False, out)
 
 
 def _axes3d(g: Any) -> tuple[tuple[int, int, int, int, int], ...]:
@@ -1205,12 +1200,6 @@ __all__ += list(NAMES_1D)
 from typing import cast  # noqa: E402
 
 _VOLUMES_VIEW = {5: (0, 4, 1, 2, 3), 4: (3, 0, 1, 2)}
-_CHANNELS_LAST_3D_VIEW = {5: (0, 2, 3, 4, 1), 4: (1, 2, 3, 0)}
-
-
-def _result3d(a: np.ndarray, channels_last: bool, out: np.ndarray | None) -> np.ndarray:
-    # A (..., C, D, H, W) result in the memory layout asked for, in `out` if given.
-    return _result(a.transpose(_CHANNELS_LAST_3D_VIEW[a.ndim]) if channels_last else a, False, out)
 
 
 def _as_plane2d(a: np.ndarray | None, channels_last: bool) -> np.ndarray | None:
