@@ -61,6 +61,40 @@ def _into_out(out, mem_shape, dtype, sources, swapped, cl, compute, check=None, 
     return out
 
 
+def _check_outs(out, shape, dtype, sources, with_indices):
+    """Check the ``out=`` of a function that returns values and, with
+    ``return_indices``, int64 indices: the (values, indices) pair then, else
+    one array, each of ``shape`` (the caller's format). Returns
+    ``(values, indices or None)``."""
+    if with_indices:
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise TypeError(f"out must be a (values, indices) tuple of two arrays with return_indices=True, "
+                            f"got out of type {type(out).__name__}")
+        values = check_out(out[0], "out[0]", shape, dtype, sources)
+        return values, check_out(out[1], "out[1]", shape, _INT64, sources + (("out[0]", values),))
+    if isinstance(out, tuple):
+        raise TypeError("out must be one array with return_indices=False, got a tuple")
+    return check_out(out, "out", shape, dtype, sources), None
+
+
+def _into_outs(out, mem_shape, dtype, sources, with_indices, swapped, cl, compute, spatial=2):
+    """:func:`_into_out` for the functions that return values and, with
+    ``return_indices``, indices: ``out`` checked by :func:`_check_outs`, then
+    ``compute(values_memory, indices_memory)`` writes into the arrays laid
+    out as the backend's memory (None for one laid out otherwise, whose
+    result is copied in). Returns ``out``."""
+    out_values, out_indices = _check_outs(out, format_shape(mem_shape, swapped, cl, spatial), dtype, sources,
+                                          with_indices)
+    mem_values = writable_memory(out_values, swapped, cl, spatial)
+    mem_indices = None if out_indices is None else writable_memory(out_indices, swapped, cl, spatial)
+    values, idx = compute(mem_values, mem_indices)
+    if mem_values is None:  # out is laid out otherwise: the result goes in by a copy
+        np.copyto(out_values, to_format(values, swapped, cl, spatial))
+    if out_indices is not None and mem_indices is None:
+        np.copyto(out_indices, to_format(idx, swapped, cl, spatial))
+    return out
+
+
 def bind(impl, module=__name__):
     """``(max_pool2d, max_pool2d_backward)`` computed by backend module ``impl``.
 
@@ -76,15 +110,11 @@ def bind(impl, module=__name__):
             values, idx = impl.forward_planes(x, g, with_indices, _INT64, cl)
             values = to_format(values, swapped, cl)
             return (values, to_format(idx, swapped, cl)) if with_indices else values
-        out_values, out_indices = _forward_out(out, input, x, g, with_indices, cl, swapped)
-        mem_values = writable_memory(out_values, swapped, cl)
-        mem_indices = None if out_indices is None else writable_memory(out_indices, swapped, cl)
-        values, idx = impl.forward_planes(x, g, with_indices, _INT64, cl, mem_values, mem_indices)
-        if mem_values is None:  # out is laid out otherwise: the result goes in by a copy
-            np.copyto(out_values, to_format(values, swapped, cl))
-        if out_indices is not None and mem_indices is None:
-            np.copyto(out_indices, to_format(idx, swapped, cl))
-        return out
+        mem_shape = x.shape[:-3] + ((g.OH, g.OW, x.shape[-1]) if cl else (x.shape[-3], g.OH, g.OW))
+        # The input, and the array the kernels read: the same memory when the
+        # input is not an ndarray (a memoryview, a torch tensor, ...).
+        return _into_outs(out, mem_shape, x.dtype, (("input", input), ("input", x)), with_indices, swapped, cl,
+                          lambda mv, mi: impl.forward_planes(x, g, with_indices, _INT64, cl, mv, mi))
 
     def max_pool2d_backward(grad_output, indices, input_shape, *, data_format="NCHW", out=None):
         go, idx, shape, cl, swapped = prepare_backward(grad_output, indices, input_shape, data_format=data_format)
@@ -104,26 +134,6 @@ def bind(impl, module=__name__):
         fn.__module__ = module
         fn.__qualname__ = fn.__name__
     return max_pool2d, max_pool2d_backward
-
-
-def _forward_out(out, input, x, g, with_indices, channels_last, swapped):
-    """Check max_pool2d's ``out=``: the (values, indices) pair with
-    ``return_indices``, else one array. Returns ``(values, indices or None)``."""
-    mem_shape = x.shape[:-3] + ((g.OH, g.OW, x.shape[-1]) if channels_last else (x.shape[-3], g.OH, g.OW))
-    shape = format_shape(mem_shape, swapped, channels_last)
-    # The input, and the array the kernels read: the same memory when the
-    # input is not an ndarray (a memoryview, a torch tensor, ...).
-    sources = (("input", input), ("input", x))
-    if with_indices:
-        if not (isinstance(out, tuple) and len(out) == 2):
-            raise TypeError(f"out must be a (values, indices) tuple of two arrays with return_indices=True, "
-                            f"got out of type {type(out).__name__}")
-        values = check_out(out[0], "out[0]", shape, x.dtype, sources)
-        indices = check_out(out[1], "out[1]", shape, _INT64, sources + (("out[0]", values),))
-        return values, indices
-    if isinstance(out, tuple):
-        raise TypeError("out must be one array with return_indices=False, got a tuple")
-    return check_out(out, "out", shape, x.dtype, sources), None
 
 
 _MAX_POOL2D_DOC = """2-D max pooling over (N, C, H, W) or (C, H, W) arrays, as in PyTorch.
@@ -522,26 +532,8 @@ def bind_adaptive(impl, module=__name__):
             values, idx = impl.adaptive_max_forward_planes(x, g, with_indices, cl)
             values = to_format(values, swapped, cl)
             return (values, to_format(idx, swapped, cl)) if with_indices else values
-        shape = format_shape(_adaptive_shape(x, g, cl), swapped, cl)
-        sources = (("input", input), ("input", x))
-        if with_indices:
-            if not (isinstance(out, tuple) and len(out) == 2):
-                raise TypeError(f"out must be a (values, indices) tuple of two arrays with return_indices=True, "
-                                f"got out of type {type(out).__name__}")
-            out_values = check_out(out[0], "out[0]", shape, x.dtype, sources)
-            out_indices = check_out(out[1], "out[1]", shape, _INT64, sources + (("out[0]", out_values),))
-        else:
-            if isinstance(out, tuple):
-                raise TypeError("out must be one array with return_indices=False, got a tuple")
-            out_values, out_indices = check_out(out, "out", shape, x.dtype, sources), None
-        mem_values = writable_memory(out_values, swapped, cl)
-        mem_indices = None if out_indices is None else writable_memory(out_indices, swapped, cl)
-        values, idx = impl.adaptive_max_forward_planes(x, g, with_indices, cl, mem_values, mem_indices)
-        if mem_values is None:
-            np.copyto(out_values, to_format(values, swapped, cl))
-        if out_indices is not None and mem_indices is None:
-            np.copyto(out_indices, to_format(idx, swapped, cl))
-        return out
+        return _into_outs(out, _adaptive_shape(x, g, cl), x.dtype, (("input", input), ("input", x)), with_indices,
+                          swapped, cl, lambda mv, mi: impl.adaptive_max_forward_planes(x, g, with_indices, cl, mv, mi))
 
     def adaptive_max_pool2d_backward(grad_output, indices, input_shape, *, data_format="NCHW", out=None):
         go, idx, shape, cl, swapped = prepare_adaptive_max_backward(grad_output, indices, input_shape, data_format)
@@ -914,26 +906,9 @@ def bind_max3d(impl, module=__name__):
             values = to_format(values, swapped, cl, 3)
             return (values, to_format(idx, swapped, cl, 3)) if with_indices else values
         mem_shape = x.shape[:-4] + ((g.OD, g.OH, g.OW, x.shape[-1]) if cl else (x.shape[-4], g.OD, g.OH, g.OW))
-        shape = format_shape(mem_shape, swapped, cl, 3)
-        sources = (("input", input), ("input", x))
-        if with_indices:
-            if not (isinstance(out, tuple) and len(out) == 2):
-                raise TypeError(f"out must be a (values, indices) tuple of two arrays with return_indices=True, "
-                                f"got out of type {type(out).__name__}")
-            out_values = check_out(out[0], "out[0]", shape, x.dtype, sources)
-            out_indices = check_out(out[1], "out[1]", shape, _INT64, sources + (("out[0]", out_values),))
-        else:
-            if isinstance(out, tuple):
-                raise TypeError("out must be one array with return_indices=False, got a tuple")
-            out_values, out_indices = check_out(out, "out", shape, x.dtype, sources), None
-        mem_values = writable_memory(out_values, swapped, cl, 3)
-        mem_indices = None if out_indices is None else writable_memory(out_indices, swapped, cl, 3)
-        values, idx = impl.max3d_forward_planes(x, g, with_indices, cl, mem_values, mem_indices, nodepth_from)
-        if mem_values is None:  # out is laid out otherwise: the result goes in by a copy
-            np.copyto(out_values, to_format(values, swapped, cl, 3))
-        if out_indices is not None and mem_indices is None:
-            np.copyto(out_indices, to_format(idx, swapped, cl, 3))
-        return out
+        return _into_outs(out, mem_shape, x.dtype, (("input", input), ("input", x)), with_indices, swapped, cl,
+                          lambda mv, mi: impl.max3d_forward_planes(x, g, with_indices, cl, mv, mi, nodepth_from),
+                          spatial=3)
 
     def max_pool3d_backward(grad_output, indices, input_shape, *, data_format="NCDHW", out=None):
         go, idx, shape, cl, swapped = prepare_max3d_backward(grad_output, indices, input_shape, data_format)
@@ -1141,16 +1116,8 @@ def bind_1d(ops, module=__name__):
 
     def check_outs(out, nwc, shape, dtype, with_indices, sources):
         """``out=`` in 1-D terms: returns the 2-D views to hand on (one, or a pair)."""
-        if with_indices:
-            if not (isinstance(out, tuple) and len(out) == 2):
-                raise TypeError(f"out must be a (values, indices) tuple of two arrays with return_indices=True, "
-                                f"got out of type {type(out).__name__}")
-            values = check_out(out[0], "out[0]", shape, dtype, sources)
-            indices = check_out(out[1], "out[1]", shape, _INT64, sources + (("out[0]", values),))
-            return as_plane(values, nwc), as_plane(indices, nwc)
-        if isinstance(out, tuple):
-            raise TypeError("out must be one array with return_indices=False, got a tuple")
-        return as_plane(check_out(out, "out", shape, dtype, sources), nwc)
+        values, indices = _check_outs(out, shape, dtype, sources, with_indices)
+        return (as_plane(values, nwc), as_plane(indices, nwc)) if with_indices else as_plane(values, nwc)
 
     def result(res, out, with_indices, nwc):
         if out is not None:
@@ -1756,26 +1723,9 @@ def bind_adaptive3d(impl, module=__name__):
             values, idx = impl.adaptive3d_max_forward(x, g, with_indices, cl)
             values = to_format(values, swapped, cl, 3)
             return (values, to_format(idx, swapped, cl, 3)) if with_indices else values
-        shape = format_shape(_adaptive3d_shape(x, g, cl), swapped, cl, 3)
         sources = (("input", input), ("input", x))
-        if with_indices:
-            if not (isinstance(out, tuple) and len(out) == 2):
-                raise TypeError(f"out must be a (values, indices) tuple of two arrays with return_indices=True, "
-                                f"got out of type {type(out).__name__}")
-            out_values = check_out(out[0], "out[0]", shape, x.dtype, sources)
-            out_indices = check_out(out[1], "out[1]", shape, _INT64, sources + (("out[0]", out_values),))
-        else:
-            if isinstance(out, tuple):
-                raise TypeError("out must be one array with return_indices=False, got a tuple")
-            out_values, out_indices = check_out(out, "out", shape, x.dtype, sources), None
-        mem_values = writable_memory(out_values, swapped, cl, 3)
-        mem_indices = None if out_indices is None else writable_memory(out_indices, swapped, cl, 3)
-        values, idx = impl.adaptive3d_max_forward(x, g, with_indices, cl, mem_values, mem_indices)
-        if mem_values is None:
-            np.copyto(out_values, to_format(values, swapped, cl, 3))
-        if out_indices is not None and mem_indices is None:
-            np.copyto(out_indices, to_format(idx, swapped, cl, 3))
-        return out
+        return _into_outs(out, _adaptive3d_shape(x, g, cl), x.dtype, sources, with_indices, swapped, cl,
+                          lambda mv, mi: impl.adaptive3d_max_forward(x, g, with_indices, cl, mv, mi), spatial=3)
 
     def adaptive_max_pool3d_backward(grad_output, indices, input_shape, *, data_format="NCDHW", out=None):
         go, idx, shape, cl, swapped = prepare_adaptive3d_max_backward(grad_output, indices, input_shape,
