@@ -10,7 +10,7 @@ JAX, on every shape in NCHW memory and in channels-last (NHWC) memory (the
     python bench/bench.py --quick                               # smoke run, under a minute
     python bench/bench.py --ops avg --shapes resnet-stem        # average pooling only (--ops max: max pooling only)
     python bench/bench.py --ops unpool,adaptive                 # max unpooling and adaptive max pooling (--ops all)
-    python bench/bench.py --ops pool3d --quick                  # 3-D max pooling on small 5-D shapes (--ops all: all of it)
+    python bench/bench.py --ops pool3d --quick                  # 3-D max pooling on small 5-D shapes
 
 With no --ops a run times the max and average pooling ops; max unpooling (unpool, unpool_bwd) and adaptive
 max pooling (amax) are timed when asked for by name.

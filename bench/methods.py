@@ -18,8 +18,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from cases import (ADAPTIVE_OPS, AMAX_SIZE, AVG_OPS, LAYOUTS, MAX_OPS, OP_KEYS, POOL3D_OPS, UNPOOL_OPS, out_len,
-                   slow_avg_reference)
+from cases import (
+    ADAPTIVE_OPS,
+    AMAX_SIZE,
+    AVG_OPS,
+    LAYOUTS,
+    MAX_OPS,
+    OP_KEYS,
+    POOL3D_OPS,
+    UNPOOL_OPS,
+    out_len,
+    slow_avg_reference,
+)
 
 # The question's loop layer lives in one place, examples/loop_pool.py (it imports examples/npnet.py).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
