@@ -390,3 +390,16 @@ def test_docstring_examples_run():
     out, idx = cpool.max_pool3d(x, 2, return_indices=True)
     assert out[0, 0, 1, 1, 1] == 63 and idx[0, 0, 1, 1, 1] == 63
     assert cpool.max_pool3d.__module__ == "cpool.functional" and cpool.slow.max_pool3d.__module__ == "cpool.slow"
+
+
+def test_byte_swapped_strided_and_read_only_input(pool3d):
+    fwd = pool3d[0]
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 3, 6, 7, 8)).astype(np.float32)
+    ref = cpool.slow.max_pool3d(x, 3, 2, 1, return_indices=True)
+    ro = x.copy()
+    ro.flags.writeable = False
+    for variant in (x.astype(">f4"), np.pad(x, ((0, 0),) * 4 + ((0, 3),))[..., :8], x[:, :, ::-1][:, :, ::-1], ro):
+        o, i = fwd(variant, 3, 2, 1, return_indices=True)
+        assert_same_bits(o, ref[0])
+        assert_same_bits(i, ref[1])
