@@ -905,9 +905,11 @@ def _adaptive_geometry(shape: tuple[int, ...], size: tuple[int | None, ...], nam
                        op: str) -> AdaptiveGeometry:
     C, H, W = nchw_order(shape, nhwc)[-3:]
     # PyTorch's adaptive_avg_pool2d needs a non-empty plane; adaptive_max_pool2d
-    # also a channel (its check covers every non-batch dimension).
-    if H == 0 or W == 0 or (C == 0 and op == "adaptive_max_pool2d"):
-        what = "channel, height and width" if op == "adaptive_max_pool2d" else "height and width"
+    # checks every dimension after the first, so also the channel of a 4-D
+    # input (a 3-D input's first dimension is its channel, and may be 0).
+    channel_checked = op == "adaptive_max_pool2d" and len(shape) == 4
+    if H == 0 or W == 0 or (C == 0 and channel_checked):
+        what = "channel, height and width" if channel_checked else "height and width"
         raise ValueError(f"{op}: {name} must have non-zero {what} dimensions, got {name}.shape={tuple(shape)!r}")
     OH = H if size[0] is None else size[0]
     OW = W if size[1] is None else size[1]

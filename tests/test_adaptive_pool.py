@@ -372,6 +372,11 @@ def test_zero_output_size_and_empty_batch_match_torch(ad):
     assert ad.avg(np.ones((2, 0, 5, 4), np.float32), 2).shape == (2, 0, 2, 2)
     with pytest.raises(ValueError, match="input"):
         ad.max(np.ones((2, 0, 5, 4), np.float32), 2)
+    # torch's max checks the dimensions after the first: a 3-D input's channel may be 0
+    chw = np.ones((0, 1, 5), np.float32)
+    e = F.adaptive_max_pool2d(torch.from_numpy(chw), 2, return_indices=True)
+    v, i = ad.max(chw, 2, True)
+    assert v.shape == i.shape == tuple(e[0].shape) == (0, 2, 2)
 
 
 # ------------------------------------------------------------ without torch
