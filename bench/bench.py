@@ -470,7 +470,7 @@ def op_skips(cpool, ops):
     """{op: why it is left out of the run} for the ops this cpool cannot do (gap needs adaptive_avg_pool2d, ...)."""
     need = {"gap": "adaptive_avg_pool2d", "unpool": "max_unpool2d", "unpool_bwd": "max_unpool2d_backward",
             "amax": "adaptive_max_pool2d", "pool1d": "max_pool1d", "max3d_fwd": "max_pool3d",
-            "max3d_bwd": "max_pool3d_backward"}
+            "max3d_bwd": "max_pool3d_backward", "avg3d_fwd": "avg_pool3d", "avg3d_bwd": "avg_pool3d_backward"}
     return {op: f"the cpool imported ({cpool.__version__}, {Path(cpool.__file__).parent}) has no {need[op]}"
             for op in ops if op in need and not hasattr(cpool, need[op])}
 

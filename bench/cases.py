@@ -76,12 +76,14 @@ OPS = {
             "shape's kernel, stride and padding unused; H, W >= 7 only)",
     "pool1d": "1-D max pooling, values only (max_pool1d of the (N, C, W) rows of a 1-D shape: NxCx1xW:...:1d)",
 }
-# 3-D pooling (the pool3d group): on the 5-D shapes only; average pooling's 3-D ops join this group.
+# 3-D pooling (the pool3d group): on the 5-D shapes only.
 OPS.update({
     "max3d_fwd": "3-D max pooling forward with indices (max_pool3d(..., return_indices=True))",
     "max3d_bwd": "3-D max pooling backward (max_pool3d_backward: grad_input from grad_output + indices)",
+    "avg3d_fwd": "3-D average pooling forward (avg_pool3d, count_include_pad=True)",
+    "avg3d_bwd": "3-D average pooling backward (avg_pool3d_backward: grad_input from grad_output)",
 })
-POOL3D_OPS = ("max3d_fwd", "max3d_bwd")
+POOL3D_OPS = ("max3d_fwd", "max3d_bwd", "avg3d_fwd", "avg3d_bwd")
 MAX_OPS = ("fwd", "fwd_idx", "bwd", "step")
 AVG_OPS = ("avg_fwd", "avg_bwd", "gap")
 UNPOOL_OPS = ("unpool", "unpool_bwd")
@@ -102,7 +104,8 @@ OP_KEYS = {"fwd": ("values",), "fwd_idx": ("values", "indices"), "bwd": ("grad_i
            "step": ("values", "indices", "grad_in"), "avg_fwd": ("avg_values",), "avg_bwd": ("avg_grad_in",),
            "gap": ("gap_values",), "unpool": ("unpool_values",), "unpool_bwd": ("unpool_grad",),
            "amax": ("amax_values", "amax_indices"), "pool1d": ("pool1d_values",),
-           "max3d_fwd": ("max3d_values", "max3d_indices"), "max3d_bwd": ("max3d_grad_in",)}
+           "max3d_fwd": ("max3d_values", "max3d_indices"), "max3d_bwd": ("max3d_grad_in",),
+           "avg3d_fwd": ("avg3d_values",), "avg3d_bwd": ("avg3d_grad_in",)}
 GATE_KEYS = tuple(dict.fromkeys(k for keys in OP_KEYS.values() for k in keys))  # every output the gate knows
 SUM_KEYS = ("grad_in", "avg_values", "avg_grad_in", "gap_values")  # outputs that are sums: rounding follows the order
 SUMS_RTOL = 1e-5  # how close a peer's average-pooling sums must come where it sums in its own order (own_sums)
@@ -163,8 +166,12 @@ TARGETS = (
     ("max_unpool2d, MNIST shapes", "3x torch", ("unpool",), MNIST_SHAPES, (("cpool t{t}", "torch t{t}", 3),)),
     # Informational: the table has no such notion, so a normal row, labelled so.
     ("adaptive_max_pool2d, large shapes (informational)", "1.5x torch-cl", ("amax",), DRAM + nhwc(*DRAM),
-    ("3-D max pooling, NCDHW", "5x torch", POOL3D_OPS, tuple(BASE_SHAPES_3D), (("cpool t{t}", "torch t{t}", 5),)),
-    ("3-D max pooling, channels_last_3d", "1.5x torch-cl", POOL3D_OPS, nhwc(*BASE_SHAPES_3D),
+    ("3-D max pooling, NCDHW", "5x torch", POOL3D_OPS[:2], tuple(BASE_SHAPES_3D), (("cpool t{t}", "torch t{t}", 5),)),
+    ("3-D max pooling, channels_last_3d", "1.5x torch-cl", POOL3D_OPS[:2], nhwc(*BASE_SHAPES_3D),
+     (("cpool t{t}", "torch-cl t{t}", 1.5),)),
+    ("3-D average pooling, NCDHW", "5x torch", POOL3D_OPS[2:], tuple(BASE_SHAPES_3D),
+     (("cpool t{t}", "torch t{t}", 5),)),
+    ("3-D average pooling, channels_last_3d", "1.5x torch-cl", POOL3D_OPS[2:], nhwc(*BASE_SHAPES_3D),
      (("cpool t{t}", "torch-cl t{t}", 1.5),)),
      (("cpool t{t}", "torch-cl t{t}", 1.5),)),
     ("max_pool1d, 64x128x4096 k2 s2 and k3 s1 p1", "5x torch", ("pool1d",), tuple(POOL1D_SHAPES),
@@ -251,7 +258,8 @@ class Case:
         return {"fwd": x + v, "fwd_idx": x + v + i, "bwd": v + i + x, "step": 2 * (x + v + i), "avg_fwd": x + v,
                 "avg_bwd": v + x, "gap": x + self.shape[0] * self.shape[1] * item, "unpool": v + i + x,
                 "unpool_bwd": i + 2 * v, "amax": x + self.shape[0] * self.shape[1] * amax_out * (item + 8),
-                "pool1d": x + v, "max3d_fwd": x + v + i, "max3d_bwd": v + i + x}[op]
+                "pool1d": x + v, "max3d_fwd": x + v + i, "max3d_bwd": v + i + x, "avg3d_fwd": x + v,
+                "avg3d_bwd": v + x}[op]
 
     def meta(self):
         return {"name": self.name, "description": self.describe(), "shape": list(self.shape),
@@ -308,7 +316,9 @@ class Case:
 
             values, indices = slow.max_pool3d(self.x, *self.args, ceil_mode=self.ceil_mode, return_indices=True)
             self.ref = {"max3d_values": values, "max3d_indices": indices,
-                        "max3d_grad_in": slow.max_pool3d_backward(self.grad_out, indices, self.x.shape)}
+                        "max3d_grad_in": slow.max_pool3d_backward(self.grad_out, indices, self.x.shape),
+                        "avg3d_values": slow.avg_pool3d(self.x, *self.avg_args),
+                        "avg3d_grad_in": slow.avg_pool3d_backward(self.grad_out, self.x.shape, *self.avg_args)}
         if self.layout == "nhwc":
             self.x, self.grad_out = to_channels_last(self.x), to_channels_last(self.grad_out)
             if "max3d_indices" in self.ref:

@@ -55,7 +55,8 @@ DESCRIPTIONS = {
     "cpool-numpy": "cpool.slow, cpool's NumPy fallback (step: MaxPool2d(backend='numpy'); avg_fwd / avg_bwd / gap: "
                    "cpool.slow.avg_pool2d / avg_pool2d_backward / adaptive_avg_pool2d; unpool / unpool_bwd / amax: "
                    "cpool.slow.max_unpool2d / max_unpool2d_backward / adaptive_max_pool2d; pool1d: "
-                   "cpool.slow.max_pool1d; max3d_fwd / max3d_bwd: cpool.slow.max_pool3d / max_pool3d_backward)",
+                   "cpool.slow.max_pool1d; max3d_fwd / max3d_bwd / avg3d_fwd / avg3d_bwd: cpool.slow.max_pool3d / "
+                   "max_pool3d_backward / avg_pool3d / avg_pool3d_backward)",
     "cpool": "cpool.max_pool2d / max_pool2d_backward / MaxPool2d (avg_fwd / avg_bwd / gap: cpool.avg_pool2d / "
              "avg_pool2d_backward / adaptive_avg_pool2d(x, 1); unpool / unpool_bwd / amax: cpool.max_unpool2d / "
              "max_unpool2d_backward / adaptive_max_pool2d(x, (7, 7), return_indices=True); pool1d: cpool.max_pool1d), "
@@ -65,7 +66,8 @@ DESCRIPTIONS = {
              "and runs its channels-last kernels without a copy, results in channels-last memory; cpool tN: at N "
              "threads (cpool.set_num_threads(N)); cpool default: the default thread count "
              "(cpool.set_num_threads(None)), which drops to one thread while the machine is busy; max3d_fwd / "
-             "max3d_bwd: cpool.max_pool3d(..., return_indices=True) / max_pool3d_backward",
+             "max3d_bwd: cpool.max_pool3d(..., return_indices=True) / max_pool3d_backward; avg3d_fwd / avg3d_bwd: "
+             "cpool.avg_pool3d / avg_pool3d_backward",
     "cpool-out": "cpool.max_pool2d(..., out=) / max_pool2d_backward(..., out=) writing into output buffers allocated "
                  "once (in the input's memory layout) and reused by every call: no fresh pages to fault in; step: "
                  "the two calls, each with out=; the average-pooling ops and pool1d likewise with out=",
@@ -76,14 +78,15 @@ DESCRIPTIONS = {
              "F.adaptive_max_pool2d(x, 7, return_indices=True); pool1d F.max_pool1d (a tensor without grad: torch's "
              "own 1-D kernel); torch tN: at N threads "
              "(torch.set_num_threads(N)); torch default: its thread count at import; max3d_fwd F.max_pool3d(..., "
-             "return_indices=True), max3d_bwd aten.max_pool3d_with_indices_backward",
+             "return_indices=True), max3d_bwd aten.max_pool3d_with_indices_backward; avg3d_fwd F.avg_pool3d, avg3d_bwd "
+             "aten.avg_pool3d_backward",
     "torch-cl": "torch on channels_last tensors (x.contiguous(memory_format=torch.channels_last), converted before "
                 "the timing; zero copy on the -nhwc shapes): F.max_pool2d, aten.max_pool2d_with_indices_backward on "
                 "channels_last grad_output / input / indices; unpool, unpool_bwd (the gather along the H*W axis of "
                 "the (N, H*W, C) view) and amax on channels_last tensors; the average-pooling ops likewise (on an "
                 "NCHW shape its gap sums in another order than torch's NCHW one: close, not exact); outputs in "
-                "channels_last; torch-cl tN: at N threads; max3d_fwd / max3d_bwd: as torch's on channels_last_3d "
-                "tensors",
+                "channels_last; torch-cl tN: at N threads; the 3-D ops (max3d_*, avg3d_*): as torch's on "
+                "channels_last_3d tensors",
     "torch-mkldnn": "oneDNN through torch: F.max_pool2d on x.to_mkldnn() (the conversion to oneDNN's blocked layout "
                     "before the timing, the result's to_dense() after it); values only: oneDNN's inference pooling "
                     "computes no indices; avg_fwd F.avg_pool2d and gap F.adaptive_avg_pool2d(x, 1) on it likewise "
@@ -411,12 +414,17 @@ def _cpool_pool1d(mod, case, out=False):
 def _cpool_pool3d(mod, case, op):
     """(call, None) for cpool's (or cpool.slow's) 3-D pooling ops; max3d_bwd's indices are the reference's, in the
     case's memory layout."""
-    if not hasattr(mod, "max_pool3d"):
-        raise Unsupported(f"{mod.__name__} has no max_pool3d")
+    need = "avg_pool3d" if op.startswith("avg3d") else "max_pool3d"
+    if not hasattr(mod, need):
+        raise Unsupported(f"{mod.__name__} has no {need}")
     _fits(case, op)
     x, go, args, ceil = case.x, case.grad_out, case.args, case.ceil_mode
     if op == "max3d_fwd":
         return (lambda: mod.max_pool3d(x, *args, ceil_mode=ceil, return_indices=True)), None
+    if op == "avg3d_fwd":
+        return (lambda: mod.avg_pool3d(x, *case.avg_args)), None
+    if op == "avg3d_bwd":
+        return (lambda: mod.avg_pool3d_backward(go, x.shape, *case.avg_args)), None
     idx = case.ref["max3d_indices"]
     return (lambda: mod.max_pool3d_backward(go, idx, x.shape)), None
 
@@ -431,6 +439,10 @@ def _torch_pool3d(torch, case, op, tensor):
     k, s, p, d, ceil = *case.args, case.ceil_mode
     if op == "max3d_fwd":
         return lambda: F.max_pool3d(xt, k, s, p, d, ceil, return_indices=True)
+    if op == "avg3d_fwd":
+        return lambda: F.avg_pool3d(xt, k, s, p, ceil)
+    if op == "avg3d_bwd":
+        return lambda: torch.ops.aten.avg_pool3d_backward(got, xt, [k] * 3, [s] * 3, [p] * 3, ceil, True, None)
     it = tensor(case.ref["max3d_indices"])
     return lambda: torch.ops.aten.max_pool3d_with_indices_backward(got, xt, k, s, p, d, ceil, it)
 

@@ -49,7 +49,9 @@ TABLE_TITLES = {"fwd_idx": "Forward with indices", "fwd": "Forward, values only"
                 "amax": "Adaptive max pooling to 7x7 with indices (adaptive_max_pool2d)",
                 "pool1d": "1-D max pooling, values only (max_pool1d)",
                 "max3d_fwd": "3-D max pooling, forward with indices (max_pool3d)",
-                "max3d_bwd": "3-D max pooling, backward (max_pool3d_backward)"}
+                "max3d_bwd": "3-D max pooling, backward (max_pool3d_backward)",
+                "avg3d_fwd": "3-D average pooling (avg_pool3d)",
+                "avg3d_bwd": "3-D average pooling, backward (avg_pool3d_backward)"}
 WIDTH = 78  # the README's line length
 
 
