@@ -15,6 +15,7 @@
 # each add changes no bit.
 
 
+# (the backward's scratch rows)
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
@@ -83,7 +84,9 @@ cdef inline void _avg3d_pair_pass(floating* acc, const floating* row, Py_ssize_t
 
 cdef inline void _avg3d_full_row(floating* acc, const floating* row, Py_ssize_t a, Py_ssize_t b, Py_ssize_t off0,
                                  Py_ssize_t sw, Py_ssize_t kw) noexcept nogil:
-    # Every tap of the outputs a <= c < b, all inside the row: two taps per sweep.
+    # Every tap of the outputs a <= c < b, all inside the row: two taps per
+    # sweep, which the compiler vectorises (a three-tap sweep, overlapping
+    # strided loads, it left scalar).
     cdef Py_ssize_t j = 0
     while j + 1 < kw:
         _avg3d_pair_pass(acc, row, a, b, off0 + j, sw)
@@ -96,9 +99,10 @@ cdef inline void _avg3d_add_row(floating* acc, const floating* row, Py_ssize_t n
                                 Py_ssize_t kw, Py_ssize_t W, Py_ssize_t ilo, Py_ssize_t ihi) noexcept nogil:
     # Add one input row's taps to n outputs' sums (output c's tap j at
     # row[off0 + c * sw + j] when inside the row), each output's in tap
-    # order: the outputs all of whose taps are inside ([ilo, ihi), from
-    # _avg3d_tap_ranges) in the sweeps, the few others (at the row's ends:
-    # padding, a ceil-mode overhang) one output at a time.
+    # order: the outputs all of whose taps are inside ([ilo, ihi), found
+    # once per chunk of columns by _avg3d_rows) in the sweeps, the few
+    # others (at the row's ends: padding, a ceil-mode overhang) one output
+    # at a time.
     cdef Py_ssize_t c, j, i
     ihi = max(ihi, ilo)
     for c in range(min(ilo, n)):
