@@ -151,11 +151,14 @@ def test_torch_parity_overlapping_windows_large_volume(avg3d):
             full.update(params)
             ty = F.avg_pool3d(tx, **full)
             assert_same_bits(fwd(tx.numpy(), **full), ty.numpy(), (cl, params))
-            tgo = torch.from_numpy(adversarial(rng, np.float32, tuple(ty.shape)))
-            if cl:
-                tgo = tgo.contiguous(memory_format=torch.channels_last_3d)
-            tg = torch.ops.aten.avg_pool3d_backward(tgo, tx, *torch_args(full))
-            assert_same_bits(bwd(tgo.numpy(), tx.shape, **full), tg.numpy(), (cl, params))
+            # gradients with NaNs (the explicit rule) and without (the plain sweeps)
+            for go in (adversarial(rng, np.float32, tuple(ty.shape)),
+                       (rng.standard_normal(tuple(ty.shape)) * 1e3).astype(np.float32)):
+                tgo = torch.from_numpy(go)
+                if cl:
+                    tgo = tgo.contiguous(memory_format=torch.channels_last_3d)
+                tg = torch.ops.aten.avg_pool3d_backward(tgo, tx, *torch_args(full))
+                assert_same_bits(bwd(tgo.numpy(), tx.shape, **full), tg.numpy(), (cl, params))
 
 
 @needs_torch
@@ -349,9 +352,9 @@ def test_compiled_kernels_on_threads_and_isas_match_numpy(compiled):
                         out = fwd(a, **params, data_format=data_format)
                         assert_same_bits(out, cpool.slow.avg_pool3d(a, **params, data_format=data_format),
                                          (isa, params))
-                        go = adversarial(rng, dtype, out.shape)
-                        assert_same_bits(bwd(go, a.shape, **params, data_format=data_format),
-                                         cpool.slow.avg_pool3d_backward(go, a.shape, **params,
-                                                                        data_format=data_format), (isa, params))
+                        for go in (adversarial(rng, dtype, out.shape), rng.standard_normal(out.shape).astype(dtype)):
+                            assert_same_bits(bwd(go, a.shape, **params, data_format=data_format),
+                                             cpool.slow.avg_pool3d_backward(go, a.shape, **params,
+                                                                            data_format=data_format), (isa, params))
     finally:
         cpool.set_num_threads(before)

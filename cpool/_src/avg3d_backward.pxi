@@ -67,6 +67,38 @@ cdef inline void _avg3d_share_row(floating* row, const floating* s, Py_ssize_t W
                 row[off + ow * sw] = row[off + ow * sw] + s[ow]
 
 
+cdef inline void _avg3d_share_row_padded(floating* buf, const floating* s, Py_ssize_t OW, Py_ssize_t kw,
+                                         Py_ssize_t sw) noexcept nogil:
+    # _avg3d_share_row into a zero-padded row (buf[q] is column q - pw;
+    # every window inside it) without a NaN in `s`. With sw >= 2 two taps
+    # (j, j + 1) go in one sweep from the top pair down: within a sweep no
+    # two adds reach one cell (that would need sw == 1), and a cell two
+    # windows share is reached by the earlier window's higher tap in an
+    # earlier sweep.
+    cdef Py_ssize_t j = kw, ow, i
+    if sw >= 2:
+        while j >= 2:
+            j = j - 2
+            if sw == 2:
+                for ow in range(OW):
+                    i = 2 * ow + j
+                    buf[i] = buf[i] + s[ow]
+                    buf[i + 1] = buf[i + 1] + s[ow]
+            else:
+                for ow in range(OW):
+                    i = ow * sw + j
+                    buf[i] = buf[i] + s[ow]
+                    buf[i + 1] = buf[i + 1] + s[ow]
+    while j >= 1:
+        j = j - 1
+        if sw == 1:
+            for ow in range(OW):
+                buf[ow + j] = buf[ow + j] + s[ow]
+        else:
+            for ow in range(OW):
+                buf[ow * sw + j] = buf[ow * sw + j] + s[ow]
+
+
 cdef void _avg3d_backward_planes(const floating* go, floating* gi, Py_ssize_t p0, Py_ssize_t p1, Geometry3 g,
                                  const floating* divs, floating* share) noexcept nogil:
     # Planes p0 <= p < p1; `share`: scratch for a plane of OD * OH * OW shares.
@@ -82,6 +114,13 @@ cdef void _avg3d_backward_planes(const floating* go, floating* gi, Py_ssize_t p0
     if los != NULL:
         for j in range(g.kw):
             _valid_outputs(j - g.pw, g.sw, W, OW, &los[j], &his[j])
+    # Share rows without a NaN are added into a zero-padded row (column iw
+    # at buf[iw + pw], room for every window), which is then copied into
+    # the input row: no per-tap edge ranges, and the memset of the row folded
+    # into the copy. Without the memory, or for very wide rows, in place.
+    cdef Py_ssize_t plen = max((OW - 1) * g.sw + g.kw, W + g.pw)
+    cdef floating* buf = <floating*>malloc(plen * sizeof(floating)) if plen <= 65536 else NULL
+    cdef bint used
     for p in range(p0, p1):
         src = go + p * n_out
         for i in range(n_out):
@@ -92,16 +131,26 @@ cdef void _avg3d_backward_planes(const floating* go, floating* gi, Py_ssize_t p0
         for id in range(D):
             for ih in range(H):
                 row = gi + ((p * D + id) * H + ih) * W
-                memset(row, 0, W * sizeof(floating))
+                used = buf != NULL and nans == 0
+                if used:
+                    memset(buf, 0, plen * sizeof(floating))
+                else:
+                    memset(row, 0, W * sizeof(floating))
                 od = _first_window(id, g.kd, g.sd, g.pd)
                 while od < OD and od * g.sd - g.pd <= id:
                     oh = _first_window(ih, g.kh, g.sh, g.ph)
                     while oh < OH and oh * g.sh - g.ph <= ih:
-                        _avg3d_share_row(row, share + (od * OH + oh) * OW, W, OW, g.kw, g.sw, g.pw, nans > 0,
-                                         los, his)
+                        if used:
+                            _avg3d_share_row_padded(buf, share + (od * OH + oh) * OW, OW, g.kw, g.sw)
+                        else:
+                            _avg3d_share_row(row, share + (od * OH + oh) * OW, W, OW, g.kw, g.sw, g.pw, nans > 0,
+                                             los, his)
                         oh = oh + 1
                     od = od + 1
+                if used:
+                    memcpy(row, buf + g.pw, W * sizeof(floating))
     free(los)
+    free(buf)
 
 
 cdef void _avg3d_backward_slices(const floating* go, floating* gi, Py_ssize_t s0, Py_ssize_t s1, Geometry3 g,

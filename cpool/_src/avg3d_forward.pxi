@@ -15,6 +15,7 @@
 # each add changes no bit.
 
 
+# (the backward's scratch rows)
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
@@ -62,19 +63,6 @@ cdef inline void _avg3d_tap_pass(floating* acc, const floating* row, Py_ssize_t 
             acc[c] = acc[c] + row[off + c * sw]
 
 
-cdef inline void _avg3d_tap_ranges(Py_ssize_t* lo, Py_ssize_t* hi, Py_ssize_t n, Py_ssize_t off0, Py_ssize_t sw,
-                                   Py_ssize_t kw, Py_ssize_t W) noexcept nogil:
-    # Per tap j < kw: the outputs [lo[j], hi[j]) of n whose tap j
-    # (row[off0 + c * sw + j]) is inside the row; then lo[kw], hi[kw]: the
-    # outputs all of whose taps are. Computed once per chunk of columns
-    # (the integer divisions would otherwise cost more than the adds).
-    cdef Py_ssize_t j
-    for j in range(kw):
-        _valid_outputs(off0 + j, sw, W, n, &lo[j], &hi[j])
-    lo[kw] = lo[0]
-    hi[kw] = hi[kw - 1]
-
-
 cdef inline void _avg3d_pair_pass(floating* acc, const floating* row, Py_ssize_t a, Py_ssize_t b, Py_ssize_t off,
                                   Py_ssize_t sw) noexcept nogil:
     # Two consecutive taps in one sweep, in their order:
@@ -94,47 +82,40 @@ cdef inline void _avg3d_pair_pass(floating* acc, const floating* row, Py_ssize_t
             acc[c] = (acc[c] + row[i]) + row[i + 1]
 
 
-cdef inline void _avg3d_full_row(floating* acc, const floating* row, Py_ssize_t n, Py_ssize_t off0, Py_ssize_t sw,
-                                 Py_ssize_t kw) noexcept nogil:
-    # Every tap of the n outputs inside the row: two taps per sweep.
+cdef inline void _avg3d_full_row(floating* acc, const floating* row, Py_ssize_t a, Py_ssize_t b, Py_ssize_t off0,
+                                 Py_ssize_t sw, Py_ssize_t kw) noexcept nogil:
+    # Every tap of the outputs a <= c < b, all inside the row: two taps per
+    # sweep, which the compiler vectorises (a three-tap sweep, overlapping
+    # strided loads, it left scalar).
     cdef Py_ssize_t j = 0
     while j + 1 < kw:
-        _avg3d_pair_pass(acc, row, 0, n, off0 + j, sw)
+        _avg3d_pair_pass(acc, row, a, b, off0 + j, sw)
         j = j + 2
     if j < kw:
-        _avg3d_tap_pass(acc, row, 0, n, off0 + j, sw)
+        _avg3d_tap_pass(acc, row, a, b, off0 + j, sw)
 
 
-cdef inline void _avg3d_add_row(floating* acc, const floating* row, Py_ssize_t off0, Py_ssize_t sw, Py_ssize_t kw,
-                                const Py_ssize_t* lo, const Py_ssize_t* hi) noexcept nogil:
-    # Add one input row's taps to the outputs' sums (output c's tap j at
-    # row[off0 + c * sw + j], in [lo[j], hi[j]) from _avg3d_tap_ranges),
-    # each output's in tap order. The outputs all of whose taps are inside
-    # ([lo[kw], hi[kw])) take theirs two at a time (sweeps the compiler
-    # vectorises; three taps in one sweep, overlapping loads, it does not),
-    # the others a sweep per tap.
-    cdef Py_ssize_t j
-    cdef Py_ssize_t ilo = lo[kw], ihi = hi[kw]
-    if ihi <= ilo:
+cdef inline void _avg3d_add_row(floating* acc, const floating* row, Py_ssize_t n, Py_ssize_t off0, Py_ssize_t sw,
+                                Py_ssize_t kw, Py_ssize_t W, Py_ssize_t ilo, Py_ssize_t ihi) noexcept nogil:
+    # Add one input row's taps to n outputs' sums (output c's tap j at
+    # row[off0 + c * sw + j] when inside the row), each output's in tap
+    # order: the outputs all of whose taps are inside ([ilo, ihi), found
+    # once per chunk of columns by _avg3d_rows) in the sweeps, the few
+    # others (at the row's ends: padding, a ceil-mode overhang) one output
+    # at a time.
+    cdef Py_ssize_t c, j, i
+    ihi = max(ihi, ilo)
+    for c in range(min(ilo, n)):
         for j in range(kw):
-            _avg3d_tap_pass(acc, row, lo[j], hi[j], off0 + j, sw)
-        return
-    for j in range(kw):
-        _avg3d_tap_pass(acc, row, lo[j], min(hi[j], ilo), off0 + j, sw)
-        _avg3d_tap_pass(acc, row, max(lo[j], ihi), hi[j], off0 + j, sw)
-    j = 0
-    while j + 1 < kw:
-        _avg3d_pair_pass(acc, row, ilo, ihi, off0 + j, sw)
-        j = j + 2
-    if j < kw:
-        _avg3d_tap_pass(acc, row, ilo, ihi, off0 + j, sw)
-
-
-cdef inline floating _avg3d_row_sum(floating total, const floating* row, Py_ssize_t w0, Py_ssize_t w1) noexcept nogil:
-    cdef Py_ssize_t iw
-    for iw in range(w0, w1):
-        total = total + row[iw]
-    return total
+            i = off0 + c * sw + j
+            if 0 <= i < W:
+                acc[c] = acc[c] + row[i]
+    for c in range(ihi, n):
+        for j in range(kw):
+            i = off0 + c * sw + j
+            if 0 <= i < W:
+                acc[c] = acc[c] + row[i]
+    _avg3d_full_row(acc, row, ilo, ihi, off0, sw, kw)
 
 
 cdef void _avg3d_rows(const floating* x, floating* out, Py_ssize_t r0, Py_ssize_t r1, Geometry3 g,
@@ -153,36 +134,18 @@ cdef void _avg3d_rows(const floating* x, floating* out, Py_ssize_t r0, Py_ssize_
     cdef Py_ssize_t wpad[CHUNK]
     cdef Py_ssize_t w0[CHUNK]
     cdef Py_ssize_t w1[CHUNK]
-    cdef Py_ssize_t* lo
-    cdef Py_ssize_t* hi
+    cdef Py_ssize_t base, ilo, ihi, tmp
     cdef floating zero = 0
-    # per-tap column ranges (kw + 1 pairs); without the memory, each
-    # window's row taps are summed one output at a time instead
-    lo = <Py_ssize_t*>malloc(2 * (kw + 1) * sizeof(Py_ssize_t))
-    hi = lo + kw + 1 if lo != NULL else NULL
-    # Rows whose windows reach past the row's ends (padding, a ceil-mode
-    # overhang) are first copied into a zero-padded row, so that every
-    # output takes its taps in the plain sweeps: adding +0 changes no bit
-    # (a sum from +0 is never -0, and a NaN keeps its payload).
-    cdef Py_ssize_t plen = (min(OW, <Py_ssize_t>CHUNK) - 1) * sw + kw, base, qa = 0, qb = 0
-    cdef floating* pbuf = NULL
-    cdef bint padded
-    if lo != NULL and plen <= 65536:
-        pbuf = <floating*>malloc(plen * sizeof(floating))
     c0 = 0
     while c0 < OW:
         c1 = min(OW, c0 + CHUNK)
         n = c1 - c0
         for c in range(n):
             wpad[c] = _avg_divisor(c0 + c, g.kw, sw, g.pw, W, &w0[c], &w1[c])
-        if lo != NULL:
-            _avg3d_tap_ranges(lo, hi, n, c0 * sw - g.pw, sw, kw, W)
-        base = c0 * sw - g.pw  # the input column of the padded row's first element
-        padded = pbuf != NULL and (lo[kw] > 0 or hi[kw] < n)
-        if padded:
-            qa = min(max(0, -base), (n - 1) * sw + kw)
-            qb = max(qa, min((n - 1) * sw + kw, W - base))
-            memset(pbuf, 0, ((n - 1) * sw + kw) * sizeof(floating))
+        # the outputs all of whose taps are inside the row: [ilo, ihi)
+        base = c0 * sw - g.pw  # the input column of output c0's first tap
+        _valid_outputs(base, sw, W, n, &ilo, &tmp)
+        _valid_outputs(base + kw - 1, sw, W, n, &tmp, &ihi)
         key0 = key1 = key2 = key3 = -1
         t = r0 // OH
         oh = r0 - t * OH
@@ -201,16 +164,7 @@ cdef void _avg3d_rows(const floating* x, floating* out, Py_ssize_t r0, Py_ssize_
                 acc[c] = 0
             for id in range(d0, d1):
                 for ih in range(h0, h1):
-                    if padded:
-                        memcpy(pbuf + qa, vol + (id * H + ih) * W + base + qa, (qb - qa) * sizeof(floating))
-                        _avg3d_full_row(acc, pbuf, n, 0, sw, kw)
-                    elif lo != NULL and lo[kw] == 0 and hi[kw] == n:
-                        _avg3d_full_row(acc, vol + (id * H + ih) * W, n, base, sw, kw)
-                    elif lo != NULL:
-                        _avg3d_add_row(acc, vol + (id * H + ih) * W, base, sw, kw, lo, hi)
-                    else:
-                        for c in range(n):
-                            acc[c] = _avg3d_row_sum(acc[c], vol + (id * H + ih) * W, w0[c], w1[c])
+                    _avg3d_add_row(acc, vol + (id * H + ih) * W, n, base, sw, kw, W, ilo, ihi)
             nans = 0
             for c in range(n):
                 nans = nans + (acc[c] != acc[c])
@@ -229,8 +183,6 @@ cdef void _avg3d_rows(const floating* x, floating* out, Py_ssize_t r0, Py_ssize_
                     od = 0
                     p = p + 1
         c0 = c1
-    free(lo)
-    free(pbuf)
 
 
 cdef void _avg3d_rows_cl(const floating* x, floating* out, Py_ssize_t r0, Py_ssize_t r1, Geometry3 g,
