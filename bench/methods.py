@@ -551,7 +551,8 @@ def _torch():
             return out, idx, aten.max_pool2d_with_indices_backward(got, xt, k, s, p, d, ceil, idx)
         return step, None
 
-    return _torch_method("torch", build, torch, ops=MAX_OPS + AVG_OPS + UNPOOL_OPS + ADAPTIVE_OPS + POOL1D_OPS)
+    return _torch_method("torch", build, torch, ops=MAX_OPS + AVG_OPS + UNPOOL_OPS + ADAPTIVE_OPS + POOL1D_OPS
+                         + POOL3D_OPS)
 
 
 def _torch_avg(torch, case, op, xt, got):

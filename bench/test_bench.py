@@ -888,7 +888,8 @@ def test_pool1d_op_and_its_shapes():
     s = B.settings_from_args(p.parse_args(["--ops", "pool1d"]))
     assert s.ops == ["pool1d"] and [c.name for c in s.shapes] == list(C.POOL1D_SHAPES)
     s = B.settings_from_args(p.parse_args(["--ops", "all", "--quick"]))
-    assert "pool1d" in s.ops and [c.name for c in s.shapes] == [*C.QUICK_SHAPES, *C.POOL1D_SHAPES]
+    assert "pool1d" in s.ops and [c.name for c in s.shapes] == [*C.QUICK_SHAPES, *C.POOL1D_SHAPES,
+                                                                  *C.QUICK_SHAPES_3D]
     assert not any(c.one_d for c in B.settings_from_args(p.parse_args([])).shapes)  # the default run has none
     case = C.parse_shape("pool1d-k3s1p1")
     assert case.one_d and case.shape == (64, 128, 1, 4096) and case.out_shape == (64, 128, 1, 4096)
