@@ -249,7 +249,8 @@ def backward_planes(go: np.ndarray, idx: np.ndarray, shape: Sequence[int], chann
     (..., H, W, C) instead. The gradient goes into ``out`` when given, else
     into a new array. ``np.add.at`` applies the additions in output row-major
     order within each plane, rounding after every add in the array's dtype,
-    exactly as PyTorch's CPU kernel does (float16 included).
+    exactly as PyTorch's CPU kernel does (float16 included); a cell's NaN is
+    PyTorch's in every float dtype (:func:`_first_nan_wins`).
     """
     shape = tuple(shape)
     # Checked before the channels-last transpose: the error names the first
@@ -267,9 +268,10 @@ def backward_planes(go: np.ndarray, idx: np.ndarray, shape: Sequence[int], chann
     keep = flat_idx >= 0
     planes = np.broadcast_to(np.arange(P, dtype=np.int64)[:, None], flat_idx.shape)
     rows, cells, values = planes[keep], flat_idx[keep], go.reshape(P, n_out)[keep]
-    np.add.at(grad_in, (rows, cells), values)
-    if values.dtype.kind == "f" and values.dtype.itemsize >= 4:
-        _first_nan_wins(grad_in, rows * plane + cells, values)
+    with np.errstate(invalid="ignore"):  # inf + -inf: NaN, as in PyTorch
+        np.add.at(grad_in, (rows, cells), values)
+        if values.dtype.kind == "f":
+            _first_nan_wins(grad_in, rows * plane + cells, values)
     return _result(grad_in.reshape(shape), channels_last, out)
 
 
