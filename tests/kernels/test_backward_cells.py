@@ -168,3 +168,106 @@ def test_public_backward_through_each_variant_matches_numpy(variant, shape):
         got = COMPILED_API.max_pool2d_backward(go, idx, shape)
     ref = cpool.slow.max_pool2d_backward(go, idx, shape)
     np.testing.assert_array_equal(got.view(np.int32), ref.view(np.int32))
+
+
+# ---------------------------------------------------------------- channels-last memory
+# The channels-last cell writer (backward_nhwc_avx2.h) takes each pixel's
+# channels 8 at a time (the last 8 overlapping the ones before when C is
+# not a multiple of 8), 8 / C outputs a vector for C = 1, 2, 4, one pixel a
+# vector with the lanes past C spilling into positions written later for
+# the other C < 8, and channel by channel where a vector would reach past
+# the row. Every channel count from 1 to 19 and a few larger, against the
+# baseline kernels' scalar channels-last backward.
+
+NHWC_CHANNELS = list(range(1, 20)) + [24, 31, 64, 65, 72, 130]
+NHWC_SHAPES = [(2, 28, 28, 14, 14), (1, 29, 31, 14, 15), (3, 8, 6, 4, 3), (1, 2, 2, 1, 1), (2, 4, 18, 2, 9)]
+
+
+def _run_nhwc(go, idx, shape, isa, threads=1):
+    """(bad-index count, grad_input) of the channels-last backward of `isa`.
+
+    ``go`` and ``idx`` are (N, OH, OW, C); guard images on each side of
+    grad_input must keep their sentinel."""
+    N, H, W, C = shape
+    buf = np.full((N + 2, H, W, C), 7.0, dtype=np.float32)
+    with COMPILED.use_isa(isa) as module:
+        assert module.get_isa() == isa
+        backward = module.max_pool2d_backward_into[("float", INDEX_NAMES[idx.dtype])]
+        bad = backward(go, idx, buf[1:-1], threads, False, True)
+    assert (buf[0] == 7.0).all() and (buf[-1] == 7.0).all(), "wrote outside grad_input"
+    return bad, buf[1:-1].copy()
+
+
+def _nhwc_in_cell_indices(rng, N, H, W, OH, OW, C, dtype=np.int64):
+    # (N, OH, OW, C): each (n, c) plane's index of a position in its cell.
+    planes = _in_cell_indices(rng, N * C, H, W, OH, OW, dtype).reshape(N, C, OH, OW)
+    return np.ascontiguousarray(planes.transpose(0, 2, 3, 1))
+
+
+def _check_same_nhwc(isa, go, idx, shape, threads=1):
+    bad_ref, ref = _run_nhwc(go, idx, shape, "baseline", threads)
+    bad, got = _run_nhwc(go, idx, shape, isa, threads)
+    assert bad == bad_ref
+    np.testing.assert_array_equal(got.view(np.int32), ref.view(np.int32))
+    return bad
+
+
+@pytest.mark.parametrize("C", NHWC_CHANNELS)
+@pytest.mark.parametrize("N,H,W,OH,OW", NHWC_SHAPES)
+def test_nhwc_in_cell_indices_match_scatter(variant, index_dtype, N, H, W, OH, OW, C):
+    rng = np.random.default_rng(N * 7 + H * 5 + W * 3 + C)
+    go = _grads(rng, (N, OH, OW, C))
+    idx = _nhwc_in_cell_indices(rng, N, H, W, OH, OW, C, index_dtype)
+    assert _check_same_nhwc(variant, go, idx, (N, H, W, C)) == 0
+
+
+@pytest.mark.parametrize("C", [1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17])
+def test_nhwc_one_stray_index_anywhere_falls_back(variant, index_dtype, C):
+    # A valid index outside its own cell in every channel of the first,
+    # middle and last outputs of a row: the image must be scattered instead,
+    # with the same sums; -1 (no input element) is skipped by both.
+    rng = np.random.default_rng(C)
+    N, H, W, OH, OW = 2, 12, 14, 6, 7
+    for oh, ow in ((0, 0), (0, OW - 1), (OH - 1, OW - 1), (3, 3), (2, OW - 2)):
+        for c in range(C):
+            go = _grads(rng, (N, OH, OW, C))
+            idx = _nhwc_in_cell_indices(rng, N, H, W, OH, OW, C, index_dtype)
+            idx[1, oh, ow, c] = idx[1, oh, (ow + 1) % OW, c]
+            idx[0, oh, ow, c] = -1
+            assert _check_same_nhwc(variant, go, idx, (N, H, W, C)) == 0
+
+
+@pytest.mark.parametrize("value", [-2, 2**32, -(2**63), 2**63 - 1, 10**6, -(2**31), 2**31 - 1])
+@pytest.mark.parametrize("C", [2, 3, 4, 8, 11])
+def test_nhwc_hostile_indices_count_as_bad_exactly_as_scatter(variant, index_dtype, value, C):
+    if not np.iinfo(index_dtype).min <= value <= np.iinfo(index_dtype).max:
+        pytest.skip("not representable")
+    rng = np.random.default_rng(C)
+    N, H, W, OH, OW = 2, 8, 10, 4, 5
+    for oh, ow, c in ((0, 0, 0), (OH - 1, OW - 1, C - 1), (1, 2, C // 2)):
+        go = _grads(rng, (N, OH, OW, C))
+        idx = _nhwc_in_cell_indices(rng, N, H, W, OH, OW, C, index_dtype)
+        idx[1, oh, ow, c] = value
+        assert _check_same_nhwc(variant, go, idx, (N, H, W, C)) == 1
+
+
+@pytest.mark.parametrize("C", [3, 4, 8])
+def test_nhwc_in_cell_index_plus_high_bits_is_bad(variant, C):
+    rng = np.random.default_rng(C)
+    N, H, W, OH, OW = 1, 8, 8, 4, 4
+    for ow in range(OW):
+        for c in range(C):
+            go = _grads(rng, (N, OH, OW, C))
+            idx = _nhwc_in_cell_indices(rng, N, H, W, OH, OW, C, np.int64)
+            idx[0, ow % OH, ow, c] += 2**32
+            assert _check_same_nhwc(variant, go, idx, (N, H, W, C)) == 1
+
+
+@pytest.mark.parametrize("C", [2, 4, 5, 8])
+def test_nhwc_two_threads_match(variant, index_dtype, C):
+    rng = np.random.default_rng(13)
+    N, H, W, OH, OW = 16, 28, 28, 14, 14
+    go = _grads(rng, (N, OH, OW, C))
+    idx = _nhwc_in_cell_indices(rng, N, H, W, OH, OW, C, index_dtype)
+    idx[5, 3, 4, C - 1] = idx[5, 3, 5, C - 1]  # one image falls back
+    assert _check_same_nhwc(variant, go, idx, (N, H, W, C), threads=2) == 0
