@@ -92,6 +92,21 @@ def available_cpus():
         return os.cpu_count() or 1
 
 
+def last_level_cache_bytes():
+    """The size of the largest CPU cache (Linux sysfs), or None where it cannot be read."""
+    sizes = []
+    for f in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        try:
+            text = f.read_text().strip()
+        except OSError:
+            continue
+        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:].upper(), 1)
+        digits = text.rstrip("KMGkmg")
+        if digits.isdigit():
+            sizes.append(int(digits) * scale)
+    return max(sizes, default=None)
+
+
 def stale_reason(cpool, repo=REPO):
     """Why the imported cpool is older than the checkout at ``repo``, or None."""
     if cpool.backend != "cython" and os.environ.get("CPOOL_BACKEND", "").lower() != "numpy":
@@ -531,7 +546,7 @@ def run(s, log=log_line, argv=None):
             f"busy processes, {s.contention_seconds:g} s per shape, op and load (at most "
             f"{fmt_duration(s.contention_cap)})")
         contention = run_contention(s, methods, lambda label, *a: say(label, *a, "phase"))
-    machine = {"cpu_model": cpu_model(), "available_cpus": available_cpus(),
+    machine = {"cpu_model": cpu_model(), "available_cpus": available_cpus(), "cache_bytes": last_level_cache_bytes(),
                "platform": platform.platform(), "python": platform.python_version(), "numpy": np.__version__,
                "cpool": config,
                "env": {k: v for k, v in os.environ.items() if k.endswith("_NUM_THREADS") or k.startswith("CPOOL_")},

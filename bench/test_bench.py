@@ -931,3 +931,26 @@ def test_a_tiny_pool1d_run_and_its_gate(tmp_path, monkeypatch):
     monkeypatch.setattr(cpool, "max_pool1d", lambda *a, **k: real(*a, **k) + 1)
     e, call = B.prepare(cp, 1, case, "pool1d", B.Settings([], repeat=2, min_time=0.0, warmup=0, settle=0.0))
     assert e["status"] == "mismatch" and call is None and e["reason"].startswith("pool1d_values:")
+
+
+def test_targets_show_the_roofline_ceiling_of_shapes_larger_than_the_cache():
+    # A part not met on a shape whose bytes exceed the largest cache shows rival time / cpool's bound; the verdict
+    # says the roofline allows less only when every part not met is capped below what was asked.
+    def e(shape, op, variant, ms, bound_ms=None, nbytes=0):
+        return {"shape": shape, "op": op, "variant": variant, "status": "ok", "median_s": ms / 1e3,
+                **({"roofline": {"bound_s": bound_ms / 1e3, "bytes": nbytes}} if bound_ms else {})}
+
+    def rows(cache, torch_t2):
+        results = {"settings": {"threads": [1, 2]}, "machine": {"cache_bytes": cache}, "entries": [
+            e("large-nhwc", "fwd_idx", "cpool t1", 4.0, 3.0, 64 << 20), e("large-nhwc", "fwd_idx", "torch-cl t1", 5.0),
+            e("large-nhwc", "fwd_idx", "cpool t2", 3.0, 2.5, 64 << 20),
+            e("large-nhwc", "fwd_idx", "torch-cl t2", torch_t2)]}
+        return {r[0]: r[2:] for r in R.target_rows(results)}["NHWC input, forward with indices"]
+
+    assert rows(32 << 20, 4.0) == ["large-nhwc 1.25x / 1.33x (roofline ceiling 1.67x / 1.6x)",
+                                   "**not met** (the roofline allows less)"]
+    # At t2 the rival leaves room (5.5 / 2.5 = 2.2x >= 2x): the verdict is a plain "not met".
+    assert rows(32 << 20, 5.5) == ["large-nhwc 1.25x / 1.83x (roofline ceiling 1.67x / 2.2x)", "**not met**"]
+    # Data that fit in the cache (or an unknown cache): no ceiling.
+    assert rows(128 << 20, 4.0) == ["large-nhwc 1.25x / 1.33x", "**not met**"]
+    assert rows(None, 4.0) == ["large-nhwc 1.25x / 1.33x", "**not met**"]
