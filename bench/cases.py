@@ -180,6 +180,11 @@ TARGETS = (
      (("cpool-out t{t}", "torch t{t}", 5),)),
 )
 
+# For a target (label, asked) that a run may not meet: what was tried and what stops it, shown under the targets
+# table of results.md when the row is not met. The figures of each run are in the row itself (with the roofline
+# ceiling where the data exceed the caches); these say why, and which tool measures the floor.
+TARGET_NOTES = {}
+
 # The busy-machine target, checked against the contention section (bench.py --contention): with N busy processes
 # running (N = the CPU count and twice it), cpool at its default thread count (cpool.set_num_threads(None)) may
 # take at most this many times its 1-thread time (medians), on every shape and op measured.
