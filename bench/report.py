@@ -453,10 +453,10 @@ def render(results, md=True):
                 + (" Measured on a busy machine: see the warning above." if results["busy"]["busy"] else ""), "",
                 table(["target", "asked", f"this run ({threads})", "verdict"],
                       [[x if md else x.replace("**", "") for x in r] for r in results["targets"]]), ""]
-        notes = [f"- {r[0]} ({r[1]}): {C.TARGET_NOTES[r[0], r[1]]}" for r in results["targets"]
-                 if r[3] != "met" and (r[0], r[1]) in C.TARGET_NOTES]
-        if notes:
-            out += ["### Targets not met: what was tried, and what stops them", "", *notes, ""]
+        why = [f"- {r[0]} ({r[1]}): {C.TARGET_NOTES[r[0], r[1]]}" for r in results["targets"]
+               if r[3] != "met" and (r[0], r[1]) in C.TARGET_NOTES]
+        if why:
+            out += ["### Targets not met: what was tried, and what stops them", "", *why, ""]
     out += ["## Machine", "", f"- {m['cpu_model']}, {m['available_cpus']} CPUs; {m['platform']}; "
             + f"Python {m['python']}, numpy {m['numpy']}; {peers}",
             f"- cpool {c['version']} from {c['file']}: backend {c['backend']}, OpenMP "
