@@ -263,7 +263,7 @@ def avg_forward_planes(x: np.ndarray, g: PoolGeometry, count_include_pad: bool, 
         return slow.avg_forward_planes(x, g, count_include_pad, divisor, channels_last, out)
     shape = x4.shape[:1] + ((g.OH, g.OW, x4.shape[3]) if channels_last else (x4.shape[1], g.OH, g.OW))
     o4 = np.empty(shape, dtype=x.dtype) if out is None else _as_4d(out)
-    fn(x4, o4, g, count_include_pad, divisor, threads_for(x.size), channels_last)
+    fn(x4, o4, g, count_include_pad, divisor, threads_for(x.size), adaptive_threads(), channels_last)
     return o4 if x.ndim == 4 else o4[0]
 
 
@@ -277,7 +277,7 @@ def avg_backward_planes(go: np.ndarray, shape: tuple[int, ...], g: PoolGeometry,
         return slow.avg_backward_planes(go, shape, g, count_include_pad, divisor, channels_last, out)
     gi = np.empty(shape, dtype=go.dtype) if out is None else out
     fn(go if go.ndim == 4 else go[None], _as_4d(gi), g, count_include_pad, divisor, threads_for(gi.size),
-       channels_last)
+       adaptive_threads(), channels_last)
     return gi
 
 
@@ -298,7 +298,8 @@ def unpool_planes(x: np.ndarray, idx: np.ndarray, size: tuple[int, int], channel
     x4, i4 = (x, idx) if x.ndim == 4 else (x[None], idx[None])
     shape = x4.shape[:1] + ((size + x4.shape[3:]) if channels_last else (x4.shape[1],) + size)
     o4 = np.empty(shape, dtype=x.dtype) if out is None else _as_4d(out)
-    if fn(x4, i4, o4, threads_for(o4.size), channels_last):  # indices outside the plane: skipped and counted
+    # indices outside the plane: skipped and counted
+    if fn(x4, i4, o4, threads_for(o4.size), adaptive_threads(), channels_last):
         check_unpool_index_range(idx, *size)
     return o4 if x.ndim == 4 else o4[0]
 
@@ -312,7 +313,7 @@ def unpool_backward_planes(go: np.ndarray, idx: np.ndarray, channels_last: bool 
         return slow.unpool_backward_planes(go, idx, channels_last, out)
     g4, i4 = (go, idx) if go.ndim == 4 else (go[None], idx[None])
     gi = np.empty(i4.shape, dtype=go.dtype) if out is None else _as_4d(out)
-    if fn(g4, i4, gi, threads_for(gi.size), channels_last):
+    if fn(g4, i4, gi, threads_for(gi.size), adaptive_threads(), channels_last):
         check_unpool_index_range(idx, *(g4.shape[1:3] if channels_last else g4.shape[2:]))
     return gi if go.ndim == 4 else gi[0]
 
@@ -357,7 +358,7 @@ def _adaptive_run(x: np.ndarray, g: Any, is_max: bool, with_indices: bool, chann
         i4 = np.empty(shape, dtype=_I64) if indices_out is None else _as_4d(indices_out)
     from .slow import channel_groups
     split, sse, vector_tap_first = channel_groups(x4.shape[3], x.dtype) if channels_last else (0, 0, False)
-    fn(x4, o4, i4, is_max, split, sse, vector_tap_first, threads_for(x.size), channels_last)
+    fn(x4, o4, i4, is_max, split, sse, vector_tap_first, threads_for(x.size), adaptive_threads(), channels_last)
     if half:
         if out is None:
             o4 = o4.astype(_F16)
@@ -400,7 +401,7 @@ def adaptive_avg_backward_planes(go: np.ndarray, shape: tuple[int, ...], channel
         return slow.adaptive_avg_backward_planes(go, shape, channels_last, out)
     gi = np.empty(shape, dtype=go.dtype) if out is None else out
     split = _adaptive_lanes_split(shape[-1], go.dtype) if channels_last else 0
-    fn(go if go.ndim == 4 else go[None], _as_4d(gi), split, threads_for(gi.size), channels_last)
+    fn(go if go.ndim == 4 else go[None], _as_4d(gi), split, threads_for(gi.size), adaptive_threads(), channels_last)
     return gi
 
 
@@ -426,7 +427,7 @@ def avg3d_forward_planes(x: np.ndarray, g: Any, count_include_pad: bool, divisor
     x5 = _as_5d(x)
     shape = x5.shape[:1] + ((g.OD, g.OH, g.OW, x5.shape[4]) if channels_last else (x5.shape[1], g.OD, g.OH, g.OW))
     o5 = np.empty(shape, dtype=x.dtype) if out is None else _as_5d(out)
-    fn(x5, o5, g, count_include_pad, divisor, threads_for(x.size), channels_last)
+    fn(x5, o5, g, count_include_pad, divisor, threads_for(x.size), adaptive_threads(), channels_last)
     return o5 if x.ndim == 5 else o5[0]
 
 
@@ -439,7 +440,7 @@ def avg3d_backward_planes(go: np.ndarray, shape: tuple[int, ...], g: Any, count_
         from . import slow
         return slow.avg3d_backward_planes(go, shape, g, count_include_pad, divisor, channels_last, out)
     gi = np.empty(shape, dtype=go.dtype) if out is None else out
-    fn(_as_5d(go), _as_5d(gi), g, count_include_pad, divisor, threads_for(gi.size), channels_last)
+    fn(_as_5d(go), _as_5d(gi), g, count_include_pad, divisor, threads_for(gi.size), adaptive_threads(), channels_last)
     return gi
 
 
@@ -550,7 +551,7 @@ def _adaptive3d_run(fn: Any, x: np.ndarray, g: Any, is_max: bool, with_indices: 
     i5 = None
     if with_indices:
         i5 = np.empty(shape, dtype=_I64) if indices_out is None else _as_5d(indices_out)
-    fn(x5, o5, i5, is_max, threads_for(x.size), channels_last)
+    fn(x5, o5, i5, is_max, threads_for(x.size), adaptive_threads(), channels_last)
     if half:
         if out is None:
             o5 = o5.astype(_F16)
@@ -587,7 +588,7 @@ def adaptive3d_avg_backward(go: np.ndarray, shape: tuple[int, ...], channels_las
         from . import slow
         return slow.adaptive3d_avg_backward(go, shape, channels_last, out)
     gi = np.empty(shape, dtype=go.dtype) if out is None else out
-    fn(_as_5d(go), _as_5d(gi), threads_for(gi.size), channels_last)
+    fn(_as_5d(go), _as_5d(gi), threads_for(gi.size), adaptive_threads(), channels_last)
     return gi
 
 

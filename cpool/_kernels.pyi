@@ -55,13 +55,14 @@ class AvgForwardInto(Protocol):
     """One specialisation of ``avg_pool2d_forward_into`` (fills ``out``)."""
 
     def __call__(self, x: np.ndarray, out: np.ndarray, geometry: PoolGeometry, count_include_pad: bool,
-                 divisor_override: int | None, n_threads: int, channels_last: bool = False) -> None: ...
+                 divisor_override: int | None, n_threads: int, adapt: bool = False,
+                 channels_last: bool = False) -> None: ...
 
 class AvgBackwardInto(Protocol):
     """One specialisation of ``avg_pool2d_backward_into`` (overwrites ``grad_input``)."""
 
     def __call__(self, grad_output: np.ndarray, grad_input: np.ndarray, geometry: PoolGeometry,
-                 count_include_pad: bool, divisor_override: int | None, n_threads: int,
+                 count_include_pad: bool, divisor_override: int | None, n_threads: int, adapt: bool = False,
                  channels_last: bool = False) -> None: ...
 
 # Fused over one type: indexed by the C type name, ``["float"]`` or ``["double"]``.
@@ -79,7 +80,7 @@ class UnpoolInto(Protocol):
     returns how many indices were outside the plane (skipped)."""
 
     def __call__(self, source: np.ndarray, indices: np.ndarray, target: np.ndarray, n_threads: int,
-                 channels_last: bool = False) -> int: ...
+                 adapt: bool = False, channels_last: bool = False) -> int: ...
 
 class _FusedUnpool:
     def __getitem__(self, signature: str) -> UnpoolInto: ...
@@ -90,13 +91,14 @@ class AdaptiveForwardInto(Protocol):
     """One specialisation of ``adaptive_pool2d_forward_into`` (fills ``out`` and ``indices``)."""
 
     def __call__(self, x: np.ndarray, out: np.ndarray, indices: np.ndarray | None, is_max: bool, split: int,
-                 sse: int, vector_tap_first: bool, n_threads: int, channels_last: bool = False) -> None: ...
+                 sse: int, vector_tap_first: bool, n_threads: int, adapt: bool = False,
+                 channels_last: bool = False) -> None: ...
 
 class AdaptiveBackwardInto(Protocol):
     """One specialisation of ``adaptive_avg_pool2d_backward_into`` (overwrites ``grad_input``)."""
 
     def __call__(self, grad_output: np.ndarray, grad_input: np.ndarray, split: int, n_threads: int,
-                 channels_last: bool = False) -> None: ...
+                 adapt: bool = False, channels_last: bool = False) -> None: ...
 
 class _FusedAdaptiveForward:
     def __getitem__(self, signature: str) -> AdaptiveForwardInto: ...
@@ -112,13 +114,14 @@ class Avg3dForwardInto(Protocol):
     """One specialisation of ``avg_pool3d_forward_into`` (fills ``out``)."""
 
     def __call__(self, x: np.ndarray, out: np.ndarray, geometry: Pool3dGeometry, count_include_pad: bool,
-                 divisor_override: int | None, n_threads: int, channels_last: bool = False) -> None: ...
+                 divisor_override: int | None, n_threads: int, adapt: bool = False,
+                 channels_last: bool = False) -> None: ...
 
 class Avg3dBackwardInto(Protocol):
     """One specialisation of ``avg_pool3d_backward_into`` (overwrites ``grad_input``)."""
 
     def __call__(self, grad_output: np.ndarray, grad_input: np.ndarray, geometry: Pool3dGeometry,
-                 count_include_pad: bool, divisor_override: int | None, n_threads: int,
+                 count_include_pad: bool, divisor_override: int | None, n_threads: int, adapt: bool = False,
                  channels_last: bool = False) -> None: ...
 
 class _FusedAvg3dForward:
@@ -159,12 +162,12 @@ class Adaptive3dForwardInto(Protocol):
     """One specialisation of ``adaptive_pool3d_forward_into`` (fills ``out`` and ``indices``)."""
 
     def __call__(self, x: np.ndarray, out: np.ndarray, indices: np.ndarray | None, is_max: bool, n_threads: int,
-                 channels_last: bool = False) -> None: ...
+                 adapt: bool = False, channels_last: bool = False) -> None: ...
 
 class Adaptive3dBackwardInto(Protocol):
     """One specialisation of ``adaptive_avg_pool3d_backward_into`` (overwrites ``grad_input``)."""
 
-    def __call__(self, grad_output: np.ndarray, grad_input: np.ndarray, n_threads: int,
+    def __call__(self, grad_output: np.ndarray, grad_input: np.ndarray, n_threads: int, adapt: bool = False,
                  channels_last: bool = False) -> None: ...
 
 class _FusedAdaptive3dForward:

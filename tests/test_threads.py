@@ -371,48 +371,111 @@ def _needs_openmp_team():
         pytest.skip("needs OpenMP and 2 CPUs")
 
 
+# Every op family with a compiled parallel runner, forward and backward.
+BUSY_OPS = ("max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward", "adaptive_avg_pool2d",
+            "adaptive_avg_pool2d_backward", "adaptive_max_pool2d", "adaptive_max_pool2d_backward", "max_unpool2d",
+            "max_unpool2d_backward", "max_pool3d", "max_pool3d_backward", "avg_pool3d", "avg_pool3d_backward",
+            "adaptive_avg_pool3d", "adaptive_avg_pool3d_backward", "adaptive_max_pool3d")
+
+
+def _busy_cases():
+    """Op name -> ``run(ops)``: one call of that op through ``ops`` (cpool or
+    cpool.slow), on inputs big enough that threads_for() gives it 2 threads
+    (2 * MIN_ELEMENTS_PER_THREAD elements or more in what it sizes its team
+    by). One per compiled parallel runner and direction."""
+    rng = np.random.default_rng(3)
+    f32 = np.float32
+    x2 = rng.standard_normal((64, 32, 28, 28)).astype(f32)
+    x2_nhwc = rng.standard_normal((64, 28, 28, 32)).astype(f32).transpose(0, 3, 1, 2)  # channels-last memory
+    x3 = rng.standard_normal((8, 16, 16, 32, 32)).astype(f32)
+    x_up = rng.standard_normal((64, 32, 56, 56)).astype(f32)  # the unpooling backward sizes by its 28x28 indices
+
+    def grads(shape):
+        return rng.standard_normal(shape).astype(f32)
+
+    _, i2 = cpool.slow.max_pool2d(x2, 2, return_indices=True)
+    v_nhwc, i_nhwc = cpool.slow.max_pool2d(x2_nhwc, 2, return_indices=True)
+    _, i_up = cpool.slow.max_pool2d(x_up, 2, return_indices=True)
+    _, i3 = cpool.slow.max_pool3d(x3, 2, return_indices=True)
+    _, ia2 = cpool.slow.adaptive_max_pool2d(x2, (5, 7), return_indices=True)
+    _, ia3 = cpool.slow.adaptive_max_pool3d(x3, (3, 5, 7), return_indices=True)
+    g2, g2_avg, ga2 = grads(i2.shape), grads((64, 32, 14, 14)), grads((64, 32, 5, 7))
+    g_up, g3, g3_avg, ga3 = grads(x_up.shape), grads(i3.shape), grads((8, 16, 8, 16, 16)), grads((8, 16, 3, 5, 7))
+    return {
+        "max_pool2d": lambda ops: ops.max_pool2d(x2, 2, return_indices=True),
+        "max_pool2d_backward": lambda ops: ops.max_pool2d_backward(g2, i2, x2.shape),
+        "avg_pool2d": lambda ops: ops.avg_pool2d(x2, 3, 2, 1),
+        "avg_pool2d_backward": lambda ops: ops.avg_pool2d_backward(g2_avg, x2.shape, 3, 2, 1),
+        "adaptive_avg_pool2d": lambda ops: ops.adaptive_avg_pool2d(x2, (5, 7)),
+        "adaptive_avg_pool2d_backward": lambda ops: ops.adaptive_avg_pool2d_backward(ga2, x2.shape),
+        "adaptive_max_pool2d": lambda ops: ops.adaptive_max_pool2d(x2, (5, 7), return_indices=True),
+        "adaptive_max_pool2d_backward": lambda ops: ops.adaptive_max_pool2d_backward(ga2, ia2, x2.shape),
+        "max_unpool2d": lambda ops: ops.max_unpool2d(v_nhwc, i_nhwc, 2),
+        "max_unpool2d_backward": lambda ops: ops.max_unpool2d_backward(g_up, i_up),
+        "max_pool3d": lambda ops: ops.max_pool3d(x3, 2, return_indices=True),
+        "max_pool3d_backward": lambda ops: ops.max_pool3d_backward(g3, i3, x3.shape),
+        "avg_pool3d": lambda ops: ops.avg_pool3d(x3, 3, 2, 1),
+        "avg_pool3d_backward": lambda ops: ops.avg_pool3d_backward(g3_avg, x3.shape, 3, 2, 1),
+        "adaptive_avg_pool3d": lambda ops: ops.adaptive_avg_pool3d(x3, (3, 5, 7)),
+        "adaptive_avg_pool3d_backward": lambda ops: ops.adaptive_avg_pool3d_backward(ga3, x3.shape),
+        "adaptive_max_pool3d": lambda ops: ops.adaptive_max_pool3d(x3, (3, 5, 7), return_indices=True),
+    }
+
+
+_BUSY_CASES: dict = {}
+
+
+@pytest.fixture(params=BUSY_OPS)
+def busy_case(request):
+    """(name, run, expected): one op's call (see _busy_cases) and
+    cpool.slow's answer, computed before busy_machine starts (list it first)."""
+    if not _BUSY_CASES:
+        _BUSY_CASES.update(_busy_cases())
+    run = _BUSY_CASES[request.param]
+    return request.param, run, run(cpool.slow)
+
+
+def _assert_same_answer(got, expected, name):
+    got, expected = (got, expected) if isinstance(expected, tuple) else ((got,), (expected,))
+    assert len(got) == len(expected) and all(same_bits(a, b) for a, b in zip(got, expected)), name
+
+
 @needs_compiled_backend
-def test_a_busy_machine_sends_default_calls_to_one_thread(restore_threads, busy_machine):
+def test_a_busy_machine_sends_default_calls_to_one_thread(restore_threads, busy_case, busy_machine):
     # With the default thread count, a call whose team members are not all
     # running is noticed, and calls then run on one thread for a while: an
     # OpenMP team waits for its slowest member, so on a busy machine two
-    # threads were many times slower than one. The answers stay exact.
+    # threads were many times slower than one. Every compiled parallel
+    # runner takes part; the answers stay exact.
     _needs_openmp_team()
     threadpoolctl = pytest.importorskip("threadpoolctl")
+    name, run, expected = busy_case
     compiled = cpool._backend.compiled()
-    compiled.busy_backoff(reset=True)
     cpool.set_num_threads(None)
     # The default follows OpenMP's, which other libraries in this process
     # (torch.set_num_threads in the parity tests) may have set to 1.
     with threadpoolctl.threadpool_limits(limits=2, user_api="openmp"):
         assert cpool.get_num_threads() == 2
-        x = np.random.default_rng(3).standard_normal((64, 32, 28, 28)).astype(np.float32)  # big enough for a team
-        expected = cpool.slow.max_pool2d(x, 2, return_indices=True)
-        g = np.ones_like(expected[0])
-        expected_gi = cpool.slow.max_pool2d_backward(g, expected[1], x.shape)
+        compiled.busy_backoff(reset=True)
         noticed = False
         deadline = time.monotonic() + 30
         while not noticed and time.monotonic() < deadline:
-            out, idx = cpool.max_pool2d(x, 2, return_indices=True)
-            assert same_bits(out, expected[0]) and same_bits(idx, expected[1])
-            assert same_bits(cpool.max_pool2d_backward(g, idx, x.shape), expected_gi)
+            _assert_same_answer(run(cpool), expected, name)
             noticed = compiled.busy_backoff()[1] > 0
-    assert noticed, f"with {busy_machine} busy processes the kernels never noticed a team member not running"
+    assert noticed, f"{name}: with {busy_machine} busy processes the kernels never noticed a team member not running"
     left, period = compiled.busy_backoff()
     assert 0 < period <= 1.0 and left <= period
 
 
 @needs_compiled_backend
-def test_an_explicit_thread_count_is_used_as_given_on_a_busy_machine(restore_threads, busy_machine):
+def test_an_explicit_thread_count_is_used_as_given_on_a_busy_machine(restore_threads, busy_case, busy_machine):
     # set_num_threads(n) means n: those calls neither shrink their team nor
     # start a one-thread period for the default ones.
     _needs_openmp_team()
+    name, run, expected = busy_case
     compiled = cpool._backend.compiled()
     compiled.busy_backoff(reset=True)
     cpool.set_num_threads(2)
-    x = np.random.default_rng(4).standard_normal((64, 32, 28, 28)).astype(np.float32)
-    expected = cpool.slow.max_pool2d(x, 3, 2, 1, return_indices=True)
-    for _ in range(20):
-        out, idx = cpool.max_pool2d(x, 3, 2, 1, return_indices=True)
-        assert same_bits(out, expected[0]) and same_bits(idx, expected[1])
-    assert compiled.busy_backoff() == (0.0, 0.0)
+    for _ in range(10):
+        _assert_same_answer(run(cpool), expected, name)
+    assert compiled.busy_backoff() == (0.0, 0.0), name

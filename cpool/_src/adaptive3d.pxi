@@ -177,15 +177,18 @@ cdef void _ad3_backward_items(const floating* go, floating* gi, Py_ssize_t i0, P
 
 
 cdef void _ad3_run(const floating* x, floating* out, int64_t* idx, bint is_max, bint backward,
-                   Py_ssize_t items, const _Vol3* v, Py_ssize_t C, int n_threads) noexcept:
+                   Py_ssize_t items, const _Vol3* v, Py_ssize_t C, int n_threads, bint adapt) noexcept:
     # Forward: items * OD * OH output rows; backward: items volumes or
-    # images. Split among the team in chunks claimed dynamically (each
-    # output on its own: any split gives the same bits).
+    # images. Split among the team in chunks claimed dynamically (see
+    # "threads on a busy machine" in common.h; each output on its own: any
+    # split gives the same bits).
     cdef Py_ssize_t units = items if backward else items * v.OD * v.OH, c, chunks
+    cdef Team team[1]
+    cdef double t0
     cdef int n
     if units == 0 or (not backward and v.OW == 0):
         return
-    n = <int>max(1, min(<Py_ssize_t>n_threads, units))
+    n = cpool_team_threads(n_threads, units, adapt)
     if n == 1:
         with nogil:
             if backward:
@@ -193,9 +196,12 @@ cdef void _ad3_run(const floating* x, floating* out, int64_t* idx, bint is_max, 
             else:
                 _ad3_forward_rows(x, out, idx, is_max, 0, units, v, C)
         return
-    chunks = min(units, <Py_ssize_t>CPOOL_CHUNKS_PER_THREAD * n)
+    chunks = cpool_team_open(team, n, units, adapt)
     for c in prange(chunks, nogil=True, schedule="dynamic", num_threads=n):
+        t0 = cpool_team_enter(team, c)
         if backward:
             _ad3_backward_items(x, out, units * c // chunks, units * (c + 1) // chunks, v, C)
         else:
             _ad3_forward_rows(x, out, idx, is_max, units * c // chunks, units * (c + 1) // chunks, v, C)
+        cpool_team_leave(team, t0)
+    cpool_team_close(team)

@@ -63,12 +63,17 @@ cdef void _ad_backward_images(const floating* go, floating* gi, Py_ssize_t n0, P
 
 cdef void _ad_backward_run(const floating* go, floating* gi, Py_ssize_t P, Py_ssize_t H, Py_ssize_t W,
                            Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t C, Py_ssize_t split,
-                           int n_threads) noexcept:
-    # P planes (C == 0) or P images of C channels, each written by one thread.
-    cdef Py_ssize_t c
-    cdef int n = <int>max(1, min(<Py_ssize_t>n_threads, P))
+                           int n_threads, bint adapt) noexcept:
+    # P planes (C == 0) or P images of C channels, each written by one
+    # thread, in chunks of consecutive ones claimed dynamically by the team
+    # (see "threads on a busy machine" in common.h).
+    cdef Py_ssize_t c, chunks
+    cdef Team team[1]
+    cdef double t0
+    cdef int n
     if P == 0:
         return
+    n = cpool_team_threads(n_threads, P, adapt)
     if n == 1:
         with nogil:
             if C > 0:
@@ -76,8 +81,12 @@ cdef void _ad_backward_run(const floating* go, floating* gi, Py_ssize_t P, Py_ss
             else:
                 _ad_backward_planes(go, gi, 0, P, H, W, OH, OW)
         return
-    for c in prange(P, nogil=True, schedule="dynamic", num_threads=n):
+    chunks = cpool_team_open(team, n, P, adapt)
+    for c in prange(chunks, nogil=True, schedule="dynamic", num_threads=n):
+        t0 = cpool_team_enter(team, c)
         if C > 0:
-            _ad_backward_images(go, gi, c, c + 1, H, W, OH, OW, C, split)
+            _ad_backward_images(go, gi, P * c // chunks, P * (c + 1) // chunks, H, W, OH, OW, C, split)
         else:
-            _ad_backward_planes(go, gi, c, c + 1, H, W, OH, OW)
+            _ad_backward_planes(go, gi, P * c // chunks, P * (c + 1) // chunks, H, W, OH, OW)
+        cpool_team_leave(team, t0)
+    cpool_team_close(team)

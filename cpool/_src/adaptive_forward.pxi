@@ -380,26 +380,33 @@ cdef void _ad_max_rows_nhwc(const floating* x, floating* out, int64_t* idx, Py_s
 
 cdef void _ad_forward_run(const floating* x, floating* out, int64_t* idx, bint is_max, Py_ssize_t P,
                           Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t C,
-                          Py_ssize_t split, Py_ssize_t sse, bint vector_tap_first, int n_threads) noexcept:
+                          Py_ssize_t split, Py_ssize_t sse, bint vector_tap_first, int n_threads,
+                          bint adapt) noexcept:
     # P planes (C == 0) or P images of C channels; P * OH output rows in
-    # chunks claimed dynamically by the team (each output on its own: any
-    # split gives the same bits). The 1x1 average: planes or images.
+    # chunks claimed dynamically by the team (see "threads on a busy
+    # machine" in common.h; each output on its own: any split gives the same
+    # bits). The 1x1 average: planes or images.
     cdef Py_ssize_t rows = P * OH, c, chunks, units
+    cdef Team team[1]
+    cdef double t0
     cdef int n
     cdef bint glob = (not is_max) and OH == 1 and OW == 1
     units = P if glob else rows
     if units == 0 or OW == 0:
         return
-    n = <int>max(1, min(<Py_ssize_t>n_threads, units))
+    n = cpool_team_threads(n_threads, units, adapt)
     if n == 1:
         with nogil:
             _ad_forward_chunk(x, out, idx, is_max, glob, 0, units, H, W, OH, OW, C, split, sse,
                               vector_tap_first)
         return
-    chunks = min(units, <Py_ssize_t>CPOOL_CHUNKS_PER_THREAD * n)
+    chunks = cpool_team_open(team, n, units, adapt)
     for c in prange(chunks, nogil=True, schedule="dynamic", num_threads=n):
+        t0 = cpool_team_enter(team, c)
         _ad_forward_chunk(x, out, idx, is_max, glob, units * c // chunks, units * (c + 1) // chunks,
                           H, W, OH, OW, C, split, sse, vector_tap_first)
+        cpool_team_leave(team, t0)
+    cpool_team_close(team)
 
 
 cdef void _ad_forward_chunk(const floating* x, floating* out, int64_t* idx, bint is_max, bint glob,

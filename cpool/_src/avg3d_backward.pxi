@@ -201,18 +201,24 @@ cdef void _avg3d_backward_slices(const floating* go, floating* gi, Py_ssize_t s0
 
 
 cdef int _avg3d_backward_run(const floating* go, floating* gi, Py_ssize_t N, Py_ssize_t P, Geometry3 g,
-                             Py_ssize_t C, bint incl, bint override, int64_t divisor, int n_threads) noexcept:
+                             Py_ssize_t C, bint incl, bint override, int64_t divisor, int n_threads,
+                             bint adapt) noexcept:
     # P planes (C == 0), or channels-last: N images of C channels, as N * D
     # depth slices. Each work item writes its own input rows, with its
-    # thread's scratch. Returns -1 when out of memory.
-    cdef Py_ssize_t c, items = N * g.D if C > 0 else P
+    # member's scratch; chunks of consecutive items are claimed dynamically
+    # by the team (see "threads on a busy machine" in common.h). Returns -1
+    # when out of memory.
+    cdef Py_ssize_t c, chunks, items = N * g.D if C > 0 else P
     cdef Py_ssize_t scratch = g.OW * C if C > 0 else g.OD * g.OH * g.OW
-    cdef int n = <int>max(1, min(<Py_ssize_t>n_threads, items))
-    cdef int t
+    cdef Team team[1]
+    cdef double t0
+    cdef int n
     cdef floating* divs
     cdef floating* work
+    cdef floating* mine
     if items == 0:
         return 0
+    n = cpool_team_threads(n_threads, items, adapt)
     divs = <floating*>malloc(g.OD * g.OH * g.OW * sizeof(floating))
     work = <floating*>malloc(n * scratch * sizeof(floating))
     if divs == NULL or work == NULL:
@@ -227,12 +233,16 @@ cdef int _avg3d_backward_run(const floating* go, floating* gi, Py_ssize_t N, Py_
             else:
                 _avg3d_backward_planes(go, gi, 0, items, g, divs, work)
     else:
-        for c in prange(items, nogil=True, schedule="dynamic", num_threads=n):
-            t = threadid()
+        chunks = cpool_team_open(team, n, items, adapt)
+        for c in prange(chunks, nogil=True, schedule="dynamic", num_threads=n):
+            t0 = cpool_team_enter(team, c)
+            mine = work + threadid() * scratch
             if C > 0:
-                _avg3d_backward_slices(go, gi, c, c + 1, g, C, divs, work + t * scratch)
+                _avg3d_backward_slices(go, gi, items * c // chunks, items * (c + 1) // chunks, g, C, divs, mine)
             else:
-                _avg3d_backward_planes(go, gi, c, c + 1, g, divs, work + t * scratch)
+                _avg3d_backward_planes(go, gi, items * c // chunks, items * (c + 1) // chunks, g, divs, mine)
+            cpool_team_leave(team, t0)
+        cpool_team_close(team)
     free(divs)
     free(work)
     return 0

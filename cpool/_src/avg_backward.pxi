@@ -67,12 +67,17 @@ cdef void _avg_backward_images(const floating* go, floating* gi, Py_ssize_t n0, 
 
 
 cdef void _avg_backward_run(const floating* go, floating* gi, Py_ssize_t P, Geometry g, Py_ssize_t C,
-                            bint incl, bint override, int64_t divisor, int n_threads) noexcept:
-    # P planes (C == 0) or P images of C channels, each written by one thread.
-    cdef Py_ssize_t c
-    cdef int n = <int>max(1, min(<Py_ssize_t>n_threads, P))
+                            bint incl, bint override, int64_t divisor, int n_threads, bint adapt) noexcept:
+    # P planes (C == 0) or P images of C channels, each written by one
+    # thread, in chunks of consecutive ones claimed dynamically by the team
+    # (see "threads on a busy machine" in common.h).
+    cdef Py_ssize_t c, chunks
+    cdef Team team[1]
+    cdef double t0
+    cdef int n
     if P == 0:
         return
+    n = cpool_team_threads(n_threads, P, adapt)
     if n == 1:
         with nogil:
             if C > 0:
@@ -80,8 +85,12 @@ cdef void _avg_backward_run(const floating* go, floating* gi, Py_ssize_t P, Geom
             else:
                 _avg_backward_planes(go, gi, 0, P, g, incl, override, divisor)
         return
-    for c in prange(P, nogil=True, schedule="dynamic", num_threads=n):
+    chunks = cpool_team_open(team, n, P, adapt)
+    for c in prange(chunks, nogil=True, schedule="dynamic", num_threads=n):
+        t0 = cpool_team_enter(team, c)
         if C > 0:
-            _avg_backward_images(go, gi, c, c + 1, g, C, incl, override, divisor)
+            _avg_backward_images(go, gi, P * c // chunks, P * (c + 1) // chunks, g, C, incl, override, divisor)
         else:
-            _avg_backward_planes(go, gi, c, c + 1, g, incl, override, divisor)
+            _avg_backward_planes(go, gi, P * c // chunks, P * (c + 1) // chunks, g, incl, override, divisor)
+        cpool_team_leave(team, t0)
+    cpool_team_close(team)

@@ -157,13 +157,17 @@ cdef void _avg_rows_nhwc(const floating* x, floating* out, Py_ssize_t r0, Py_ssi
 
 
 cdef void _avg_forward_run(const floating* x, floating* out, Py_ssize_t P, Geometry g, Py_ssize_t C,
-                           bint incl, bint override, int64_t divisor, int n_threads) noexcept:
+                           bint incl, bint override, int64_t divisor, int n_threads, bint adapt) noexcept:
     # P planes (C == 0) or P images of C channels: P * OH output rows in
-    # chunks of consecutive rows, claimed dynamically by the team.
+    # chunks of consecutive rows, claimed dynamically by the team (see
+    # "threads on a busy machine" in common.h).
     cdef Py_ssize_t rows = P * g.OH, c, chunks
-    cdef int n = <int>max(1, min(<Py_ssize_t>n_threads, rows))
+    cdef Team team[1]
+    cdef double t0
+    cdef int n
     if rows == 0 or g.OW == 0:
         return
+    n = cpool_team_threads(n_threads, rows, adapt)
     if n == 1:
         with nogil:
             if C > 0:
@@ -171,9 +175,12 @@ cdef void _avg_forward_run(const floating* x, floating* out, Py_ssize_t P, Geome
             else:
                 _avg_rows(x, out, 0, rows, g, incl, override, divisor)
         return
-    chunks = min(rows, <Py_ssize_t>CPOOL_CHUNKS_PER_THREAD * n)
+    chunks = cpool_team_open(team, n, rows, adapt)
     for c in prange(chunks, nogil=True, schedule="dynamic", num_threads=n):
+        t0 = cpool_team_enter(team, c)
         if C > 0:
             _avg_rows_nhwc(x, out, rows * c // chunks, rows * (c + 1) // chunks, g, C, incl, override, divisor)
         else:
             _avg_rows(x, out, rows * c // chunks, rows * (c + 1) // chunks, g, incl, override, divisor)
+        cpool_team_leave(team, t0)
+    cpool_team_close(team)

@@ -75,12 +75,9 @@ cdef Py_ssize_t _backward_run(const floating* gop, const index_t* ip, floating* 
     # backward_nhwc.pxi), so no atomics. Returns the number of indices
     # outside [-1, H*W) (skipped).
     cdef Py_ssize_t c, chunks, bad = 0, items, cb = 0
-    cdef Py_ssize_t done[CPOOL_MAX_TEAM]
-    # Written inside the loop: arrays, shared (a scalar would be lastprivate).
-    cdef int team[1]
-    cdef double busy0[1]
-    cdef double start, t0
-    cdef int n, tid
+    cdef Team team[1]
+    cdef double t0
+    cdef int n
     cdef bint cells
     if C > 0:
         cells = _use_cells_nhwc(H, W, OH, OW, index_t is int32_t)
@@ -88,10 +85,7 @@ cdef Py_ssize_t _backward_run(const floating* gop, const index_t* ip, floating* 
         cells = _use_cells(H, W, OH, OW)
     if P == 0:
         return 0
-    n = <int>max(1, min(<Py_ssize_t>n_threads, P if C == 0 else P * C))
-    if adapt:
-        n = cpool_team_size(n)
-    n = min(n, <int>CPOOL_MAX_TEAM)
+    n = cpool_team_threads(n_threads, P if C == 0 else P * C, adapt)
     if C > 0:
         cb = _nhwc_block(P, C, n)
         items = P * ((C + cb - 1) // cb)
@@ -102,21 +96,11 @@ cdef Py_ssize_t _backward_run(const floating* gop, const index_t* ip, floating* 
         with nogil:
             bad = _backward_block(gop, ip, gip, 0, items, H, W, OH, OW, C, cb, cells)
         return bad
-    chunks = min(items, <Py_ssize_t>CPOOL_CHUNKS_PER_THREAD * n)
-    memset(done, 0, n * sizeof(Py_ssize_t))
-    team[0] = 1
-    busy0[0] = 0.0
-    start = cpool_wtime()
+    chunks = cpool_team_open(team, n, items, adapt)
     for c in prange(chunks, nogil=True, schedule="dynamic", num_threads=n):
-        tid = threadid()
-        t0 = cpool_wtime()
-        if c == 0:
-            team[0] = cpool_omp_team_size()
+        t0 = cpool_team_enter(team, c)
         bad += _backward_block(gop, ip, gip, items * c // chunks, items * (c + 1) // chunks, H, W, OH, OW, C,
                                cb, cells)
-        done[tid] += 1
-        if tid == 0:
-            busy0[0] += cpool_wtime() - t0
-    if adapt:
-        cpool_team_report(team[0], done, chunks, busy0[0], cpool_wtime() - start)
+        cpool_team_leave(team, t0)
+    cpool_team_close(team)
     return bad

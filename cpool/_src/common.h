@@ -114,11 +114,13 @@ static int cpool_cpu_has_avx512(void) { return 0; }
 static int cpool_openmp_enabled(void) { return 1; }
 static int cpool_omp_max_threads(void) { return omp_get_max_threads(); }
 static int cpool_omp_team_size(void) { return omp_get_num_threads(); }
+static int cpool_omp_member(void) { return omp_get_thread_num(); }
 static double cpool_wtime(void) { return omp_get_wtime(); }
 #else
 static int cpool_openmp_enabled(void) { return 0; }
 static int cpool_omp_max_threads(void) { return 1; }
 static int cpool_omp_team_size(void) { return 1; }
+static int cpool_omp_member(void) { return 0; }
 static double cpool_wtime(void) { return 0.0; }
 #endif
 
@@ -186,6 +188,86 @@ static void cpool_team_report(int team, const Py_ssize_t *done, Py_ssize_t chunk
     } else if (CPOOL_LOAD(cpool_solo_period_us) != 0) {
         CPOOL_STORE(cpool_solo_period_us, 0);
     }
+}
+
+/* One call's team, kept on the runner's stack. Every parallel runner of
+   the kernels does the same, in Cython (prange cannot be wrapped):
+
+       n = cpool_team_threads(n_threads, units, adapt)
+       if n == 1:
+           run units [0, units) here, no OpenMP region
+       else:
+           chunks = cpool_team_open(team, n, units, adapt)
+           for c in prange(chunks, schedule="dynamic", num_threads=n):
+               t0 = cpool_team_enter(team, c)
+               run units [units * c // chunks, units * (c + 1) // chunks)
+               cpool_team_leave(team, t0)
+           cpool_team_close(team)
+
+   with `team` a `cpool_team team[1]`: an array, so the loop body only
+   passes its address and the members share it (Cython makes a variable
+   assigned in a prange body private to each member). Members write only
+   their own done[] entry, member 0 alone busy0, the member running chunk 0
+   alone size. `adapt`: the call follows the default thread count, so it
+   may shrink its team and reports what it saw; an explicit thread count is
+   used as given and reports nothing. */
+typedef struct {
+    int adapt;
+    int size;                        /* members OpenMP started */
+    Py_ssize_t chunks;
+    double start;                    /* cpool_wtime() before the region */
+    double busy0;                    /* seconds member 0 spent in chunks */
+    Py_ssize_t done[CPOOL_MAX_TEAM]; /* chunks each member ran */
+} cpool_team;
+
+/* The members for a call of `units` independent work units that may use
+   n_threads threads: never more than the units, 1 during a solo period
+   (when adapt). 1 means: run serially, outside any OpenMP region. */
+static int cpool_team_threads(int n_threads, Py_ssize_t units, int adapt)
+{
+    Py_ssize_t n = n_threads < units ? n_threads : units;
+    if (n < 1)
+        n = 1;
+    if (n > CPOOL_MAX_TEAM)
+        n = CPOOL_MAX_TEAM;
+    return adapt ? cpool_team_size((int)n) : (int)n;
+}
+
+/* Before the region of n members over `units`: the number of chunks. */
+static Py_ssize_t cpool_team_open(cpool_team *t, int n, Py_ssize_t units, int adapt)
+{
+    Py_ssize_t most = (Py_ssize_t)CPOOL_CHUNKS_PER_THREAD * n;
+    t->adapt = adapt;
+    t->size = 1;
+    t->chunks = units < most ? units : most;
+    t->busy0 = 0.0;
+    memset(t->done, 0, (size_t)n * sizeof(Py_ssize_t));
+    t->start = cpool_wtime();
+    return t->chunks;
+}
+
+/* A member starts chunk c; returns the time, for cpool_team_leave. */
+static CPOOL_ALWAYS_INLINE double cpool_team_enter(cpool_team *t, Py_ssize_t c)
+{
+    if (c == 0)
+        t->size = cpool_omp_team_size();
+    return cpool_wtime();
+}
+
+/* A member finished the chunk it entered at time t0. */
+static CPOOL_ALWAYS_INLINE void cpool_team_leave(cpool_team *t, double t0)
+{
+    int member = cpool_omp_member();
+    t->done[member] += 1;
+    if (member == 0)
+        t->busy0 += cpool_wtime() - t0;
+}
+
+/* After the region: report it (when adapt). */
+static void cpool_team_close(const cpool_team *t)
+{
+    if (t->adapt)
+        cpool_team_report(t->size, t->done, t->chunks, t->busy0, cpool_wtime() - t->start);
 }
 
 #endif /* CPOOL_COMMON_H */

@@ -278,22 +278,15 @@ cdef bint _forward_run(const floating* x, floating* out, index_t* idx, Py_ssize_
     # with nothing written, where the general paths would need index
     # offsets past int32 (a plane of 2**31+ elements).
     cdef Py_ssize_t rows = P * g.OH, c, chunks
-    cdef Py_ssize_t done[CPOOL_MAX_TEAM]
+    cdef Team team[1]
+    cdef double t0
     cdef int n
-    # Written inside the loop: arrays, shared (a scalar would be lastprivate).
-    cdef int team[1]
-    cdef double busy0[1]
-    cdef double start, t0
-    cdef int tid
     cdef bint is_2x2 = _is_2x2(g)
     if idx != NULL and (C > 0 or not is_2x2) and not cpool_plane_fits_int32(&g):
         return False
     if rows == 0 or g.OW == 0:
         return True
-    n = <int>max(1, min(<Py_ssize_t>n_threads, rows))
-    if adapt:
-        n = cpool_team_size(n)
-    n = min(n, <int>CPOOL_MAX_TEAM)
+    n = cpool_team_threads(n_threads, rows, adapt)
     if n == 1:  # no OpenMP machinery at all on the latency path
         with nogil:
             if C > 0:
@@ -301,23 +294,13 @@ cdef bint _forward_run(const floating* x, floating* out, index_t* idx, Py_ssize_
             else:
                 _forward_block(x, out, idx, 0, rows, g, is_2x2)
         return True
-    chunks = min(rows, <Py_ssize_t>CPOOL_CHUNKS_PER_THREAD * n)
-    memset(done, 0, n * sizeof(Py_ssize_t))
-    team[0] = 1
-    busy0[0] = 0.0
-    start = cpool_wtime()
+    chunks = cpool_team_open(team, n, rows, adapt)
     for c in prange(chunks, nogil=True, schedule="dynamic", num_threads=n):
-        tid = threadid()
-        t0 = cpool_wtime()
-        if c == 0:
-            team[0] = cpool_omp_team_size()
+        t0 = cpool_team_enter(team, c)
         if C > 0:
             _forward_block_nhwc(x, out, idx, rows * c // chunks, rows * (c + 1) // chunks, g, C)
         else:
             _forward_block(x, out, idx, rows * c // chunks, rows * (c + 1) // chunks, g, is_2x2)
-        done[tid] += 1
-        if tid == 0:
-            busy0[0] += cpool_wtime() - t0
-    if adapt:
-        cpool_team_report(team[0], done, chunks, busy0[0], cpool_wtime() - start)
+        cpool_team_leave(team, t0)
+    cpool_team_close(team)
     return True

@@ -61,12 +61,15 @@ cdef extern from "common.h" nogil:
     int cpool_cpu_has_avx512()
     int cpool_openmp_enabled()
     int cpool_omp_max_threads()
-    int cpool_omp_team_size()
-    enum: CPOOL_CHUNKS_PER_THREAD
-    enum: CPOOL_MAX_TEAM
-    int cpool_team_size(int n)
-    void cpool_team_report(int team, const Py_ssize_t* done, Py_ssize_t chunks, double busy0, double wall)
-    double cpool_wtime()
+    # A call's team on a busy machine (see "threads on a busy machine" in
+    # common.h for the protocol every parallel runner follows).
+    ctypedef struct Team "cpool_team":
+        pass
+    int cpool_team_threads(int n_threads, Py_ssize_t units, bint adapt)
+    Py_ssize_t cpool_team_open(Team* team, int n, Py_ssize_t units, bint adapt)
+    double cpool_team_enter(Team* team, Py_ssize_t c)
+    void cpool_team_leave(Team* team, double t0)
+    void cpool_team_close(const Team* team)
     int64_t cpool_solo_until_us
     int64_t cpool_solo_period_us
     int64_t cpool_now_us()
@@ -337,11 +340,12 @@ cdef inline int64_t _avg_override(object divisor_override, bint* override) excep
 
 def avg_pool2d_forward_into(const floating[:, :, :, ::1] x not None, floating[:, :, :, ::1] out not None,
                             object geometry, bint count_include_pad, object divisor_override, int n_threads,
-                            bint channels_last=False):
+                            bint adapt=False, bint channels_last=False):
     """Fill ``out`` (N, C, OH, OW) with the window means of ``x`` (N, C, H, W),
     PyTorch's average pooling (``divisor_override``: None or a non-zero int).
 
     ``channels_last``: the arrays are (N, H, W, C) and (N, OH, OW, C).
+    ``n_threads`` and ``adapt`` as for :func:`max_pool2d_forward_into`.
     """
     cdef Geometry g = _geometry(geometry)
     cdef bint override
@@ -358,19 +362,19 @@ def avg_pool2d_forward_into(const floating[:, :, :, ::1] x not None, floating[:,
         return
     if channels_last:
         _avg_forward_run(&x[0, 0, 0, 0], &out[0, 0, 0, 0], x.shape[0], g, x.shape[3], count_include_pad,
-                         override, divisor, n_threads)
+                         override, divisor, n_threads, adapt)
     else:
         _avg_forward_run(&x[0, 0, 0, 0], &out[0, 0, 0, 0], x.shape[0] * x.shape[1], g, 0, count_include_pad,
-                         override, divisor, n_threads)
+                         override, divisor, n_threads, adapt)
 
 
 def avg_pool2d_backward_into(const floating[:, :, :, ::1] grad_output not None,
                              floating[:, :, :, ::1] grad_input not None, object geometry,
                              bint count_include_pad, object divisor_override, int n_threads,
-                             bint channels_last=False):
+                             bint adapt=False, bint channels_last=False):
     """Overwrite ``grad_input`` (N, C, H, W) with the gradient of average
-    pooling for ``grad_output`` (N, C, OH, OW); ``channels_last`` as for
-    :func:`avg_pool2d_forward_into`."""
+    pooling for ``grad_output`` (N, C, OH, OW); ``n_threads``, ``adapt`` and
+    ``channels_last`` as for :func:`avg_pool2d_forward_into`."""
     cdef Geometry g = _geometry(geometry)
     cdef bint override
     cdef int64_t divisor = _avg_override(divisor_override, &override)
@@ -388,22 +392,24 @@ def avg_pool2d_backward_into(const floating[:, :, :, ::1] grad_output not None,
         return
     if channels_last:
         _avg_backward_run(&grad_output[0, 0, 0, 0], &grad_input[0, 0, 0, 0], grad_input.shape[0], g,
-                          grad_input.shape[3], count_include_pad, override, divisor, n_threads)
+                          grad_input.shape[3], count_include_pad, override, divisor, n_threads, adapt)
     else:
         _avg_backward_run(&grad_output[0, 0, 0, 0], &grad_input[0, 0, 0, 0],
                           grad_input.shape[0] * grad_input.shape[1], g, 0, count_include_pad, override, divisor,
-                          n_threads)
+                          n_threads, adapt)
 
 
 # ------------------------------------------------------------ max unpooling
 
 def max_unpool2d_forward_into(const floating[:, :, :, ::1] x not None, const int64_t[:, :, :, ::1] indices not None,
-                              floating[:, :, :, ::1] out not None, int n_threads, bint channels_last=False):
+                              floating[:, :, :, ::1] out not None, int n_threads, bint adapt=False,
+                              bint channels_last=False):
     """Fill ``out`` (N, C, OH, OW) with zeros and each value of ``x`` (N, C,
     H, W) at its index in its plane (PyTorch's max_unpool2d; a repeated
     index keeps the later value). ``channels_last``: (N, H, W, C) and (N,
-    OH, OW, C). Returns how many indices were outside the plane (skipped:
-    the caller raises and discards ``out``)."""
+    OH, OW, C); ``n_threads`` and ``adapt`` as for
+    :func:`max_pool2d_forward_into`. Returns how many indices were outside
+    the plane (skipped: the caller raises and discards ``out``)."""
     cdef Py_ssize_t N = x.shape[0], C, L, OL
     if indices.shape[0] != N or indices.shape[1] != x.shape[1] or indices.shape[2] != x.shape[2] \
             or indices.shape[3] != x.shape[3] or out.shape[0] != N:
@@ -422,17 +428,18 @@ def max_unpool2d_forward_into(const floating[:, :, :, ::1] x not None, const int
         return N * C * L
     if channels_last:
         return _unpool_run(&x[0, 0, 0, 0], &indices[0, 0, 0, 0], &out[0, 0, 0, 0], N, L, OL, C, False,
-                           n_threads)
-    return _unpool_run(&x[0, 0, 0, 0], &indices[0, 0, 0, 0], &out[0, 0, 0, 0], N * C, L, OL, 0, False, n_threads)
+                           n_threads, adapt)
+    return _unpool_run(&x[0, 0, 0, 0], &indices[0, 0, 0, 0], &out[0, 0, 0, 0], N * C, L, OL, 0, False, n_threads,
+                       adapt)
 
 
 def max_unpool2d_backward_into(const floating[:, :, :, ::1] grad_output not None,
                                const int64_t[:, :, :, ::1] indices not None,
-                               floating[:, :, :, ::1] grad_input not None, int n_threads,
+                               floating[:, :, :, ::1] grad_input not None, int n_threads, bint adapt=False,
                                bint channels_last=False):
     """Fill ``grad_input`` (``indices``' shape) with ``grad_output`` read at
-    each index of its plane (0 for an index outside it); ``channels_last``
-    and the return value as for :func:`max_unpool2d_forward_into`."""
+    each index of its plane (0 for an index outside it); the other
+    arguments and the return value as for :func:`max_unpool2d_forward_into`."""
     cdef Py_ssize_t N = grad_input.shape[0], C, L, OL
     if indices.shape[0] != N or indices.shape[1] != grad_input.shape[1] \
             or indices.shape[2] != grad_input.shape[2] or indices.shape[3] != grad_input.shape[3] \
@@ -454,17 +461,19 @@ def max_unpool2d_backward_into(const floating[:, :, :, ::1] grad_output not None
         return N * C * L
     if channels_last:
         return _unpool_run(&grad_output[0, 0, 0, 0], &indices[0, 0, 0, 0], &grad_input[0, 0, 0, 0], N, L, OL, C,
-                           True, n_threads)
+                           True, n_threads, adapt)
     return _unpool_run(&grad_output[0, 0, 0, 0], &indices[0, 0, 0, 0], &grad_input[0, 0, 0, 0], N * C, L, OL, 0,
-                       True, n_threads)
+                       True, n_threads, adapt)
 # ------------------------------------------------------------ adaptive pooling
 
 def adaptive_pool2d_forward_into(const floating[:, :, :, ::1] x not None, floating[:, :, :, ::1] out not None,
                                  int64_t[:, :, :, ::1] indices, bint is_max, Py_ssize_t split, Py_ssize_t sse,
-                                 bint vector_tap_first, int n_threads, bint channels_last=False):
+                                 bint vector_tap_first, int n_threads, bint adapt=False,
+                                 bint channels_last=False):
     """Fill ``out`` (N, C, OH, OW) with the adaptive average (``is_max``
     False) or maximum of ``x`` (N, C, H, W), and ``indices`` (int64, may be
     None) with the maxima's positions; the output size is ``out``'s.
+    ``n_threads`` and ``adapt`` as for :func:`max_pool2d_forward_into`.
 
     ``channels_last``: the arrays are (N, H, W, C) and (N, OH, OW, C), and
     the channels fall in torch's groups (``cpool.slow.channel_groups``):
@@ -490,18 +499,18 @@ def adaptive_pool2d_forward_into(const floating[:, :, :, ::1] x not None, floati
         idx = &indices[0, 0, 0, 0]
     if channels_last:
         _ad_forward_run(&x[0, 0, 0, 0], &out[0, 0, 0, 0], idx, is_max, x.shape[0], H, W, OH, OW, x.shape[3],
-                        split, sse, vector_tap_first, n_threads)
+                        split, sse, vector_tap_first, n_threads, adapt)
     else:
         _ad_forward_run(&x[0, 0, 0, 0], &out[0, 0, 0, 0], idx, is_max, x.shape[0] * x.shape[1], H, W, OH, OW, 0,
-                        0, 0, False, n_threads)
+                        0, 0, False, n_threads, adapt)
 
 
 def adaptive_avg_pool2d_backward_into(const floating[:, :, :, ::1] grad_output not None,
                                       floating[:, :, :, ::1] grad_input not None, Py_ssize_t split,
-                                      int n_threads, bint channels_last=False):
+                                      int n_threads, bint adapt=False, bint channels_last=False):
     """Overwrite ``grad_input`` (N, C, H, W) with the gradient of adaptive
-    average pooling for ``grad_output`` (N, C, OH, OW); ``channels_last`` and
-    ``split`` as for :func:`adaptive_pool2d_forward_into`."""
+    average pooling for ``grad_output`` (N, C, OH, OW); the other arguments
+    as for :func:`adaptive_pool2d_forward_into`."""
     cdef Py_ssize_t H, W, OH, OW
     if channels_last:
         H, W, OH, OW = grad_input.shape[1], grad_input.shape[2], grad_output.shape[1], grad_output.shape[2]
@@ -519,10 +528,10 @@ def adaptive_avg_pool2d_backward_into(const floating[:, :, :, ::1] grad_output n
         return
     if channels_last:
         _ad_backward_run(&grad_output[0, 0, 0, 0], &grad_input[0, 0, 0, 0], grad_input.shape[0], H, W, OH, OW,
-                         grad_input.shape[3], split, n_threads)
+                         grad_input.shape[3], split, n_threads, adapt)
     else:
         _ad_backward_run(&grad_output[0, 0, 0, 0], &grad_input[0, 0, 0, 0],
-                         grad_input.shape[0] * grad_input.shape[1], H, W, OH, OW, 0, 0, n_threads)
+                         grad_input.shape[0] * grad_input.shape[1], H, W, OH, OW, 0, 0, n_threads, adapt)
 
 
 # ------------------------------------------------------------ 3-D average pooling
@@ -539,11 +548,12 @@ cdef bint _avg3d_shapes_ok(const Py_ssize_t* x, const Py_ssize_t* o, Geometry3 g
 
 def avg_pool3d_forward_into(const floating[:, :, :, :, ::1] x not None, floating[:, :, :, :, ::1] out not None,
                             object geometry, bint count_include_pad, object divisor_override, int n_threads,
-                            bint channels_last=False):
+                            bint adapt=False, bint channels_last=False):
     """Fill ``out`` (N, C, OD, OH, OW) with the window means of ``x``
     (N, C, D, H, W), PyTorch's avg_pool3d (``divisor_override``: None or a
     non-zero int). ``channels_last``: the arrays are (N, D, H, W, C) and
-    (N, OD, OH, OW, C)."""
+    (N, OD, OH, OW, C); ``n_threads`` and ``adapt`` as for
+    :func:`max_pool2d_forward_into`."""
     cdef Geometry3 g = _geometry3(geometry)
     cdef bint override
     cdef int64_t divisor = _avg_override(divisor_override, &override)
@@ -553,19 +563,19 @@ def avg_pool3d_forward_into(const floating[:, :, :, :, ::1] x not None, floating
         return
     if channels_last:
         _avg3d_forward_run(&x[0, 0, 0, 0, 0], &out[0, 0, 0, 0, 0], x.shape[0], g, x.shape[4], count_include_pad,
-                           override, divisor, n_threads)
+                           override, divisor, n_threads, adapt)
     else:
         _avg3d_forward_run(&x[0, 0, 0, 0, 0], &out[0, 0, 0, 0, 0], x.shape[0] * x.shape[1], g, 0,
-                           count_include_pad, override, divisor, n_threads)
+                           count_include_pad, override, divisor, n_threads, adapt)
 
 
 def avg_pool3d_backward_into(const floating[:, :, :, :, ::1] grad_output not None,
                              floating[:, :, :, :, ::1] grad_input not None, object geometry,
                              bint count_include_pad, object divisor_override, int n_threads,
-                             bint channels_last=False):
+                             bint adapt=False, bint channels_last=False):
     """Overwrite ``grad_input`` (N, C, D, H, W) with the gradient of 3-D
-    average pooling for ``grad_output`` (N, C, OD, OH, OW); ``channels_last``
-    as for :func:`avg_pool3d_forward_into`."""
+    average pooling for ``grad_output`` (N, C, OD, OH, OW); ``n_threads``,
+    ``adapt`` and ``channels_last`` as for :func:`avg_pool3d_forward_into`."""
     cdef Geometry3 g = _geometry3(geometry)
     cdef bint override
     cdef int64_t divisor = _avg_override(divisor_override, &override)
@@ -576,11 +586,11 @@ def avg_pool3d_backward_into(const floating[:, :, :, :, ::1] grad_output not Non
         return
     if channels_last:
         rc = _avg3d_backward_run(&grad_output[0, 0, 0, 0, 0], &grad_input[0, 0, 0, 0, 0], grad_input.shape[0], 0,
-                                 g, grad_input.shape[4], count_include_pad, override, divisor, n_threads)
+                                 g, grad_input.shape[4], count_include_pad, override, divisor, n_threads, adapt)
     else:
         rc = _avg3d_backward_run(&grad_output[0, 0, 0, 0, 0], &grad_input[0, 0, 0, 0, 0], 0,
                                  grad_input.shape[0] * grad_input.shape[1], g, 0, count_include_pad, override,
-                                 divisor, n_threads)
+                                 divisor, n_threads, adapt)
     if rc != 0:
         raise MemoryError("avg_pool3d_backward_into: no memory for the divisors and shares")
 
@@ -589,12 +599,13 @@ def avg_pool3d_backward_into(const floating[:, :, :, :, ::1] grad_output not Non
 
 def adaptive_pool3d_forward_into(const floating[:, :, :, :, ::1] x not None,
                                  floating[:, :, :, :, ::1] out not None, int64_t[:, :, :, :, ::1] indices,
-                                 bint is_max, int n_threads, bint channels_last=False):
+                                 bint is_max, int n_threads, bint adapt=False, bint channels_last=False):
     """Fill ``out`` (N, C, OD, OH, OW) with the 3-D adaptive average
     (``is_max`` False) or maximum of ``x`` (N, C, D, H, W), and ``indices``
     (int64, may be None) with the maxima's positions ``(d * H + h) * W +
     w``; the output size is ``out``'s. ``channels_last``: the arrays are
-    (N, D, H, W, C) and (N, OD, OH, OW, C)."""
+    (N, D, H, W, C) and (N, OD, OH, OW, C); ``n_threads`` and ``adapt`` as
+    for :func:`max_pool2d_forward_into`."""
     cdef _Vol3 v
     cdef int64_t* idx = NULL
     cdef Py_ssize_t a = 1 if channels_last else 2, c = 4 if channels_last else 1
@@ -610,18 +621,20 @@ def adaptive_pool3d_forward_into(const floating[:, :, :, :, ::1] x not None,
     if indices is not None:
         idx = &indices[0, 0, 0, 0, 0]
     if channels_last:
-        _ad3_run(&x[0, 0, 0, 0, 0], &out[0, 0, 0, 0, 0], idx, is_max, False, x.shape[0], &v, x.shape[4], n_threads)
+        _ad3_run(&x[0, 0, 0, 0, 0], &out[0, 0, 0, 0, 0], idx, is_max, False, x.shape[0], &v, x.shape[4], n_threads,
+                 adapt)
     else:
         _ad3_run(&x[0, 0, 0, 0, 0], &out[0, 0, 0, 0, 0], idx, is_max, False, x.shape[0] * x.shape[1], &v, 0,
-                 n_threads)
+                 n_threads, adapt)
 
 
 def adaptive_avg_pool3d_backward_into(const floating[:, :, :, :, ::1] grad_output not None,
                                       floating[:, :, :, :, ::1] grad_input not None, int n_threads,
-                                      bint channels_last=False):
+                                      bint adapt=False, bint channels_last=False):
     """Overwrite ``grad_input`` (N, C, D, H, W) with the gradient of 3-D
     adaptive average pooling for ``grad_output`` (N, C, OD, OH, OW);
-    ``channels_last`` as for :func:`adaptive_pool3d_forward_into`."""
+    ``n_threads``, ``adapt`` and ``channels_last`` as for
+    :func:`adaptive_pool3d_forward_into`."""
     cdef _Vol3 v
     cdef Py_ssize_t a = 1 if channels_last else 2, c = 4 if channels_last else 1
     v.D, v.H, v.W = grad_input.shape[a], grad_input.shape[a + 1], grad_input.shape[a + 2]
@@ -635,7 +648,7 @@ def adaptive_avg_pool3d_backward_into(const floating[:, :, :, :, ::1] grad_outpu
         return
     if channels_last:
         _ad3_run(&grad_output[0, 0, 0, 0, 0], &grad_input[0, 0, 0, 0, 0], NULL, False, True, grad_input.shape[0],
-                 &v, grad_input.shape[4], n_threads)
+                 &v, grad_input.shape[4], n_threads, adapt)
     else:
         _ad3_run(&grad_output[0, 0, 0, 0, 0], &grad_input[0, 0, 0, 0, 0], NULL, False, True,
-                 grad_input.shape[0] * grad_input.shape[1], &v, 0, n_threads)
+                 grad_input.shape[0] * grad_input.shape[1], &v, 0, n_threads, adapt)

@@ -237,13 +237,13 @@ cdef bint _max3d_forward_run(const floating* x, floating* out, int64_t* idx, Py_
     # `items` (plane or image, output depth) work items in chunks claimed
     # dynamically by the team (see "threads on a busy machine" in common.h).
     cdef Py_ssize_t c, chunks
-    cdef int n = <int>max(1, min(<Py_ssize_t>n_threads, items))
+    cdef Team team[1]
+    cdef double t0
+    cdef int n
     cdef bint ok = True
     # Written inside the loop: an array, shared (a scalar would be lastprivate).
     cdef int failed[1]
-    if adapt:
-        n = cpool_team_size(n)
-    n = min(n, <int>CPOOL_MAX_TEAM)
+    n = cpool_team_threads(n_threads, items, adapt)
     if n == 1:
         with nogil:
             if channels_last:
@@ -251,9 +251,10 @@ cdef bint _max3d_forward_run(const floating* x, floating* out, int64_t* idx, Py_
             else:
                 ok = _max3d_planes_items(x, out, idx, 0, items, g, C, nodepth_from)
         return ok
-    chunks = min(items, <Py_ssize_t>CPOOL_CHUNKS_PER_THREAD * n)
     failed[0] = 0
+    chunks = cpool_team_open(team, n, items, adapt)
     for c in prange(chunks, nogil=True, schedule="dynamic", num_threads=n):
+        t0 = cpool_team_enter(team, c)
         if channels_last:
             if not _max3d_cl_items(x, out, idx, items * c // chunks, items * (c + 1) // chunks, g, C,
                                    nodepth_from):
@@ -261,6 +262,8 @@ cdef bint _max3d_forward_run(const floating* x, floating* out, int64_t* idx, Py_
         elif not _max3d_planes_items(x, out, idx, items * c // chunks, items * (c + 1) // chunks, g, C,
                                      nodepth_from):
             failed[0] = 1
+        cpool_team_leave(team, t0)
+    cpool_team_close(team)
     return not failed[0]
 
 
@@ -303,18 +306,22 @@ cdef Py_ssize_t _max3d_backward_items(const floating* go, const int64_t* idx, fl
 cdef Py_ssize_t _max3d_backward_run(const floating* go, const int64_t* idx, floating* gi, Py_ssize_t items,
                                     Py_ssize_t V, Py_ssize_t OV, Py_ssize_t C, int n_threads,
                                     bint adapt) noexcept:
+    # `items` volumes or images in chunks claimed dynamically by the team
+    # (see "threads on a busy machine" in common.h).
     cdef Py_ssize_t c, chunks, bad = 0
-    cdef int n = <int>max(1, min(<Py_ssize_t>n_threads, items))
-    if adapt:
-        n = cpool_team_size(n)
-    n = min(n, <int>CPOOL_MAX_TEAM)
+    cdef Team team[1]
+    cdef double t0
+    cdef int n = cpool_team_threads(n_threads, items, adapt)
     if n == 1:
         with nogil:
             bad = _max3d_backward_items(go, idx, gi, 0, items, V, OV, C)
         return bad
-    chunks = min(items, <Py_ssize_t>CPOOL_CHUNKS_PER_THREAD * n)
+    chunks = cpool_team_open(team, n, items, adapt)
     for c in prange(chunks, nogil=True, schedule="dynamic", num_threads=n):
+        t0 = cpool_team_enter(team, c)
         bad += _max3d_backward_items(go, idx, gi, items * c // chunks, items * (c + 1) // chunks, V, OV, C)
+        cpool_team_leave(team, t0)
+    cpool_team_close(team)
     return bad
 
 

@@ -78,13 +78,18 @@ cdef Py_ssize_t _unpool_backward_items(const floating* go, const int64_t* idx, f
 
 
 cdef Py_ssize_t _unpool_run(const floating* x, const int64_t* idx, floating* out, Py_ssize_t items,
-                            Py_ssize_t L, Py_ssize_t OL, Py_ssize_t C, bint backward, int n_threads) noexcept:
-    # `items` planes (C == 0) or images, split among the team in chunks.
-    # Returns the number of indices outside the plane.
+                            Py_ssize_t L, Py_ssize_t OL, Py_ssize_t C, bint backward, int n_threads,
+                            bint adapt) noexcept:
+    # `items` planes (C == 0) or images, in chunks claimed dynamically by the
+    # team (see "threads on a busy machine" in common.h). Returns the number
+    # of indices outside the plane.
     cdef Py_ssize_t c, chunks, bad = 0
-    cdef int n = <int>max(1, min(<Py_ssize_t>n_threads, items))
+    cdef Team team[1]
+    cdef double t0
+    cdef int n
     if items == 0:
         return 0
+    n = cpool_team_threads(n_threads, items, adapt)
     if n == 1:
         with nogil:
             if backward:
@@ -92,10 +97,13 @@ cdef Py_ssize_t _unpool_run(const floating* x, const int64_t* idx, floating* out
             else:
                 bad = _unpool_items(x, idx, out, 0, items, L, OL, C)
         return bad
-    chunks = min(items, <Py_ssize_t>CPOOL_CHUNKS_PER_THREAD * n)
+    chunks = cpool_team_open(team, n, items, adapt)
     for c in prange(chunks, nogil=True, schedule="dynamic", num_threads=n):
+        t0 = cpool_team_enter(team, c)
         if backward:
             bad += _unpool_backward_items(x, idx, out, items * c // chunks, items * (c + 1) // chunks, L, OL, C)
         else:
             bad += _unpool_items(x, idx, out, items * c // chunks, items * (c + 1) // chunks, L, OL, C)
+        cpool_team_leave(team, t0)
+    cpool_team_close(team)
     return bad
