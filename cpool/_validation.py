@@ -813,7 +813,7 @@ def prepare_unpool(input: Any, indices: Any, kernel_size: Any, stride: Any, padd
     idx = _check_unpool_indices(indices, arr, "input", "max_unpool2d")
     hw = nchw_order(arr.shape, nhwc)[-2:]
     OH, OW = unpool_output_size((hw[0], hw[1]), kernel, stride_, pad, output_size)
-    planes = int(np.prod(nchw_order(arr.shape, nhwc)[:-2], dtype=object))
+    planes = math.prod(nchw_order(arr.shape, nhwc)[:-2])
     if planes * OH * OW * arr.dtype.itemsize >= 2**62:
         raise ValueError(f"the unpooled output would have {planes} planes of {OH}x{OW} elements, too large for an "
                          f"array (kernel_size={kernel}, stride={stride_}, padding={pad}, output_size={output_size!r})")
@@ -927,7 +927,7 @@ def prepare_adaptive_forward(input: Any, output_size: Any, data_format: Any, op:
     _check_dtype(arr, "input", ADAPTIVE_DTYPES, op)
     _check_ndim(arr, "input", nhwc)
     g = _adaptive_geometry(arr.shape, size, "input", nhwc, op)
-    planes = int(np.prod(nchw_order(arr.shape, nhwc)[:-2], dtype=object))
+    planes = math.prod(nchw_order(arr.shape, nhwc)[:-2])
     if max(planes, 1) * g.OH * g.OW * 8 >= 2**62:  # the output, and int64 indices for the max
         raise ValueError(f"{op}: output_size={output_size!r} gives an output of {planes} planes of {g.OH}x{g.OW} "
                          f"elements, too large for an array")

@@ -8,6 +8,7 @@ hand-written loop-based ``MaxPool2d`` was.
 
 from __future__ import annotations
 
+import math
 import sys
 
 import numpy as np
@@ -85,7 +86,7 @@ def _reusable(held, shape, dtype):
         return None
     held_refs, base_refs, base = _references(held)
     if (not isinstance(base, np.ndarray) or base.dtype != dtype or base.size != held.size
-            or not base.flags.c_contiguous or base.size != int(np.prod(shape))):
+            or not base.flags.c_contiguous or base.size != math.prod(shape)):
         return None
     unshared = _UNSHARED[0 if base is held else 1]
     if held_refs > unshared[0] or base_refs > unshared[1]:
