@@ -639,3 +639,8 @@ def adaptive_avg_pool3d_backward_into(const floating[:, :, :, :, ::1] grad_outpu
     else:
         _ad3_run(&grad_output[0, 0, 0, 0, 0], &grad_input[0, 0, 0, 0, 0], NULL, False, True,
                  grad_input.shape[0] * grad_input.shape[1], &v, 0, n_threads)
+
+
+# ------------------------------------------------------------ index range checks
+
+include "index_check.pxi"
