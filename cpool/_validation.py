@@ -593,9 +593,9 @@ def check_out(out: Any, name: str, shape: tuple[int, ...], dtype: np.dtype, sour
         raise TypeError(f"{name} must have dtype {dtype!s}, got {name}.dtype={out.dtype!s}")
     if not out.flags.writeable:
         raise ValueError(f"{name} must be writeable, got a read-only array")
-    # The sources list an argument and the array the kernels read from it,
-    # most often the same object: one that is one of the last two compared
-    # passed already and is not compared again.
+    # The sources list an argument and then the array the kernels read from
+    # it, most often the same object: a source that is one of the last two
+    # compared (both passed) is not compared again.
     last = before_last = None
     for source_name, source in sources:
         if source is last or source is before_last:
