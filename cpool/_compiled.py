@@ -593,3 +593,26 @@ def adaptive3d_avg_backward(go: np.ndarray, shape: tuple[int, ...], channels_las
 
 
 __all__ += ["adaptive3d_avg_forward", "adaptive3d_max_forward", "adaptive3d_avg_backward"]
+
+
+# ------------------------------------------------------------ index range checks
+# One pass in the kernels (index_check.pxi) where NumPy's check takes two
+# reductions: the check runs before every write into a caller's out= array.
+from ._validation import numpy_first_outside  # noqa: E402
+
+_KERNEL_INDEX_LIMIT = 2**62  # bounds the kernels take as int64 with room to spare
+
+
+def first_outside(indices: np.ndarray, low: int, high: int) -> int:
+    """The position (``indices.flat`` order) of the first element of
+    ``indices`` outside ``[low, high)``, or -1; see
+    :func:`cpool._validation.numpy_first_outside`, which it agrees with."""
+    if -_KERNEL_INDEX_LIMIT <= low and high <= _KERNEL_INDEX_LIMIT:
+        n = threads_for(indices.size)
+        at: int = _ACTIVE.module.first_outside(indices, low, high, n, n > 1 and adaptive_threads())
+        if at != -2:  # -2: an array the kernel does not read (strided, another dtype or byte order)
+            return at
+    return numpy_first_outside(indices, low, high)
+
+
+__all__ += ["first_outside"]

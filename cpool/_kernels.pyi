@@ -178,3 +178,5 @@ class _FusedAdaptive3dBackward:
 
 adaptive_pool3d_forward_into: _FusedAdaptive3dForward
 adaptive_avg_pool3d_backward_into: _FusedAdaptive3dBackward
+
+def first_outside(indices: np.ndarray, low: int, high: int, n_threads: int, adapt: bool = False) -> int: ...

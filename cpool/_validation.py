@@ -43,6 +43,8 @@ __all__ = [
     "writable_memory",
     "index_dtype_for",
     "check_index_range",
+    "FirstOutside",
+    "numpy_first_outside",
     "index_error",
 ]
 
@@ -591,11 +593,18 @@ def check_out(out: Any, name: str, shape: tuple[int, ...], dtype: np.dtype, sour
         raise TypeError(f"{name} must have dtype {dtype!s}, got {name}.dtype={out.dtype!s}")
     if not out.flags.writeable:
         raise ValueError(f"{name} must be writeable, got a read-only array")
+    # The sources list an argument and then the array the kernels read from
+    # it, most often the same object: a source that is one of the last two
+    # compared (both passed) is not compared again.
+    last = before_last = None
     for source_name, source in sources:
+        if source is last or source is before_last:
+            continue
         # may_share_memory compares memory bounds: an out interleaved with
         # an input (a view of every other element) is refused too.
         if isinstance(source, np.ndarray) and np.may_share_memory(out, source):
             raise ValueError(f"{name} must not share memory with {source_name}")
+        last, before_last = source, last
     return out if type(out) is np.ndarray else out.view(np.ndarray)
 
 
@@ -603,18 +612,34 @@ def writable_memory(out: np.ndarray, swapped: bool, channels_last: bool, spatial
     """``out`` (checked, in the caller's format) as the memory a backend
     writes, or None if it is not laid out that way (the caller then copies
     the result into it)."""
-    mem = to_memory(out, swapped, channels_last, spatial)
-    return mem if _is_native(mem) else None
+    mem = to_memory(out, swapped, channels_last, spatial) if swapped else out
+    flags = mem.flags  # _is_native, inline: this runs on every out= call
+    return mem if flags.c_contiguous and flags.aligned and mem.dtype.isnative else None
 
 
-def check_index_range(indices: np.ndarray, *dims: int) -> None:
+#: How a backend finds the position of the first index outside ``[low, high)``
+#: (see :func:`numpy_first_outside`): each backend module has one, ``first_outside``.
+FirstOutside = Callable[[np.ndarray, int, int], int]
+
+
+def numpy_first_outside(indices: np.ndarray, low: int, high: int) -> int:
+    """The position, in ``indices``' C order (``indices.flat``), of the first
+    element outside ``[low, high)``, or -1 when there is none: two NumPy
+    reductions, and a scan only when one finds a bad index. The NumPy
+    backend's ``first_outside``, and every other backend's for the arrays
+    its own cannot read."""
+    if indices.size == 0 or (indices.min() >= low and indices.max() < high):
+        return -1
+    return int(np.argmax(((indices < low) | (indices >= high)).reshape(-1)))
+
+
+def check_index_range(indices: np.ndarray, *dims: int, find: FirstOutside = numpy_first_outside) -> None:
     """Raise :func:`index_error` for the first index outside ``[-1, H*W)``
     (``dims`` = (H, W); (D, H, W): ``[-1, D*H*W)``), the first in
-    ``indices``' memory order."""
-    plane_size = math.prod(dims)
-    if indices.size and (indices.min() < -1 or indices.max() >= plane_size):
-        bad = (indices < -1) | (indices >= plane_size)
-        raise index_error(int(indices[bad].flat[0]), *dims)
+    ``indices``' memory order. ``find``: the backend's ``first_outside``."""
+    at = find(indices, -1, math.prod(dims))
+    if at >= 0:
+        raise index_error(int(indices.flat[at]), *dims)
 
 
 def index_error(bad_value: int, *dims: int) -> ValueError:
@@ -783,12 +808,14 @@ def parse_unpool_args(kernel_size: Any, stride: Any, padding: Any, spatial: int 
     return kernel, stride_, pad
 
 
-def check_unpool_index_range(indices: np.ndarray, *dims: int) -> None:
+def check_unpool_index_range(indices: np.ndarray, *dims: int, find: FirstOutside = numpy_first_outside) -> None:
     """Raise for the first index outside ``[0, OH * OW)`` (memory order);
-    ``dims`` is (OH, OW), or (OD, OH, OW) for max_unpool3d's volumes."""
+    ``dims`` is (OH, OW), or (OD, OH, OW) for max_unpool3d's volumes.
+    ``find``: the backend's ``first_outside``."""
     size = math.prod(dims)
-    if indices.size and (indices.min() < 0 or indices.max() >= size):
-        bad = int(indices[(indices < 0) | (indices >= size)].flat[0])
+    at = find(indices, 0, size)
+    if at >= 0:
+        bad = int(indices.flat[at])
         where = "plane" if len(dims) == 2 else "volume"
         raise ValueError(f"indices contains {bad}, outside the unpooled {where} of {'x'.join(map(str, dims))}="
                          f"{size} elements; valid indices are 0 <= index < {size}")
@@ -1297,12 +1324,14 @@ def volume_dims(shape: Sequence[int], channels_last: bool) -> tuple[int, int, in
     return cast(_Triple, tuple(shape[-4:-1] if channels_last else shape[-3:]))
 
 
-def check_index_range3d(indices: np.ndarray, D: int, H: int, W: int) -> None:
+def check_index_range3d(indices: np.ndarray, D: int, H: int, W: int,
+                        find: FirstOutside = numpy_first_outside) -> None:
     """Raise for the first index (in ``indices``' memory order) outside
     ``[-1, D*H*W)``: the 3-D form of :func:`check_index_range`."""
     size = D * H * W
-    if indices.size and (indices.min() < -1 or indices.max() >= size):
-        bad = int(indices[(indices < -1) | (indices >= size)].flat[0])
+    at = find(indices, -1, size)
+    if at >= 0:
+        bad = int(indices.flat[at])
         raise ValueError(
             f"indices contains {bad}, outside the volume of {D}x{H}x{W}={size} elements (input_shape's depth, "
             f"height and width); valid indices are -1 (a window with no input element) and 0 <= index < {size}"
@@ -1455,11 +1484,14 @@ def check_indices_1d(indices: Any, like: np.ndarray, like_name: str, op: str) ->
     return idx
 
 
-def check_index_range_1d(indices: np.ndarray, length: int, low: int, what: str) -> None:
+def check_index_range_1d(indices: np.ndarray, length: int, low: int, what: str,
+                         find: FirstOutside = numpy_first_outside) -> None:
     """Every index in ``[low, length)`` (``low`` -1 where -1 marks a window
-    without an input element); the first bad one (memory order) is named."""
-    if indices.size and (indices.min() < low or indices.max() >= length):
-        bad = int(indices[(indices < low) | (indices >= length)].flat[0])
+    without an input element); the first bad one (memory order) is named.
+    ``find``: the backend's ``first_outside``."""
+    at = find(indices, low, length)
+    if at >= 0:
+        bad = int(indices.flat[at])
         raise ValueError(f"indices contains {bad}, outside {what} of length {length}; valid indices are "
                          f"{low} <= index < {length}")
 

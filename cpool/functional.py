@@ -51,7 +51,8 @@ def _into_out(out, mem_shape, dtype, sources, swapped, cl, compute, check=None, 
     its layout is the backend's (``memory`` is ``out`` in memory order),
     else ``compute(None)`` returns a result that is copied in. ``spatial``
     is the number of spatial axes (1, 2 or 3). Returns ``out``."""
-    target = check_out(out, "out", format_shape(mem_shape, swapped, cl, spatial), dtype, sources)
+    target = check_out(out, "out", format_shape(mem_shape, swapped, cl, spatial) if swapped else mem_shape, dtype,
+                       sources)
     if check is not None:
         check()
     mem = writable_memory(target, swapped, cl, spatial)
@@ -83,8 +84,8 @@ def _into_outs(out, mem_shape, dtype, sources, with_indices, swapped, cl, comput
     ``compute(values_memory, indices_memory)`` writes into the arrays laid
     out as the backend's memory (None for one laid out otherwise, whose
     result is copied in). Returns ``out``."""
-    out_values, out_indices = _check_outs(out, format_shape(mem_shape, swapped, cl, spatial), dtype, sources,
-                                          with_indices)
+    shape = format_shape(mem_shape, swapped, cl, spatial) if swapped else mem_shape
+    out_values, out_indices = _check_outs(out, shape, dtype, sources, with_indices)
     mem_values = writable_memory(out_values, swapped, cl, spatial)
     mem_indices = None if out_indices is None else writable_memory(out_indices, swapped, cl, spatial)
     values, idx = compute(mem_values, mem_indices)
@@ -126,7 +127,8 @@ def bind(impl, module=__name__):
         return _into_out(out, shape, go.dtype, (("grad_output", grad_output), ("indices", indices),
                                                 ("grad_output", go), ("indices", idx)), swapped, cl,
                          lambda mem: impl.backward_planes(go, idx, shape, cl, mem),
-                         lambda: check_index_range(idx, *((shape[-3], shape[-2]) if cl else shape[-2:])))
+                         lambda: check_index_range(idx, *((shape[-3], shape[-2]) if cl else shape[-2:]),
+                                                   find=impl.first_outside))
 
     max_pool2d.__doc__ = _MAX_POOL2D_DOC
     max_pool2d_backward.__doc__ = _MAX_POOL2D_BACKWARD_DOC
@@ -399,7 +401,7 @@ def bind_unpool(impl, module=__name__):
         return _into_out(out, mem_shape, x.dtype,
                          (("input", input), ("input", x), ("indices", indices), ("indices", idx)), swapped, cl,
                          lambda mem: impl.unpool_planes(x, idx, size, cl, mem),
-                         lambda: check_unpool_index_range(idx, *size))
+                         lambda: check_unpool_index_range(idx, *size, find=impl.first_outside))
 
     def max_unpool2d_backward(grad_output, indices, *, data_format="NCHW", out=None):
         go, idx, cl, swapped = prepare_unpool_backward(grad_output, indices, data_format)
@@ -408,7 +410,8 @@ def bind_unpool(impl, module=__name__):
         return _into_out(out, idx.shape, go.dtype, (("grad_output", grad_output), ("grad_output", go),
                                                     ("indices", indices), ("indices", idx)), swapped, cl,
                          lambda mem: impl.unpool_backward_planes(go, idx, cl, mem),
-                         lambda: check_unpool_index_range(idx, *(go.shape[-3:-1] if cl else go.shape[-2:])))
+                         lambda: check_unpool_index_range(idx, *(go.shape[-3:-1] if cl else go.shape[-2:]),
+                                                          find=impl.first_outside))
 
     max_unpool2d.__doc__ = _MAX_UNPOOL2D_DOC
     max_unpool2d_backward.__doc__ = _MAX_UNPOOL2D_BACKWARD_DOC
@@ -492,6 +495,8 @@ _MAX_UNPOOL2D_BACKWARD_DOC = """Gradient of :func:`max_unpool2d` with respect to
 from . import _backend  # noqa: E402
 
 max_pool2d, max_pool2d_backward = bind(_backend.IMPL)
+#: The backend's index range check (``ops.first_outside`` of :func:`bind_1d`).
+first_outside = _backend.IMPL.first_outside
 
 # Average pooling, bound to the same backend.
 avg_pool2d, avg_pool2d_backward = bind_avg(_backend.IMPL)
@@ -542,7 +547,8 @@ def bind_adaptive(impl, module=__name__):
         return _into_out(out, shape, go.dtype, (("grad_output", grad_output), ("indices", indices),
                                                 ("grad_output", go), ("indices", idx)), swapped, cl,
                          lambda mem: impl.backward_planes(go, idx, shape, cl, mem),
-                         lambda: check_index_range(idx, *((shape[-3], shape[-2]) if cl else shape[-2:])))
+                         lambda: check_index_range(idx, *((shape[-3], shape[-2]) if cl else shape[-2:]),
+                                                   find=impl.first_outside))
 
     fns = (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d, adaptive_max_pool2d_backward)
     docs = (_ADAPTIVE_AVG_POOL2D_DOC, _ADAPTIVE_AVG_POOL2D_BACKWARD_DOC, _ADAPTIVE_MAX_POOL2D_DOC,
@@ -919,7 +925,7 @@ def bind_max3d(impl, module=__name__):
         return _into_out(out, shape, go.dtype, (("grad_output", grad_output), ("indices", indices),
                                                 ("grad_output", go), ("indices", idx)), swapped, cl,
                          lambda mem: impl.max3d_backward_planes(go, idx, shape, cl, mem),
-                         lambda: check_index_range3d(idx, *volume_dims(shape, cl)), spatial=3)
+                         lambda: check_index_range3d(idx, *volume_dims(shape, cl), find=impl.first_outside), spatial=3)
 
     max_pool3d.__doc__ = _MAX_POOL3D_DOC
     max_pool3d_backward.__doc__ = _MAX_POOL3D_BACKWARD_DOC
@@ -1079,7 +1085,7 @@ __all__ += ["adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max
 def bind_1d(ops, module=__name__):
     """The 1-D public functions computed by the 2-D public functions of
     ``ops`` (a module: ``max_pool2d``, ``avg_pool2d``, ... bound to one
-    backend). Returns a dict name -> function."""
+    backend, and that backend's ``first_outside``). Returns a dict name -> function."""
     from ._validation import (
         ADAPTIVE_DTYPES,
         AVG_DTYPES,
@@ -1176,7 +1182,7 @@ def bind_1d(ops, module=__name__):
         if out is not None:
             out2 = check_outs(out, nwc, shape, go.dtype, False, (("grad_output", grad_output), ("indices", indices),
                                                              ("grad_output", go), ("indices", idx)))
-        check_index_range_1d(idx, ncl_order(shape, nwc)[-1], -1, "input_shape's length")
+        check_index_range_1d(idx, ncl_order(shape, nwc)[-1], -1, "input_shape's length", ops.first_outside)
         res = ops.max_pool2d_backward(as_plane(go, nwc), as_plane(idx, nwc), plane_shape(shape, nwc),
                                       data_format=fmt2, out=out2)
         return result(res, out, False, nwc)
@@ -1266,7 +1272,7 @@ def bind_1d(ops, module=__name__):
         if out is not None:
             out2 = check_outs(out, nwc, shape, go.dtype, False, (("grad_output", grad_output), ("indices", indices),
                                                              ("grad_output", go), ("indices", idx)))
-        check_index_range_1d(idx, ncl_order(shape, nwc)[-1], 0, "input_shape's length")
+        check_index_range_1d(idx, ncl_order(shape, nwc)[-1], 0, "input_shape's length", ops.first_outside)
         res = ops.adaptive_max_pool2d_backward(as_plane(go, nwc), as_plane(idx, nwc), plane_shape(shape, nwc),
                                                data_format=fmt2, out=out2)
         return result(res, out, False, nwc)
@@ -1285,7 +1291,7 @@ def bind_1d(ops, module=__name__):
         if out is not None:
             out2 = check_outs(out, nwc, shape, x.dtype, False, (("input", input), ("input", x), ("indices", indices),
                                                             ("indices", idx)))
-        check_index_range_1d(idx, OL, 0, "the unpooled output")
+        check_index_range_1d(idx, OL, 0, "the unpooled output", ops.first_outside)
         res = ops.max_unpool2d(as_plane(x, nwc), as_plane(idx, nwc), (1, k), (1, s), (0, p), (1, OL),
                                data_format=fmt2, out=out2)
         return result(res, out, False, nwc)
@@ -1304,7 +1310,7 @@ def bind_1d(ops, module=__name__):
         if out is not None:
             out2 = check_outs(out, nwc, idx.shape, go.dtype, False, (("grad_output", grad_output), ("grad_output", go),
                                                                  ("indices", indices), ("indices", idx)))
-        check_index_range_1d(idx, ncl_order(go.shape, nwc)[-1], 0, "grad_output")
+        check_index_range_1d(idx, ncl_order(go.shape, nwc)[-1], 0, "grad_output", ops.first_outside)
         res = ops.max_unpool2d_backward(as_plane(go, nwc), as_plane(idx, nwc), data_format=fmt2, out=out2)
         return result(res, out, False, nwc)
 
@@ -1733,7 +1739,7 @@ def bind_adaptive3d(impl, module=__name__):
         flat_shape = _flat_volumes(np.empty(shape, np.uint8), cl).shape
 
         def check():  # with the volume's sizes, before the flat views reach a backend
-            check_index_range(idx, *_volume(shape, cl))
+            check_index_range(idx, *_volume(shape, cl), find=impl.first_outside)
 
         def compute(mem=None):
             with np.errstate(invalid="ignore"):  # NaN gradients add up to NaN, as in torch
@@ -1775,7 +1781,7 @@ def bind_unpool3d(impl, module=__name__):
         flat = (1, size[0] * size[1] * size[2])
 
         def check():  # with the volume's sizes, before the flat views reach a backend
-            check_unpool_index_range(idx, *size)
+            check_unpool_index_range(idx, *size, find=impl.first_outside)
 
         def compute(mem=None):
             result = impl.unpool_planes(_flat_volumes(x, cl), _flat_volumes(idx, cl), flat, cl,
@@ -1793,7 +1799,7 @@ def bind_unpool3d(impl, module=__name__):
         go, idx, cl, swapped = prepare_unpool3d_backward(grad_output, indices, data_format)
 
         def check():
-            check_unpool_index_range(idx, *_volume(go.shape, cl))
+            check_unpool_index_range(idx, *_volume(go.shape, cl), find=impl.first_outside)
 
         def compute(mem=None):
             grad = impl.unpool_backward_planes(_flat_volumes(go, cl), _flat_volumes(idx, cl), cl,

@@ -797,7 +797,7 @@ def _functions_1d(impl):
         if impl is _backend.IMPL:
             ops = F
         else:
-            ops = SimpleNamespace()
+            ops = SimpleNamespace(first_outside=impl.first_outside)
             for binder in (F.bind, F.bind_avg, F.bind_unpool, F.bind_adaptive):
                 for fn in binder(impl):
                     setattr(ops, fn.__name__, fn)

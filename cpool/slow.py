@@ -28,12 +28,16 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from ._validation import PoolGeometry, check_index_range, check_unpool_index_range
+from ._validation import PoolGeometry, check_index_range, check_unpool_index_range, numpy_first_outside
 
 if TYPE_CHECKING:
     from numpy.typing import DTypeLike
 
-__all__ = ["max_pool2d", "max_pool2d_backward", "forward_planes", "backward_planes"]
+__all__ = ["max_pool2d", "max_pool2d_backward", "forward_planes", "backward_planes", "first_outside"]
+
+#: This backend's index range check (every backend has one: see
+#: :func:`cpool._validation.check_index_range`).
+first_outside = numpy_first_outside
 
 
 def _lowest(dtype: np.dtype) -> float | int:

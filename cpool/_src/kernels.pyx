@@ -65,6 +65,8 @@ cdef extern from "common.h" nogil:
     # common.h for the protocol every parallel runner follows).
     ctypedef struct Team "cpool_team":
         pass
+    enum: CPOOL_CHUNKS_PER_THREAD  # the most chunks a team's region has, per member
+    enum: CPOOL_MAX_TEAM
     int cpool_team_threads(int n_threads, Py_ssize_t units, bint adapt)
     Py_ssize_t cpool_team_open(Team* team, int n, Py_ssize_t units, bint adapt)
     double cpool_team_enter(Team* team, Py_ssize_t c)
@@ -652,3 +654,8 @@ def adaptive_avg_pool3d_backward_into(const floating[:, :, :, :, ::1] grad_outpu
     else:
         _ad3_run(&grad_output[0, 0, 0, 0, 0], &grad_input[0, 0, 0, 0, 0], NULL, False, True,
                  grad_input.shape[0] * grad_input.shape[1], &v, 0, n_threads, adapt)
+
+
+# ------------------------------------------------------------ index range checks
+
+include "index_check.pxi"
