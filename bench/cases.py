@@ -183,7 +183,65 @@ TARGETS = (
 # For a target (label, asked) that a run may not meet: what was tried and what stops it, shown under the targets
 # table of results.md when the row is not met. The figures of each run are in the row itself (with the roofline
 # ceiling where the data exceed the caches); these say why, and which tool measures the floor.
-TARGET_NOTES = {}
+TARGET_NOTES = {
+    ("forward with int64 indices, k2 s2", "10x torch"):
+        "the miss is on large (16x256x56x56), a DRAM-bound shape: at 2 threads 10x torch needs cpool at about 96% "
+        "of its roofline bound (the ceiling in the row), and the fresh 51 MB of values and int64 indices come from "
+        "new pages on every call. With out= buffers the page zeroing goes (the cpool-out rows).",
+    ("backward, 28x28", "3x torch"):
+        "cpool's backward here is one write pass over grad_input (the cell writer: no zeroing pass, every index "
+        "checked as it is used), already above the DRAM roofline because the 6 MB fit in the cache; "
+        "`python bench/floors.py` puts it next to a bare memset of the same grad_input. torch's time on these "
+        "cache-resident shapes is within 3x of that memset.",
+    ("latency, 1x1x28x28", "no slower than torch"):
+        "the kernels take well under a microsecond on a 28x28 plane; what is left is Python: argument checks, "
+        "layout resolution and (for the Module step) the buffer-reuse checks, about 3-7 us a call against torch's "
+        "C++ dispatch. The layers' reuse check no longer calls np.prod, which was most of a step (35 us to 13 us).",
+    ("DRAM-bound shapes", "within 2x of the roofline bound"):
+        "the ResNet stem's 3x3 windows read each input element up to 4 times from cache and write fresh outputs "
+        "(over 32 MiB: new pages every call); with out= buffers (the next rows) the fresh-page cost goes. The "
+        "backward's floor is the zero-fill of a fresh 103 MB grad_input: see `python bench/floors.py`.",
+    ("NHWC input, forward values only", "3x torch-cl and 1.5x torch-mkldnn"):
+        "the misses are on the DRAM-bound shapes (large-nhwc, resnet-stem-nhwc), where the roofline ceiling in the "
+        "row is below 3x: torch-cl already runs at about half the memory bandwidth there. A two-pass variant "
+        "(one input row at a time) was measured: faster on cache-resident shapes, slower on large-nhwc, not kept.",
+    ("NHWC input, forward with indices", "2x torch-cl"):
+        "large-nhwc's roofline ceiling is about 1.3x: torch-cl writes its int64 indices at about 75% of the memory "
+        "bandwidth. 14x14x64-nhwc (22 MB, beyond what stays cached between calls) runs at about 96% of its bound.",
+    ("NHWC input, backward", "3x torch-cl"):
+        "torch-cl's channels-last backward is scalar but parallel over images, and on the 28x28 shapes it takes "
+        "about 2x cpool's own NCHW backward: 3x torch-cl would need the NHWC writer faster than the planes one. "
+        "The small-C cliff (4 channels: 20x slower than planes) is gone: the cell writer now fills its vectors "
+        "with 8 / C outputs for C = 1, 2, 4 and has no mispredicting branch in its channel tail. rgb-stem-nhwc "
+        "(3x3 windows, zero-and-scatter) runs near its roofline bound.",
+    ("NHWC vs NCHW, same shape, C >= 8", "cpool on NHWC at most 1.2x the time of cpool on NCHW, each op"):
+        "the misses are the DRAM-bound large-nhwc (two input rows 57 KB apart per output row, where planes read "
+        "one stream) and 8-channel backward (one 8-lane vector a pixel; the planes writer has AVX-512 16-cell "
+        "vectors). An AVX-512 channels-last writer and a 16-channel store grouping were measured and not kept "
+        "(within noise of the AVX2 writer).",
+    ("NCHW forward values only, every shape", "1.2x torch-mkldnn"):
+        "the ResNet stem at 1 thread: cpool's separable 3x3 fold runs at about half its roofline bound; oneDNN's "
+        "JIT kernel is within 1.2x of it. Not at a floor: the ceiling in the row is about 2x.",
+    ("DRAM-bound shapes, both layouts, out= buffers", "70% of the roofline bound at 1 thread"):
+        "out= removes the fresh pages but not the index pre-check (indices must all be valid before the caller's "
+        "array is written): now one vectorised pass (it was two NumPy reductions), which is still one more read "
+        "of the indices than the roofline counts. The stem's 3x3 windows re-read inputs from cache.",
+    ("max_unpool2d, MNIST shapes", "3x torch"):
+        "at 2 threads the MNIST shapes (under 2 MB) are too small for a second thread to pay; at 1 thread cpool is "
+        "about 3x.",
+    ("3-D max pooling, NCDHW", "5x torch"):
+        "the backward's fresh 103 MB grad_input comes from new pages every call (zero-filling it alone takes "
+        "about 20 ms here); with out= it runs about 5.6x torch's fresh-output time (tools/bench_max3d.py).",
+    ("3-D max pooling, channels_last_3d", "1.5x torch-cl"):
+        "the forward reads a 103 MB input once and its roofline ceiling is at or below 1.5x torch-cl on vol-k2; a "
+        "register-blocked 16-channel fold was tried and was 10x slower.",
+    ("3-D average pooling, NCDHW", "5x torch"):
+        "each window is summed in torch's order (float addition does not reassociate), and the per-row overhead "
+        "of 28- to 32-output rows dominates; two-tap vectorised sweeps are in, AVX2 stride-2 deinterleaving was "
+        "not tried.",
+    ("max_pool1d, 64x128x4096 k2 s2 and k3 s1 p1", "5x torch"):
+        "the 64 and 128 MB outputs come from new pages every call; the out= row below meets 5x.",
+}
 
 # The busy-machine target, checked against the contention section (bench.py --contention): with N busy processes
 # running (N = the CPU count and twice it), cpool at its default thread count (cpool.set_num_threads(None)) may

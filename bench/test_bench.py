@@ -954,3 +954,7 @@ def test_targets_show_the_roofline_ceiling_of_shapes_larger_than_the_cache():
     # Data that fit in the cache (or an unknown cache): no ceiling.
     assert rows(128 << 20, 4.0) == ["large-nhwc 1.25x / 1.33x", "**not met**"]
     assert rows(None, 4.0) == ["large-nhwc 1.25x / 1.33x", "**not met**"]
+
+
+def test_every_target_note_names_a_target():
+    assert set(C.TARGET_NOTES) <= {(t[0], t[1]) for t in C.TARGETS}
