@@ -41,13 +41,36 @@ static int cpool_separable_applies(const cpool_geometry *g)
         && span * g->OW * 8 <= CPOOL_SEP_BUFFER && cpool_plane_fits_int32(g);
 }
 
+/* One output column of a row fold, one tap at a time: taps j0 .. j1 - 1
+   (at least one) of the window starting at column col0 of `row`, whose
+   first element is at plane offset `base`. Seeded by the first tap, then
+   folded without a branch: which tap wins is data, and a branch on it
+   mispredicts. */
+static CPOOL_ALWAYS_INLINE void cpool_sep_fold_taps(const float *row, Py_ssize_t base, Py_ssize_t col0, Py_ssize_t j0,
+                                                    Py_ssize_t j1, Py_ssize_t dw, float *hv, int32_t *hx)
+{
+    float best = row[col0 + j0 * dw];
+    int32_t chosen = (int32_t)(base + col0 + j0 * dw);
+    Py_ssize_t j;
+    for (j = j0 + 1; j < j1; j++) {
+        const float v = row[col0 + j * dw];
+        const int take = (v > best) | (v != v);
+        best = take ? v : best;
+        chosen = take ? (int32_t)(base + col0 + j * dw) : chosen;
+    }
+    *hv = best;
+    if (hx)
+        *hx = chosen;
+}
+
 /* The horizontal folds of plane row ih into hv / hx (hx NULL: values only).
-   KW: the kernel width when it is a constant worth its own copy, else 0. */
+   KW, DW: the kernel width and column dilation when they are constants worth
+   their own copy (the tap offsets then fold into the loads), else 0. */
 static CPOOL_ALWAYS_INLINE void cpool_sep_row(const float *plane, Py_ssize_t ih, const cpool_geometry *g,
                                               Py_ssize_t lo, Py_ssize_t hi, float *hv, int32_t *hx,
-                                              const Py_ssize_t sw, const Py_ssize_t KW)
+                                              const Py_ssize_t sw, const Py_ssize_t KW, const Py_ssize_t DW)
 {
-    const Py_ssize_t W = g->W, kw = KW ? KW : g->kw, dw = g->dw;
+    const Py_ssize_t W = g->W, kw = KW ? KW : g->kw, dw = DW ? DW : g->dw;
     const float *row = plane + ih * W;
     const __m256i lanes = sw == 1 ? _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
                                   : _mm256_setr_epi32(0, 2, 8, 10, 4, 6, 12, 14);
@@ -60,105 +83,88 @@ static CPOOL_ALWAYS_INLINE void cpool_sep_row(const float *plane, Py_ssize_t ih,
         if (c >= g->OW)
             break;
         {
-            float best = -INFINITY, v;
-            Py_ssize_t chosen = -1, iw, j0, j1;
-            cpool_tap_range(c * sw - g->pw, kw, dw, W, &j0, &j1);
-            for (j = j0; j < j1; j++) {
-                iw = c * sw - g->pw + j * dw;
-                v = row[iw];
-                if (chosen < 0 || v > best || v != v) {
-                    best = v;
-                    chosen = ih * W + iw;
-                }
+            const Py_ssize_t col0 = c * sw - g->pw;
+            Py_ssize_t j0, j1;
+            cpool_tap_range(col0, kw, dw, W, &j0, &j1);
+            if (j0 < j1) {
+                cpool_sep_fold_taps(row, ih * W, col0, j0, j1, dw, hv + c, hx ? hx + c : NULL);
+            } else {  /* every tap in the padding (dilation only) */
+                hv[c] = -INFINITY;
+                if (hx)
+                    hx[c] = -1;
             }
-            hv[c] = best;
-            if (hx)
-                hx[c] = (int32_t)chosen;
         }
     }
     if (hi - lo < 8) {  /* too few interior columns for a vector: the same fold, one at a time */
-        for (c = lo; c < hi; c++) {
-            const Py_ssize_t col0 = c * sw - g->pw;
-            float best = row[col0], v;
-            Py_ssize_t chosen = col0;
-            for (j = 1; j < kw; j++) {
-                v = row[col0 + j * dw];
-                if (v > best || v != v) {
-                    best = v;
-                    chosen = col0 + j * dw;
-                }
-            }
-            hv[c] = best;
-            if (hx)
-                hx[c] = (int32_t)(ih * W + chosen);
-        }
+        for (c = lo; c < hi; c++)
+            cpool_sep_fold_taps(row, ih * W, c * sw - g->pw, 0, kw, dw, hv + c, hx ? hx + c : NULL);
         return;
     }
-    for (c = lo;; c += 8) {
-        if (c + 8 > hi)
-            c = hi - 8;  /* overlaps the vector before: same windows, same results */
-        {
-            const Py_ssize_t col0 = c * sw - g->pw;
-            __m256 best = cpool_tap8(row, col0, sw);
-            __m256i tap = _mm256_add_epi32(_mm256_set1_epi32((int32_t)(ih * W + col0)), lanes);
-            __m256i chosen = tap;
-            for (j = 1; j < kw; j++) {
-                __m256 v = cpool_tap8(row, col0 + j * dw, sw);
-                if (!hx) {
-                    best = cpool_fold8(best, v);
-                } else {
-                    __m256 take = cpool_takes8(v, best);
-                    tap = _mm256_add_epi32(tap, step);
-                    best = _mm256_blendv_ps(best, v, take);
-                    chosen = _mm256_blendv_epi8(chosen, tap, _mm256_castps_si256(take));
+    {
+        /* The interior vectors walk pointers, so a step costs one add. */
+        const Py_ssize_t last = hi - 8;
+        const float *src = row + lo * sw - g->pw;
+        __m256i first_tap = _mm256_add_epi32(_mm256_set1_epi32((int32_t)(ih * W + lo * sw - g->pw)), lanes);
+        const __m256i vector_step = _mm256_set1_epi32((int32_t)(8 * sw));
+        for (c = lo;; c += 8) {
+            if (c > last) {  /* overlaps the vector before: same windows, same results */
+                src -= (c - last) * sw;
+                first_tap = _mm256_sub_epi32(first_tap, _mm256_set1_epi32((int32_t)((c - last) * sw)));
+                c = last;
+            }
+            {
+                __m256 best = cpool_tap8(src, 0, sw);
+                __m256i tap = first_tap, chosen = first_tap;
+                for (j = 1; j < kw; j++) {
+                    __m256 v = cpool_tap8(src, j * dw, sw);
+                    if (!hx) {
+                        best = cpool_fold8(best, v);
+                    } else {
+                        __m256 take = cpool_takes8(v, best);
+                        tap = _mm256_add_epi32(tap, step);
+                        best = _mm256_blendv_ps(best, v, take);
+                        chosen = _mm256_blendv_epi8(chosen, tap, _mm256_castps_si256(take));
+                    }
                 }
+                if (sw == 2) {
+                    best = cpool_unsplit_ps(best);
+                    if (hx)
+                        chosen = cpool_unsplit_epi32(chosen);
+                }
+                _mm256_storeu_ps(hv + c, best);
+                if (hx)
+                    _mm256_storeu_si256((__m256i *)(hx + c), chosen);
             }
-            if (sw == 2) {
-                best = cpool_unsplit_ps(best);
-                chosen = cpool_unsplit_epi32(chosen);
-            }
-            _mm256_storeu_ps(hv + c, best);
-            if (hx)
-                _mm256_storeu_si256((__m256i *)(hx + c), chosen);
+            if (c == last)
+                break;
+            src += 8 * sw;
+            first_tap = _mm256_add_epi32(first_tap, vector_step);
         }
-        if (c + 8 == hi)
-            break;
     }
 }
 
-/* Output row oh of a plane from the buffered rows: row ih is at buffer row
-   ih - first. */
-static CPOOL_ALWAYS_INLINE void cpool_sep_column(const float *hv, const int32_t *hx, Py_ssize_t first, Py_ssize_t oh,
-                                                 const cpool_geometry *g, float *o, int32_t *i32, int64_t *i64,
-                                                 Py_ssize_t at)
+/* Folds n buffered rows, `stride` floats apart from hv / hx, into one output
+   row of OW values (and their indices, at output offset `at`). n is a
+   constant where the caller can make it one. */
+static CPOOL_ALWAYS_INLINE void cpool_sep_fold_rows(const float *hv, const int32_t *hx, const Py_ssize_t n,
+                                                    Py_ssize_t stride, Py_ssize_t OW, float *o, int32_t *i32,
+                                                    int64_t *i64, Py_ssize_t at)
 {
-    const Py_ssize_t OW = g->OW, top = oh * g->sh - g->ph;
-    Py_ssize_t i0, i1, i, c;
-    i0 = top >= 0 ? 0 : (-top + g->dh - 1) / g->dh;
-    i1 = top + (g->kh - 1) * g->dh < g->H ? g->kh : (g->H - 1 - top) / g->dh + 1;
-    if (i1 <= i0) {  /* no window row inside the plane (dilation only): -inf, index -1 */
-        for (c = 0; c < OW; c++) {
-            o[c] = -INFINITY;
-            cpool_store_index(i32, i64, at + c, -1);
-        }
-        return;
-    }
+    Py_ssize_t c, i;
     for (c = 0;; c += 8) {
         if (c + 8 > OW)
-            c = OW - 8;
+            c = OW - 8;  /* overlaps the vector before: same results */
         {
-            const Py_ssize_t r = top + i0 * g->dh - first;
-            __m256 best = _mm256_loadu_ps(hv + r * OW + c);
-            __m256i chosen = hx ? _mm256_loadu_si256((const __m256i *)(hx + r * OW + c)) : _mm256_setzero_si256();
-            for (i = i0 + 1; i < i1; i++) {
-                const Py_ssize_t q = (top + i * g->dh - first) * OW + c;
-                __m256 v = _mm256_loadu_ps(hv + q);
+            __m256 best = _mm256_loadu_ps(hv + c);
+            __m256i chosen = hx ? _mm256_loadu_si256((const __m256i *)(hx + c)) : _mm256_setzero_si256();
+            for (i = 1; i < n; i++) {
+                __m256 v = _mm256_loadu_ps(hv + i * stride + c);
                 if (!hx) {
                     best = cpool_fold8(best, v);
                 } else {
                     __m256 take = cpool_takes8(v, best);
                     best = _mm256_blendv_ps(best, v, take);
-                    chosen = _mm256_blendv_epi8(chosen, _mm256_loadu_si256((const __m256i *)(hx + q)),
+                    chosen = _mm256_blendv_epi8(chosen, _mm256_loadu_si256((const __m256i *)(hx + i * stride + c)),
                                                 _mm256_castps_si256(take));
                 }
             }
@@ -171,10 +177,35 @@ static CPOOL_ALWAYS_INLINE void cpool_sep_column(const float *hv, const int32_t 
     }
 }
 
+/* Output row oh of a plane from the buffered rows: row ih is at buffer row
+   ih - first. KH: the kernel height when it is a constant worth its own
+   copy, else 0. */
+static CPOOL_ALWAYS_INLINE void cpool_sep_column(const float *hv, const int32_t *hx, Py_ssize_t first, Py_ssize_t oh,
+                                                 const cpool_geometry *g, float *o, int32_t *i32, int64_t *i64,
+                                                 Py_ssize_t at, const Py_ssize_t KH)
+{
+    const Py_ssize_t OW = g->OW, top = oh * g->sh - g->ph, kh = KH ? KH : g->kh, stride = g->dh * OW;
+    Py_ssize_t i0, i1, c, r;
+    i0 = top >= 0 ? 0 : (-top + g->dh - 1) / g->dh;
+    i1 = top + (kh - 1) * g->dh < g->H ? kh : (g->H - 1 - top) / g->dh + 1;
+    if (i1 <= i0) {  /* no window row inside the plane (dilation only): -inf, index -1 */
+        for (c = 0; c < OW; c++) {
+            o[c] = -INFINITY;
+            cpool_store_index(i32, i64, at + c, -1);
+        }
+        return;
+    }
+    r = (top + i0 * g->dh - first) * OW;
+    if (i0 == 0 && i1 == kh)  /* every window row inside: a fixed trip count */
+        cpool_sep_fold_rows(hv + r, hx ? hx + r : NULL, kh, stride, OW, o, i32, i64, at);
+    else
+        cpool_sep_fold_rows(hv + r, hx ? hx + r : NULL, i1 - i0, stride, OW, o, i32, i64, at);
+}
+
 static CPOOL_ALWAYS_INLINE void cpool_sep_rows(const float *x, float *out, int32_t *i32, int64_t *i64,
                                                Py_ssize_t r0, Py_ssize_t r1, const cpool_geometry *g,
                                                float *hv, int32_t *hx, Py_ssize_t buffer_rows,
-                                               const Py_ssize_t sw, const Py_ssize_t KW)
+                                               const Py_ssize_t sw, const Py_ssize_t K)
 {
     const Py_ssize_t OH = g->OH, OW = g->OW, span = (g->kh - 1) * g->dh + 1;
     Py_ssize_t lo, hi, r = r0;
@@ -193,9 +224,10 @@ static CPOOL_ALWAYS_INLINE void cpool_sep_rows(const float *x, float *out, int32
         last = (oh1 - 1) * g->sh - g->ph + span;
         last = last > g->H ? g->H : last;
         for (ih = first; ih < last; ih++)
-            cpool_sep_row(plane, ih, g, lo, hi, hv + (ih - first) * OW, hx ? hx + (ih - first) * OW : NULL, sw, KW);
+            cpool_sep_row(plane, ih, g, lo, hi, hv + (ih - first) * OW, hx ? hx + (ih - first) * OW : NULL, sw,
+                          K, K ? 1 : 0);
         for (oh = oh0; oh < oh1; oh++)
-            cpool_sep_column(hv, hx, first, oh, g, out + (p * OH + oh) * OW, i32, i64, (p * OH + oh) * OW);
+            cpool_sep_column(hv, hx, first, oh, g, out + (p * OH + oh) * OW, i32, i64, (p * OH + oh) * OW, K);
         r += oh1 - oh0;
     }
 }
@@ -204,20 +236,22 @@ static CPOOL_ALWAYS_INLINE void cpool_sep_kinds(const float *x, float *out, int3
                                                 Py_ssize_t r0, Py_ssize_t r1, const cpool_geometry *g, float *hv,
                                                 int32_t *hx, Py_ssize_t buffer_rows, const Py_ssize_t sw)
 {
-    /* Each index kind and the common kernel widths get their own copy, so
-       the pointer tests and the tap loop's trip count are constants. */
+    /* Each index kind gets its own copy, so the pointer tests are constants;
+       so does the 3x3 undilated window (the ResNet stem's), whose tap
+       offsets and trip counts are then constants too. */
+    const int square3 = g->kh == 3 && g->kw == 3 && g->dh == 1 && g->dw == 1;
     if (!hx) {
-        if (g->kw == 3)
+        if (square3)
             cpool_sep_rows(x, out, NULL, NULL, r0, r1, g, hv, NULL, buffer_rows, sw, 3);
         else
             cpool_sep_rows(x, out, NULL, NULL, r0, r1, g, hv, NULL, buffer_rows, sw, 0);
     } else if (i32) {
-        if (g->kw == 3)
+        if (square3)
             cpool_sep_rows(x, out, i32, NULL, r0, r1, g, hv, hx, buffer_rows, sw, 3);
         else
             cpool_sep_rows(x, out, i32, NULL, r0, r1, g, hv, hx, buffer_rows, sw, 0);
     } else {
-        if (g->kw == 3)
+        if (square3)
             cpool_sep_rows(x, out, NULL, i64, r0, r1, g, hv, hx, buffer_rows, sw, 3);
         else
             cpool_sep_rows(x, out, NULL, i64, r0, r1, g, hv, hx, buffer_rows, sw, 0);

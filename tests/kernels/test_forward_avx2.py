@@ -13,6 +13,7 @@ arrays. Each test runs on every AVX2-family ISA this machine has
 where there is none.
 """
 
+import itertools
 import zlib
 
 import numpy as np
@@ -37,12 +38,23 @@ def isa(request):
     return request.param
 
 
-def _data(rng, shape, ties):
+def _data(rng, shape, ties, nans="many"):
+    """Random planes with ties (if asked) and special values.
+
+    nans: "many" (NaN among the specials), "none" (every other special, no
+    NaN: the kernels' NaN-free fast paths) or "one" (no NaN but one, in the
+    last plane: the fast path for the others, the exact one around it).
+    """
     if ties:  # few distinct values: every window has ties
         x = rng.integers(-2, 3, size=shape).astype(np.float32)
     else:
         x = rng.standard_normal(shape).astype(np.float32)
-    return with_specials(rng, x, SPECIALS, max(1, x.size // 8))
+    specials = SPECIALS if nans == "many" else [v for v in SPECIALS if not np.isnan(v)]
+    x = with_specials(rng, x, specials, max(1, x.size // 8))
+    if nans == "one":
+        last = x.reshape(-1, x.shape[-2] * x.shape[-1])[-1]
+        last[rng.integers(last.size)] = np.float32(-np.nan) if rng.random() < 0.5 else np.float32(np.nan)
+    return x
 
 
 def _seed(*parts):
@@ -157,15 +169,16 @@ def test_general_matches_baseline(isa, geometry, index_dtype):
     rng = np.random.default_rng(_seed(geometry))
     # Widths around the vector length: no interior, interiors of 7, 8, 9, 16, 17, ...
     for W in (1, 5, 9, 15, 16, 17, 18, 19, 21, 33, 40, 112):
-        for H, P, threads, ties in ((W % 7 + 1, 3, 1, False), (9, 2, 3, True)):
-            x = _data(rng, (P, H, W), ties)
+        for (H, P, threads, ties), nans in itertools.product(((W % 7 + 1, 3, 1, False), (9, 2, 3, True)),
+                                                             ("many", "none", "one")):
+            x = _data(rng, (P, H, W), ties, nans)
             try:
                 _run(x, isa, index_dtype, threads, geometry)
             except ValueError:  # the geometry does not fit this input
                 with pytest.raises(ValueError):
                     _run(x, "baseline", index_dtype, threads, geometry)
                 continue
-            _check_same(x, isa, index_dtype, threads, geometry, msg=f"W={W}")
+            _check_same(x, isa, index_dtype, threads, geometry, msg=f"W={W} nans={nans}")
 
 
 def test_general_all_nan_and_all_minus_inf_windows(isa):
