@@ -940,10 +940,10 @@ def test_targets_show_the_roofline_ceiling_of_shapes_larger_than_the_cache():
         return {"shape": shape, "op": op, "variant": variant, "status": "ok", "median_s": ms / 1e3,
                 **({"roofline": {"bound_s": bound_ms / 1e3, "bytes": nbytes}} if bound_ms else {})}
 
-    def rows(cache, torch_t2):
+    def rows(cache, torch_t2, cpool_t2=3.0):
         results = {"settings": {"threads": [1, 2]}, "machine": {"cache_bytes": cache}, "entries": [
             e("large-nhwc", "fwd_idx", "cpool t1", 4.0, 3.0, 64 << 20), e("large-nhwc", "fwd_idx", "torch-cl t1", 5.0),
-            e("large-nhwc", "fwd_idx", "cpool t2", 3.0, 2.5, 64 << 20),
+            e("large-nhwc", "fwd_idx", "cpool t2", cpool_t2, 2.5, 64 << 20),
             e("large-nhwc", "fwd_idx", "torch-cl t2", torch_t2)]}
         return {r[0]: r[2:] for r in R.target_rows(results)}["NHWC input, forward with indices"]
 
@@ -951,6 +951,10 @@ def test_targets_show_the_roofline_ceiling_of_shapes_larger_than_the_cache():
                                    "**not met** (the roofline allows less)"]
     # At t2 the rival leaves room (5.5 / 2.5 = 2.2x >= 2x): the verdict is a plain "not met".
     assert rows(32 << 20, 5.5) == ["large-nhwc 1.25x / 1.83x (roofline ceiling 1.67x / 2.2x)", "**not met**"]
+    # A part that beats its ceiling is not held there (t2: cpool 2 ms under its 2.5 ms bound, 1.5x against a
+    # 1.2x ceiling): the verdict is a plain "not met".
+    assert rows(32 << 20, 3.0, cpool_t2=2.0) == ["large-nhwc 1.25x / 1.5x (roofline ceiling 1.67x / 1.2x)",
+                                                 "**not met**"]
     # Data that fit in the cache (or an unknown cache): no ceiling.
     assert rows(128 << 20, 4.0) == ["large-nhwc 1.25x / 1.33x", "**not met**"]
     assert rows(None, 4.0) == ["large-nhwc 1.25x / 1.33x", "**not met**"]
