@@ -220,9 +220,11 @@ static CPOOL_ALWAYS_INLINE void cpool_nhwc_rows_2x2(const float *x, float *out, 
                    hardware prefetchers to pick up: ask for the next output
                    row's window (2 * W * C floats on) now, where it is
                    inside the block's input. On 256x64x14x14 held in L3
-                   this halves the time. */
+                   this halves the time. Below 8 channels a pixel's window
+                   is under a cache line and the prefetches cost more than
+                   they bring (a quarter more instructions at 4 channels). */
                 const Py_ssize_t bytes = 2 * C * (Py_ssize_t)sizeof(float), below = W * C * (Py_ssize_t)sizeof(float);
-                const char *next = end - p > 3 * W * C + 2 * C ? (const char *)(p + 2 * W * C) : NULL;
+                const char *next = C >= 8 && end - p > 3 * W * C + 2 * C ? (const char *)(p + 2 * W * C) : NULL;
                 Py_ssize_t b;
                 for (b = 0; next && b < bytes; b += 64) {
                     _mm_prefetch(next + b, _MM_HINT_T0);
