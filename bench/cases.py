@@ -23,6 +23,7 @@ BASE_SHAPES = {
     "large": "16x256x56x56:k2:s2",
     "rgb-stem": "16x3x224x224:k3:s2:p1",  # small C: 3 channels (an RGB image's first pooling)
     "c4": "64x4x56x56:k2:s2",  # small C: 4 channels
+    "inception-pool": "64x128x14x14:k3:s2:ceil",  # small planes: GoogLeNet's late 3x3 stride-2 pooling, 7 outputs a row
     "tiny": "1x1x28x28:k2:s2",
     "mnist-conv-f64": "64x32x28x28:k2:s2:float64",
 }
@@ -147,7 +148,7 @@ TARGETS = (
     ("NHWC vs NCHW, same shape, C >= 8", "cpool on NHWC at most 1.2x the time of cpool on NCHW, each op", MAX_OPS,
      NHWC_C8, (("cpool t{t}", "cpool t{t}" + ON_NCHW, 1.2, AT_MOST),)),
     ("NCHW forward values only, every shape", "1.2x torch-mkldnn", ("fwd",),
-     K2S2 + ("resnet-stem",) + SMALL_C + ("tiny",), (("cpool t{t}", "torch-mkldnn t{t}", 1.2),)),
+     K2S2 + ("resnet-stem",) + SMALL_C + ("inception-pool", "tiny"), (("cpool t{t}", "torch-mkldnn t{t}", 1.2),)),
     ("DRAM-bound shapes, both layouts, out= buffers", "70% of the roofline bound at 1 thread",
      ("fwd", "fwd_idx", "bwd"), DRAM + nhwc(*DRAM), (("cpool-out t1", "roofline", 0.7),)),
     ("average pooling forward, NCHW", "5x torch, 1.5x torch-cl and 1.5x torch-mkldnn", ("avg_fwd",), AVG_SHAPES,

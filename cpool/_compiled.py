@@ -9,7 +9,8 @@ the tests):
 * ``"baseline"``: the portable loops, compiled for the platform's baseline;
 * ``"avx2"``: the loops compiled for AVX2 and FMA, the AVX2 float32 forward
   intrinsics and the AVX2 k2 s2 backward cell writer;
-* ``"avx512"``: the same with the AVX-512 cell writer.
+* ``"avx512"``: the same with the AVX-512 cell writer and 3x3 separable
+  forward (values only).
 
 ``CPOOL_ISA`` (environment) is ``auto`` (the widest this CPU runs, the
 default) or one of the names; a name the build or CPU lacks warns and falls

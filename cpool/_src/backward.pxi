@@ -27,9 +27,9 @@ cdef inline bint _cells_plane(const float* go, const index_t* idx, float* gi, Py
                               Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
     # The cell writer of the ISA in use, given idx as the pointer of its width.
     if index_t is int32_t:
-        return cpool_cells_plane(go, idx, NULL, gi, H, W, OH, OW, _cells_avx512)
+        return cpool_cells_plane(go, idx, NULL, gi, H, W, OH, OW, _avx512)
     else:
-        return cpool_cells_plane(go, NULL, idx, gi, H, W, OH, OW, _cells_avx512)
+        return cpool_cells_plane(go, NULL, idx, gi, H, W, OH, OW, _avx512)
 
 
 cdef inline Py_ssize_t _backward_plane(const floating* go, const index_t* idx, floating* gi,

@@ -173,7 +173,6 @@ static CPOOL_ALWAYS_INLINE int cpool_cells_plane_avx2(const float *go, const int
    runs on any AVX2 CPU. About 1.3x faster than AVX2 where the CPU has it. */
 #if CPOOL_X86_CPU_CHECKS
 #define CPOOL_HAVE_CELLS_AVX512 1
-#define CPOOL_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
 
 /* Of the lanes in `in`, those whose in-cell offset d (32-bit) is 0, 1, W, W+1. */
 CPOOL_TARGET_AVX512

@@ -92,6 +92,9 @@ static inline int cpool_kernel_oversized(const cpool_geometry *g)
    pull in, and setup.py builds only the baseline kernels there. */
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(_MSC_VER) && (defined(__x86_64__) || defined(__i386__))
 #define CPOOL_X86_CPU_CHECKS 1
+/* For the AVX-512 kernels, chosen at run time: the module itself is compiled
+   for AVX2, so each AVX-512 function carries its own target. */
+#define CPOOL_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
 static int cpool_cpu_has_avx2(void)
 {
     __builtin_cpu_init();

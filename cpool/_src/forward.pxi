@@ -239,15 +239,46 @@ cdef inline bint _forward_avx2(const float* x, float* out, index_t* idx,
         i64 = idx
     if is_2x2:
         cpool_forward2x2_avx2(x, out, i32, i64, r0, r1, g)
-    elif not (cpool_separable_applies(&g) and cpool_forward_separable_avx2(x, out, i32, i64, r0, r1, g)):
+    elif not (cpool_separable_applies(&g) and cpool_forward_separable_avx2(x, out, i32, i64, r0, r1, g, _avx512)):
         cpool_forward_vec_avx2(x, out, i32, i64, r0, r1, g)
     return True
 
 
+cdef inline bint _forward_slabs(const float* x, float* out, index_t* idx, Py_ssize_t p0, Py_ssize_t p1,
+                                Geometry g) noexcept nogil:
+    # Whole planes p0 .. p1 - 1 through forward_slabs_avx2.h; False if its
+    # buffer could not be allocated (nothing written).
+    if index_t is int32_t:
+        return cpool_forward_slabs_avx2(x, out, idx, NULL, p0, p1, g)
+    else:
+        return cpool_forward_slabs_avx2(x, out, NULL, idx, p0, p1, g)
+
+
 cdef void _forward_block(const floating* x, floating* out, index_t* idx,
                          Py_ssize_t r0, Py_ssize_t r1, Geometry g, bint is_2x2) noexcept nogil:
-    # One thread's rows. Each (path, with indices?) pair is its own call so
-    # that `with_idx` is a constant inside the inlined loops.
+    # One thread's rows. Planes too narrow for the planes kernels' vectors
+    # go in slabs through the channels-last kernel (forward_slabs_avx2.h),
+    # the rows of a plane split between blocks as the rest do.
+    cdef Py_ssize_t p0, p1
+    if floating is float:
+        if (CPOOL_HAVE_FORWARD_SLABS_AVX2 and not cpool_kernel_oversized(&g)
+                and cpool_slabs_apply(&g, is_2x2)):
+            p0 = (r0 + g.OH - 1) // g.OH
+            p1 = r1 // g.OH
+            if p1 - p0 >= 2 and _forward_slabs(x, out, idx, p0, p1, g):
+                _forward_rows(x, out, idx, r0, p0 * g.OH, g, is_2x2)
+                _forward_rows(x, out, idx, p1 * g.OH, r1, g, is_2x2)
+                return
+    _forward_rows(x, out, idx, r0, r1, g, is_2x2)
+
+
+cdef inline void _forward_rows(const floating* x, floating* out, index_t* idx,
+                               Py_ssize_t r0, Py_ssize_t r1, Geometry g, bint is_2x2) noexcept nogil:
+    # Rows r0 .. r1 - 1 by the planes kernels. Each (path, with indices?)
+    # pair is its own call so that `with_idx` is a constant inside the
+    # inlined loops.
+    if r0 >= r1:
+        return
     if cpool_kernel_oversized(&g):
         if idx == NULL:
             _rows_windows(x, out, idx, r0, r1, g, False)

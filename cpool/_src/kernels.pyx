@@ -86,7 +86,13 @@ cdef extern from "forward_avx2.h" nogil:
 cdef extern from "forward_separable_avx2.h" nogil:
     bint cpool_separable_applies(const Geometry* g)
     bint cpool_forward_separable_avx2(const float* x, float* out, int32_t* i32, int64_t* i64,
-                                      Py_ssize_t r0, Py_ssize_t r1, Geometry g)
+                                      Py_ssize_t r0, Py_ssize_t r1, Geometry g, int avx512)
+
+cdef extern from "forward_slabs_avx2.h" nogil:
+    enum: CPOOL_HAVE_FORWARD_SLABS_AVX2
+    bint cpool_slabs_apply(const Geometry* g, int is_2x2)
+    bint cpool_forward_slabs_avx2(const float* x, float* out, int32_t* i32, int64_t* i64,
+                                  Py_ssize_t p0, Py_ssize_t p1, Geometry g)
 
 cdef extern from "forward_nhwc_avx2.h" nogil:
     enum: CPOOL_HAVE_FORWARD_NHWC_AVX2
@@ -118,9 +124,10 @@ cdef extern from "backward_cells.h" nogil:
                            Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW, int avx512)
 
 
-# The instruction set in use within this module: only the cell writer has a
-# choice at run time (AVX-512 on top of AVX2); set_isa() sets it.
-cdef int _cells_avx512 = 0
+# The instruction set in use within this module: the cell writer and the
+# values-only 3x3 separable forward have a choice at run time (AVX-512 on
+# top of AVX2); set_isa() sets it.
+cdef int _avx512 = 0
 
 # A 3-D pooling problem from its Python description (both 3-D kernels take it).
 cdef inline Geometry3 _geometry3(object geometry) except *:
@@ -181,7 +188,8 @@ def isas():
     """The instruction sets this module can run here, narrowest first.
 
     "baseline": the portable loops; "avx2": the AVX2 forward intrinsics and
-    cell writer; "avx512": the same with the AVX-512 cell writer.
+    cell writer; "avx512": the same with the AVX-512 cell writer and 3x3
+    separable forward (values only).
     """
     if COMPILED_ISA == "baseline":
         return ("baseline",)
@@ -196,15 +204,15 @@ def isas():
 def set_isa(str name):
     """Use instruction set ``name`` (one of :func:`isas`). Not thread-safe:
     :mod:`cpool._compiled` calls it at import, tests between calls."""
-    global _cells_avx512
+    global _avx512
     if name not in isas():
         raise ValueError(f"isa must be one of {isas()!r} for {__name__}, got isa={name!r}")
-    _cells_avx512 = 1 if name == "avx512" else 0
+    _avx512 = 1 if name == "avx512" else 0
 
 
 def get_isa():
     """The instruction set in use (see :func:`set_isa`)."""
-    return "avx512" if _cells_avx512 else COMPILED_ISA
+    return "avx512" if _avx512 else COMPILED_ISA
 
 
 def busy_backoff(bint reset=False):

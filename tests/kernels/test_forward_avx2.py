@@ -9,8 +9,9 @@ on every row length, including the 2x2 rows of 4 to 7 windows whose vector
 runs past the row end and the general kernel's border columns, at every
 split of rows between threads, and neither may write outside its output
 arrays. Each test runs on every AVX2-family ISA this machine has
-("avx2"; also "avx512", whose forward is the same AVX2 code) and is skipped
-where there is none.
+("avx2"; also "avx512", whose forward is the same AVX2 code but for the
+values-only 3x3 separable fold, 16 outputs a vector) and is skipped where
+there is none.
 """
 
 import itertools
@@ -167,8 +168,9 @@ GENERAL = [
 @pytest.mark.parametrize("geometry", GENERAL, ids=[str(g) for g in GENERAL])
 def test_general_matches_baseline(isa, geometry, index_dtype):
     rng = np.random.default_rng(_seed(geometry))
-    # Widths around the vector length: no interior, interiors of 7, 8, 9, 16, 17, ...
-    for W in (1, 5, 9, 15, 16, 17, 18, 19, 21, 33, 40, 112):
+    # Widths around the vector lengths (8, and 16 for AVX-512): no interior,
+    # interiors of 7, 8, 9, 15, 16, 17, 31, 32, 33, ...
+    for W in (1, 5, 9, 15, 16, 17, 18, 19, 21, 33, 34, 35, 36, 40, 65, 66, 112):
         for (H, P, threads, ties), nans in itertools.product(((W % 7 + 1, 3, 1, False), (9, 2, 3, True)),
                                                              ("many", "none", "one")):
             x = _data(rng, (P, H, W), ties, nans)
@@ -205,3 +207,36 @@ def test_public_forward_through_each_isa_matches_numpy(isa, shape, args):
         assert_same_bits(got[0], expected[0], (dtype, shape, args))
         assert_same_bits(values, expected[0], (dtype, shape, args))
         assert_same_bits(got[1], expected[1], (dtype, shape, args))
+
+
+SLAB_GEOMETRIES = [
+    # (kernel_size, stride, padding, dilation, ceil_mode): rows under 16 outputs, or column stride 3
+    (3, 2, 1, 1, False),
+    (3, 1, 1, 1, False),
+    (3, 2, 0, 1, True),
+    (2, 2, 0, 1, False),  # the 2x2 geometry with rows of under 4 windows
+    (3, 3, 0, 1, False),
+    (5, 1, 2, 1, False),
+    (3, 2, 1, 2, True),
+    ((2, 4), (1, 3), (1, 2), 1, True),
+]
+
+
+@pytest.mark.parametrize("index_dtype", [None, np.int32, np.int64], ids=["values", "int32", "int64"])
+@pytest.mark.parametrize("geometry", SLAB_GEOMETRIES, ids=[str(g) for g in SLAB_GEOMETRIES])
+def test_slabs_match_baseline(isa, geometry, index_dtype):
+    # Many small planes go through the channels-last kernel in slabs of up
+    # to 32 (forward_slabs_avx2.h): plane counts around the slab and vector
+    # sizes (a last slab that would hold one plane borrows one), plane sizes
+    # off the 8x8 transpose blocks, and thread splits that leave partial
+    # planes at each block's ends.
+    rng = np.random.default_rng(_seed("slabs", geometry))
+    for P, (H, W), threads in ((2, (7, 7), 1), (9, (14, 14), 1), (33, (15, 15), 2), (40, (5, 9), 3),
+                               (65, (28, 28), 1), (70, (7, 7), 5), (31, (3, 17), 2)):
+        for nans in ("many", "none"):
+            x = _data(rng, (P, H, W), ties=P % 2 == 1, nans=nans)
+            try:
+                _run(x, isa, index_dtype, threads, geometry)
+            except ValueError:  # the geometry does not fit this input
+                continue
+            _check_same(x, isa, index_dtype, threads, geometry, ref_threads=1, msg=f"P={P} H={H} W={W} nans={nans}")
