@@ -184,16 +184,34 @@ TARGETS = (
 # For a target (label, asked) that a run may not meet: what was tried and what stops it, shown under the targets
 # table of results.md when the row is not met. The figures of each run are in the row itself (with the roofline
 # ceiling where the data exceed the caches); these say why, and which tool measures the floor.
+# The part of several notes that is about the machine, not the code.
+MACHINE_NOTE = (
+    "On this run's machine (a 2-core Intel Xeon VM) the cache-resident k2 s2 shapes (4-22 MB) run at 103-115% of "
+    "the copy-bandwidth bound at 1 thread, so they are at that floor; on the AMD EPYC of the run before they ran "
+    "from cache in about half the time, while torch's NCHW kernel, bound by instructions, was 10-20% faster here. ")
+
 TARGET_NOTES = {
     ("forward with int64 indices, k2 s2", "10x torch"):
-        "the miss is on large (16x256x56x56), a DRAM-bound shape: at 2 threads 10x torch needs cpool at about 96% "
-        "of its roofline bound (the ceiling in the row), and the fresh 51 MB of values and int64 indices come from "
-        "new pages on every call. With out= buffers the page zeroing goes (the cpool-out rows).",
+        "the miss is on large (16x256x56x56, 90 MB moved): one thread reads it from memory at about 12 GB/s, "
+        "43% of the copy-bandwidth bound (np.copyto's streaming stores do better than a kernel that reads), and "
+        "at 2 threads cpool reaches 84% of it. The fresh values and int64 indices come from new pages on every "
+        "call; with out= buffers the page zeroing goes (the cpool-out rows).",
+    ("forward, values only", "15x torch"):
+        MACHINE_NOTE + "The misses are large at 1 thread (12x; 48% of its bound, read from memory at about "
+        "12 GB/s by one core) and mnist-first at 2 threads (its 3 MB run on one thread: see threads_for in "
+        "cpool/_threads.py).",
     ("backward, 28x28", "3x torch"):
-        "cpool's backward here is one write pass over grad_input (the cell writer: no zeroing pass, every index "
-        "checked as it is used), already above the DRAM roofline because the 6 MB fit in the cache; "
+        MACHINE_NOTE + "cpool's backward here is one write pass over grad_input (the cell writer: no zeroing pass, "
+        "every index checked as it is used), already above the DRAM roofline because the 6 MB fit in the cache; "
         "`python bench/floors.py` puts it next to a bare memset of the same grad_input. torch's time on these "
         "cache-resident shapes is within 3x of that memset.",
+    ("backward, other shapes", "2x torch"):
+        MACHINE_NOTE + "14x14x64's backward runs at 107% of its bound at 1 thread and 202% at 2; the ResNet "
+        "stem's fresh 103 MB grad_input is zero-filled on new pages (`python bench/floors.py`), and with out= it "
+        "takes 22.6 against 27 ms.",
+    ("Module training step", "10x torch"):
+        MACHINE_NOTE + "The step (forward with indices, then backward, 22.5 MB moved) runs at 113% of its bound "
+        "at 1 thread and 199% at 2: 10.7x / 9.8x torch.",
     ("latency, 1x1x28x28", "no slower than torch"):
         "the kernels take well under a microsecond on a 28x28 plane; what is left is Python: argument checks, "
         "layout resolution and (for the Module step) the buffer-reuse checks, about 3-7 us a call against torch's "
@@ -224,12 +242,17 @@ TARGET_NOTES = {
         "vectors). An AVX-512 channels-last writer and a 16-channel store grouping were measured and not kept "
         "(within noise of the AVX2 writer).",
     ("NCHW forward values only, every shape", "1.2x torch-mkldnn"):
-        "the ResNet stem at 1 thread, where the 3x3 fold is bound by instructions, not memory: k2 s2 on the same "
-        "input (the same bytes read and written, 4 taps instead of 9) takes about half the time. The separable fold "
-        "now runs branch-free border columns, pointer-walking row vectors and fixed-trip column folds (28% fewer "
-        "instructions under callgrind). Tried and not kept: a NaN-free fast path (one MAXPS a tap after a NaN scan "
-        "of the rows: the scan costs what it saves), AVX-512 masked folds (no gain on this CPU), software "
-        "prefetch and smaller row buffers. Not at a floor: the ceiling in the row is about 2x.",
+        "oneDNN's pooling works on its own blocked layout (16 channels a vector; the conversion to it is not timed). "
+        "The ResNet stem: the separable 3x3 fold now prefetches the next plane's input and output rows (about 20% "
+        "faster at 1 thread in one process: 12.4 to 9.3 ms) and folds 16 outputs a vector with AVX-512; before, "
+        "branch-free border columns, pointer-walking row vectors and fixed-trip column folds (28% fewer "
+        "instructions under callgrind). Tried and not kept: a NaN-free fast path (the NaN scan costs what it "
+        "saves), prefetching two planes ahead, PREFETCHW for the output. k2 s2 on the same input (the same bytes, "
+        "4 taps instead of 9) takes 8.1 ms at 1 thread, the time of a bare read of the input (x.sum()): the stem's "
+        "floor here. inception-pool (14x14 planes, 7 outputs a row) goes in slabs of 32 planes through the "
+        "channels-last kernel (27 ms to 1.3 ms for 256x64x14x14 k3 s2 p1, where torch takes 26 ms); the two "
+        "transposes are about two thirds of its time (timed with the pooling left out), and prefetching the next "
+        "slab measured slower. large at 1 thread: read from memory at about 12 GB/s (see above).",
     ("DRAM-bound shapes, both layouts, out= buffers", "70% of the roofline bound at 1 thread"):
         "out= removes the fresh pages but not the index pre-check (indices must all be valid before the caller's "
         "array is written): now one vectorised pass (it was two NumPy reductions), which is still one more read "
