@@ -186,9 +186,10 @@ TARGETS = (
 # ceiling where the data exceed the caches); these say why, and which tool measures the floor.
 # The part of several notes that is about the machine, not the code.
 MACHINE_NOTE = (
-    "On this run's machine (a 2-core Intel Xeon VM) the cache-resident k2 s2 shapes (4-22 MB) run at 103-115% of "
-    "the copy-bandwidth bound at 1 thread, so they are at that floor; on the AMD EPYC of the run before they ran "
-    "from cache in about half the time, while torch's NCHW kernel, bound by instructions, was 10-20% faster here. ")
+    "The k2 s2 shapes of 4-22 MB are bound by memory, and how fast depends on the machine's caches: on a 2-core "
+    "Intel Xeon VM they run at 103-115% of the copy-bandwidth bound at 1 thread (that floor), on a 2-core AMD EPYC "
+    "(32 MB L3) from cache in about half that time, while torch's NCHW kernel, bound by instructions, is 10-20% "
+    "faster on the Xeon. ")
 
 TARGET_NOTES = {
     ("forward with int64 indices, k2 s2", "10x torch"):
@@ -244,7 +245,7 @@ TARGET_NOTES = {
     ("NCHW forward values only, every shape", "1.2x torch-mkldnn"):
         "oneDNN's pooling works on its own blocked layout (16 channels a vector; the conversion to it is not timed). "
         "The ResNet stem: the separable 3x3 fold now prefetches the next plane's input and output rows (about 20% "
-        "faster at 1 thread in one process: 12.4 to 9.3 ms) and folds 16 outputs a vector with AVX-512; before, "
+        "faster at 1 thread in one process: 12.4 to 9.3 ms), folds 16 outputs a vector with AVX-512, and has "
         "branch-free border columns, pointer-walking row vectors and fixed-trip column folds (28% fewer "
         "instructions under callgrind). Tried and not kept: a NaN-free fast path (the NaN scan costs what it "
         "saves), prefetching two planes ahead, PREFETCHW for the output. k2 s2 on the same input (the same bytes, "

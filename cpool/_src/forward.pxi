@@ -261,8 +261,7 @@ cdef void _forward_block(const floating* x, floating* out, index_t* idx,
     # the rows of a plane split between blocks as the rest do.
     cdef Py_ssize_t p0, p1
     if floating is float:
-        if (CPOOL_HAVE_FORWARD_SLABS_AVX2 and not cpool_kernel_oversized(&g)
-                and cpool_slabs_apply(&g, is_2x2)):
+        if CPOOL_HAVE_FORWARD_SLABS_AVX2 and cpool_slabs_apply(&g, is_2x2):
             p0 = (r0 + g.OH - 1) // g.OH
             p1 = r1 // g.OH
             if p1 - p0 >= 2 and _forward_slabs(x, out, idx, p0, p1, g):

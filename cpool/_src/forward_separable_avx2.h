@@ -321,8 +321,8 @@ static CPOOL_ALWAYS_INLINE void cpool_sep_rows(const float *x, float *out, int32
     const Py_ssize_t OH = g->OH, OW = g->OW, span = (g->kh - 1) * g->dh + 1;
     /* Prefetch the next plane's rows as this one's are read and written,
        where planes are small (see cpool_sep_prefetch). */
-    const int ahead = g->H * g->W <= CPOOL_SEP_AHEAD / 4;
-    const Py_ssize_t in_ahead = g->H * g->W * 4, out_ahead = OH * OW;
+    const Py_ssize_t in_plane = g->H * g->W, out_plane = OH * OW;
+    const int ahead = in_plane * 4 <= CPOOL_SEP_AHEAD;
     Py_ssize_t lo, hi, r = r0;
     cpool_interior_columns(g, &lo, &hi);
     while (r < r1) {
@@ -340,18 +340,18 @@ static CPOOL_ALWAYS_INLINE void cpool_sep_rows(const float *x, float *out, int32
         last = last > g->H ? g->H : last;
         for (ih = first; ih < last; ih++) {
             if (ahead)
-                cpool_sep_prefetch(plane + ih * g->W, in_ahead, g->W * 4);
+                cpool_sep_prefetch(plane + ih * g->W, in_plane * 4, g->W * 4);
             cpool_sep_row(plane, ih, g, lo, hi, hv + (ih - first) * OW, hx ? hx + (ih - first) * OW : NULL, sw,
                           K, K ? 1 : 0, wide);
         }
         for (oh = oh0; oh < oh1; oh++) {
             float *o = out + (p * OH + oh) * OW;
             if (ahead) {
-                cpool_sep_prefetch(o, out_ahead * 4, OW * 4);
+                cpool_sep_prefetch(o, out_plane * 4, OW * 4);
                 if (i32)
-                    cpool_sep_prefetch(i32 + (o - out), out_ahead * 4, OW * 4);
+                    cpool_sep_prefetch(i32 + (o - out), out_plane * 4, OW * 4);
                 if (i64)
-                    cpool_sep_prefetch(i64 + (o - out), out_ahead * 8, OW * 8);
+                    cpool_sep_prefetch(i64 + (o - out), out_plane * 8, OW * 8);
             }
             cpool_sep_column(hv, hx, first, oh, g, o, i32, i64, (p * OH + oh) * OW, K, wide);
         }

@@ -36,13 +36,14 @@
 #if defined(__AVX2__)
 #define CPOOL_HAVE_FORWARD_SLABS_AVX2 1
 
-/* Whether the planes kernels have no vector path for this geometry and a
-   slab of CPOOL_SLAB planes fits the buffer. is_2x2: the 2x2 stride-2
-   kernel's geometry. */
+/* Whether the planes kernels have no vector path worth it for this
+   geometry (and it is not one of the oversized kernels, which have loops of
+   their own) and a slab of CPOOL_SLAB planes fits the buffer. is_2x2: the
+   2x2 stride-2 kernel's geometry. */
 static int cpool_slabs_apply(const cpool_geometry *g, int is_2x2)
 {
     const int narrow = is_2x2 ? g->OW < 4 : g->OW < CPOOL_SLAB_MIN_OW || g->sw > 2;
-    return narrow && cpool_plane_fits_int32(g) && g->OH > 0 && g->OW > 0
+    return narrow && !cpool_kernel_oversized(g) && cpool_plane_fits_int32(g) && g->OH > 0 && g->OW > 0
         && g->H * g->W <= CPOOL_SLAB_BUFFER / (CPOOL_SLAB * (Py_ssize_t)sizeof(float));
 }
 
