@@ -141,3 +141,31 @@ def test_nan_meets_nan_and_inf_minus_inf(isa):
                 for channels_last in (False, True):
                     for k, s, p in (((2, 2), (2, 2), (0, 0)), ((3, 3), (2, 2), (1, 1)), ((2, 3), (1, 1), (1, 1))):
                         _check(x, np.random.default_rng(C), k, s, p, False, True, None, channels_last)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_narrow_planes_and_slabs_match_torch(isa, dtype, threads):
+    # Rows of at most 8 outputs go through the narrow planes kernel (one
+    # masked vector a row, border windows included) or, for planes under 12
+    # columns and column strides over 2, in slabs of up to 32 planes through
+    # a channels-last buffer (avg_slabs_avx2.h): plane counts around the
+    # slab and vector sizes, plane sizes off the 8x8 transpose blocks,
+    # partial planes at each thread's block ends, border and ceil-mode
+    # windows, every divisor rule.
+    rng = np.random.default_rng(8)
+    geometries = (((2, 2), (2, 2), (0, 0)), ((3, 3), (2, 2), (1, 1)), ((3, 3), (1, 1), (1, 1)),
+                  ((3, 3), (3, 3), (1, 1)), ((2, 2), (1, 1), (0, 0)), ((5, 5), (1, 1), (2, 2)),
+                  ((2, 3), (2, 1), (1, 1)), ((4, 4), (4, 4), (0, 0)), ((5, 3), (2, 2), (2, 1)))
+    with COMPILED.use_isa(isa):
+        for P, (H, W) in ((1, (7, 7)), (31, (14, 14)), (33, (5, 5)), (40, (8, 8)), (65, (7, 7)),
+                          (9, (16, 16)), (34, (3, 17)), (35, (11, 9)), (3, (13, 20)), (36, (15, 6))):
+            x = _input(rng, dtype, (1, P, H, W), True)
+            # a plane of -0.0 with one negative subnormal: means that
+            # underflow to -0.0, stored as +0.0 by the planes rule
+            x[0, P // 2] = -0.0
+            x[0, P // 2, H // 2, W // 2] = -np.finfo(dtype).smallest_subnormal
+            for k, s, p in geometries:
+                for ceil, incl, div in ((False, True, None), (True, False, None), (True, True, 3)):
+                    if _valid(H, W, k, s, p, ceil):
+                        _check(x, rng, k, s, p, ceil, incl, div, False)

@@ -7,7 +7,9 @@
  *   stride-2 pair of loads gives two consecutive taps of 8 windows, even and
  *   odd elements), each window's taps added in row-major order from +0 in a
  *   register; the columns whose windows lie inside the row share one
- *   divisor. Border columns go one window at a time. Any lane whose sum is
+ *   divisor. Border columns go one window at a time. Rows of at most 8
+ *   outputs go in one vector, border windows included: masked loads read
+ *   each lane's in-bounds taps (the rest add +0.0), each lane its divisor. Any lane whose sum is
  *   NaN is summed again with the explicit NaN rule (cpool_avg_nan_sum), and
  *   `0 + mean` is stored.
  * - forward, channels-last: per output pixel, 32 (then 8) channels in
@@ -227,28 +229,166 @@ static CPOOL_ALWAYS_INLINE void cpool_avg_rows_sw(const float *x, float *out, Py
     }
 }
 
+/* The mask of lanes [0, n) of 8 (none for n <= 0, all for n >= 8). */
+static CPOOL_ALWAYS_INLINE __m256i cpool_avg_mask(Py_ssize_t n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* Lanes i of 8 with lo <= base + i < hi. */
+static CPOOL_ALWAYS_INLINE __m256i cpool_avg_range(Py_ssize_t base, Py_ssize_t lo, Py_ssize_t hi)
+{
+    const __m256i at = _mm256_add_epi32(_mm256_set1_epi32((int)base), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), at),
+                            _mm256_cmpgt_epi32(at, _mm256_set1_epi32((int)lo - 1)));
+}
+
+#define CPOOL_AVG_NARROW_KW 16  /* the widest kernel whose tap masks the narrow kernel keeps */
+
+/* Whether the 8-column blocks take this geometry: column stride 1 or 2
+   and at least 8 interior columns. */
+static CPOOL_ALWAYS_INLINE int cpool_avg_blocks_apply(const cpool_geometry *g)
+{
+    Py_ssize_t a, b;
+    if (g->sw > 2)
+        return 0;
+    cpool_avg_interior(g, 0, &a, &b);
+    return b - a >= 8;
+}
+
+/* Whether the narrow kernel takes this geometry: rows of at most 8
+   outputs (at 8 it beat one 8-column block and its per-row setup: 16x16
+   planes, 2x2 stride 2, 1.3x at 1 thread), column stride 1 or 2, and
+   window extents that float holds exactly (its divisors are products of
+   two of them). */
+static CPOOL_ALWAYS_INLINE int cpool_avg_narrow_applies(const cpool_geometry *g)
+{
+    return g->OW <= 8 && (g->sw == 1 || g->sw == 2) && g->kw <= CPOOL_AVG_NARROW_KW
+        && g->H + 2 * g->ph < ((Py_ssize_t)1 << 24) && g->W + 2 * g->pw < ((Py_ssize_t)1 << 24);
+}
+
+/* Planes rows of at most 8 outputs: a whole row in one vector, border
+   windows included. Each window column j has a mask of the lanes whose tap
+   lies inside the row (the same for every row), so masked loads read only
+   in-bounds taps; the others load as +0.0, which changes no sum (a sum
+   from +0 is never -0.0, and a NaN sum keeps its NaN as the first
+   operand). Each lane sees its in-bounds taps in row-major order, as
+   cpool_avg_sum8_step's lanes do, and its own divisor. */
+static CPOOL_ALWAYS_INLINE void cpool_avg_rows_narrow(const float *x, float *out, Py_ssize_t r0, Py_ssize_t r1,
+                                                      const cpool_geometry *g, int incl, int override,
+                                                      int64_t divisor, Py_ssize_t sw, Py_ssize_t KW)
+{
+    const Py_ssize_t W = g->W, H = g->H, OW = g->OW, OH = g->OH, kw = KW ? KW : g->kw, col0 = -g->pw;
+    const __m256 zero = _mm256_setzero_ps();
+    const __m256i out_mask = cpool_avg_mask(OW);
+    __m256i mu[CPOOL_AVG_NARROW_KW], mv[CPOOL_AVG_NARROW_KW];
+    int32_t wpad[8], win[8], w0s[8];
+    __m256 wpv, wnv;
+    Py_ssize_t r, j, l;
+    Py_ssize_t p = r0 / OH, oh = r0 - p * OH;
+    for (l = 0; l < 8; l++) {
+        Py_ssize_t w0 = 0, w1 = 1, wp = 1;
+        if (l < OW)
+            wp = cpool_avg_extent(l, g->kw, sw, g->pw, W, &w0, &w1);
+        wpad[l] = (int32_t)wp;
+        win[l] = (int32_t)(w1 - w0);
+        w0s[l] = (int32_t)w0;
+    }
+    wpv = _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)wpad));
+    wnv = _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)win));
+    /* element e of the loads at row + col0 + j: in bounds and taken by a
+       lane below OW (sw 1: lane e; sw 2: lanes e / 2 of the 16 elements at
+       row + col0 + j, the odd kernel's last tap only even ones, its second
+       load starting at element 7) */
+    for (j = 0; j < kw; j++) {
+        const Py_ssize_t lo = -(col0 + j), hi = W - (col0 + j);
+        if (sw == 1) {
+            mu[j] = cpool_avg_range(0, lo, hi < OW ? hi : OW);
+        } else if (j + 1 < kw) {
+            mu[j] = cpool_avg_range(0, lo, hi < 2 * OW ? hi : 2 * OW);
+            mv[j] = cpool_avg_range(8, lo, hi < 2 * OW ? hi : 2 * OW);
+            j++;
+        } else {
+            mu[j] = cpool_avg_range(0, lo, hi < 2 * OW - 1 ? hi : 2 * OW - 1);
+            mv[j] = cpool_avg_range(7, lo, hi < 2 * OW - 1 ? hi : 2 * OW - 1);
+        }
+    }
+    for (r = r0; r < r1; r++, oh++) {
+        Py_ssize_t h0, h1, hp, ih;
+        __m256 acc = zero, d;
+        int nan;
+        if (oh == OH) {
+            oh = 0;
+            p++;
+        }
+        hp = cpool_avg_extent(oh, g->kh, g->sh, g->ph, H, &h0, &h1);
+        const float *plane = x + p * H * W;
+        float *o = out + r * OW;
+        for (ih = h0; ih < h1; ih++) {
+            const float *row = plane + ih * W + col0;
+            if (sw == 1) {
+                for (j = 0; j < kw; j++)
+                    acc = _mm256_add_ps(acc, _mm256_maskload_ps(row + j, mu[j]));
+            } else {
+                /* lanes in order 0 1 4 5 | 2 3 6 7 until the permute below */
+                for (j = 0; j + 1 < kw; j += 2) {
+                    __m256 u = _mm256_maskload_ps(row + j, mu[j]), v = _mm256_maskload_ps(row + j + 8, mv[j]);
+                    acc = _mm256_add_ps(acc, _mm256_shuffle_ps(u, v, _MM_SHUFFLE(2, 0, 2, 0)));
+                    acc = _mm256_add_ps(acc, _mm256_shuffle_ps(u, v, _MM_SHUFFLE(3, 1, 3, 1)));
+                }
+                if (j < kw) {
+                    __m256 u = _mm256_maskload_ps(row + j, mu[j]), v = _mm256_maskload_ps(row + j + 7, mv[j]);
+                    acc = _mm256_add_ps(acc, _mm256_shuffle_ps(u, v, _MM_SHUFFLE(3, 1, 2, 0)));
+                }
+            }
+        }
+        if (sw == 2)
+            acc = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(acc), 0xD8));
+        if (override)
+            d = _mm256_set1_ps((float)divisor);
+        else
+            d = _mm256_mul_ps(_mm256_set1_ps((float)(incl ? hp : h1 - h0)), incl ? wpv : wnv);
+        _mm256_maskstore_ps(o, out_mask, _mm256_add_ps(zero, _mm256_div_ps(acc, d)));
+        nan = _mm256_movemask_ps(_mm256_cmp_ps(acc, acc, _CMP_UNORD_Q)) & ((1 << OW) - 1);
+        for (l = 0; nan; l++, nan >>= 1)
+            if (nan & 1) {
+                volatile float z = 0.0f;
+                float dv = cpool_avg_div(hp, wpad[l], h1 - h0, win[l], incl, override, divisor);
+                o[l] = z + cpool_avg_nan_sum(plane, W, h0, h1, w0s[l], w0s[l] + win[l]) / dv;
+            }
+    }
+}
+
+/* One kernel of the planes forward, with sw and KW constant after inlining. */
+static CPOOL_ALWAYS_INLINE void cpool_avg_rows_kernel(const float *x, float *out, Py_ssize_t r0, Py_ssize_t r1,
+                                                      const cpool_geometry *g, int incl, int override,
+                                                      int64_t divisor, int narrow, Py_ssize_t sw, Py_ssize_t KW)
+{
+    if (narrow)
+        cpool_avg_rows_narrow(x, out, r0, r1, g, incl, override, divisor, sw, KW);
+    else
+        cpool_avg_rows_sw(x, out, r0, r1, g, incl, override, divisor, sw, KW);
+}
+
 /* Planes forward, output rows [r0, r1) of (P * OH, OW), column stride 1 or
-   2 with at least 8 interior columns; returns 0 (nothing written) for the
-   rest, which the portable loops do faster one window at a time. */
+   2: rows of at most 8 outputs (the narrow kernel), or with at least 8
+   interior columns (the blocks); returns 0 (nothing written) for the rest. */
 static int cpool_avg_rows_avx2(const float *x, float *out, Py_ssize_t r0, Py_ssize_t r1, cpool_geometry g, int incl,
                                int override, int64_t divisor)
 {
-    Py_ssize_t a, b;
-    if (g.sw > 2)
-        return 0;
-    cpool_avg_interior(&g, 0, &a, &b);
-    if (b - a < 8)
+    const int narrow = cpool_avg_narrow_applies(&g);
+    if (!narrow && !cpool_avg_blocks_apply(&g))
         return 0;
     if (g.sw == 1 && g.kw == 3)
-        cpool_avg_rows_sw(x, out, r0, r1, &g, incl, override, divisor, 1, 3);
+        cpool_avg_rows_kernel(x, out, r0, r1, &g, incl, override, divisor, narrow, 1, 3);
     else if (g.sw == 1)
-        cpool_avg_rows_sw(x, out, r0, r1, &g, incl, override, divisor, 1, 0);
+        cpool_avg_rows_kernel(x, out, r0, r1, &g, incl, override, divisor, narrow, 1, 0);
     else if (g.kw == 2)
-        cpool_avg_rows_sw(x, out, r0, r1, &g, incl, override, divisor, 2, 2);
+        cpool_avg_rows_kernel(x, out, r0, r1, &g, incl, override, divisor, narrow, 2, 2);
     else if (g.kw == 3)
-        cpool_avg_rows_sw(x, out, r0, r1, &g, incl, override, divisor, 2, 3);
+        cpool_avg_rows_kernel(x, out, r0, r1, &g, incl, override, divisor, narrow, 2, 3);
     else
-        cpool_avg_rows_sw(x, out, r0, r1, &g, incl, override, divisor, 2, 0);
+        cpool_avg_rows_kernel(x, out, r0, r1, &g, incl, override, divisor, narrow, 2, 0);
     return 1;
 }
 
@@ -272,12 +412,6 @@ static CPOOL_ALWAYS_INLINE __m256 cpool_avg_add_first(__m256 a, __m256 b)
 static CPOOL_ALWAYS_INLINE __m256 cpool_avg_tap_add(__m256 sum, __m256 tap)
 {
     return cpool_avg_add_first(tap, sum);
-}
-
-/* Lanes [0, n) of 8 floats at p (n < 8), zero elsewhere, and the mask. */
-static CPOOL_ALWAYS_INLINE __m256i cpool_avg_mask(Py_ssize_t n)
-{
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
 /* The channel tail's rule, lane by lane: `tail` lanes (torch's scalar

@@ -14,9 +14,14 @@ cdef void _avg_backward_planes(const floating* go, floating* gi, Py_ssize_t p0, 
     cdef floating share
     cdef floating* plane
     cdef floating* dst
-    if floating is float and CPOOL_HAVE_AVG_AVX2 and cpool_avg_backward_planes_avx2(go, gi, p0, p1, g, incl,
-                                                                                     override, divisor):
-        return
+    if floating is float:
+        # planes with short rows in slabs through a channels-last buffer
+        # (avg_slabs_avx2.h), the rest by the planes kernel
+        if (CPOOL_HAVE_AVG_SLABS_AVX2 and cpool_avg_backward_slabs_apply(&g)
+                and cpool_avg_slabs_run(go, gi, p0, p1, g, incl, override, divisor, True)):
+            return
+        if CPOOL_HAVE_AVG_AVX2 and cpool_avg_backward_planes_avx2(go, gi, p0, p1, g, incl, override, divisor):
+            return
     for p in range(p0, p1):
         plane = gi + p * H * W
         memset(plane, 0, H * W * sizeof(floating))

@@ -156,6 +156,25 @@ cdef void _avg_rows_nhwc(const floating* x, floating* out, Py_ssize_t r0, Py_ssi
                 o[c] = o[c] / d
 
 
+cdef void _avg_block(const floating* x, floating* out, Py_ssize_t r0, Py_ssize_t r1, Geometry g,
+                     bint incl, bint override, int64_t divisor) noexcept nogil:
+    # One thread's planes rows. Planes with rows too narrow for the planes
+    # kernel's vectors go whole, in slabs, through avg_slabs_avx2.h; the
+    # rows of a plane split between blocks go as the rest do.
+    cdef Py_ssize_t p0, p1
+    if floating is float:
+        if CPOOL_HAVE_AVG_SLABS_AVX2 and cpool_avg_slabs_apply(&g):
+            p0 = (r0 + g.OH - 1) // g.OH
+            p1 = r1 // g.OH
+            if p1 > p0 and cpool_avg_slabs_run(x, out, p0, p1, g, incl, override, divisor, False):
+                if r0 < p0 * g.OH:
+                    _avg_rows(x, out, r0, p0 * g.OH, g, incl, override, divisor)
+                if p1 * g.OH < r1:
+                    _avg_rows(x, out, p1 * g.OH, r1, g, incl, override, divisor)
+                return
+    _avg_rows(x, out, r0, r1, g, incl, override, divisor)
+
+
 cdef void _avg_forward_run(const floating* x, floating* out, Py_ssize_t P, Geometry g, Py_ssize_t C,
                            bint incl, bint override, int64_t divisor, int n_threads, bint adapt) noexcept:
     # P planes (C == 0) or P images of C channels: P * OH output rows in
@@ -173,7 +192,7 @@ cdef void _avg_forward_run(const floating* x, floating* out, Py_ssize_t P, Geome
             if C > 0:
                 _avg_rows_nhwc(x, out, 0, rows, g, C, incl, override, divisor)
             else:
-                _avg_rows(x, out, 0, rows, g, incl, override, divisor)
+                _avg_block(x, out, 0, rows, g, incl, override, divisor)
         return
     chunks = cpool_team_open(team, n, rows, adapt)
     for c in prange(chunks, nogil=True, schedule="dynamic", num_threads=n):
@@ -181,6 +200,6 @@ cdef void _avg_forward_run(const floating* x, floating* out, Py_ssize_t P, Geome
         if C > 0:
             _avg_rows_nhwc(x, out, rows * c // chunks, rows * (c + 1) // chunks, g, C, incl, override, divisor)
         else:
-            _avg_rows(x, out, rows * c // chunks, rows * (c + 1) // chunks, g, incl, override, divisor)
+            _avg_block(x, out, rows * c // chunks, rows * (c + 1) // chunks, g, incl, override, divisor)
         cpool_team_leave(team, t0)
     cpool_team_close(team)

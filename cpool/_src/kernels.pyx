@@ -116,6 +116,13 @@ cdef extern from "avg_avx2.h" nogil:
     bint cpool_avg_backward_planes_avx2(const float* go, float* gi, Py_ssize_t p0, Py_ssize_t p1, Geometry g,
                                         int incl, int override, int64_t divisor)
 
+cdef extern from "avg_slabs_avx2.h" nogil:
+    enum: CPOOL_HAVE_AVG_SLABS_AVX2
+    bint cpool_avg_slabs_apply(const Geometry* g)
+    bint cpool_avg_backward_slabs_apply(const Geometry* g)
+    bint cpool_avg_slabs_run(const float* src, float* out, Py_ssize_t p0, Py_ssize_t p1, Geometry g, int incl,
+                             int override, int64_t divisor, int backward)
+
 cdef extern from "backward_cells.h" nogil:
     enum: CPOOL_HAVE_CELLS
     enum: CPOOL_HAVE_CELLS_AVX512
