@@ -258,6 +258,23 @@ TARGET_NOTES = {
         "out= removes the fresh pages but not the index pre-check (indices must all be valid before the caller's "
         "array is written): now one vectorised pass (it was two NumPy reductions), which is still one more read "
         "of the indices than the roofline counts. The stem's 3x3 windows re-read inputs from cache.",
+    ("average pooling forward, NCHW", "5x torch, 1.5x torch-cl and 1.5x torch-mkldnn"):
+        "against torch-cl the k2 s2 shapes are bound by memory: 14x14x64 (16 MB moved) and large (64 MB) run at "
+        "96-103% of the copy-bandwidth bound at 1 thread, and torch-cl, vectorised across their 32-256 channels, "
+        "within about 10% of cpool; 1.5x torch-cl would need 1.5x the copy bandwidth. Planes rows of up to 8 "
+        "outputs (14x14 planes: 7) went one window at a time, 6.5x slower than torch-cl; they now take one "
+        "masked vector a row, border windows included (4.2 to 0.61 ms at 1 thread), and planes under 12 columns "
+        "go in slabs of 32 planes through a channels-last buffer (7x7 3x3 stride 1: 1.4x faster than the masked "
+        "rows). Tried and not kept: the slabs for 14x14 planes (1.5x slower than the masked rows: the two "
+        "transposes cost more than the short rows) and for 28x28 ones (1.8x slower than the 8-column blocks).",
+    ("average pooling backward, NCHW", "5x torch and 1.5x torch-cl"):
+        "planes of up to 15 outputs a row go in slabs of 32 planes through a channels-last buffer (zeroed, each "
+        "share added to its window's cells across the slab's planes, transposed back), which took 256x64x14x14 "
+        "from 2.1 to 1.3 ms at 1 thread and 7x7 3x3 stride 1 from 5.4 to 0.58 ms (torch-cl: 1.05 ms); 16 outputs "
+        "a row measured slower in slabs and stays with the planes kernel. 14x14x64 is not at a floor: its 16 MB "
+        "move at about half the copy bandwidth, most of the time in the two transposes and the zeroing; torch-cl "
+        "reads its channels-last grad_output once and writes each cell once. large and resnet-stem meet 1.5x "
+        "torch-cl at 1 thread.",
     ("max_unpool2d, MNIST shapes", "3x torch"):
         "at 2 threads the MNIST shapes (under 2 MB) are too small for a second thread to pay; at 1 thread cpool is "
         "about 3x.",
