@@ -278,6 +278,14 @@ TARGET_NOTES = {
     ("max_unpool2d, MNIST shapes", "3x torch"):
         "at 2 threads the MNIST shapes (under 2 MB) are too small for a second thread to pay; at 1 thread cpool is "
         "about 3x.",
+    ("adaptive_max_pool2d, large shapes (informational)", "1.5x torch-cl"):
+        "a 7x7 output of 56x56 and 112x112 planes pools 8x8 and 16x16 windows, each input element once, so the "
+        "floor is one read of the input (x.max() of large's 51 MB takes 1.8 ms at 1 thread), and torch-cl, "
+        "vectorised across channels, runs within about 1.7x of it. Planes windows took a scalar fold with a "
+        "branch per tap (large: 17 ms at 1 thread); float32 planes now go in slabs of 32 through a channels-last "
+        "buffer, a band of output rows at a time, and channels-last memory folds a window's channels together "
+        "(large about 3.8 ms on planes and 2.9 ms channels-last, torch-cl about 3 ms). The planes path's two "
+        "transposes are about a quarter of its time.",
     ("3-D max pooling, NCDHW", "5x torch"):
         "the backward's fresh 103 MB grad_input comes from new pages every call (zero-filling it alone takes "
         "about 20 ms here); with out= it runs about 5.6x torch's fresh-output time (tools/bench_max3d.py).",

@@ -99,6 +99,15 @@ def rng():
     return np.random.default_rng(12345)
 
 
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request):
+    """cpool's thread count for the test: 1, then 2 (restored after)."""
+    before = cpool.get_num_threads()
+    cpool.set_num_threads(request.param)
+    yield request.param
+    cpool.set_num_threads(before)
+
+
 def pytest_report_header(config):
     info = cpool.config()
     return (

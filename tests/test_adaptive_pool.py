@@ -315,6 +315,48 @@ def nan_with_payload(dtype, payload):
     return np.array(bits, word).view(dtype)
 
 
+ISAS = () if COMPILED is None else COMPILED.AVAILABLE_ISAS
+
+
+@needs_torch
+@pytest.mark.skipif(COMPILED is None, reason="compiled extension not built")
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+def test_max_kernels_match_torch(isa, dtype, threads):
+    # float32 planes go in slabs of up to 32 planes through a channels-last
+    # buffer, a band of output rows at a time (adaptive_max_avx2.h: fewer
+    # planes a slab, and several bands a plane, for large planes), or through
+    # max pooling's 2x2 kernels where the plane is halved; channels-last
+    # memory folds a window's channels together. Plane counts around the
+    # slab and vector sizes, bands that overlap (sizes the output does not
+    # divide), outputs larger than the input, planes of -inf only and of one
+    # NaN only (the first tap's index, the last NaN's), NaN payloads, ties;
+    # with indices and values only, both memory layouts.
+    rng = np.random.default_rng(21)
+    cases = ((1, 7, 7, 7, 7), (3, 14, 14, 7, 7), (33, 14, 14, 7, 7), (31, 28, 28, 7, 7), (65, 13, 17, 5, 4),
+             (9, 5, 6, 9, 11), (40, 56, 56, 7, 7), (3, 200, 40, 7, 5), (20, 256, 128, 4, 3), (34, 30, 31, 1, 1),
+             (2, 16, 9, 8, 3), (17, 3, 40, 2, 5))
+    specials = [nan_with_payload(dtype, 1), nan_with_payload(dtype, 2), -np.inf, np.inf, -0.0]
+    with COMPILED.use_isa(isa):
+        for P, H, W, OH, OW in cases:
+            x = rng.standard_normal((1, P, H, W)).astype(dtype)
+            x[..., ::3, ::2] = np.round(x[..., ::3, ::2])  # ties
+            flat = x.reshape(-1)
+            at = rng.integers(0, flat.size, max(2, flat.size // 50))
+            flat[at] = rng.choice(specials, at.size)
+            x[0, P // 2] = -np.inf
+            if P > 2:
+                x[0, P // 3] = nan_with_payload(dtype, 5)
+            for layout in ("nchw", "channels_last"):
+                a, _, t, back = as_layout(x, layout)
+                ev, ei = F.adaptive_max_pool2d(t, (OH, OW), return_indices=True)
+                got, idx = cpool.adaptive_max_pool2d(a, (OH, OW), return_indices=True)
+                case = (isa, layout, (P, H, W), (OH, OW))
+                assert_same_bits(np.ascontiguousarray(got), np.ascontiguousarray(back(ev)), case)
+                assert_same_bits(np.ascontiguousarray(idx), np.ascontiguousarray(back(ei)), case)
+                assert_same_bits(cpool.adaptive_max_pool2d(a, (OH, OW)), got, case)
+
+
 @needs_torch
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("C", [1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 16, 17, 23, 31])

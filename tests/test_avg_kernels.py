@@ -83,14 +83,6 @@ def _valid(H, W, k, s, p, ceil):
     return True
 
 
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request):
-    before = cpool.get_num_threads()
-    cpool.set_num_threads(request.param)
-    yield request.param
-    cpool.set_num_threads(before)
-
-
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_planes_paths_match_torch(isa, dtype, threads):

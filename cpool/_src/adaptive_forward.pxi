@@ -386,39 +386,64 @@ cdef void _ad_forward_run(const floating* x, floating* out, int64_t* idx, bint i
     # chunks claimed dynamically by the team (see "threads on a busy
     # machine" in common.h; each output on its own: any split gives the same
     # bits). The 1x1 average: planes or images.
+    # The max of float32 planes goes in slabs of planes (adaptive_max_avx2.h):
+    # its units are planes then, as for the 1x1 average.
     cdef Py_ssize_t rows = P * OH, c, chunks, units
     cdef Team team[1]
     cdef double t0
     cdef int n
     cdef bint glob = (not is_max) and OH == 1 and OW == 1
-    units = P if glob else rows
+    cdef bint slabs = False
+    cdef Geometry halve
+    if is_max and C == 0 and H == 2 * OH and W == 2 * OW:
+        # Planes halved: the windows are max pooling's 2x2 stride-2 ones, and
+        # its planes kernels (forward.pxi) run them 2x faster than slabs do.
+        halve.kh = halve.kw = halve.sh = halve.sw = 2
+        halve.ph = halve.pw = 0
+        halve.dh = halve.dw = 1
+        halve.H, halve.W, halve.OH, halve.OW = H, W, OH, OW
+        if _forward_run(x, out, idx, P, halve, n_threads, adapt, 0):
+            return
+    if floating is float:
+        slabs = (CPOOL_HAVE_ADAPTIVE_MAX_AVX2 and is_max and C == 0
+                 and cpool_adaptive_max_slabs_apply(H, W, OH, OW))
+    units = P if (glob or slabs) else rows
     if units == 0 or OW == 0:
         return
     n = cpool_team_threads(n_threads, units, adapt)
     if n == 1:
         with nogil:
-            _ad_forward_chunk(x, out, idx, is_max, glob, 0, units, H, W, OH, OW, C, split, sse,
+            _ad_forward_chunk(x, out, idx, is_max, glob, slabs, 0, units, H, W, OH, OW, C, split, sse,
                               vector_tap_first)
         return
     chunks = cpool_team_open(team, n, units, adapt)
     for c in prange(chunks, nogil=True, schedule="dynamic", num_threads=n):
         t0 = cpool_team_enter(team, c)
-        _ad_forward_chunk(x, out, idx, is_max, glob, units * c // chunks, units * (c + 1) // chunks,
+        _ad_forward_chunk(x, out, idx, is_max, glob, slabs, units * c // chunks, units * (c + 1) // chunks,
                           H, W, OH, OW, C, split, sse, vector_tap_first)
         cpool_team_leave(team, t0)
     cpool_team_close(team)
 
 
 cdef void _ad_forward_chunk(const floating* x, floating* out, int64_t* idx, bint is_max, bint glob,
-                            Py_ssize_t u0, Py_ssize_t u1, Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH,
+                            bint slabs, Py_ssize_t u0, Py_ssize_t u1, Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH,
                             Py_ssize_t OW, Py_ssize_t C, Py_ssize_t split, Py_ssize_t sse,
                             bint vector_tap_first) noexcept nogil:
+    # Units u0 .. u1 - 1: planes or images (glob, slabs), else output rows.
     if glob:
         if C > 0:
             _ad_global_images(x, out, u0, u1, H * W, C)
         else:
             _ad_global_planes(x, out, u0, u1, H * W)
     elif is_max:
+        if floating is float:
+            if slabs:
+                if not cpool_adaptive_max_slabs_avx2(x, out, idx, u0, u1, H, W, OH, OW):
+                    _ad_max_rows(x, out, idx, u0 * OH, u1 * OH, H, W, OH, OW)  # no buffer
+                return
+            if CPOOL_HAVE_ADAPTIVE_MAX_AVX2 and C > 0 and H * W < CPOOL_INT32_PLANE:
+                cpool_adaptive_max_nhwc_avx2(x, out, idx, u0, u1, H, W, OH, OW, C)
+                return
         if C > 0:
             _ad_max_rows_nhwc(x, out, idx, u0, u1, H, W, OH, OW, C)
         else:

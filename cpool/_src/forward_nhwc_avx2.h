@@ -127,43 +127,6 @@ static CPOOL_ALWAYS_INLINE void cpool_nhwc_store_index(int32_t *i32, int64_t *i6
     }
 }
 
-static CPOOL_ALWAYS_INLINE void cpool_nhwc_pixel(const float *xn, const float *end, float *o, const float *row_end,
-                                                 int32_t *i32, int64_t *i64, Py_ssize_t at,
-                                                 const cpool_geometry *g, Py_ssize_t C, Py_ssize_t first,
-                                                 Py_ssize_t ilo, Py_ssize_t ihi, Py_ssize_t jlo, Py_ssize_t jhi,
-                                                 const int WITH_IDX)
-{
-    __m256 best[4];
-    __m256i bi[4];
-    const float *p = xn + first * C;
-    Py_ssize_t c = 0;
-    int v;
-    for (; c + 32 <= C; c += 32) {
-        cpool_nhwc_fold(p + c, end, g, C, first, ilo, ihi, jlo, jhi, 4, 0, _mm256_setzero_si256(), WITH_IDX, best,
-                        bi);
-        for (v = 0; v < 4; v++) {
-            _mm256_storeu_ps(o + c + 8 * v, best[v]);
-            if (WITH_IDX)
-                cpool_nhwc_store_index(i32, i64, at + c + 8 * v, bi[v], 8);
-        }
-    }
-    for (; c + 8 <= C; c += 8) {
-        cpool_nhwc_fold(p + c, end, g, C, first, ilo, ihi, jlo, jhi, 1, 0, _mm256_setzero_si256(), WITH_IDX, best,
-                        bi);
-        _mm256_storeu_ps(o + c, best[0]);
-        if (WITH_IDX)
-            cpool_nhwc_store_index(i32, i64, at + c, bi[0], 8);
-    }
-    if (c < C) {
-        int rest = (int)(C - c);
-        __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rest), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        cpool_nhwc_fold(p + c, end, g, C, first, ilo, ihi, jlo, jhi, 1, 1, mask, WITH_IDX, best, bi);
-        cpool_tail_store(o + c, row_end, mask, best[0]);
-        if (WITH_IDX)
-            cpool_nhwc_store_index(i32, i64, at + c, bi[0], rest);
-    }
-}
-
 /* Kernel 2, stride 2, no padding or dilation, every window complete (the
    MNIST case): the four taps at fixed offsets, no per-pixel bounds. */
 static CPOOL_ALWAYS_INLINE void cpool_nhwc_fold2x2(const float *p, const float *end, Py_ssize_t C, Py_ssize_t W,
@@ -195,6 +158,61 @@ static CPOOL_ALWAYS_INLINE void cpool_nhwc_fold2x2(const float *p, const float *
     }
 }
 
+/* A window's fold, 2x2 (K2) or general, as cpool_nhwc_pixel's K2 says. */
+static CPOOL_ALWAYS_INLINE void cpool_nhwc_window(const float *p, const float *end, const cpool_geometry *g,
+                                                  Py_ssize_t C, Py_ssize_t first, Py_ssize_t ilo, Py_ssize_t ihi,
+                                                  Py_ssize_t jlo, Py_ssize_t jhi, const int K2, const int NV,
+                                                  const int MASKED, __m256i mask, const int WITH_IDX,
+                                                  __m256 *best, __m256i *bi)
+{
+    if (K2)
+        cpool_nhwc_fold2x2(p, end, C, g->W, first, NV, MASKED, mask, WITH_IDX, best, bi);
+    else
+        cpool_nhwc_fold(p, end, g, C, first, ilo, ihi, jlo, jhi, NV, MASKED, mask, WITH_IDX, best, bi);
+}
+
+/* One output pixel, all C channels: the window's taps from p (its first
+   tap, plane position `first`: the index the lanes record), values to o,
+   indices to i32 / i64 + at. K2: a complete 2x2 window of adjacent taps
+   (cpool_nhwc_fold2x2; the tap ranges unused), else taps [ilo, ihi) x
+   [jlo, jhi) of g's window. */
+static CPOOL_ALWAYS_INLINE void cpool_nhwc_pixel(const float *p, const float *end, float *o, const float *row_end,
+                                                 int32_t *i32, int64_t *i64, Py_ssize_t at,
+                                                 const cpool_geometry *g, Py_ssize_t C, Py_ssize_t first,
+                                                 Py_ssize_t ilo, Py_ssize_t ihi, Py_ssize_t jlo, Py_ssize_t jhi,
+                                                 const int K2, const int WITH_IDX)
+{
+    __m256 best[4];
+    __m256i bi[4];
+    Py_ssize_t c = 0;
+    int v;
+    for (; c + 32 <= C; c += 32) {
+        cpool_nhwc_window(p + c, end, g, C, first, ilo, ihi, jlo, jhi, K2, 4, 0, _mm256_setzero_si256(), WITH_IDX,
+                          best, bi);
+        for (v = 0; v < 4; v++) {
+            _mm256_storeu_ps(o + c + 8 * v, best[v]);
+            if (WITH_IDX)
+                cpool_nhwc_store_index(i32, i64, at + c + 8 * v, bi[v], 8);
+        }
+    }
+    for (; c + 8 <= C; c += 8) {
+        cpool_nhwc_window(p + c, end, g, C, first, ilo, ihi, jlo, jhi, K2, 1, 0, _mm256_setzero_si256(), WITH_IDX,
+                          best, bi);
+        _mm256_storeu_ps(o + c, best[0]);
+        if (WITH_IDX)
+            cpool_nhwc_store_index(i32, i64, at + c, bi[0], 8);
+    }
+    if (c < C) {
+        int rest = (int)(C - c);
+        __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rest), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        cpool_nhwc_window(p + c, end, g, C, first, ilo, ihi, jlo, jhi, K2, 1, 1, mask, WITH_IDX,
+                          best, bi);
+        cpool_tail_store(o + c, row_end, mask, best[0]);
+        if (WITH_IDX)
+            cpool_nhwc_store_index(i32, i64, at + c, bi[0], rest);
+    }
+}
+
 static CPOOL_ALWAYS_INLINE void cpool_nhwc_rows_2x2(const float *x, float *out, int32_t *i32, int64_t *i64,
                                                     Py_ssize_t r0, Py_ssize_t r1, const cpool_geometry *g,
                                                     Py_ssize_t C, const int WITH_IDX)
@@ -202,10 +220,7 @@ static CPOOL_ALWAYS_INLINE void cpool_nhwc_rows_2x2(const float *x, float *out, 
     const Py_ssize_t W = g->W, OW = g->OW;
     /* The input of the block's images: tail loads stay inside it. */
     const float *end = x + ((r1 - 1) / g->OH + 1) * g->H * W * C;
-    __m256 best[4];
-    __m256i bi[4];
-    Py_ssize_t r, ow, c;
-    int v;
+    Py_ssize_t r, ow;
     for (r = r0; r < r1; r++) {
         Py_ssize_t n = r / g->OH, oh = r - n * g->OH;
         const float *xn = x + n * g->H * W * C;
@@ -231,28 +246,7 @@ static CPOOL_ALWAYS_INLINE void cpool_nhwc_rows_2x2(const float *x, float *out, 
                     _mm_prefetch(next + below + b, _MM_HINT_T0);
                 }
             }
-            for (c = 0; c + 32 <= C; c += 32) {
-                cpool_nhwc_fold2x2(p + c, end, C, W, first, 4, 0, _mm256_setzero_si256(), WITH_IDX, best, bi);
-                for (v = 0; v < 4; v++) {
-                    _mm256_storeu_ps(o + c + 8 * v, best[v]);
-                    if (WITH_IDX)
-                        cpool_nhwc_store_index(i32, i64, at + c + 8 * v, bi[v], 8);
-                }
-            }
-            for (; c + 8 <= C; c += 8) {
-                cpool_nhwc_fold2x2(p + c, end, C, W, first, 1, 0, _mm256_setzero_si256(), WITH_IDX, best, bi);
-                _mm256_storeu_ps(o + c, best[0]);
-                if (WITH_IDX)
-                    cpool_nhwc_store_index(i32, i64, at + c, bi[0], 8);
-            }
-            if (c < C) {
-                int rest = (int)(C - c);
-                __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rest), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-                cpool_nhwc_fold2x2(p + c, end, C, W, first, 1, 1, mask, WITH_IDX, best, bi);
-                cpool_tail_store(o + c, row_end, mask, best[0]);
-                if (WITH_IDX)
-                    cpool_nhwc_store_index(i32, i64, at + c, bi[0], rest);
-            }
+            cpool_nhwc_pixel(p, end, o, row_end, i32, i64, at, g, C, first, 0, 0, 0, 0, 1, WITH_IDX);
         }
     }
 }
@@ -275,7 +269,8 @@ static CPOOL_ALWAYS_INLINE void cpool_nhwc_rows(const float *x, float *out, int3
             cpool_nhwc_tap_range(iw0, g->kw, g->dw, g->W, &jlo, &jhi);
             if (ilo < ihi && jlo < jhi) {
                 Py_ssize_t first = (ih0 + ilo * g->dh) * g->W + iw0 + jlo * g->dw;
-                cpool_nhwc_pixel(xn, end, out + at, row_end, i32, i64, at, g, C, first, ilo, ihi, jlo, jhi, WITH_IDX);
+                cpool_nhwc_pixel(xn + first * C, end, out + at, row_end, i32, i64, at, g, C, first, ilo, ihi, jlo,
+                                 jhi, 0, WITH_IDX);
             } else { /* no in-bounds tap (dilation only): -inf, index -1 */
                 for (c = 0; c < C; c++) {
                     out[at + c] = -INFINITY;

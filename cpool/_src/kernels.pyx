@@ -51,6 +51,7 @@ cdef extern from "common.h" nogil:
         Py_ssize_t kh, kw, sh, sw, ph, pw, dh, dw, H, W, OH, OW
     ctypedef struct Geometry3 "cpool_geometry3":
         Py_ssize_t kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw, D, H, W, OD, OH, OW
+    const Py_ssize_t CPOOL_INT32_PLANE  # planes this large need 64-bit offsets
     bint cpool_plane_fits_int32(const Geometry* g)
     void cpool_tap_range(Py_ssize_t start, Py_ssize_t k, Py_ssize_t d, Py_ssize_t size,
                          Py_ssize_t* lo, Py_ssize_t* hi)
@@ -122,6 +123,14 @@ cdef extern from "avg_slabs_avx2.h" nogil:
     bint cpool_avg_backward_slabs_apply(const Geometry* g)
     bint cpool_avg_slabs_run(const float* src, float* out, Py_ssize_t p0, Py_ssize_t p1, Geometry g, int incl,
                              int override, int64_t divisor, int backward)
+
+cdef extern from "adaptive_max_avx2.h" nogil:
+    enum: CPOOL_HAVE_ADAPTIVE_MAX_AVX2
+    void cpool_adaptive_max_nhwc_avx2(const float* x, float* out, int64_t* i64, Py_ssize_t r0, Py_ssize_t r1,
+                                      Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t C)
+    bint cpool_adaptive_max_slabs_apply(Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW)
+    bint cpool_adaptive_max_slabs_avx2(const float* x, float* out, int64_t* i64, Py_ssize_t p0, Py_ssize_t p1,
+                                       Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW)
 
 cdef extern from "backward_cells.h" nogil:
     enum: CPOOL_HAVE_CELLS
