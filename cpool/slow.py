@@ -342,6 +342,14 @@ def _axis_bounds(out_len: int, k: int, s: int, p: int, size: int) -> tuple[np.nd
     return np.maximum(start, 0), np.minimum(end, size), padded
 
 
+def _tap_span(out_len: int, k_off: int, s: int, p: int, size: int) -> tuple[int, int, int]:
+    """The outputs [o0, o1) along one axis whose kernel tap ``k_off`` lands
+    inside the input, and that tap's input index for output o0."""
+    o0 = max(0, -((k_off - p) // s))
+    o1 = min(out_len, (size - 1 + p - k_off) // s + 1)
+    return o0, o1, o0 * s - p + k_off
+
+
 def avg_divisors(g: PoolGeometry, count_include_pad: bool, divisor: int | None) -> np.ndarray | int:
     """PyTorch's ``divide_factor``: the override, else the window's size with
     padding (count_include_pad) or without it, (OH, OW) int64."""
@@ -432,8 +440,8 @@ def avg_backward_planes(go: np.ndarray, shape: Sequence[int], g: PoolGeometry, c
     is first rounded to float16, as ``c10::Half``'s ``operator/(Half,
     int64_t)`` does) is added to every in-bounds element of its window,
     outputs in row-major order, rounding after every add in the dtype. Here
-    each input element receives its windows in that order: the r-th window
-    (by row) and c-th (by column) containing it, in (r, c) order.
+    one kernel tap of every window at a time, in reverse row-major tap
+    order, which gives each input element its windows in that order.
     """
     with np.errstate(all="ignore"):  # a float16 divisor above 65504 is inf, as in torch
         return _avg_backward(go, tuple(shape), g, count_include_pad, divisor, channels_last, out)
@@ -452,12 +460,6 @@ def _avg_backward(go: np.ndarray, shape: tuple[int, ...], g: PoolGeometry, count
         delta = _divide(go, div, go.dtype)
     grad = np.zeros(shape, dtype=go.dtype)
     H, W = shape[-2:]
-    # Windows containing input row ih: oh from ceil((ih + ph - kh + 1) / sh) up, those with
-    # oh * sh - ph <= ih (at most ceil(kh / sh) of them).
-    ih, iw = np.arange(H), np.arange(W)
-    first_h = np.maximum(0, -((g.kh - 1 - ih - g.ph) // g.sh))
-    first_w = np.maximum(0, -((g.kw - 1 - iw - g.pw) // g.sw))
-    zero = np.zeros((), dtype=go.dtype)
     # A cell receiving a NaN share while it holds a NaN keeps torch's: the
     # newer (the share) for float32/64, the older for float16 (c10::Half's
     # add in float keeps its first operand's), made explicit because NumPy's
@@ -465,27 +467,30 @@ def _avg_backward(go: np.ndarray, shape: tuple[int, ...], g: PoolGeometry, count
     # NaNs meet.
     has_nan = bool(np.isnan(delta).any()) if delta.dtype.kind == "f" else False
     keep_newer = go.dtype != _F16
-    for r in range(min(-(-g.kh // g.sh), g.OH)):
-        oh = first_h + r
-        ok_h = (oh < g.OH) & (oh * g.sh - g.ph <= ih)
-        if not ok_h.any():
+    # Tap (i, j) of every window at once: the shares of the outputs whose
+    # tap lands inside the input, added to those cells (a strided view). A
+    # cell's windows then arrive in row-major output order, as in torch's
+    # loop, because the taps go in reverse row-major order: a later kernel
+    # row reaches a cell from an earlier output row, a later kernel column
+    # from an earlier output column.
+    col_spans = [_tap_span(g.OW, j, g.sw, g.pw, W) for j in _reaching_taps(g.OW, g.kw, g.sw, g.pw, 1, W)[::-1].tolist()]
+    for i in _reaching_taps(g.OH, g.kh, g.sh, g.ph, 1, H)[::-1].tolist():
+        oh0, oh1, ih0 = _tap_span(g.OH, i, g.sh, g.ph, H)
+        if oh0 >= oh1:
             continue
-        oh_c = np.minimum(oh, g.OH - 1)
-        for c in range(min(-(-g.kw // g.sw), g.OW)):
-            ow = first_w + c
-            ok_w = (ow < g.OW) & (ow * g.sw - g.pw <= iw)
-            if not ok_w.any():
+        rows = slice(ih0, ih0 + (oh1 - oh0 - 1) * g.sh + 1, g.sh)
+        for ow0, ow1, iw0 in col_spans:
+            if ow0 >= ow1:
                 continue
-            ow_c = np.minimum(ow, g.OW - 1)
-            share = delta[..., oh_c[:, None], ow_c[None, :]]
-            np.copyto(share, zero, where=~(ok_h[:, None] & ok_w[None, :]))
+            cells = grad[..., rows, iw0:iw0 + (ow1 - ow0 - 1) * g.sw + 1:g.sw]
+            share = delta[..., oh0:oh1, ow0:ow1]
             if not has_nan:
-                np.add(grad, share, out=grad)
+                np.add(cells, share, out=cells)
             elif keep_newer:
-                np.add(grad, share, out=grad)
-                np.copyto(grad, share, where=np.isnan(share))
+                np.add(cells, share, out=cells)
+                np.copyto(cells, share, where=np.isnan(share))
             else:
-                np.add(grad, share, out=grad, where=~np.isnan(grad))
+                np.add(cells, share, out=cells, where=~np.isnan(cells))
     return _result(grad, channels_last, out)
 
 
