@@ -276,8 +276,11 @@ TARGET_NOTES = {
         "reads its channels-last grad_output once and writes each cell once. large and resnet-stem meet 1.5x "
         "torch-cl at 1 thread.",
     ("max_unpool2d, MNIST shapes", "3x torch"):
-        "at 2 threads the MNIST shapes (under 2 MB) are too small for a second thread to pay; at 1 thread cpool is "
-        "about 3x.",
+        "the output is zeroed and each value written at its index, and at 1 thread mnist-conv and mnist-first run "
+        "at about 90% of the copy-bandwidth bound for the bytes read and written (the roofline table): 3x torch "
+        "t1 would be faster than that bound. At 2 threads mnist-first (200 KB of output) stays on one thread "
+        "(threads_for in cpool/_threads.py: threads under 0.5M elements each cost more than they save inside a "
+        "NumPy network).",
     ("NumPy fallback, average pooling", "no slower than torch t1"):
         "gap: cpool.slow reproduces torch's summation order (SumKernel.cpp's cascades over 8-lane vectors), "
         "many strided adds, and even NumPy's own fastest reduction in its own order, "
@@ -302,9 +305,12 @@ TARGET_NOTES = {
         "the forward reads a 103 MB input once and its roofline ceiling is at or below 1.5x torch-cl on vol-k2; a "
         "register-blocked 16-channel fold was tried and was 10x slower.",
     ("3-D average pooling, NCDHW", "5x torch"):
-        "each window is summed in torch's order (float addition does not reassociate), and the per-row overhead "
-        "of 28- to 32-output rows dominates; two-tap vectorised sweeps are in, AVX2 stride-2 deinterleaving was "
-        "not tried.",
+        "forward: float32 planes go by the 2-D planes kernel's 8-column vectors, a window's depth slices, rows "
+        "and taps in torch's order (stride-2 pairs of loads split into even and odd taps), which took vol-k2 from "
+        "8.7 to about 5-6 ms and vol-k3 from 10.9 to 5.5 ms at 1 thread. backward: grad_input is new pages every "
+        "call (vol-k2's 103 MB: np.empty(...).fill(0) alone takes about 13 ms at 1 thread, where 5x torch allows "
+        "14); with out= the backward takes about 13 ms against a 4.7 ms fill of the same reused buffer: one "
+        "input row at a time in a zeroed scratch row, then copied out.",
     ("max_pool1d, 64x128x4096 k2 s2 and k3 s1 p1", "5x torch"):
         "the 64 and 128 MB outputs come from new pages every call; the out= row below meets 5x.",
 }

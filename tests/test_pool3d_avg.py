@@ -358,3 +358,30 @@ def test_compiled_kernels_on_threads_and_isas_match_numpy(compiled):
                                                                             data_format=data_format), (isa, params))
     finally:
         cpool.set_num_threads(before)
+
+
+@needs_torch
+@pytest.mark.skipif(COMPILED is None, reason="compiled extension not built")
+@pytest.mark.parametrize("isa", () if COMPILED is None else COMPILED.AVAILABLE_ISAS)
+def test_planes_blocks_match_torch(isa, threads):
+    # float32 planes with 8 or more interior output columns go by the
+    # 8-column blocks of avg_avx2.h (column stride 1 or 2, its kernel widths
+    # 2 and 3 specialised): each window's depth slices, rows and taps in
+    # order, border columns one window at a time, the last block overlapping
+    # the one before, NaN windows summed again with the explicit rule.
+    rng = np.random.default_rng(33)
+    geometries = (dict(kernel_size=2, stride=2), dict(kernel_size=3, stride=2, padding=1),
+                  dict(kernel_size=3, stride=1, padding=1), dict(kernel_size=(2, 3, 3), stride=(1, 2, 1)),
+                  dict(kernel_size=(3, 2, 5), stride=(1, 1, 2), padding=(1, 1, 2), ceil_mode=True,
+                       count_include_pad=False),
+                  dict(kernel_size=(1, 2, 4), stride=(2, 1, 2), divisor_override=7),
+                  dict(kernel_size=(2, 1, 5), stride=1, padding=(0, 0, 2), count_include_pad=False),
+                  dict(kernel_size=(2, 2, 3), stride=(2, 2, 2), padding=(1, 0, 1), ceil_mode=True))
+    with COMPILED.use_isa(isa):
+        for shape in ((1, 3, 5, 6, 17), (2, 2, 4, 7, 24), (1, 2, 6, 5, 37), (1, 1, 3, 4, 64), (2, 3, 4, 9, 41)):
+            tx = torch.from_numpy(adversarial(rng, np.float32, shape))
+            for params in geometries:
+                full = dict(stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None)
+                full.update(params)
+                assert_same_bits(cpool.avg_pool3d(tx.numpy(), **full), F.avg_pool3d(tx, **full).numpy(),
+                                 (isa, shape, params))

@@ -5,7 +5,10 @@
 # column) order from 0 in its dtype, divides by the divisor converted to the
 # dtype and stores `0 + mean` (a -0.0 mean becomes +0.0).
 #
-# Planes ((N, C, D, H, W) memory): tap-outer, output-inner over chunks of
+# Planes ((N, C, D, H, W) memory): float32 rows with 8 or more interior
+# output columns (column stride 1 or 2) go to avg_avx2.h's 8-column blocks
+# (stride-2 loads deinterleaved into even and odd taps, which the compiler
+# left scalar here); otherwise tap-outer, output-inner over chunks of
 # output columns (each output still sees its taps in order), vectorised by
 # the compiler across columns. Channels-last ((N, D, H, W, C) memory):
 # vectorised across channels. Either way the vector sums leave the NaN rule
@@ -238,17 +241,24 @@ cdef void _avg3d_forward_run(const floating* x, floating* out, Py_ssize_t P, Geo
     n = cpool_team_threads(n_threads, rows, adapt)
     if n == 1:
         with nogil:
-            if C > 0:
-                _avg3d_rows_cl(x, out, 0, rows, g, C, incl, override, divisor)
-            else:
-                _avg3d_rows(x, out, 0, rows, g, incl, override, divisor)
+            _avg3d_block(x, out, 0, rows, g, C, incl, override, divisor)
         return
     chunks = cpool_team_open(team, n, rows, adapt)
     for c in prange(chunks, nogil=True, schedule="dynamic", num_threads=n):
         t0 = cpool_team_enter(team, c)
-        if C > 0:
-            _avg3d_rows_cl(x, out, rows * c // chunks, rows * (c + 1) // chunks, g, C, incl, override, divisor)
-        else:
-            _avg3d_rows(x, out, rows * c // chunks, rows * (c + 1) // chunks, g, incl, override, divisor)
+        _avg3d_block(x, out, rows * c // chunks, rows * (c + 1) // chunks, g, C, incl, override, divisor)
         cpool_team_leave(team, t0)
     cpool_team_close(team)
+
+
+cdef inline void _avg3d_block(const floating* x, floating* out, Py_ssize_t r0, Py_ssize_t r1, Geometry3 g,
+                              Py_ssize_t C, bint incl, bint override, int64_t divisor) noexcept nogil:
+    # One thread's rows: float32 planes by the 8-column blocks of avg_avx2.h
+    # where it is built and takes the geometry, the rest by the loops above.
+    if C > 0:
+        _avg3d_rows_cl(x, out, r0, r1, g, C, incl, override, divisor)
+        return
+    if floating is float:
+        if CPOOL_HAVE_AVG_AVX2 and cpool_avg3d_rows_avx2(x, out, r0, r1, g, incl, override, divisor):
+            return
+    _avg3d_rows(x, out, r0, r1, g, incl, override, divisor)

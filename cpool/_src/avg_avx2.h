@@ -7,7 +7,8 @@
  *   stride-2 pair of loads gives two consecutive taps of 8 windows, even and
  *   odd elements), each window's taps added in row-major order from +0 in a
  *   register; the columns whose windows lie inside the row share one
- *   divisor. Border columns go one window at a time. Rows of at most 8
+ *   divisor. 3-D planes go the same way, a window's depth slices one after
+ *   the other (cpool_avg3d_rows_avx2). Border columns go one window at a time. Rows of at most 8
  *   outputs go in one vector, border windows included: masked loads read
  *   each lane's in-bounds taps (the rest add +0.0), each lane its divisor. Any lane whose sum is
  *   NaN is summed again with the explicit NaN rule (cpool_avg_nan_sum), and
@@ -64,35 +65,43 @@ static CPOOL_ALWAYS_INLINE float cpool_avg_div(Py_ssize_t hp, Py_ssize_t wp, Py_
 }
 
 /* A window whose sum is NaN, summed again with the NaN rule explicit: once
-   the running sum is NaN it keeps that NaN. */
-static CPOOL_NOINLINE float cpool_avg_nan_sum(const float *plane, Py_ssize_t W, Py_ssize_t h0, Py_ssize_t h1,
-                                              Py_ssize_t w0, Py_ssize_t w1)
+   the running sum is NaN it keeps that NaN. The window's rows [h0, h1) in
+   nd depth slices (3-D pooling; 1 for planes) dstride floats apart, the
+   first at `plane`. */
+static CPOOL_NOINLINE float cpool_avg_nan_sum(const float *plane, Py_ssize_t nd, Py_ssize_t dstride,
+                                              Py_ssize_t W, Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t w0,
+                                              Py_ssize_t w1)
 {
     float total = 0.0f;
-    Py_ssize_t ih, iw;
-    for (ih = h0; ih < h1; ih++)
-        for (iw = w0; iw < w1; iw++) {
-            if (total != total)
-                return total;
-            total = total + plane[ih * W + iw];
-        }
+    Py_ssize_t t, ih, iw;
+    for (t = 0; t < nd; t++)
+        for (ih = h0; ih < h1; ih++)
+            for (iw = w0; iw < w1; iw++) {
+                if (total != total)
+                    return total;
+                total = total + plane[t * dstride + ih * W + iw];
+            }
     return total;
 }
 
 /* One planes output, one tap at a time. */
-static CPOOL_NOINLINE void cpool_avg_window_one(const float *plane, const cpool_geometry *g, Py_ssize_t h0,
-                                                Py_ssize_t h1, Py_ssize_t hp, Py_ssize_t ow, float *o, int incl,
-                                                int override, int64_t divisor)
+/* One window, its rows as cpool_avg_nan_sum's; hp: the window's height
+   with padding (times its depth with padding, 3-D). */
+static CPOOL_NOINLINE void cpool_avg_window_one(const float *plane, Py_ssize_t nd, Py_ssize_t dstride,
+                                                const cpool_geometry *g, Py_ssize_t h0, Py_ssize_t h1,
+                                                Py_ssize_t hp, Py_ssize_t ow, float *o, int incl, int override,
+                                                int64_t divisor)
 {
-    Py_ssize_t w0, w1, ih, iw, wp = cpool_avg_extent(ow, g->kw, g->sw, g->pw, g->W, &w0, &w1);
+    Py_ssize_t w0, w1, t, ih, iw, wp = cpool_avg_extent(ow, g->kw, g->sw, g->pw, g->W, &w0, &w1);
     volatile float zero = 0.0f;
     float total = 0.0f;
-    for (ih = h0; ih < h1; ih++)
-        for (iw = w0; iw < w1; iw++)
-            total = total + plane[ih * g->W + iw];
+    for (t = 0; t < nd; t++)
+        for (ih = h0; ih < h1; ih++)
+            for (iw = w0; iw < w1; iw++)
+                total = total + plane[t * dstride + ih * g->W + iw];
     if (total != total)
-        total = cpool_avg_nan_sum(plane, g->W, h0, h1, w0, w1);
-    *o = zero + total / cpool_avg_div(hp, wp, h1 - h0, w1 - w0, incl, override, divisor);
+        total = cpool_avg_nan_sum(plane, nd, dstride, g->W, h0, h1, w0, w1);
+    *o = zero + total / cpool_avg_div(hp, wp, nd * (h1 - h0), w1 - w0, incl, override, divisor);
 }
 
 /* Interior output columns [*a, *b): windows inside [0, W) along the row. */
@@ -111,37 +120,43 @@ static CPOOL_ALWAYS_INLINE void cpool_avg_interior(const cpool_geometry *g, Py_s
     *b = hi;
 }
 
-/* Sums of NB blocks of 8 interior windows starting at output column c. */
-static CPOOL_ALWAYS_INLINE void cpool_avg_sum8_step(const float *plane, const cpool_geometry *g, Py_ssize_t sw,
-                                                    Py_ssize_t KW, Py_ssize_t c, Py_ssize_t step, Py_ssize_t h0,
-                                                    Py_ssize_t h1, int NB, __m256 *acc)
+/* Sums of NB blocks of 8 interior windows starting at output column c,
+   their rows as cpool_avg_nan_sum's. */
+static CPOOL_ALWAYS_INLINE void cpool_avg_sum8_step(const float *plane, Py_ssize_t nd, Py_ssize_t dstride,
+                                                    const cpool_geometry *g, Py_ssize_t sw, Py_ssize_t KW,
+                                                    Py_ssize_t c, Py_ssize_t step, Py_ssize_t h0, Py_ssize_t h1,
+                                                    int NB, __m256 *acc)
 {
     /* blocks at output columns c + step * b; KW: the kernel width when a constant after inlining, else 0 */
     const Py_ssize_t W = g->W, kw = KW ? KW : g->kw, col0 = c * sw - g->pw;
-    Py_ssize_t ih, j;
+    Py_ssize_t t, ih, j;
     int b;
     for (b = 0; b < NB; b++)
         acc[b] = _mm256_setzero_ps();
-    for (ih = h0; ih < h1; ih++) {
-        const float *row = plane + ih * W + col0;
-        if (sw == 1) {
-            for (j = 0; j < kw; j++)
-                for (b = 0; b < NB; b++)
-                    acc[b] = _mm256_add_ps(acc[b], _mm256_loadu_ps(row + j + step * b));
-        } else {
-            /* lanes in order 0 1 4 5 | 2 3 6 7 until the permute below */
-            for (j = 0; j + 1 < kw; j += 2)
-                for (b = 0; b < NB; b++) {
-                    __m256 u = _mm256_loadu_ps(row + j + 2 * step * b), v = _mm256_loadu_ps(row + j + 2 * step * b + 8);
-                    acc[b] = _mm256_add_ps(acc[b], _mm256_shuffle_ps(u, v, _MM_SHUFFLE(2, 0, 2, 0)));
-                    acc[b] = _mm256_add_ps(acc[b], _mm256_shuffle_ps(u, v, _MM_SHUFFLE(3, 1, 3, 1)));
-                }
-            if (j < kw)
-                for (b = 0; b < NB; b++) {
-                    /* the 15 floats spanned: row[j + 16b .. j + 16b + 15) */
-                    __m256 u = _mm256_loadu_ps(row + j + 2 * step * b), v = _mm256_loadu_ps(row + j + 2 * step * b + 7);
-                    acc[b] = _mm256_add_ps(acc[b], _mm256_shuffle_ps(u, v, _MM_SHUFFLE(3, 1, 2, 0)));
-                }
+    for (t = 0; t < nd; t++) {
+        for (ih = h0; ih < h1; ih++) {
+            const float *row = plane + t * dstride + ih * W + col0;
+            if (sw == 1) {
+                for (j = 0; j < kw; j++)
+                    for (b = 0; b < NB; b++)
+                        acc[b] = _mm256_add_ps(acc[b], _mm256_loadu_ps(row + j + step * b));
+            } else {
+                /* lanes in order 0 1 4 5 | 2 3 6 7 until the permute below */
+                for (j = 0; j + 1 < kw; j += 2)
+                    for (b = 0; b < NB; b++) {
+                        const float *q = row + j + 2 * step * b;
+                        __m256 u = _mm256_loadu_ps(q), v = _mm256_loadu_ps(q + 8);
+                        acc[b] = _mm256_add_ps(acc[b], _mm256_shuffle_ps(u, v, _MM_SHUFFLE(2, 0, 2, 0)));
+                        acc[b] = _mm256_add_ps(acc[b], _mm256_shuffle_ps(u, v, _MM_SHUFFLE(3, 1, 3, 1)));
+                    }
+                if (j < kw)
+                    for (b = 0; b < NB; b++) {
+                        /* the 15 floats spanned: row[j + 16b .. j + 16b + 15) */
+                        const float *q = row + j + 2 * step * b;
+                        __m256 u = _mm256_loadu_ps(q), v = _mm256_loadu_ps(q + 7);
+                        acc[b] = _mm256_add_ps(acc[b], _mm256_shuffle_ps(u, v, _MM_SHUFFLE(3, 1, 2, 0)));
+                    }
+            }
         }
     }
     if (sw == 2)
@@ -149,16 +164,17 @@ static CPOOL_ALWAYS_INLINE void cpool_avg_sum8_step(const float *plane, const cp
             acc[b] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(acc[b]), 0xD8));
 }
 
-static CPOOL_ALWAYS_INLINE void cpool_avg_sum8(const float *plane, const cpool_geometry *g, Py_ssize_t sw,
-                                               Py_ssize_t KW, Py_ssize_t c, Py_ssize_t h0, Py_ssize_t h1, int NB,
-                                               __m256 *acc)
+static CPOOL_ALWAYS_INLINE void cpool_avg_sum8(const float *plane, Py_ssize_t nd, Py_ssize_t dstride,
+                                               const cpool_geometry *g, Py_ssize_t sw, Py_ssize_t KW, Py_ssize_t c,
+                                               Py_ssize_t h0, Py_ssize_t h1, int NB, __m256 *acc)
 {
-    cpool_avg_sum8_step(plane, g, sw, KW, c, 8, h0, h1, NB, acc);
+    cpool_avg_sum8_step(plane, nd, dstride, g, sw, KW, c, 8, h0, h1, NB, acc);
 }
 
-static CPOOL_ALWAYS_INLINE void cpool_avg_store8(const float *plane, const cpool_geometry *g, Py_ssize_t sw,
-                                                 Py_ssize_t c, Py_ssize_t h0, Py_ssize_t h1, __m256 acc, __m256 d,
-                                                 float dv, float *o)
+static CPOOL_ALWAYS_INLINE void cpool_avg_store8(const float *plane, Py_ssize_t nd, Py_ssize_t dstride,
+                                                 const cpool_geometry *g, Py_ssize_t sw, Py_ssize_t c,
+                                                 Py_ssize_t h0, Py_ssize_t h1, __m256 acc, __m256 d, float dv,
+                                                 float *o)
 {
     const __m256 zero = _mm256_setzero_ps();
     int nan = _mm256_movemask_ps(_mm256_cmp_ps(acc, acc, _CMP_UNORD_Q));
@@ -169,63 +185,76 @@ static CPOOL_ALWAYS_INLINE void cpool_avg_store8(const float *plane, const cpool
             if (nan & (1 << l)) {
                 Py_ssize_t w0 = (c + l) * sw - g->pw;
                 volatile float z = 0.0f;
-                o[l] = z + cpool_avg_nan_sum(plane, g->W, h0, h1, w0, w0 + g->kw) / dv;
+                o[l] = z + cpool_avg_nan_sum(plane, nd, dstride, g->W, h0, h1, w0, w0 + g->kw) / dv;
             }
     }
 }
 
+/* The depth axis of 3-D pooling (D = kd = sd = OD = 1, pd = 0 for planes). */
+typedef struct {
+    Py_ssize_t D, kd, sd, pd, OD;
+} cpool_avg_depth;
+
+static const cpool_avg_depth cpool_avg_flat = {1, 1, 1, 0, 1};
+
+/* Output rows r = (p * OD + od) * OH + oh, [r0, r1). */
 static CPOOL_ALWAYS_INLINE void cpool_avg_rows_sw(const float *x, float *out, Py_ssize_t r0, Py_ssize_t r1,
-                                                  const cpool_geometry *g, int incl, int override, int64_t divisor,
-                                                  Py_ssize_t sw, Py_ssize_t KW)
+                                                  const cpool_geometry *g, const cpool_avg_depth *z, int incl,
+                                                  int override, int64_t divisor, Py_ssize_t sw, Py_ssize_t KW)
 {
-    const Py_ssize_t W = g->W, H = g->H, OW = g->OW, OH = g->OH;
+    const Py_ssize_t W = g->W, H = g->H, OW = g->OW, OH = g->OH, OD = z->OD, HW = H * W;
     Py_ssize_t r, a, b, ow;
-    Py_ssize_t p = r0 / OH, oh = r0 - p * OH;
+    Py_ssize_t t = r0 / OH, oh = r0 - t * OH, p = t / OD, od = t - p * OD;
     cpool_avg_interior(g, 0, &a, &b);
     for (r = r0; r < r1; r++, oh++) {
-        Py_ssize_t h0, h1, hp;
+        Py_ssize_t d0, d1, dp, h0, h1, hp, nd, q;
         if (oh == OH) {
             oh = 0;
-            p++;
+            if (++od == OD) {
+                od = 0;
+                p++;
+            }
         }
-        hp = cpool_avg_extent(oh, g->kh, g->sh, g->ph, H, &h0, &h1);
-        const float *plane = x + p * H * W;
+        dp = cpool_avg_extent(od, z->kd, z->sd, z->pd, z->D, &d0, &d1);
+        hp = dp * cpool_avg_extent(oh, g->kh, g->sh, g->ph, H, &h0, &h1);
+        nd = d1 - d0;
+        const float *plane = x + (p * z->D + d0) * HW;
         float *o = out + r * OW;
-        float dv = cpool_avg_div(hp, g->kw, h1 - h0, g->kw, incl, override, divisor);
+        float dv = cpool_avg_div(hp, g->kw, nd * (h1 - h0), g->kw, incl, override, divisor);
         __m256 d = _mm256_set1_ps(dv), acc[4];
-        {
+        for (q = 0; q < nd; q++) {
             /* the rows the next output row adds that this one does not */
-            Py_ssize_t q, e = (h1 + g->sh) * W < H * W ? (h1 + g->sh) * W : H * W;
-            for (q = h1 * W; q < e; q += 16)
-                _mm_prefetch((const char *)(plane + q), _MM_HINT_T0);
+            Py_ssize_t e = (h1 + g->sh) * W < HW ? (h1 + g->sh) * W : HW, f;
+            for (f = h1 * W; f < e; f += 16)
+                _mm_prefetch((const char *)(plane + q * HW + f), _MM_HINT_T0);
         }
         for (ow = 0; ow < a; ow++)
-            cpool_avg_window_one(plane, g, h0, h1, hp, ow, o + ow, incl, override, divisor);
+            cpool_avg_window_one(plane, nd, HW, g, h0, h1, hp, ow, o + ow, incl, override, divisor);
         for (; ow + 32 <= b; ow += 32) {
             int k;
-            cpool_avg_sum8(plane, g, sw, KW, ow, h0, h1, 4, acc);
+            cpool_avg_sum8(plane, nd, HW, g, sw, KW, ow, h0, h1, 4, acc);
             for (k = 0; k < 4; k++)
-                cpool_avg_store8(plane, g, sw, ow + 8 * k, h0, h1, acc[k], d, dv, o + ow + 8 * k);
+                cpool_avg_store8(plane, nd, HW, g, sw, ow + 8 * k, h0, h1, acc[k], d, dv, o + ow + 8 * k);
         }
         if (b - ow > 8 && b - ow < 16) {
             /* the last two blocks, overlapping: the same bits stored twice */
-            cpool_avg_sum8_step(plane, g, sw, KW, ow, b - 8 - ow, h0, h1, 2, acc);
-            cpool_avg_store8(plane, g, sw, ow, h0, h1, acc[0], d, dv, o + ow);
-            cpool_avg_store8(plane, g, sw, b - 8, h0, h1, acc[1], d, dv, o + b - 8);
+            cpool_avg_sum8_step(plane, nd, HW, g, sw, KW, ow, b - 8 - ow, h0, h1, 2, acc);
+            cpool_avg_store8(plane, nd, HW, g, sw, ow, h0, h1, acc[0], d, dv, o + ow);
+            cpool_avg_store8(plane, nd, HW, g, sw, b - 8, h0, h1, acc[1], d, dv, o + b - 8);
             ow = b;
         }
         for (; ow + 8 <= b; ow += 8) {
-            cpool_avg_sum8(plane, g, sw, KW, ow, h0, h1, 1, acc);
-            cpool_avg_store8(plane, g, sw, ow, h0, h1, acc[0], d, dv, o + ow);
+            cpool_avg_sum8(plane, nd, HW, g, sw, KW, ow, h0, h1, 1, acc);
+            cpool_avg_store8(plane, nd, HW, g, sw, ow, h0, h1, acc[0], d, dv, o + ow);
         }
         if (ow < b && b - a >= 8) {
             /* the last 8 interior columns again: stores the same bits twice */
-            cpool_avg_sum8(plane, g, sw, KW, b - 8, h0, h1, 1, acc);
-            cpool_avg_store8(plane, g, sw, b - 8, h0, h1, acc[0], d, dv, o + b - 8);
+            cpool_avg_sum8(plane, nd, HW, g, sw, KW, b - 8, h0, h1, 1, acc);
+            cpool_avg_store8(plane, nd, HW, g, sw, b - 8, h0, h1, acc[0], d, dv, o + b - 8);
             ow = b;
         }
         for (; ow < OW; ow++)
-            cpool_avg_window_one(plane, g, h0, h1, hp, ow, o + ow, incl, override, divisor);
+            cpool_avg_window_one(plane, nd, HW, g, h0, h1, hp, ow, o + ow, incl, override, divisor);
     }
 }
 
@@ -354,20 +383,38 @@ static CPOOL_ALWAYS_INLINE void cpool_avg_rows_narrow(const float *x, float *out
             if (nan & 1) {
                 volatile float z = 0.0f;
                 float dv = cpool_avg_div(hp, wpad[l], h1 - h0, win[l], incl, override, divisor);
-                o[l] = z + cpool_avg_nan_sum(plane, W, h0, h1, w0s[l], w0s[l] + win[l]) / dv;
+                o[l] = z + cpool_avg_nan_sum(plane, 1, 0, W, h0, h1, w0s[l], w0s[l] + win[l]) / dv;
             }
     }
 }
 
 /* One kernel of the planes forward, with sw and KW constant after inlining. */
 static CPOOL_ALWAYS_INLINE void cpool_avg_rows_kernel(const float *x, float *out, Py_ssize_t r0, Py_ssize_t r1,
-                                                      const cpool_geometry *g, int incl, int override,
-                                                      int64_t divisor, int narrow, Py_ssize_t sw, Py_ssize_t KW)
+                                                      const cpool_geometry *g, const cpool_avg_depth *z, int incl,
+                                                      int override, int64_t divisor, int narrow, Py_ssize_t sw,
+                                                      Py_ssize_t KW)
 {
-    if (narrow)
+    if (narrow)  /* planes only */
         cpool_avg_rows_narrow(x, out, r0, r1, g, incl, override, divisor, sw, KW);
     else
-        cpool_avg_rows_sw(x, out, r0, r1, g, incl, override, divisor, sw, KW);
+        cpool_avg_rows_sw(x, out, r0, r1, g, z, incl, override, divisor, sw, KW);
+}
+
+/* The kernels by (sw, KW), the common ones with KW constant. */
+static void cpool_avg_rows_dispatch(const float *x, float *out, Py_ssize_t r0, Py_ssize_t r1,
+                                    const cpool_geometry *g, const cpool_avg_depth *z, int incl, int override,
+                                    int64_t divisor, int narrow)
+{
+    if (g->sw == 1 && g->kw == 3)
+        cpool_avg_rows_kernel(x, out, r0, r1, g, z, incl, override, divisor, narrow, 1, 3);
+    else if (g->sw == 1)
+        cpool_avg_rows_kernel(x, out, r0, r1, g, z, incl, override, divisor, narrow, 1, 0);
+    else if (g->kw == 2)
+        cpool_avg_rows_kernel(x, out, r0, r1, g, z, incl, override, divisor, narrow, 2, 2);
+    else if (g->kw == 3)
+        cpool_avg_rows_kernel(x, out, r0, r1, g, z, incl, override, divisor, narrow, 2, 3);
+    else
+        cpool_avg_rows_kernel(x, out, r0, r1, g, z, incl, override, divisor, narrow, 2, 0);
 }
 
 /* Planes forward, output rows [r0, r1) of (P * OH, OW), column stride 1 or
@@ -379,16 +426,27 @@ static int cpool_avg_rows_avx2(const float *x, float *out, Py_ssize_t r0, Py_ssi
     const int narrow = cpool_avg_narrow_applies(&g);
     if (!narrow && !cpool_avg_blocks_apply(&g))
         return 0;
-    if (g.sw == 1 && g.kw == 3)
-        cpool_avg_rows_kernel(x, out, r0, r1, &g, incl, override, divisor, narrow, 1, 3);
-    else if (g.sw == 1)
-        cpool_avg_rows_kernel(x, out, r0, r1, &g, incl, override, divisor, narrow, 1, 0);
-    else if (g.kw == 2)
-        cpool_avg_rows_kernel(x, out, r0, r1, &g, incl, override, divisor, narrow, 2, 2);
-    else if (g.kw == 3)
-        cpool_avg_rows_kernel(x, out, r0, r1, &g, incl, override, divisor, narrow, 2, 3);
-    else
-        cpool_avg_rows_kernel(x, out, r0, r1, &g, incl, override, divisor, narrow, 2, 0);
+    cpool_avg_rows_dispatch(x, out, r0, r1, &g, &cpool_avg_flat, incl, override, divisor, narrow);
+    return 1;
+}
+
+/* 3-D planes forward ((N, C, D, H, W) memory), output rows [r0, r1) of
+   (P * OD * OH, OW), by the 8-column blocks: each window's depth slices,
+   then rows, then taps, in order, as the portable loop of
+   avg3d_forward.pxi. Returns 0 (nothing written) where the blocks do not
+   take the geometry's rows. */
+static int cpool_avg3d_rows_avx2(const float *x, float *out, Py_ssize_t r0, Py_ssize_t r1, cpool_geometry3 g3,
+                                 int incl, int override, int64_t divisor)
+{
+    cpool_geometry g;
+    cpool_avg_depth z;
+    g.kh = g3.kh; g.kw = g3.kw; g.sh = g3.sh; g.sw = g3.sw; g.ph = g3.ph; g.pw = g3.pw;
+    g.dh = g.dw = 1;
+    g.H = g3.H; g.W = g3.W; g.OH = g3.OH; g.OW = g3.OW;
+    z.D = g3.D; z.kd = g3.kd; z.sd = g3.sd; z.pd = g3.pd; z.OD = g3.OD;
+    if (g3.dd != 1 || g3.dh != 1 || g3.dw != 1 || !cpool_avg_blocks_apply(&g))
+        return 0;
+    cpool_avg_rows_dispatch(x, out, r0, r1, &g, &z, incl, override, divisor, 0);
     return 1;
 }
 
@@ -713,6 +771,12 @@ static int cpool_avg_rows_nhwc_avx2(const float *x, float *out, Py_ssize_t r0, P
                                     Py_ssize_t C, int incl, int override, int64_t divisor)
 {
     (void)x; (void)out; (void)r0; (void)r1; (void)g; (void)C; (void)incl; (void)override; (void)divisor;
+    return 0;
+}
+static int cpool_avg3d_rows_avx2(const float *x, float *out, Py_ssize_t r0, Py_ssize_t r1, cpool_geometry3 g3,
+                                 int incl, int override, int64_t divisor)
+{
+    (void)x; (void)out; (void)r0; (void)r1; (void)g3; (void)incl; (void)override; (void)divisor;
     return 0;
 }
 static void cpool_avg_backward_images_avx2(const float *go, float *gi, Py_ssize_t n0, Py_ssize_t n1,

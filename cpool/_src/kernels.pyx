@@ -112,6 +112,8 @@ cdef extern from "avg_avx2.h" nogil:
                              int override, int64_t divisor)
     bint cpool_avg_rows_nhwc_avx2(const float* x, float* out, Py_ssize_t r0, Py_ssize_t r1, Geometry g,
                                   Py_ssize_t C, int incl, int override, int64_t divisor)
+    bint cpool_avg3d_rows_avx2(const float* x, float* out, Py_ssize_t r0, Py_ssize_t r1, Geometry3 g,
+                               int incl, int override, int64_t divisor)
     void cpool_avg_backward_images_avx2(const float* go, float* gi, Py_ssize_t n0, Py_ssize_t n1, Geometry g,
                                         Py_ssize_t C, int incl, int override, int64_t divisor)
     bint cpool_avg_backward_planes_avx2(const float* go, float* gi, Py_ssize_t p0, Py_ssize_t p1, Geometry g,
