@@ -71,14 +71,12 @@ static inline Py_ssize_t cpool_adaptive_band_end(Py_ssize_t oh0, Py_ssize_t H, P
 static inline Py_ssize_t cpool_adaptive_slab_planes(Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
                                                     int with_idx)
 {
-    Py_ssize_t oh, widest = 0, n = CPOOL_SLAB;
+    Py_ssize_t oh, widest = 0;
     for (oh = 0; oh < OH; oh++) {
         const Py_ssize_t b = cpool_adaptive_band_bytes(oh, oh + 1, H, W, OH, OW, with_idx);
         widest = b > widest ? b : widest;
     }
-    while (n > 8 && n * widest > CPOOL_ADAPTIVE_BAND_BUFFER)
-        n -= 8;
-    return n * widest <= CPOOL_ADAPTIVE_BAND_BUFFER ? n : 0;
+    return cpool_slab_planes_for(widest, CPOOL_ADAPTIVE_BAND_BUFFER);
 }
 
 #if defined(__AVX2__)

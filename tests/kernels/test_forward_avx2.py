@@ -240,3 +240,35 @@ def test_slabs_match_baseline(isa, geometry, index_dtype):
             except ValueError:  # the geometry does not fit this input
                 continue
             _check_same(x, isa, index_dtype, threads, geometry, ref_threads=1, msg=f"P={P} H={H} W={W} nans={nans}")
+
+
+BAND_GEOMETRIES = [
+    # (kernel_size, stride, padding, dilation, ceil_mode) on planes too large for a whole-plane slab
+    (8, 8, 0, 1, False),
+    (3, 3, 1, 1, True),
+    (4, 4, 0, 1, False),
+    (3, 4, 1, 1, False),  # rows and columns no window reads
+    (5, 3, 2, 2, True),  # dilation: windows whose first rows are padding
+    ((2, 7), (1, 5), (1, 3), 1, True),
+    ((3, 2), (3, 3), (1, 1), (1, 48), False),  # 47 columns: a window whose taps are all padding (-inf, -1)
+]
+
+
+@pytest.mark.parametrize("index_dtype", [None, np.int32, np.int64], ids=["values", "int32", "int64"])
+@pytest.mark.parametrize("geometry", BAND_GEOMETRIES, ids=[str(g) for g in BAND_GEOMETRIES])
+def test_slab_bands_match_baseline(isa, geometry, index_dtype):
+    # Planes whose slab would not fit the buffer go, with a column stride
+    # over 2, a band of output rows at a time (the input rows those read,
+    # their indices moved down by the band's first row), with fewer planes a
+    # slab for the widest bands:
+    # plane counts around the slab sizes, bands that start in the padding,
+    # ceil-mode windows clipped at the last row, thread splits.
+    rng = np.random.default_rng(_seed("bands", geometry))
+    for P, (H, W), threads in ((3, (56, 56), 1), (33, (250, 47), 2), (17, (130, 61), 1), (9, (300, 250), 2),
+                               (2, (700, 90), 1)):
+        x = _data(rng, (P, H, W), ties=P % 2 == 1, nans="many")
+        try:
+            _run(x, isa, index_dtype, threads, geometry)
+        except ValueError:  # the geometry does not fit this input
+            continue
+        _check_same(x, isa, index_dtype, threads, geometry, ref_threads=1, msg=f"P={P} H={H} W={W}")
