@@ -287,17 +287,18 @@ TARGET_NOTES = {
         "x.reshape(N * C, H * W).sum(axis=1), takes 1.2-1.7x torch t1's time on these shapes (one thread, one "
         "process): that is the floor here. avg_bwd adds each kernel tap's shares to a strided view of "
         "grad_input at once, in reverse row-major tap order (which keeps torch's order at every cell), where it "
-        "gathered a full-size array per window row and column: 6-13x faster (resnet-stem 1.2 s to 0.1 s); "
-        "14x14x64's 7x7 outputs leave NumPy inner loops of 7 elements. avg_fwd on resnet-stem: nine strided "
-        "adds over a padded copy of the 103 MB input.",
+        "gathered a full-size array per window row and column: 6-13x faster (resnet-stem 1.2 s to 0.1 s), and "
+        "no slower than torch t1 but on resnet-stem (3x3 stride 2 padding 1: nine strided adds of a quarter of "
+        "the 103 MB grad_input each, about 0.85x). avg_fwd on resnet-stem: nine strided adds over a padded copy "
+        "of the input.",
     ("adaptive_max_pool2d, large shapes (informational)", "1.5x torch-cl"):
         "a 7x7 output of 56x56 and 112x112 planes pools 8x8 and 16x16 windows, each input element once, so the "
         "floor is one read of the input (x.max() of large's 51 MB takes 1.8 ms at 1 thread), and torch-cl, "
         "vectorised across channels, runs within about 1.7x of it. Planes windows took a scalar fold with a "
         "branch per tap (large: 17 ms at 1 thread); float32 planes now go in slabs of 32 through a channels-last "
         "buffer, a band of output rows at a time, and channels-last memory folds a window's channels together "
-        "(large about 3.8 ms on planes and 2.9 ms channels-last, torch-cl about 3 ms). The planes path's two "
-        "transposes are about a quarter of its time.",
+        "(large about 4 ms on planes and 3.3 ms channels-last at 1 thread, torch-cl 3 ms). The planes path's "
+        "two transposes are about a quarter of its time.",
     ("3-D max pooling, NCDHW", "5x torch"):
         "the backward's fresh 103 MB grad_input comes from new pages every call (zero-filling it alone takes "
         "about 20 ms here); with out= it runs about 5.6x torch's fresh-output time (tools/bench_max3d.py).",
@@ -307,12 +308,20 @@ TARGET_NOTES = {
     ("3-D average pooling, NCDHW", "5x torch"):
         "forward: float32 planes go by the 2-D planes kernel's 8-column vectors, a window's depth slices, rows "
         "and taps in torch's order (stride-2 pairs of loads split into even and odd taps), which took vol-k2 from "
-        "8.7 to about 5-6 ms and vol-k3 from 10.9 to 5.5 ms at 1 thread. backward: grad_input is new pages every "
+        "8.7 to about 5.6 ms and vol-k3 from 10.9 to 5.7 ms at 1 thread (5x torch and more at 1 thread; vol-k3 "
+        "at 2 threads at about 5x). backward: grad_input is new pages every "
         "call (vol-k2's 103 MB: np.empty(...).fill(0) alone takes about 13 ms at 1 thread, where 5x torch allows "
         "14); with out= the backward takes about 13 ms against a 4.7 ms fill of the same reused buffer: one "
         "input row at a time in a zeroed scratch row, then copied out.",
     ("max_pool1d, 64x128x4096 k2 s2 and k3 s1 p1", "5x torch"):
-        "the 64 and 128 MB outputs come from new pages every call; the out= row below meets 5x.",
+        "the 64 and 128 MB outputs come from new pages every call (the out= row below takes them away), and even "
+        "with out= buffers 5x torch is beyond the bytes moved: see the next row.",
+    ("max_pool1d, 64x128x4096, out= buffers", "5x torch"):
+        "the 1-D rows are memory-bound: k2 s2 moves 201 MB, whose copy-bandwidth bound (the roofline table) is "
+        "about 7.7 ms at 1 thread, where 5x torch allows 7.9 ms, and 7.2 ms at 2 threads, where it allows 4.4 ms. "
+        "k3 s1 p1 moves 268 MB: np.copyto of its 134 MB input to an output of the same size takes about 15 ms at "
+        "1 thread (np.maximum(x, x, out=o): 18 ms), more than the 13.6 ms 5x torch allows; at 2 threads 5x "
+        "torch (7.6 ms) is under the bound (9.6 ms).",
 }
 
 # The busy-machine target, checked against the contention section (bench.py --contention): with N busy processes
