@@ -1,7 +1,7 @@
 # 3-D adaptive pooling: PyTorch 2.13's CPU kernels, float32 and float64.
 # Output o of an axis of out_len pools input [o * size // out_len,
-# ceil((o + 1) * size / out_len)) (_ad_start / _ad_end), on depth, height
-# and width. One rule for both memory layouts (torch's 3-D average runs the
+# ceil((o + 1) * size / out_len)) (cpool_adaptive_start / _end, common.h),
+# on depth, height and width. One rule for both memory layouts (torch's 3-D average runs the
 # same arithmetic on channels-last-3d memory): each window summed in (d, h,
 # w) order from 0, `acc + v` (once NaN, the sum keeps its NaN), then
 # `sum / kd / kh / kw`. Max: the first maximum in (d, h, w) order, a NaN
@@ -20,9 +20,9 @@ cdef struct _Vol3:
 
 cdef inline void _ad3_window(const _Vol3* v, Py_ssize_t od, Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t* b) noexcept nogil:
     # b = d0, d1, h0, h1, w0, w1
-    b[0], b[1] = _ad_start(od, v.OD, v.D), _ad_end(od, v.OD, v.D)
-    b[2], b[3] = _ad_start(oh, v.OH, v.H), _ad_end(oh, v.OH, v.H)
-    b[4], b[5] = _ad_start(ow, v.OW, v.W), _ad_end(ow, v.OW, v.W)
+    b[0], b[1] = cpool_adaptive_start(od, v.OD, v.D), cpool_adaptive_end(od, v.OD, v.D)
+    b[2], b[3] = cpool_adaptive_start(oh, v.OH, v.H), cpool_adaptive_end(oh, v.OH, v.H)
+    b[4], b[5] = cpool_adaptive_start(ow, v.OW, v.W), cpool_adaptive_end(ow, v.OW, v.W)
 
 
 cdef floating _ad3_nan_sum(const floating* vol, Py_ssize_t stride, const _Vol3* v, const Py_ssize_t* b) noexcept nogil:

@@ -18,9 +18,9 @@ cdef void _ad_backward_planes(const floating* go, floating* gi, Py_ssize_t p0, P
         plane = gi + p * H * W
         memset(plane, 0, H * W * sizeof(floating))
         for oh in range(OH):
-            h0, h1 = _ad_start(oh, OH, H), _ad_end(oh, OH, H)
+            h0, h1 = cpool_adaptive_start(oh, OH, H), cpool_adaptive_end(oh, OH, H)
             for ow in range(OW):
-                w0, w1 = _ad_start(ow, OW, W), _ad_end(ow, OW, W)
+                w0, w1 = cpool_adaptive_start(ow, OW, W), cpool_adaptive_end(ow, OW, W)
                 share = go[(p * OH + oh) * OW + ow] / <floating>(h1 - h0) / <floating>(w1 - w0)
                 if share != share:
                     for ih in range(h0, h1):
@@ -44,9 +44,9 @@ cdef void _ad_backward_images(const floating* go, floating* gi, Py_ssize_t n0, P
     for n in range(n0, n1):
         memset(gi + n * H * W * C, 0, H * W * C * sizeof(floating))
         for oh in range(OH):
-            h0, h1 = _ad_start(oh, OH, H), _ad_end(oh, OH, H)
+            h0, h1 = cpool_adaptive_start(oh, OH, H), cpool_adaptive_end(oh, OH, H)
             for ow in range(OW):
-                w0, w1 = _ad_start(ow, OW, W), _ad_end(ow, OW, W)
+                w0, w1 = cpool_adaptive_start(ow, OW, W), cpool_adaptive_end(ow, OW, W)
                 d = <floating>((h1 - h0) * (w1 - w0))
                 dh, dw = <floating>(h1 - h0), <floating>(w1 - w0)
                 src = go + ((n * OH + oh) * OW + ow) * C

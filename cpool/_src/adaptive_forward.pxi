@@ -15,14 +15,6 @@
 # NaN wins), the index `h * W + w`.
 
 
-cdef inline Py_ssize_t _ad_start(Py_ssize_t o, Py_ssize_t out_len, Py_ssize_t size) noexcept nogil:
-    return (o * size) // out_len
-
-
-cdef inline Py_ssize_t _ad_end(Py_ssize_t o, Py_ssize_t out_len, Py_ssize_t size) noexcept nogil:
-    return ((o + 1) * size + out_len - 1) // out_len
-
-
 cdef inline Py_ssize_t _ceil_log2(Py_ssize_t x) noexcept nogil:
     cdef Py_ssize_t bits = 0, v
     if x <= 2:
@@ -253,10 +245,10 @@ cdef void _ad_avg_rows(const floating* x, floating* out, Py_ssize_t r0, Py_ssize
     for r in range(r0, r1):
         p = r // OH
         oh = r - p * OH
-        h0, h1 = _ad_start(oh, OH, H), _ad_end(oh, OH, H)
+        h0, h1 = cpool_adaptive_start(oh, OH, H), cpool_adaptive_end(oh, OH, H)
         plane = x + p * H * W
         for ow in range(OW):
-            w0, w1 = _ad_start(ow, OW, W), _ad_end(ow, OW, W)
+            w0, w1 = cpool_adaptive_start(ow, OW, W), cpool_adaptive_end(ow, OW, W)
             acc = 0
             for ih in range(h0, h1):
                 for iw in range(w0, w1):
@@ -280,9 +272,9 @@ cdef void _ad_avg_rows_nhwc(const floating* x, floating* out, Py_ssize_t r0, Py_
     for r in range(r0, r1):
         n = r // OH
         oh = r - n * OH
-        h0, h1 = _ad_start(oh, OH, H), _ad_end(oh, OH, H)
+        h0, h1 = cpool_adaptive_start(oh, OH, H), cpool_adaptive_end(oh, OH, H)
         for ow in range(OW):
-            w0, w1 = _ad_start(ow, OW, W), _ad_end(ow, OW, W)
+            w0, w1 = cpool_adaptive_start(ow, OW, W), cpool_adaptive_end(ow, OW, W)
             o = out + (r * OW + ow) * C
             for c in range(C):
                 o[c] = 0
@@ -323,10 +315,10 @@ cdef void _ad_max_rows(const floating* x, floating* out, int64_t* idx, Py_ssize_
     for r in range(r0, r1):
         p = r // OH
         oh = r - p * OH
-        h0, h1 = _ad_start(oh, OH, H), _ad_end(oh, OH, H)
+        h0, h1 = cpool_adaptive_start(oh, OH, H), cpool_adaptive_end(oh, OH, H)
         plane = x + p * H * W
         for ow in range(OW):
-            w0, w1 = _ad_start(ow, OW, W), _ad_end(ow, OW, W)
+            w0, w1 = cpool_adaptive_start(ow, OW, W), cpool_adaptive_end(ow, OW, W)
             best = -INFINITY
             at = h0 * W + w0
             for ih in range(h0, h1):
@@ -351,9 +343,9 @@ cdef void _ad_max_rows_nhwc(const floating* x, floating* out, int64_t* idx, Py_s
     for r in range(r0, r1):
         n = r // OH
         oh = r - n * OH
-        h0, h1 = _ad_start(oh, OH, H), _ad_end(oh, OH, H)
+        h0, h1 = cpool_adaptive_start(oh, OH, H), cpool_adaptive_end(oh, OH, H)
         for ow in range(OW):
-            w0, w1 = _ad_start(ow, OW, W), _ad_end(ow, OW, W)
+            w0, w1 = cpool_adaptive_start(ow, OW, W), cpool_adaptive_end(ow, OW, W)
             o = out + (r * OW + ow) * C
             for c in range(C):
                 o[c] = -INFINITY

@@ -36,16 +36,6 @@
    planes a slab). */
 #define CPOOL_ADAPTIVE_BAND_BUFFER ((Py_ssize_t)512 << 10)
 
-static CPOOL_ALWAYS_INLINE Py_ssize_t cpool_adaptive_start(Py_ssize_t o, Py_ssize_t out_len, Py_ssize_t size)
-{
-    return (o * size) / out_len;
-}
-
-static CPOOL_ALWAYS_INLINE Py_ssize_t cpool_adaptive_end(Py_ssize_t o, Py_ssize_t out_len, Py_ssize_t size)
-{
-    return ((o + 1) * size + out_len - 1) / out_len;
-}
-
 /* Bytes a plane's band of output rows [oh0, oh1) takes: its input rows and
    its outputs (values, and int64 indices when with_idx). */
 static CPOOL_ALWAYS_INLINE Py_ssize_t cpool_adaptive_band_bytes(Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t H,

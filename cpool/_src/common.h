@@ -49,6 +49,18 @@ static inline void cpool_tap_range(Py_ssize_t start, Py_ssize_t k, Py_ssize_t d,
     *hi = b > a ? b : a;
 }
 
+/* PyTorch's adaptive pooling windows: output o of an axis of out_len pools
+   input [cpool_adaptive_start, cpool_adaptive_end) of that axis's size. */
+static inline Py_ssize_t cpool_adaptive_start(Py_ssize_t o, Py_ssize_t out_len, Py_ssize_t size)
+{
+    return (o * size) / out_len;
+}
+
+static inline Py_ssize_t cpool_adaptive_end(Py_ssize_t o, Py_ssize_t out_len, Py_ssize_t size)
+{
+    return ((o + 1) * size + out_len - 1) / out_len;
+}
+
 /* Whether a kernel has more taps along an axis than the input has elements:
    then most taps of the portable kernels' tap-outer sweeps reach nothing,
    and the window-at-a-time loops over cpool_tap_range are used instead. */

@@ -71,6 +71,17 @@ static CPOOL_ALWAYS_INLINE Py_ssize_t cpool_slab_band_bytes(const cpool_geometry
         + (oh1 - oh0) * g->OW * ((Py_ssize_t)sizeof(float) + index_bytes);
 }
 
+/* The end of the band that starts at output row oh0: as many output rows
+   as fit `budget` bytes a plane, at least one. */
+static inline Py_ssize_t cpool_slab_band_end(const cpool_geometry *g, Py_ssize_t oh0, Py_ssize_t index_bytes,
+                                             Py_ssize_t budget)
+{
+    Py_ssize_t oh1 = oh0 + 1;
+    while (oh1 < g->OH && cpool_slab_band_bytes(g, oh0, oh1 + 1, index_bytes) <= budget)
+        oh1++;
+    return oh1;
+}
+
 /* Planes per slab for this geometry (see cpool_slab_planes_for). */
 static inline Py_ssize_t cpool_slab_planes(const cpool_geometry *g, Py_ssize_t index_bytes)
 {
@@ -198,8 +209,7 @@ static int cpool_forward_slabs_avx2(const float *x, float *out, int32_t *i32, in
     void *buf, *ib;
     /* the largest band, in rows of input and of output */
     for (oh0 = 0; oh0 < g.OH; oh0 = oh1) {
-        for (oh1 = oh0 + 1; oh1 < g.OH && cpool_slab_band_bytes(&g, oh0, oh1 + 1, index_bytes) <= budget; oh1++)
-            ;
+        oh1 = cpool_slab_band_end(&g, oh0, index_bytes, budget);
         cpool_slab_rows(&g, oh0, oh1, &hs, &he);
         in_rows = he - hs > in_rows ? he - hs : in_rows;
         out_rows = oh1 - oh0 > out_rows ? oh1 - oh0 : out_rows;
@@ -222,9 +232,7 @@ static int cpool_forward_slabs_avx2(const float *x, float *out, int32_t *i32, in
         for (oh0 = 0; oh0 < g.OH; oh0 = oh1) {
             cpool_geometry band = g;
             Py_ssize_t at = oh0 * g.OW, count;
-            for (oh1 = oh0 + 1; oh1 < g.OH && cpool_slab_band_bytes(&g, oh0, oh1 + 1, index_bytes) <= budget;
-                 oh1++)
-                ;
+            oh1 = cpool_slab_band_end(&g, oh0, index_bytes, budget);
             cpool_slab_rows(&g, oh0, oh1, &hs, &he);
             /* the band as a plane of its own: its rows, its outputs, its padding above */
             band.H = he - hs;

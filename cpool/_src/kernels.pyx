@@ -56,6 +56,8 @@ cdef extern from "common.h" nogil:
     void cpool_tap_range(Py_ssize_t start, Py_ssize_t k, Py_ssize_t d, Py_ssize_t size,
                          Py_ssize_t* lo, Py_ssize_t* hi)
     bint cpool_kernel_oversized(const Geometry* g)
+    Py_ssize_t cpool_adaptive_start(Py_ssize_t o, Py_ssize_t out_len, Py_ssize_t size)
+    Py_ssize_t cpool_adaptive_end(Py_ssize_t o, Py_ssize_t out_len, Py_ssize_t size)
     const char* CPOOL_COMPILED_ISA
     enum: CPOOL_VEC_BYTES
     int cpool_cpu_has_avx2()
