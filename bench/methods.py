@@ -70,7 +70,7 @@ DESCRIPTIONS = {
              "cpool.avg_pool3d / avg_pool3d_backward",
     "cpool-out": "cpool.max_pool2d(..., out=) / max_pool2d_backward(..., out=) writing into output buffers allocated "
                  "once (in the input's memory layout) and reused by every call: no fresh pages to fault in; step: "
-                 "the two calls, each with out=; the average-pooling ops and pool1d likewise with out=",
+                 "the two calls, each with out=; the average-pooling ops, pool1d and the 3-D ops likewise with out=",
     "torch": "torch.nn.functional.max_pool2d on torch.from_numpy (zero copy); bwd: "
              "torch.ops.aten.max_pool2d_with_indices_backward; step: the same two calls; avg_fwd F.avg_pool2d, avg_bwd "
              "aten.avg_pool2d_backward, gap F.adaptive_avg_pool2d(x, 1); unpool F.max_unpool2d, unpool_bwd "
@@ -411,22 +411,27 @@ def _cpool_pool1d(mod, case, out=False):
     return (lambda: mod.max_pool1d(x, *args, ceil_mode=ceil, **kw)), None
 
 
-def _cpool_pool3d(mod, case, op):
+def _cpool_pool3d(mod, case, op, out=False):
     """(call, None) for cpool's (or cpool.slow's) 3-D pooling ops; max3d_bwd's indices are the reference's, in the
-    case's memory layout."""
+    case's memory layout; with out=, into buffers made once, in that layout."""
     need = "avg_pool3d" if op.startswith("avg3d") else "max_pool3d"
     if not hasattr(mod, need):
         raise Unsupported(f"{mod.__name__} has no {need}")
     _fits(case, op)
     x, go, args, ceil = case.x, case.grad_out, case.args, case.ceil_mode
+    kw = {}
+    if out:
+        buffer = empty_like_layout(case.shape if op.endswith("_bwd") else case.out_shape, x.dtype, case.layout)
+        kw = {"out": (buffer, empty_like_layout(case.out_shape, np.int64, case.layout)) if op == "max3d_fwd"
+              else buffer}
     if op == "max3d_fwd":
-        return (lambda: mod.max_pool3d(x, *args, ceil_mode=ceil, return_indices=True)), None
+        return (lambda: mod.max_pool3d(x, *args, ceil_mode=ceil, return_indices=True, **kw)), None
     if op == "avg3d_fwd":
-        return (lambda: mod.avg_pool3d(x, *case.avg_args)), None
+        return (lambda: mod.avg_pool3d(x, *case.avg_args, **kw)), None
     if op == "avg3d_bwd":
-        return (lambda: mod.avg_pool3d_backward(go, x.shape, *case.avg_args)), None
+        return (lambda: mod.avg_pool3d_backward(go, x.shape, *case.avg_args, **kw)), None
     idx = case.ref["max3d_indices"]
-    return (lambda: mod.max_pool3d_backward(go, idx, x.shape)), None
+    return (lambda: mod.max_pool3d_backward(go, idx, x.shape, **kw)), None
 
 
 def _torch_pool3d(torch, case, op, tensor):
@@ -448,11 +453,11 @@ def _torch_pool3d(torch, case, op, tensor):
 
 
 def empty_like_layout(shape, dtype, layout):
-    """An uninitialised (N, C, H, W) array in ``layout`` memory, every page touched once (as a reused buffer is)."""
-    N, C, H, W = shape
-    a = np.empty((N, H, W, C) if layout == "nhwc" else shape, dtype)
+    """An uninitialised (N, C, H, W) or (N, C, D, H, W) array in ``layout`` memory (nhwc: the channels last in
+    memory), every page touched once (as a reused buffer is)."""
+    a = np.empty(shape[:1] + shape[2:] + shape[1:2] if layout == "nhwc" else shape, dtype)
     a.fill(0)
-    return a.transpose(0, 3, 1, 2) if layout == "nhwc" else a
+    return np.moveaxis(a, -1, 1) if layout == "nhwc" else a
 
 
 def _build_cpool_out(case, op):
@@ -462,6 +467,8 @@ def _build_cpool_out(case, op):
         return _cpool_avg(cpool, case, op, out=True)
     if op in POOL1D_OPS:
         return _cpool_pool1d(cpool, case, out=True)
+    if op in POOL3D_OPS:
+        return _cpool_pool3d(cpool, case, op, out=True)
     x, go, args, ceil = case.x, case.grad_out, case.args, case.ceil_mode
     wanted = ((case.out_shape, x.dtype, op != "bwd"), (case.out_shape, np.int64, op in ("fwd_idx", "step")),
               (case.shape, x.dtype, op in ("bwd", "step")))  # only the buffers the op writes
@@ -504,7 +511,7 @@ def _cpool(numpy=False, out=False):
         return unavailable(name, f"the cpool imported ({cpool.__version__}, {Path(cpool.__file__).parent}) has no "
                            "out=: python -m pip install .", cpool.__version__)
     # The unpooling and adaptive ops are timed as fresh-output calls only (cpool, not cpool-out).
-    new_ops = () if out else UNPOOL_OPS + ADAPTIVE_OPS + POOL3D_OPS
+    new_ops = POOL3D_OPS if out else UNPOOL_OPS + ADAPTIVE_OPS + POOL3D_OPS
     return Method(name, DESCRIPTIONS[name], _build_cpool_out if out else _cpool_build(cpool, None),
                   ops=MAX_OPS + avg_ops(cpool) + new_ops + POOL1D_OPS, set_threads=cpool.set_num_threads,
                   default_threads=_cpool_default_threads, version=cpool.__version__, layouts=LAYOUTS)

@@ -377,11 +377,49 @@ def test_planes_blocks_match_torch(isa, threads):
                   dict(kernel_size=(1, 2, 4), stride=(2, 1, 2), divisor_override=7),
                   dict(kernel_size=(2, 1, 5), stride=1, padding=(0, 0, 2), count_include_pad=False),
                   dict(kernel_size=(2, 2, 3), stride=(2, 2, 2), padding=(1, 0, 1), ceil_mode=True))
+    shapes = ((1, 3, 5, 6, 17), (2, 2, 4, 7, 24), (1, 2, 6, 5, 37), (1, 1, 3, 4, 64), (2, 3, 4, 9, 41))
     with COMPILED.use_isa(isa):
-        for shape in ((1, 3, 5, 6, 17), (2, 2, 4, 7, 24), (1, 2, 6, 5, 37), (1, 1, 3, 4, 64), (2, 3, 4, 9, 41)):
-            tx = torch.from_numpy(adversarial(rng, np.float32, shape))
-            for params in geometries:
-                full = dict(stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None)
-                full.update(params)
-                assert_same_bits(cpool.avg_pool3d(tx.numpy(), **full), F.avg_pool3d(tx, **full).numpy(),
-                                 (isa, shape, params))
+        for shape, tx, full in planes_cases(shapes, geometries, lambda shape: adversarial(rng, np.float32, shape)):
+            assert_same_bits(cpool.avg_pool3d(tx.numpy(), **full), F.avg_pool3d(tx, **full).numpy(),
+                             (isa, shape, full))
+
+
+def planes_cases(shapes, geometries, make):
+    """(shape, torch.from_numpy(make(shape)), avg_pool3d's keyword arguments: a geometry over the defaults), for
+    each shape and geometry."""
+    defaults = dict(stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None)
+    for shape in shapes:
+        tx = torch.from_numpy(make(shape))
+        for params in geometries:
+            yield shape, tx, {**defaults, **params}
+
+
+@needs_torch
+@pytest.mark.skipif(COMPILED is None, reason="compiled extension not built")
+@pytest.mark.parametrize("isa", () if COMPILED is None else COMPILED.AVAILABLE_ISAS)
+def test_planes_backward_stride2_rows_match_torch(isa, threads):
+    # float32 planes whose gradient has no NaN take column stride 2 a share
+    # row at a time in vectors of 8 shares (avg_avx2.h's
+    # cpool_avg3d_share_row_s2_avx2): window columns in pairs, column 0 of
+    # an odd width alone, the row's first share row stored rather than
+    # added, the row itself the buffer where no window leaves it. Widths
+    # 2-5, rows with and without padding or overhang, tails under 8 shares;
+    # -0.0, inf and huge shares (no NaN), and planes with a NaN beside them.
+    rng = np.random.default_rng(34)
+    geometries = (dict(kernel_size=2, stride=2), dict(kernel_size=3, stride=2, padding=1),
+                  dict(kernel_size=(1, 1, 3), stride=(1, 1, 2)), dict(kernel_size=(2, 1, 4), stride=(2, 1, 2)),
+                  dict(kernel_size=(1, 2, 5), stride=(1, 2, 2), padding=(0, 1, 2), ceil_mode=True),
+                  dict(kernel_size=(2, 2, 2), stride=(3, 3, 2), ceil_mode=True, count_include_pad=False),
+                  dict(kernel_size=(2, 3, 3), stride=(2, 2, 2), padding=(1, 1, 0), divisor_override=3))
+    shapes = ((1, 3, 4, 5, 16), (2, 2, 3, 6, 35), (1, 2, 5, 4, 34), (1, 3, 3, 3, 64), (1, 1, 3, 3, 7))
+    with COMPILED.use_isa(isa):
+        for shape, tx, full in planes_cases(shapes, geometries,
+                                            lambda shape: rng.standard_normal(shape).astype(np.float32)):
+            out_shape = tuple(F.avg_pool3d(tx, **full).shape)
+            go = adversarial(rng, np.float32, out_shape)
+            go[np.isnan(go)] = -0.0
+            go[:, :1] = -0.0  # a plane of -0.0 shares: 0 + -0.0 is +0.0 in every cell
+            if out_shape[1] > 2:
+                go[:, 2, 0, 0, 0] = np.nan  # one plane takes the scalar path
+            want = torch.ops.aten.avg_pool3d_backward(torch.from_numpy(go), tx, *torch_args(full)).numpy()
+            assert_same_bits(cpool.avg_pool3d_backward(go, shape, **full), want, (isa, shape, full))

@@ -311,16 +311,17 @@ def test_gil_is_released_during_kernel_calls(restore_threads):
         # Big enough that even the separable 7x7 kernel (input rows folded
         # once) takes well over 0.05 s on a fast machine.
         x = np.random.default_rng(0).standard_normal((16, 16, 512, 512)).astype(np.float32)
-        # Backward into 128 planes of 1024x1024: the kernel's zero-fill of
-        # 512 MB (first-touch page faults included) makes a long call.
+        # Backward of 128 planes of 512x512 whose every gradient element goes
+        # to the plane's first cell: 33M adds, each waiting for the one
+        # before, a long call whatever its output's pages cost (a bare
+        # zero-fill of a large fresh output can end in under 0.05 s).
         P = 128
-        go = np.ones((P, 1, 1), np.float32)
-        idx = np.zeros((P, 1, 1), np.int64)
-        idx[::2] = 3
+        go = np.ones((P, 512, 512), np.float32)
+        idx = np.zeros((P, 512, 512), np.int64)
         calls = {
             "forward 7x7": lambda: COMPILED_API.max_pool2d(x, 7, 1, 3),
             "forward 5x5 with indices": lambda: COMPILED_API.max_pool2d(x, 5, 1, 2, return_indices=True),
-            "backward": lambda: COMPILED_API.max_pool2d_backward(go, idx, (P, 1024, 1024)),
+            "backward": lambda: COMPILED_API.max_pool2d_backward(go, idx, (P, 512, 512)),
         }
         held, held_s, rate = _progress_during(lambda: sum(range(10**7)))
         failures = []

@@ -102,7 +102,8 @@ cdef inline void _avg3d_share_row_padded(floating* buf, const floating* s, Py_ss
 cdef void _avg3d_backward_planes(const floating* go, floating* gi, Py_ssize_t p0, Py_ssize_t p1, Geometry3 g,
                                  const floating* divs, floating* share) noexcept nogil:
     # Planes p0 <= p < p1; `share`: scratch for a plane of OD * OH * OW shares.
-    # Each input row is zeroed just before its adds, while it is in cache.
+    # Each input row is zeroed (or its first share row stored) just before
+    # its adds, while it is in cache.
     cdef Py_ssize_t D = g.D, H = g.H, W = g.W, OD = g.OD, OH = g.OH, OW = g.OW
     cdef Py_ssize_t n_out = OD * OH * OW
     cdef Py_ssize_t p, i, nans, id, ih, od, oh, j
@@ -117,10 +118,16 @@ cdef void _avg3d_backward_planes(const floating* go, floating* gi, Py_ssize_t p0
     # Share rows without a NaN are added into a zero-padded row (column iw
     # at buf[iw + pw], room for every window), which is then copied into
     # the input row: no per-tap edge ranges, and the memset of the row folded
-    # into the copy. Without the memory, or for very wide rows, in place.
-    cdef Py_ssize_t plen = max((OW - 1) * g.sw + g.kw, W + g.pw)
-    cdef floating* buf = <floating*>malloc(plen * sizeof(floating)) if plen <= 65536 else NULL
-    cdef bint used
+    # into the copy. Where every window lies inside the row (no padding, no
+    # overhang) the row itself is that buffer. Without the memory, or for
+    # very wide rows, in place.
+    cdef Py_ssize_t plen = max(max((OW - 1) * g.sw + g.kw, W + g.pw), 2 * OW)
+    cdef bint direct = g.pw == 0 and plen == W
+    cdef floating* buf = NULL if direct or plen > 65536 else <floating*>malloc(plen * sizeof(floating))
+    cdef floating* dst
+    cdef bint used, fresh
+    # float32 stride-2 share rows in AVX2 builds: cpool_avg3d_share_row_s2_avx2
+    cdef bint s2 = floating is float and CPOOL_HAVE_AVG_AVX2 and g.sw == 2 and g.kw >= 2
     for p in range(p0, p1):
         src = go + p * n_out
         for i in range(n_out):
@@ -128,26 +135,35 @@ cdef void _avg3d_backward_planes(const floating* go, floating* gi, Py_ssize_t p0
         nans = 0
         for i in range(n_out):
             nans = nans + (share[i] != share[i])
+        used = (direct or buf != NULL) and nans == 0
         for id in range(D):
             for ih in range(H):
                 row = gi + ((p * D + id) * H + ih) * W
-                used = buf != NULL and nans == 0
-                if used:
-                    memset(buf, 0, plen * sizeof(floating))
-                else:
+                dst = row if direct else buf
+                fresh = used and s2
+                if used and not fresh:
+                    memset(dst, 0, plen * sizeof(floating))
+                elif not used:
                     memset(row, 0, W * sizeof(floating))
                 od = _first_window(id, g.kd, g.sd, g.pd)
                 while od < OD and od * g.sd - g.pd <= id:
                     oh = _first_window(ih, g.kh, g.sh, g.ph)
                     while oh < OH and oh * g.sh - g.ph <= ih:
-                        if used:
-                            _avg3d_share_row_padded(buf, share + (od * OH + oh) * OW, OW, g.kw, g.sw)
+                        if used and s2:
+                            if floating is float:  # (s2 implies it: for the compiler)
+                                cpool_avg3d_share_row_s2_avx2(dst, share + (od * OH + oh) * OW, OW, g.kw, fresh,
+                                                              plen)
+                            fresh = False
+                        elif used:
+                            _avg3d_share_row_padded(dst, share + (od * OH + oh) * OW, OW, g.kw, g.sw)
                         else:
                             _avg3d_share_row(row, share + (od * OH + oh) * OW, W, OW, g.kw, g.sw, g.pw, nans > 0,
                                              los, his)
                         oh = oh + 1
                     od = od + 1
-                if used:
+                if fresh:  # no window holds this row
+                    memset(dst, 0, plen * sizeof(floating))
+                if used and not direct:
                     memcpy(row, buf + g.pw, W * sizeof(floating))
     free(los)
     free(buf)

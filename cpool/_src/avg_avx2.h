@@ -759,6 +759,67 @@ static int cpool_avg_backward_planes_avx2(const float *go, float *gi, Py_ssize_t
     return 1;
 }
 
+/* One share row of the 3-D planes backward (avg3d_backward.pxi's
+   _avg3d_share_row_padded, the same adds in the same order) at column
+   stride 2, kw >= 2, no NaN among its OW shares: into a zero-padded row
+   `buf` of n cells (column iw at buf[iw + pw], every window inside it).
+   Window columns go in pairs (j, j + 1) from the top down, then column 0
+   alone when kw is odd: a pair's sweep adds each share to two consecutive
+   cells, 16 cells per 8 shares, and column 0's adds (share, +0) pairs (a
+   cell is never -0.0 here, so adding +0.0 changes no bit). `fresh`: buf is
+   not zeroed yet; the first sweep stores 0 + share and zeroes the cells
+   it does not reach. */
+static CPOOL_ALWAYS_INLINE void cpool_avg_dup_pairs(const float *s, __m256 *lo, __m256 *hi, int evens)
+{
+    __m256 v = _mm256_loadu_ps(s), w = evens ? _mm256_setzero_ps() : v;
+    __m256 l = _mm256_unpacklo_ps(v, w), h = _mm256_unpackhi_ps(v, w);
+    *lo = _mm256_permute2f128_ps(l, h, 0x20);
+    *hi = _mm256_permute2f128_ps(l, h, 0x31);
+}
+
+static void cpool_avg3d_share_row_s2_avx2(float *buf, const float *s, Py_ssize_t OW, Py_ssize_t kw, int fresh,
+                                          Py_ssize_t n)
+{
+    Py_ssize_t j = kw, i;
+    __m256 lo, hi;
+    if (fresh) {
+        const __m256 zero = _mm256_setzero_ps();
+        j = kw - 2;
+        memset(buf, 0, (size_t)j * sizeof(float));
+        for (i = 0; i + 8 <= OW; i += 8) {
+            cpool_avg_dup_pairs(s + i, &lo, &hi, 0);
+            _mm256_storeu_ps(buf + j + 2 * i, _mm256_add_ps(zero, lo));
+            _mm256_storeu_ps(buf + j + 2 * i + 8, _mm256_add_ps(zero, hi));
+        }
+        for (; i < OW; i++)
+            buf[j + 2 * i] = buf[j + 2 * i + 1] = 0.0f + s[i];
+        memset(buf + j + 2 * OW, 0, (size_t)(n - j - 2 * OW) * sizeof(float));
+    }
+    while (j >= 2) {
+        float *t;
+        j -= 2;
+        t = buf + j;
+        for (i = 0; i + 8 <= OW; i += 8) {
+            cpool_avg_dup_pairs(s + i, &lo, &hi, 0);
+            _mm256_storeu_ps(t + 2 * i, _mm256_add_ps(_mm256_loadu_ps(t + 2 * i), lo));
+            _mm256_storeu_ps(t + 2 * i + 8, _mm256_add_ps(_mm256_loadu_ps(t + 2 * i + 8), hi));
+        }
+        for (; i < OW; i++) {
+            t[2 * i] = t[2 * i] + s[i];
+            t[2 * i + 1] = t[2 * i + 1] + s[i];
+        }
+    }
+    if (j == 1) {
+        for (i = 0; i + 8 <= OW; i += 8) {
+            cpool_avg_dup_pairs(s + i, &lo, &hi, 1);
+            _mm256_storeu_ps(buf + 2 * i, _mm256_add_ps(_mm256_loadu_ps(buf + 2 * i), lo));
+            _mm256_storeu_ps(buf + 2 * i + 8, _mm256_add_ps(_mm256_loadu_ps(buf + 2 * i + 8), hi));
+        }
+        for (; i < OW; i++)
+            buf[2 * i] = buf[2 * i] + s[i];
+    }
+}
+
 #else /* no AVX2: never called (CPOOL_HAVE_AVG_AVX2 is 0); the .pxi loops run */
 #define CPOOL_HAVE_AVG_AVX2 0
 static int cpool_avg_rows_avx2(const float *x, float *out, Py_ssize_t r0, Py_ssize_t r1, cpool_geometry g, int incl,
@@ -790,6 +851,11 @@ static int cpool_avg_backward_planes_avx2(const float *go, float *gi, Py_ssize_t
 {
     (void)go; (void)gi; (void)p0; (void)p1; (void)g; (void)incl; (void)override; (void)divisor;
     return 0;
+}
+static void cpool_avg3d_share_row_s2_avx2(float *buf, const float *s, Py_ssize_t OW, Py_ssize_t kw, int fresh,
+                                          Py_ssize_t n)
+{
+    (void)buf; (void)s; (void)OW; (void)kw; (void)fresh; (void)n;
 }
 #endif
 

@@ -120,6 +120,8 @@ cdef extern from "avg_avx2.h" nogil:
                                         Py_ssize_t C, int incl, int override, int64_t divisor)
     bint cpool_avg_backward_planes_avx2(const float* go, float* gi, Py_ssize_t p0, Py_ssize_t p1, Geometry g,
                                         int incl, int override, int64_t divisor)
+    void cpool_avg3d_share_row_s2_avx2(float* buf, const float* s, Py_ssize_t OW, Py_ssize_t kw, bint fresh,
+                                       Py_ssize_t n)
 
 cdef extern from "avg_slabs_avx2.h" nogil:
     enum: CPOOL_HAVE_AVG_SLABS_AVX2
