@@ -403,13 +403,15 @@ def test_planes_backward_stride2_rows_match_torch(isa, threads):
     # cpool_avg3d_share_row_s2_avx2): window columns in pairs, column 0 of
     # an odd width alone, the row's first share row stored rather than
     # added, the row itself the buffer where no window leaves it. Widths
-    # 2-5, rows with and without padding or overhang, tails under 8 shares;
-    # -0.0, inf and huge shares (no NaN), and planes with a NaN beside them.
+    # 2-5 (and 1: the scalar loops), rows with and without padding or
+    # overhang, tails under 8 shares; -0.0, inf and huge shares (no NaN),
+    # and planes with a NaN beside them.
     rng = np.random.default_rng(34)
     geometries = (dict(kernel_size=2, stride=2), dict(kernel_size=3, stride=2, padding=1),
                   dict(kernel_size=(1, 1, 3), stride=(1, 1, 2)), dict(kernel_size=(2, 1, 4), stride=(2, 1, 2)),
                   dict(kernel_size=(1, 2, 5), stride=(1, 2, 2), padding=(0, 1, 2), ceil_mode=True),
                   dict(kernel_size=(2, 2, 2), stride=(3, 3, 2), ceil_mode=True, count_include_pad=False),
+                  dict(kernel_size=(2, 2, 1), stride=2),
                   dict(kernel_size=(2, 3, 3), stride=(2, 2, 2), padding=(1, 1, 0), divisor_override=3))
     shapes = ((1, 3, 4, 5, 16), (2, 2, 3, 6, 35), (1, 2, 5, 4, 34), (1, 3, 3, 3, 64), (1, 1, 3, 3, 7))
     with COMPILED.use_isa(isa):
