@@ -207,7 +207,8 @@ TARGET_NOTES = {
         "`python bench/floors.py` puts it next to a bare memset of the same grad_input. torch's time on these "
         "cache-resident shapes is within 3x of that memset.",
     ("backward, other shapes", "2x torch"):
-        MACHINE_NOTE + "14x14x64's backward runs at 107% of its bound at 1 thread and 202% at 2; the ResNet "
+        MACHINE_NOTE + "14x14x64's backward runs at 107% of its bound at 1 thread and 202% at 2 on the Xeon "
+        "(114% and 221% on the EPYC, where torch t1 takes 1.84x cpool's time); the ResNet "
         "stem's fresh 103 MB grad_input is zero-filled on new pages (`python bench/floors.py`), and with out= it "
         "takes 22.6 against 27 ms.",
     ("Module training step", "10x torch"):
@@ -253,7 +254,9 @@ TARGET_NOTES = {
         "floor here. inception-pool (14x14 planes, 7 outputs a row) goes in slabs of 32 planes through the "
         "channels-last kernel (27 ms to 1.3 ms for 256x64x14x14 k3 s2 p1, where torch takes 26 ms); the two "
         "transposes are about two thirds of its time (timed with the pooling left out), and prefetching the next "
-        "slab measured slower. large at 1 thread: read from memory at about 12 GB/s (see above).",
+        "slab measured slower; on the AMD EPYC (32 MB L3) it is the only miss, at 0.94x / 0.89x oneDNN (0.30 "
+        "against 0.28 ms at 1 thread, both at about 70-75% of the copy-bandwidth bound). large at 1 thread on "
+        "the Xeon: read from memory at about 12 GB/s (see above).",
     ("DRAM-bound shapes, both layouts, out= buffers", "70% of the roofline bound at 1 thread"):
         "out= removes the fresh pages but not the index pre-check (indices must all be valid before the caller's "
         "array is written): now one vectorised pass (it was two NumPy reductions), which is still one more read "
@@ -275,6 +278,26 @@ TARGET_NOTES = {
         "move at about half the copy bandwidth, most of the time in the two transposes and the zeroing; torch-cl "
         "reads its channels-last grad_output once and writes each cell once. large and resnet-stem meet 1.5x "
         "torch-cl at 1 thread.",
+    ("average pooling forward, NHWC", "5x torch (on the NCHW twin), 1.5x torch-cl and 1.5x torch-mkldnn"):
+        "large-nhwc and resnet-stem-nhwc move 64 and 129 MB, and 1.5x torch-cl is above their roofline ceilings "
+        "at 2 threads (0.9x and 1.35x in the row); at 1 thread on the AMD EPYC large-nhwc takes 3.7 ms against "
+        "torch-cl's 2.1 (46% of the copy-bandwidth bound against 81%; on the Xeon the two were even): not a "
+        "floor, and not yet explained (cpool takes an output pixel's window 32 channels at a time in registers, "
+        "taps in row-major order). The same two shapes miss 5x torch and 1.5x torch-mkldnn; mnist-first-nhwc at "
+        "2 threads runs on one thread (threads_for in cpool/_threads.py), at 91% of its bound.",
+    ("average pooling backward, NHWC", "5x torch (on the NCHW twin) and 1.5x torch-cl"):
+        "resnet-stem-nhwc's fresh 103 MB grad_input comes from new pages every call: 10.7 ms at 1 thread and "
+        "10.1 at 2 (30% of the bound, the page faults do not split across threads), against 4.9 ms at 2 threads "
+        "into a reused buffer (the cpool-out row, 62%); mnist-first-nhwc at 2 threads runs on one thread "
+        "(threads_for in cpool/_threads.py).",
+    ("global average pooling, large shapes", "70% of the roofline bound (the input read once)"):
+        "the miss is large-nhwc at 1 thread (50% on the AMD EPYC; resnet-stem-nhwc, 64 channels, 74%): the "
+        "channels-last mean reproduces torch's cascade sums (SumKernel.cpp's vectorized outer sum), which cpool "
+        "runs one 32-channel block at a time down all of an image's pixels: with 256 channels that is eight "
+        "passes over each 3.2 MB image at a 1 KB stride. Summing all blocks over each run of 16 pixels (the "
+        "cascade's first level) before the next, which reads each image once in order with the same sums, "
+        "measured no faster (2.45 against 2.48 ms at 1 thread, one process), and is not in: what holds it at "
+        "half the bandwidth is not yet found. torch-cl takes 1.1x cpool's time there.",
     ("max_unpool2d, MNIST shapes", "3x torch"):
         "the output is zeroed and each value written at its index, and at 1 thread mnist-conv and mnist-first run "
         "at about 90% of the copy-bandwidth bound for the bytes read and written (the roofline table): 3x torch "
@@ -301,21 +324,32 @@ TARGET_NOTES = {
         "two transposes are about a quarter of its time.",
     ("3-D max pooling, NCDHW", "5x torch"):
         "the backward's fresh 103 MB grad_input comes from new pages every call (zero-filling it alone takes "
-        "about 20 ms here); with out= it runs about 5.6x torch's fresh-output time (tools/bench_max3d.py).",
+        "about 20 ms on the Xeon), and at 2 threads the page faults do not split across threads (vol-k2 9.9 ms "
+        "at 1 and at 2 threads on the EPYC); the cpool-out rows, into a buffer made once, take 6.7 / 4.0 ms "
+        "(vol-k2) and 4.9 / 3.2 ms (vol-k3) at 1 / 2 threads: 7.0-7.8x torch's fresh-output time at both "
+        "thread counts.",
     ("3-D max pooling, channels_last_3d", "1.5x torch-cl"):
         "the forward reads a 103 MB input once and its roofline ceiling is at or below 1.5x torch-cl on vol-k2; a "
         "register-blocked 16-channel fold was tried and was 10x slower.",
     ("3-D average pooling, NCDHW", "5x torch"):
         "forward: float32 planes go by the 2-D planes kernel's 8-column vectors, a window's depth slices, rows "
         "and taps in torch's order (stride-2 pairs of loads split into even and odd taps), which took vol-k2 from "
-        "8.7 to about 5.6 ms and vol-k3 from 10.9 to 5.7 ms at 1 thread (5x torch and more at 1 thread; vol-k3 "
-        "at 2 threads at about 5x). backward: grad_input is new pages every "
-        "call (vol-k2's 103 MB: np.empty(...).fill(0) alone takes about 13 ms at 1 thread, where 5x torch allows "
-        "14); with out= the backward takes about 13 ms against a 4.7 ms fill of the same reused buffer: one "
-        "input row at a time in a zeroed scratch row, then copied out.",
+        "8.7 to about 5.6 ms and vol-k3 from 10.9 to 5.7 ms at 1 thread on the Xeon (5x torch and more there). "
+        "On the AMD EPYC torch's forward is faster (vol-k2 24 ms at 1 thread) and vol-k2 runs at 3.9x, at 49% of "
+        "its copy-bandwidth bound at 1 thread and 83% at 2: the kernel, not memory, bounds it at 1 thread. "
+        "backward: grad_input is new pages every call (vol-k2's "
+        "103 MB: np.empty(...).fill(0) alone takes about 13 ms at 1 thread on the Xeon); float32 stride-2 share "
+        "rows go by AVX2 vectors (each share doubled onto the two cells of a pair of window columns, one "
+        "contiguous add a pair; an odd width's column 0 as (share, 0) pairs; the input row's first share row "
+        "stored, not added to a zeroed row; the input row itself the buffer where no window leaves it), which "
+        "took the out= backward at 1 thread from 7.8 to 6.6 ms (vol-k2) and 13.9 to 8.7 ms (vol-k3) on the EPYC "
+        "(`python tools/bench_avg3d.py --out`). The cpool-out rows: 10.4x (vol-k2) and 6.6x (vol-k3) torch's "
+        "fresh-output time at 1 thread. Tried and not kept: all of a 16-cell block's taps in registers, loaded "
+        "and stored once (no store-forwarding stalls between the pair sweeps): 8.4 and 12.5 ms, slower.",
     ("max_pool1d, 64x128x4096 k2 s2 and k3 s1 p1", "5x torch"):
-        "the 64 and 128 MB outputs come from new pages every call (the out= row below takes them away), and even "
-        "with out= buffers 5x torch is beyond the bytes moved: see the next row.",
+        "the 64 and 128 MB outputs come from new pages every call (the out= row below takes them away): with "
+        "out= buffers both meet 5x torch on the AMD EPYC (k2 s2: 6.0 against torch's 41.8 ms at 1 thread, 88% of "
+        "the copy-bandwidth bound); on the Xeon even out= stays under 5x: see the next row.",
     ("max_pool1d, 64x128x4096, out= buffers", "5x torch"):
         "the 1-D rows are memory-bound: k2 s2 moves 201 MB, whose copy-bandwidth bound (the roofline table) is "
         "about 7.7 ms at 1 thread, where 5x torch allows 7.9 ms, and 7.2 ms at 2 threads, where it allows 4.4 ms. "

@@ -17,7 +17,8 @@
  *   registers, taps in row-major order, `tap + sum` with a blend that makes
  *   a NaN tap replace the sum (quieted: `tap + 0`) whatever order the
  *   compiler gives the add's operands, except in the last C % 4 channels
- *   (torch's scalar tail), where a NaN sum stays; the mean is stored.
+ *   (torch's scalar tail), where a NaN sum stays; the mean is stored. The
+ *   next output row's window rows are prefetched, one pixel at a time.
  * - backward, channels-last: per output pixel, the shares of 32 (then 8)
  *   channels are divided once and added to each cell of the window, a NaN
  *   share replacing the cell's value.
@@ -503,6 +504,19 @@ static int cpool_avg_rows_nhwc_avx2(const float *x, float *out, Py_ssize_t r0, P
             float dv = cpool_avg_div(hp, wp, h1 - h0, w1 - w0, incl, override, divisor);
             __m256 d = _mm256_set1_ps(dv);
             float *o = out + (r * OW + ow) * C;
+            if (oh + 1 < OH && h1 + g.sh <= H) {
+                /* The window's input rows are streams W * C floats apart
+                   that restart every output row, too short for the
+                   hardware prefetchers: ask for the next output row's
+                   window now (as the max kernel's 2x2 path does). */
+                const Py_ssize_t bytes = (w1 - w0) * C * (Py_ssize_t)sizeof(float);
+                Py_ssize_t b;
+                for (ih = h1 > h0 + g.sh ? h1 : h0 + g.sh; ih < h1 + g.sh; ih++) {
+                    const char *next = (const char *)(img + (ih * W + w0) * C);
+                    for (b = 0; b < bytes; b += 64)
+                        _mm_prefetch(next + b, _MM_HINT_T0);
+                }
+            }
             for (c = 0; c + 32 <= C; c += 32) {
                 __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
                 for (ih = h0; ih < h1; ih++) {
