@@ -279,12 +279,11 @@ TARGET_NOTES = {
         "reads its channels-last grad_output once and writes each cell once. large and resnet-stem meet 1.5x "
         "torch-cl at 1 thread.",
     ("average pooling forward, NHWC", "5x torch (on the NCHW twin), 1.5x torch-cl and 1.5x torch-mkldnn"):
-        "large-nhwc and resnet-stem-nhwc move 64 and 129 MB, and 1.5x torch-cl is above their roofline ceilings "
-        "at 2 threads (0.9x and 1.35x in the row); at 1 thread on the AMD EPYC large-nhwc takes 3.7 ms against "
-        "torch-cl's 2.1 (46% of the copy-bandwidth bound against 81%; on the Xeon the two were even): not a "
-        "floor, and not yet explained (cpool takes an output pixel's window 32 channels at a time in registers, "
-        "taps in row-major order). The same two shapes miss 5x torch and 1.5x torch-mkldnn; mnist-first-nhwc at "
-        "2 threads runs on one thread (threads_for in cpool/_threads.py), at 91% of its bound.",
+        "the kernel now prefetches the next output row's window (its input-row streams restart every output "
+        "row), which took large-nhwc from 3.69 to 2.19 ms and resnet-stem-nhwc from 8.2 to 3.8 ms at 1 thread "
+        "(two full runs on the AMD EPYC): 86% and 99% of the copy-bandwidth bound, so large-nhwc's 1.5x "
+        "torch-cl is above its roofline ceiling (1.24x at 1 thread in the row). mnist-first-nhwc at 2 threads "
+        "runs on one thread (threads_for in cpool/_threads.py).",
     ("average pooling backward, NHWC", "5x torch (on the NCHW twin) and 1.5x torch-cl"):
         "resnet-stem-nhwc's fresh 103 MB grad_input comes from new pages every call: 10.7 ms at 1 thread and "
         "10.1 at 2 (30% of the bound, the page faults do not split across threads), against 4.9 ms at 2 threads "
@@ -342,7 +341,7 @@ TARGET_NOTES = {
         "rows go by AVX2 vectors (each share doubled onto the two cells of a pair of window columns, one "
         "contiguous add a pair; an odd width's column 0 as (share, 0) pairs; the input row's first share row "
         "stored, not added to a zeroed row; the input row itself the buffer where no window leaves it), which "
-        "took the out= backward at 1 thread from 7.8 to 6.6 ms (vol-k2) and 13.9 to 8.7 ms (vol-k3) on the EPYC "
+        "took the out= backward at 1 thread from 7.9 to 6.7 ms (vol-k2) and 14.4 to 8.9 ms (vol-k3) on the EPYC "
         "(`python tools/bench_avg3d.py --out`). The cpool-out rows: 10.4x (vol-k2) and 6.6x (vol-k3) torch's "
         "fresh-output time at 1 thread. Tried and not kept: all of a 16-cell block's taps in registers, loaded "
         "and stored once (no store-forwarding stalls between the pair sweeps): 8.4 and 12.5 ms, slower.",
