@@ -121,7 +121,7 @@ cdef void _avg3d_backward_planes(const floating* go, floating* gi, Py_ssize_t p0
     # into the copy. Where every window lies inside the row (no padding, no
     # overhang) the row itself is that buffer. Without the memory, or for
     # very wide rows, in place.
-    cdef Py_ssize_t plen = max(max((OW - 1) * g.sw + g.kw, W + g.pw), 2 * OW)
+    cdef Py_ssize_t plen = max((OW - 1) * g.sw + g.kw, W + g.pw)
     cdef bint direct = g.pw == 0 and plen == W
     cdef floating* buf = NULL if direct or plen > 65536 else <floating*>malloc(plen * sizeof(floating))
     cdef floating* dst
